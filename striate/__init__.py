@@ -1,0 +1,14 @@
+"""striate: a convolutional neural network library on NumPy, readable and verified against PyTorch.
+
+    import striate as st
+    import striate.functional as F
+"""
+from . import functional, nn, ops
+from .gradcheck import gradcheck
+from .random import manual_seed
+from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "gradcheck",
+           "functional", "nn", "ops"]

@@ -1,0 +1,5 @@
+import sys
+
+from striate.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""Entry point of the ``striate`` command: dispatches to one module per sub-command.
+
+Each command module defines ``add_parser(subparsers)`` (its arguments and help) and
+``run(args) -> int`` (the exit code). Errors a user can fix (bad arguments, missing files) are
+raised as :class:`CommandError` and printed as one line, with exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command name -> module under striate.cli; add a line here for a new command.
+COMMANDS = {
+}
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed as ``striate <cmd>: error: <message>``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="striate",
+        description="striate: convolutional neural networks on NumPy — train, evaluate, inspect.",
+    )
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"striate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        importlib.import_module(f"striate.cli.{module}").add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    module = importlib.import_module(f"striate.cli.{COMMANDS[args.command]}")
+    try:
+        return int(module.run(args) or 0)
+    except CommandError as e:
+        print(f"striate {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"striate {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

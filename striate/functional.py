@@ -1,0 +1,406 @@
+"""Stateless differentiable ops on Tensors (or arrays): the public face of :mod:`striate.ops`.
+
+Each function validates its arguments at the door, with messages that name the argument, state the
+rule and show what was received, then applies one primitive (or composes a few). Shapes use NHWC
+activations ``(batch, height, width, channels)`` and HWIO conv weights
+``(kernel_h, kernel_w, in_channels // groups, out_channels)``.
+
+Output size of every sliding-window op (conv, pooling), per spatial axis::
+
+    out = floor((in + pad_before + pad_after - dilation * (kernel - 1) - 1) / stride) + 1
+
+with ``padding='same'`` giving ``out = ceil(in / stride)`` (Keras rule: the odd extra pad goes
+bottom/right) and ``'valid'`` meaning no padding.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import ops
+from .ops.geometry import conv_geometry, pair, positive_pair
+from .random import check_random_state
+from .tensor import Tensor
+
+__all__ = [
+    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "linear", "flatten", "concat",
+    "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
+    "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
+]
+
+
+# --------------------------------------------------------------------------- validation helpers
+def _tensor(x, name: str, op: str) -> Tensor:
+    """Accept a Tensor or array-like of floats; refuse anything else with a clear message."""
+    if not isinstance(x, Tensor):
+        if isinstance(x, (np.ndarray, list, tuple, numbers.Number)):
+            x = Tensor(x)
+        else:
+            raise TypeError(f"{op}: {name} must be a Tensor or a NumPy array. Received: {type(x).__name__}.")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(
+            f"{op}: {name} must be a floating-point array (float32 or float64). Received: dtype={x.dtype}. "
+            f"Convert with {name}.astype(np.float32) (and scale images to [0, 1])."
+        )
+    return x
+
+
+def _nhwc(x, name: str, op: str) -> Tensor:
+    x = _tensor(x, name, op)
+    if x.ndim != 4:
+        hint = ""
+        if x.ndim == 3:
+            hint = f" If this is one image, add a batch axis with {name}[None]."
+        elif x.ndim == 2:
+            hint = f" If this is one grayscale image, use {name}[None, :, :, None]."
+        raise ValueError(
+            f"{op}: expected 4D input (batch, height, width, channels), got shape {x.shape}.{hint}"
+        )
+    return x
+
+
+def _same_dtype(a: Tensor, b: Tensor, names: str, op: str):
+    if a.dtype != b.dtype:
+        raise TypeError(
+            f"{op}: {names} must have the same dtype (striate never upcasts silently). "
+            f"Received: {a.dtype} and {b.dtype}."
+        )
+
+
+def _rate(rate, name: str) -> float:
+    if not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1). Received: {name}={rate!r}.")
+    return float(rate)
+
+
+# --------------------------------------------------------------------------- convolution
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution (cross-correlation, as in every deep learning library).
+
+    Args:
+        x: input, NHWC.
+        w: filters, HWIO ``(kh, kw, in_channels // groups, out_channels)``.
+        b: optional bias ``(out_channels,)``.
+        stride: int or (sh, sw).
+        padding: ``'valid'``, ``'same'``, an int or (ph, pw) (zeros on both sides).
+        dilation: int or (dh, dw): spacing between kernel taps.
+        groups: split channels into this many independent convolutions; ``groups == in_channels``
+            is a depthwise convolution.
+
+    Shape:
+        - x: ``(n, h, w, c)``; w: ``(kh, kw, c // groups, o)``; b: ``(o,)``
+        - output: ``(n, oh, ow, o)`` with
+          ``oh = floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1`` (likewise ``ow``).
+
+    Example::
+
+        >>> x = np.zeros((8, 28, 28, 1), np.float32); w = np.zeros((5, 5, 1, 6), np.float32)
+        >>> F.conv2d(x, w, padding=2).shape
+        (8, 28, 28, 6)
+    """
+    op = "conv2d"
+    x = _nhwc(x, "x", op)
+    w = _tensor(w, "w", op)
+    if w.ndim != 4:
+        raise ValueError(
+            f"{op}: expected 4D weights (kernel_h, kernel_w, in_channels // groups, out_channels), "
+            f"got shape {w.shape}."
+        )
+    _same_dtype(x, w, "x and w", op)
+    if not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int. Received: groups={groups!r}.")
+    kh, kw, cg, o = w.shape
+    c = x.shape[3]
+    if c % groups:
+        raise ValueError(
+            f"{op}: the number of input channels must be evenly divisible by groups. "
+            f"Received: groups={groups}, input channels={c}."
+        )
+    if o % groups:
+        raise ValueError(
+            f"{op}: the number of filters must be evenly divisible by groups. "
+            f"Received: groups={groups}, filters={o}."
+        )
+    if cg * groups != c:
+        raise ValueError(
+            f"{op}: channel mismatch between input and weights: x has {c} channels, but w of shape "
+            f"{w.shape} (HWIO) with groups={groups} expects {cg * groups}."
+        )
+    if b is not None:
+        b = _tensor(b, "b", op)
+        _same_dtype(x, b, "x and b", op)
+        if b.shape != (o,):
+            raise ValueError(f"{op}: bias must have shape (out_channels,) = ({o},). Received: b.shape={b.shape}.")
+    stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
+    pads, out_hw = conv_geometry(x.shape[1:3], (kh, kw), stride, padding, dilation, op)
+    fn = ops.Conv2d(stride, pads, dilation, int(groups), out_hw)
+    return fn.apply(x, w) if b is None else fn.apply(x, w, b)
+
+
+# --------------------------------------------------------------------------- pooling
+def _pool_args(x, kernel_size, stride, padding, op):
+    x = _nhwc(x, "x", op)
+    kernel = positive_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else positive_pair(stride, "stride")
+    pads, out_hw = conv_geometry(x.shape[1:3], kernel, stride, padding, 1, op)
+    return x, kernel, stride, pads, out_hw
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Max pooling. Padded cells are -inf, so they never win.
+
+    Overlapping windows (stride < kernel, AlexNet's 3x3 stride 2) are supported. On ties the
+    gradient goes to the first maximum in row-major window order (deterministic, as PyTorch CPU).
+
+    Shape:
+        - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``,
+          ``oh = floor((h + pt + pb - kh) / sh) + 1``; ``stride`` defaults to ``kernel_size``.
+    """
+    x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    return ops.MaxPool2d(kernel, stride, pads, out_hw).apply(x)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """Average pooling; padded cells count as zeros in the mean (PyTorch's count_include_pad).
+
+    Shape:
+        - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``, same formula as :func:`max_pool2d`.
+    """
+    x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+    return ops.AvgPool2d(kernel, stride, pads, out_hw).apply(x)
+
+
+def global_avg_pool2d(x) -> Tensor:
+    """Mean over the spatial axes (NiN, GoogLeNet, ResNet heads).
+
+    Shape:
+        - x: ``(n, h, w, c)``; output: ``(n, c)``.
+    """
+    x = _nhwc(x, "x", "global_avg_pool2d")
+    return x.mean(axis=(1, 2))
+
+
+# --------------------------------------------------------------------------- dense and shape ops
+def linear(x, w, b=None) -> Tensor:
+    """Fully connected layer ``y = x @ w + b``.
+
+    Shape:
+        - x: ``(n, in_features)``; w: ``(in_features, out_features)``; b: ``(out_features,)``
+        - output: ``(n, out_features)``
+    """
+    op = "linear"
+    x, w = _tensor(x, "x", op), _tensor(w, "w", op)
+    if x.ndim != 2:
+        raise ValueError(
+            f"{op}: expected 2D input (batch, features), got shape {x.shape}. "
+            "Flatten feature maps first with F.flatten(x)."
+        )
+    if w.ndim != 2 or w.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"{op}: w must have shape (in_features, out_features) with in_features = x.shape[1] = "
+            f"{x.shape[1]}. Received: w.shape={w.shape}."
+        )
+    _same_dtype(x, w, "x and w", op)
+    if b is None:
+        return ops.Linear().apply(x, w)
+    b = _tensor(b, "b", op)
+    if b.shape != (w.shape[1],):
+        raise ValueError(f"{op}: bias must have shape ({w.shape[1]},). Received: b.shape={b.shape}.")
+    _same_dtype(x, b, "x and b", op)
+    return ops.Linear().apply(x, w, b)
+
+
+def flatten(x) -> Tensor:
+    """Flatten every axis but the batch axis.
+
+    Shape:
+        - x: ``(n, *dims)``; output: ``(n, prod(dims))`` (NHWC order: channels vary fastest).
+    """
+    x = _tensor(x, "x", "flatten")
+    return x.reshape(x.shape[0], -1)
+
+
+def concat(tensors, axis: int = -1) -> Tensor:
+    """Concatenate along ``axis`` (default: channels in NHWC, as GoogLeNet's inception module).
+
+    Shape:
+        - inputs agree on every axis but ``axis``; output's ``axis`` is the sum of theirs.
+    """
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        raise ValueError("concat: tensors must be a non-empty list of Tensors.")
+    ts = [_tensor(t, f"tensors[{i}]", "concat") for i, t in enumerate(tensors)]
+    first = ts[0]
+    for i, t in enumerate(ts[1:], 1):
+        _same_dtype(first, t, "all tensors", "concat")
+        rest = lambda s: s[:axis % len(s)] + s[axis % len(s) + 1:]  # noqa: E731
+        if t.ndim != first.ndim or rest(t.shape) != rest(first.shape):
+            raise ValueError(
+                f"concat: all shapes must match except along axis {axis}. "
+                f"Received: tensors[0].shape={first.shape}, tensors[{i}].shape={t.shape}."
+            )
+    return ops.Concat(axis).apply(*ts)
+
+
+# --------------------------------------------------------------------------- activations
+def relu(x) -> Tensor:
+    """max(x, 0), element-wise. Shape: any; output has the input's shape."""
+    return ops.ReLU().apply(_tensor(x, "x", "relu"))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x if x > 0 else negative_slope * x. Shape: any; output has the input's shape."""
+    return ops.LeakyReLU(negative_slope).apply(_tensor(x, "x", "leaky_relu"))
+
+
+def sigmoid(x) -> Tensor:
+    """1 / (1 + exp(-x)), computed without overflow. Shape: any; output has the input's shape."""
+    return ops.Sigmoid().apply(_tensor(x, "x", "sigmoid"))
+
+
+def tanh(x) -> Tensor:
+    """Hyperbolic tangent. Shape: any; output has the input's shape."""
+    return ops.Tanh().apply(_tensor(x, "x", "tanh"))
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis`` (shifted by the max: no overflow).
+
+    Shape: any; output has the input's shape and sums to 1 along ``axis``.
+    """
+    return ops.Softmax(axis).apply(_tensor(x, "x", "softmax"))
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """log(softmax(x)) computed stably as x - max - log(sum(exp(x - max))).
+
+    Shape: any; output has the input's shape.
+    """
+    return ops.LogSoftmax(axis).apply(_tensor(x, "x", "log_softmax"))
+
+
+# --------------------------------------------------------------------------- regularisation, normalisation
+def dropout(x, rate: float, training: bool = True, rng=None) -> Tensor:
+    """Inverted dropout (Srivastava et al. 2014): zero each unit with probability ``rate`` and scale
+    the survivors by 1 / (1 - rate) in training; identity in evaluation.
+
+    Args:
+        rng: a ``numpy.random.Generator`` or seed; default: striate's default generator.
+
+    Shape: any; output has the input's shape.
+    """
+    x = _tensor(x, "x", "dropout")
+    rate = _rate(rate, "rate")
+    if not training or rate == 0.0:
+        return x
+    return ops.Dropout(rate, check_random_state(rng)).apply(x)
+
+
+def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalisation over every axis but the last (channels).
+
+    In training the batch's statistics normalise ``x`` and the running statistics (arrays, updated
+    in place) move towards them: ``running = (1 - momentum) * running + momentum * batch`` (the
+    variance with Bessel's correction). In evaluation the running statistics are used.
+
+    Shape:
+        - x: ``(n, h, w, c)`` or ``(n, c)``; gamma, beta, running_mean, running_var: ``(c,)``
+        - output: same as x.
+    """
+    op = "batch_norm"
+    x = _tensor(x, "x", op)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{op}: expected (batch, channels) or (batch, height, width, channels) input, got shape {x.shape}.")
+    c = x.shape[-1]
+    gamma, beta = _tensor(gamma, "gamma", op), _tensor(beta, "beta", op)
+    for name, t in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{op}: {name} must have shape ({c},) for {c} channels. Received: {name}.shape={tuple(t.shape)}.")
+    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+    rv = running_var.data if isinstance(running_var, Tensor) else running_var
+    if not training and (rm is None or rv is None):
+        raise ValueError(f"{op}: evaluation mode needs running_mean and running_var.")
+    if training and x.size // c < 2:
+        raise ValueError(
+            f"{op}: training needs more than one value per channel to compute a variance. "
+            f"Received: x.shape={x.shape}. Use a batch of 2 or more, or evaluation mode."
+        )
+    return ops.BatchNorm(rm, rv, bool(training), float(momentum), float(eps)).apply(x, gamma, beta)
+
+
+def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> Tensor:
+    """Local response normalisation across channels (AlexNet, Krizhevsky et al. 2012, sec. 3.3).
+
+    ``b_c = a_c / (k + alpha / size * sum_{c'} a_{c'}^2) ** beta`` with the sum over channels
+    ``c - size // 2 .. c + (size - 1) // 2`` (Caffe/PyTorch convention: alpha is divided by size).
+
+    Shape: ``(n, h, w, c)`` (or any array with channels last); output has the input's shape.
+    """
+    x = _tensor(x, "x", "local_response_norm")
+    if not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int. Received: size={size!r}.")
+    return ops.LocalResponseNorm(int(size), float(alpha), float(beta), float(k)).apply(x)
+
+
+# --------------------------------------------------------------------------- losses
+def cross_entropy(logits, labels, label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy from raw scores and integer class labels, averaged over the batch.
+
+    Args:
+        logits: unnormalised scores.
+        labels: integer class indices in ``[0, num_classes)``.
+        label_smoothing: eps in ``[0, 1)``: targets become (1 - eps) * one-hot + eps / num_classes.
+
+    Shape:
+        - logits: ``(n, num_classes)``; labels: ``(n,)``; output: scalar.
+    """
+    op = "cross_entropy"
+    logits = _tensor(logits, "logits", op)
+    if logits.ndim != 2:
+        raise ValueError(f"{op}: expected logits of shape (batch, num_classes), got shape {logits.shape}.")
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(
+            f"{op}: labels must be integer class indices. Received: dtype={y.dtype}. "
+            "For one-hot or soft targets, convert with labels.argmax(axis=1)."
+        )
+    if y.shape != (logits.shape[0],):
+        raise ValueError(
+            f"{op}: labels must have one entry per row of logits. Received: logits.shape={logits.shape}, "
+            f"labels.shape={y.shape}."
+        )
+    k = logits.shape[1]
+    if y.size and (y.min() < 0 or y.max() >= k):
+        raise ValueError(
+            f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y.min()}, max={y.max()}."
+        )
+    return ops.CrossEntropy(y, _rate(label_smoothing, "label_smoothing")).apply(logits)
+
+
+def _pair_loss_args(a, b, names, op):
+    a = _tensor(a, names[0], op)
+    b = _tensor(b, names[1], op)
+    if a.shape != b.shape:
+        raise ValueError(f"{op}: {names[0]} and {names[1]} must have the same shape. Received: {a.shape} and {b.shape}.")
+    _same_dtype(a, b, f"{names[0]} and {names[1]}", op)
+    return a, b
+
+
+def mse_loss(pred, target) -> Tensor:
+    """Mean squared error, mean over every element.
+
+    Shape: pred and target the same shape; output: scalar.
+    """
+    pred, target = _pair_loss_args(pred, target, ("pred", "target"), "mse_loss")
+    diff = pred - target
+    return (diff * diff).mean()
+
+
+def binary_cross_entropy_with_logits(logits, target) -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable op, mean over every element.
+
+    Shape: logits and target (probabilities in [0, 1]) the same shape; output: scalar.
+    """
+    logits, target = _pair_loss_args(logits, target, ("logits", "target"), "binary_cross_entropy_with_logits")
+    return ops.BinaryCrossEntropyWithLogits().apply(logits, target)

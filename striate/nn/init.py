@@ -1,0 +1,127 @@
+"""Weight initialisers, chosen by name or passed as objects.
+
+Fans of a weight: dense ``(in, out)`` has fan_in = in, fan_out = out; a conv kernel HWIO
+``(kh, kw, cin_per_group, out)`` has fan_in = kh*kw*cin_per_group and fan_out = kh*kw*out.
+
+* Glorot/Xavier (Glorot & Bengio 2010): variance 2 / (fan_in + fan_out) — Keras' default.
+* He/Kaiming (He et al. 2015): variance 2 / fan_in — made for ReLU networks.
+* ``Normal(std=0.01)`` and ``Constant(1.0)``: AlexNet's weights and its biases in conv2, 4, 5 and
+  the dense layers (Krizhevsky et al. 2012, sec. 5).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..random import check_random_state
+
+
+def compute_fans(shape) -> tuple[int, int]:
+    """(fan_in, fan_out) of a dense ``(in, out)`` or conv HWIO ``(kh, kw, cin, out)`` weight."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = int(np.prod(shape[:-2]))
+    return receptive * shape[-2], receptive * shape[-1]
+
+
+class Initializer:
+    """Callable ``init(shape, dtype, rng) -> array``."""
+
+    def __call__(self, shape, dtype=np.float32, rng=None):
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        self.value = value
+
+    def __call__(self, shape, dtype=np.float32, rng=None):
+        return np.full(shape, self.value, dtype=dtype)
+
+
+class Normal(Initializer):
+    """Gaussian with the given mean and standard deviation (AlexNet: std=0.01)."""
+
+    def __init__(self, std=0.01, mean=0.0):
+        self.std, self.mean = std, mean
+
+    def __call__(self, shape, dtype=np.float32, rng=None):
+        return check_random_state(rng).normal(self.mean, self.std, size=shape).astype(dtype)
+
+
+class Uniform(Initializer):
+    def __init__(self, limit=0.05):
+        self.limit = limit
+
+    def __call__(self, shape, dtype=np.float32, rng=None):
+        return check_random_state(rng).uniform(-self.limit, self.limit, size=shape).astype(dtype)
+
+
+class VarianceScaling(Initializer):
+    """Zero-mean normal or uniform with variance ``scale / fan`` (fan: 'fan_in', 'fan_out', 'fan_avg')."""
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="normal"):
+        self.scale, self.mode, self.distribution = scale, mode, distribution
+
+    def __call__(self, shape, dtype=np.float32, rng=None):
+        fan_in, fan_out = compute_fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(fan, 1)
+        rng = check_random_state(rng)
+        if self.distribution == "normal":
+            w = rng.normal(0.0, math.sqrt(variance), size=shape)
+        else:  # uniform on [-limit, limit] has variance limit^2 / 3
+            limit = math.sqrt(3.0 * variance)
+            w = rng.uniform(-limit, limit, size=shape)
+        return w.astype(dtype)
+
+
+def glorot_uniform():
+    return VarianceScaling(1.0, "fan_avg", "uniform")
+
+
+def glorot_normal():
+    return VarianceScaling(1.0, "fan_avg", "normal")
+
+
+def he_normal():
+    return VarianceScaling(2.0, "fan_in", "normal")
+
+
+def he_uniform():
+    return VarianceScaling(2.0, "fan_in", "uniform")
+
+
+def lecun_normal():
+    return VarianceScaling(1.0, "fan_in", "normal")
+
+
+_BY_NAME = {
+    "glorot_uniform": glorot_uniform, "xavier_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal, "xavier_normal": glorot_normal,
+    "he_normal": he_normal, "kaiming_normal": he_normal,
+    "he_uniform": he_uniform, "kaiming_uniform": he_uniform,
+    "lecun_normal": lecun_normal,
+    "zeros": lambda: Constant(0.0), "ones": lambda: Constant(1.0),
+}
+
+
+def get(spec, name: str = "initializer") -> Initializer:
+    """Resolve an initializer given by name (``'he_normal'``), number (a constant) or object."""
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key not in _BY_NAME:
+            raise ValueError(f"Unknown {name} {spec!r}. Available: {', '.join(sorted(_BY_NAME))}.")
+        return _BY_NAME[key]()
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return Constant(float(spec))
+    if callable(spec):
+        return spec
+    raise TypeError(f"{name} must be a name, a number or a callable. Received: {spec!r}.")

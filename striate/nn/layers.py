@@ -1,0 +1,317 @@
+"""Layers: thin Modules that hold parameters and call one functional op.
+
+Every layer infers its input channels/features on the first call (Keras style), so models read like
+the layer tables in papers: ``Conv2D(96, 11, stride=4, padding=2)``.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import functional as F
+from ..ops.geometry import pair, positive_pair
+from . import init as initializers
+from .module import Module, Parameter
+
+_ACTIVATIONS = {
+    None: None, "linear": None,
+    "relu": F.relu, "leaky_relu": F.leaky_relu, "sigmoid": F.sigmoid, "tanh": F.tanh,
+    "softmax": F.softmax,
+}
+
+
+def _activation(name):
+    if callable(name):
+        return name
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"Unknown activation {name!r}. Available: {', '.join(k for k in _ACTIVATIONS if k)}.")
+    return _ACTIVATIONS[name]
+
+
+def _positive_int(value, name: str) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
+    return int(value)
+
+
+def _padding(padding):
+    if isinstance(padding, str):
+        if padding.lower() not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints. Received: padding={padding!r}.")
+        return padding.lower()
+    pair(padding, "padding")
+    return padding
+
+
+class Conv2D(Module):
+    """2-D convolution layer: ``filters`` kernels of ``kernel_size`` sliding over the input.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or (kh, kw).
+        stride, padding, dilation, groups: as in :func:`striate.functional.conv2d`.
+        use_bias: add a learned bias per filter.
+        activation: optional name ('relu', ...) or callable applied to the output.
+        kernel_initializer, bias_initializer: names ('he_normal', 'glorot_uniform', 'zeros'),
+            numbers (constants) or initializer objects.
+        in_channels: give it to create the weights now instead of at the first call.
+        rng: Generator or seed for the initialisation (default: striate's default generator).
+
+    Shape:
+        - input ``(n, h, w, c)``; output ``(n, oh, ow, filters)``,
+          ``oh = floor((h + pt + pb - dilation * (kh - 1) - 1) / stride) + 1``.
+        - weight ``w``: ``(kh, kw, c // groups, filters)``; bias ``b``: ``(filters,)``.
+        - parameters: ``kh * kw * c / groups * filters + filters`` (AlexNet conv1: 34,944).
+
+    Example::
+
+        >>> conv = Conv2D(96, 11, stride=4, padding=2)
+        >>> conv(st.Tensor(np.zeros((1, 224, 224, 3), np.float32))).shape
+        (1, 55, 55, 96)
+    """
+
+    def __init__(self, filters, kernel_size, stride=1, padding="valid", dilation=1, groups=1,
+                 use_bias=True, activation=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", in_channels=None, rng=None):
+        super().__init__()
+        self.filters = _positive_int(filters, "filters")
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.padding = _padding(padding)
+        self.dilation = positive_pair(dilation, "dilation")
+        self.groups = _positive_int(groups, "groups")
+        if self.filters % self.groups:
+            raise ValueError(
+                "The number of filters must be evenly divisible by the number of groups. "
+                f"Received: groups={groups}, filters={filters}."
+            )
+        self.use_bias = bool(use_bias)
+        self.activation = _activation(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.rng = rng
+        self.in_channels = None
+        self.w = None
+        self.b = None
+        if in_channels is not None:
+            self._build(_positive_int(in_channels, "in_channels"), np.float32)
+
+    def _build(self, in_channels, dtype):
+        if in_channels % self.groups:
+            raise ValueError(
+                "The number of input channels must be evenly divisible by the number of groups. "
+                f"Received: groups={self.groups}, input channels={in_channels}."
+            )
+        kh, kw = self.kernel_size
+        self.in_channels = in_channels
+        self.w = Parameter(self.kernel_initializer((kh, kw, in_channels // self.groups, self.filters), dtype, self.rng))
+        if self.use_bias:
+            self.b = Parameter(self.bias_initializer((self.filters,), dtype, self.rng))
+
+    def forward(self, x):
+        if self.w is None:
+            x = F._nhwc(x, "x", "Conv2D")
+            self._build(x.shape[-1], x.dtype)
+        y = F.conv2d(x, self.w, self.b, self.stride, self.padding, self.dilation, self.groups)
+        return self.activation(y) if self.activation else y
+
+    def extra_repr(self):
+        s = f"{self.filters}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s
+
+
+class Dense(Module):
+    """Fully connected layer ``y = x @ w + b``.
+
+    Args:
+        units: output features. Other arguments as in :class:`Conv2D`; ``in_features`` builds now.
+
+    Shape:
+        - input ``(n, in_features)``; output ``(n, units)``.
+        - weight ``w``: ``(in_features, units)``; bias ``b``: ``(units,)``.
+    """
+
+    def __init__(self, units, use_bias=True, activation=None, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", in_features=None, rng=None):
+        super().__init__()
+        self.units = _positive_int(units, "units")
+        self.use_bias = bool(use_bias)
+        self.activation = _activation(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.rng = rng
+        self.in_features = None
+        self.w = None
+        self.b = None
+        if in_features is not None:
+            self._build(_positive_int(in_features, "in_features"), np.float32)
+
+    def _build(self, in_features, dtype):
+        self.in_features = in_features
+        self.w = Parameter(self.kernel_initializer((in_features, self.units), dtype, self.rng))
+        if self.use_bias:
+            self.b = Parameter(self.bias_initializer((self.units,), dtype, self.rng))
+
+    def forward(self, x):
+        if self.w is None:
+            x = F._tensor(x, "x", "Dense")
+            if x.ndim != 2:
+                raise ValueError(
+                    f"Dense: expected 2D input (batch, features), got shape {x.shape}. "
+                    "Put a Flatten() layer before it."
+                )
+            self._build(x.shape[-1], x.dtype)
+        y = F.linear(x, self.w, self.b)
+        return self.activation(y) if self.activation else y
+
+    def extra_repr(self):
+        return f"{self.units}"
+
+
+class _Pool(Module):
+    def __init__(self, pool_size=2, stride=None, padding="valid"):
+        super().__init__()
+        self.pool_size = positive_pair(pool_size, "pool_size")
+        self.stride = self.pool_size if stride is None else positive_pair(stride, "stride")
+        self.padding = _padding(padding)
+
+    def extra_repr(self):
+        return f"{self.pool_size}, stride={self.stride}, padding={self.padding!r}"
+
+
+class MaxPool2D(_Pool):
+    """Max pooling over ``pool_size`` windows (stride defaults to ``pool_size``).
+
+    Shape: ``(n, h, w, c)`` -> ``(n, oh, ow, c)``, ``oh = floor((h + pt + pb - kh) / stride) + 1``.
+    """
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.pool_size, self.stride, self.padding)
+
+
+class AvgPool2D(_Pool):
+    """Average pooling (padded cells count as zeros). Shape as :class:`MaxPool2D`."""
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.pool_size, self.stride, self.padding)
+
+
+class GlobalAvgPool2D(Module):
+    """Mean over height and width. Shape: ``(n, h, w, c)`` -> ``(n, c)``."""
+
+    def forward(self, x):
+        return F.global_avg_pool2d(x)
+
+
+class Flatten(Module):
+    """Flatten all but the batch axis. Shape: ``(n, h, w, c)`` -> ``(n, h * w * c)``."""
+
+    def forward(self, x):
+        return F.flatten(x)
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Softmax(Module):
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return F.softmax(x, self.axis)
+
+
+class Dropout(Module):
+    """Inverted dropout with probability ``rate`` in training; identity in evaluation."""
+
+    def __init__(self, rate=0.5, rng=None):
+        super().__init__()
+        self.rate = F._rate(rate, "rate")
+        self.rng = rng
+
+    def forward(self, x):
+        return F.dropout(x, self.rate, self.training, self.rng)
+
+    def extra_repr(self):
+        return f"rate={self.rate}"
+
+
+class BatchNorm(Module):
+    """Batch normalisation of the last (channel) axis, for conv ``(n, h, w, c)`` or dense ``(n, c)``.
+
+    Parameters gamma (ones) and beta (zeros); buffers running_mean (zeros) and running_var (ones).
+    ``momentum`` follows PyTorch: running = (1 - momentum) * running + momentum * batch.
+
+    Shape: input and output the same, ``(n, h, w, c)`` or ``(n, c)``; parameters ``(c,)``.
+    """
+
+    def __init__(self, momentum=0.1, eps=1e-5, num_features=None):
+        super().__init__()
+        self.momentum, self.eps = float(momentum), float(eps)
+        self.num_features = None
+        self.gamma = None
+        self.beta = None
+        self.register_buffer("running_mean", None)
+        self.register_buffer("running_var", None)
+        if num_features is not None:
+            self._build(_positive_int(num_features, "num_features"), np.float32)
+
+    def _build(self, c, dtype):
+        self.num_features = c
+        self.gamma = Parameter(np.ones(c, dtype=dtype))
+        self.beta = Parameter(np.zeros(c, dtype=dtype))
+        self.register_buffer("running_mean", np.zeros(c, dtype=dtype))
+        self.register_buffer("running_var", np.ones(c, dtype=dtype))
+
+    def forward(self, x):
+        if self.gamma is None:
+            x = F._tensor(x, "x", "BatchNorm")
+            self._build(x.shape[-1], x.dtype)
+        return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                            self.training, self.momentum, self.eps)
+
+
+class LocalResponseNorm(Module):
+    """Local response normalisation across channels (AlexNet defaults: size 5, alpha 1e-4, beta 0.75, k 2)."""
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

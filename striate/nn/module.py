@@ -1,0 +1,307 @@
+"""Module: the base of every layer and model, and Sequential.
+
+A Module owns Parameters (tensors that train), buffers (arrays that are state but not trained, e.g.
+batch-norm running statistics) and sub-modules, found by attribute assignment as in PyTorch. Layers
+that need their input's size create their parameters on the first call (Keras style);
+``model.build(input_shape)`` does that call with zeros so the parameters exist before training.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..tensor import Tensor, no_grad
+
+
+class Parameter(Tensor):
+    """A Tensor that is a trainable weight of a Module (``requires_grad=True`` unless frozen)."""
+
+    def __init__(self, data, requires_grad: bool = True):
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class Module:
+    """Base class for layers and models.
+
+    Subclass it and write ``forward``; assign Parameters and sub-modules as attributes::
+
+        class Residual(st.nn.Module):
+            def __init__(self, filters):
+                super().__init__()
+                self.conv1 = Conv2D(filters, 3, padding='same')
+                self.conv2 = Conv2D(filters, 3, padding='same')
+
+            def forward(self, x):
+                return F.relu(x + self.conv2(F.relu(self.conv1(x))))
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "training", True)
+
+    # ----------------------------------------------------------------- attribute routing
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"call super().__init__() in {type(self).__name__}.__init__ before assigning attributes")
+        for store in (self._parameters, self._modules, self._buffers):
+            store.pop(name, None)
+        if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        # only called when normal lookup fails
+        d = self.__dict__
+        for store in ("_parameters", "_modules", "_buffers"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        for store in (self._parameters, self._modules, self._buffers):
+            if name in store:
+                del store[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array) -> None:
+        """Keep ``array`` as state (saved in state_dict) that is not trained."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = array
+
+    def add_module(self, name: str, module: Module) -> None:
+        setattr(self, name, module)
+
+    # ----------------------------------------------------------------- calling
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks):
+            result = hook(self, args, out)
+            if result is not None:
+                out = result
+        return out
+
+    def register_forward_hook(self, hook) -> _HookHandle:
+        """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
+        self._forward_hooks.append(hook)
+        return _HookHandle(self._forward_hooks, hook)
+
+    def build(self, input_shape, dtype=np.float32) -> Module:
+        """Create lazily-shaped parameters by running zeros of ``input_shape`` through the model.
+
+        ``input_shape`` is NHWC with or without the batch axis, e.g. ``(28, 28, 1)``. The forward
+        runs in evaluation mode under ``no_grad`` so no statistic is updated.
+        """
+        shape = tuple(input_shape)
+        if not all(isinstance(s, (int, np.integer)) and s > 0 for s in shape):
+            raise ValueError(f"input_shape must be positive ints. Received: input_shape={input_shape!r}.")
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                self(Tensor(np.zeros((1,) + shape if len(shape) in (1, 3) else shape, dtype=dtype)))
+        finally:
+            self.train(was_training)
+        return self
+
+    # ----------------------------------------------------------------- traversal
+    def named_modules(self, prefix: str = ""):
+        """Yield (qualified name, module) for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return [m for _, m in self.named_modules()]
+
+    def children(self):
+        return list(self._modules.values())
+
+    def named_parameters(self, prefix: str = ""):
+        """Yield (qualified name, Parameter), e.g. ``('features.0.w', ...)``; each once."""
+        seen = set()
+        for mod_name, module in self.named_modules(prefix):
+            for name, p in module._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self, trainable_only: bool = False) -> list:
+        """All Parameters (or only those with requires_grad) — what an optimizer takes."""
+        return [p for _, p in self.named_parameters() if p.requires_grad or not trainable_only]
+
+    def named_buffers(self):
+        for mod_name, module in self.named_modules():
+            for name, b in module._buffers.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), b
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return int(sum(p.size for p in self.parameters(trainable_only)))
+
+    # ----------------------------------------------------------------- modes, freezing, grads
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def freeze(self) -> Module:
+        """Stop training every parameter of this module (transfer learning: freeze the features)."""
+        for p in self.parameters():
+            p.requires_grad = False
+            p.grad = None
+        return self
+
+    def unfreeze(self) -> Module:
+        for p in self.parameters():
+            p.requires_grad = True
+        return self
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def astype(self, dtype) -> Module:
+        """Cast every parameter and floating buffer to ``dtype`` in place (e.g. float64 for gradcheck)."""
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data = p.data.astype(dtype)
+                p.grad = None
+            for name, b in list(m._buffers.items()):
+                if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating):
+                    m._buffers[name] = b.astype(dtype)
+        return self
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> OrderedDict:
+        """Name -> array copy of every parameter and buffer."""
+        state = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.data.copy()
+        for name, b in self.named_buffers():
+            if b is not None:
+                state[name] = np.array(b, copy=True)
+        return state
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy arrays from ``state`` into this module's parameters and buffers.
+
+        Shapes must match exactly. With ``strict=True`` (default) the key sets must match too;
+        a mismatch lists the missing and unexpected keys. Nothing is changed on error.
+        """
+        targets = {name: ("param", p) for name, p in self.named_parameters()}
+        owners = {}
+        for mod_name, module in self.named_modules():
+            for name in module._buffers:
+                full = f"{mod_name}.{name}" if mod_name else name
+                targets[full] = ("buffer", None)
+                owners[full] = (module, name)
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            hint = ""
+            if not targets:
+                hint = " The model has no parameters yet: call model.build(input_shape) first."
+            raise KeyError(
+                f"state_dict does not match the model. Missing keys: {missing or 'none'}; "
+                f"unexpected keys: {unexpected or 'none'}.{hint}"
+            )
+        updates = []
+        for key, value in state.items():
+            if key not in targets:
+                continue
+            value = np.asarray(value)
+            kind, p = targets[key]
+            current = p.data if kind == "param" else owners[key][0]._buffers[owners[key][1]]
+            if current is not None and tuple(current.shape) != tuple(value.shape):
+                raise ValueError(
+                    f"state_dict shape mismatch for {key!r}: the model has {tuple(current.shape)}, "
+                    f"the state has {tuple(value.shape)}."
+                )
+            updates.append((key, kind, p, value, current))
+        for key, kind, p, value, current in updates:
+            dtype = current.dtype if current is not None else value.dtype
+            if kind == "param":
+                p.data = value.astype(dtype, copy=True)
+            else:
+                module, name = owners[key]
+                module._buffers[name] = value.astype(dtype, copy=True)
+
+    # ----------------------------------------------------------------- printing
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        if len(lines) == 1:
+            return lines[0] + ")"
+        return "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Layers applied one after another: ``Sequential(Conv2D(6, 5), ReLU(), MaxPool2D(2))``.
+
+    Indexing returns a layer (or a Sequential for a slice); ``append`` adds one.
+    """
+
+    def __init__(self, *layers, name: str | None = None):
+        super().__init__()
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential takes Modules. Received: layer {i} of type {type(layer).__name__}.")
+            self._modules[str(i)] = layer
+        self.name = name
+
+    def append(self, layer: Module) -> Sequential:
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.append takes a Module. Received: {type(layer).__name__}.")
+        self._modules[str(len(self._modules))] = layer
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x

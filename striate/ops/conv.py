@@ -1,0 +1,145 @@
+"""2-D convolution as im2col + one BLAS GEMM, and its backward.
+
+Layouts: x is NHWC ``(n, h, w, c)``, the weight HWIO ``(kh, kw, c // groups, o)``, y NHWC
+``(n, oh, ow, o)``. In NHWC the im2col matrix is a strided *view* of the padded input with shape
+``(n, oh, ow, kh, kw, c)``: reshaping it to ``(n*oh*ow, kh*kw*c)`` makes one contiguous copy and
+lines up with the HWIO weight reshaped to ``(kh*kw*c, o)``, so no transposes are needed. col2im, the
+adjoint, loops over the ``kh*kw`` kernel offsets only (never over pixels, images or channels).
+"""
+from __future__ import annotations
+
+from ..tensor import Function, get_array_module
+
+
+def pad_nhwc(x, pads, value=0.0):
+    """Pad the two spatial axes of an NHWC array; ``pads`` = (top, bottom, left, right)."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    out = xp.full((n, h + top + bottom, w + left + right, c), value, dtype=x.dtype)
+    out[:, top:top + h, left:left + w, :] = x
+    return out
+
+
+def unpad_nhwc(x, pads):
+    """Inverse of :func:`pad_nhwc` (a view)."""
+    top, bottom, left, right = pads
+    h, w = x.shape[1], x.shape[2]
+    return x[:, top:h - bottom, left:w - right, :]
+
+
+def sliding_windows(x, kernel, stride, dilation, out_hw):
+    """Strided view ``(n, oh, ow, kh, kw, c)`` of a padded NHWC array: window (i, j) at [:, i, j]."""
+    xp = get_array_module(x)
+    n, _, _, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    s_n, s_h, s_w, s_c = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x, shape=(n, oh, ow, kh, kw, c),
+        strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c), writeable=False)
+
+
+def im2col(x, kernel, stride, dilation, out_hw):
+    """(n, hp, wp, c) padded input -> (n*oh*ow, kh*kw*c) patch matrix (one copy)."""
+    n, c = x.shape[0], x.shape[3]
+    (kh, kw), (oh, ow) = kernel, out_hw
+    return sliding_windows(x, kernel, stride, dilation, out_hw).reshape(n * oh * ow, kh * kw * c)
+
+
+def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
+    """Adjoint of :func:`im2col`: scatter-add (n, oh, ow, kh, kw, c) patches into the padded input.
+
+    Overlapping windows add up, which is exactly the gradient of reading a pixel several times.
+    """
+    xp = get_array_module(cols)
+    n, hp, wp, c = padded_shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    cols = cols.reshape(n, oh, ow, kh, kw, c)
+    gx = xp.zeros(padded_shape, dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            gx[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :] += cols[:, :, :, i, j, :]
+    return gx
+
+
+class Conv2d(Function):
+    """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``."""
+
+    def __init__(self, stride, pads, dilation, groups, out_hw):
+        self.stride, self.pads, self.dilation = stride, pads, dilation
+        self.groups, self.out_hw = groups, out_hw
+
+    def _patches(self, xp_pad, kernel):
+        """Patch matrix, grouped as (g, n*oh*ow, kh*kw*cg) when groups > 1."""
+        if self.groups == 1:
+            return im2col(xp_pad, kernel, self.stride, self.dilation, self.out_hw)
+        n, c = xp_pad.shape[0], xp_pad.shape[3]
+        g, (kh, kw), (oh, ow) = self.groups, kernel, self.out_hw
+        win = sliding_windows(xp_pad, kernel, self.stride, self.dilation, self.out_hw)
+        win = win.reshape(n, oh, ow, kh, kw, g, c // g)
+        # (g, n, oh, ow, kh, kw, cg) -> (g, n*oh*ow, kh*kw*cg): one GEMM per group, batched
+        return win.transpose(5, 0, 1, 2, 3, 4, 6).reshape(g, n * oh * ow, kh * kw * (c // g))
+
+    def _grouped_weight(self, w):
+        kh, kw, cg, o = w.shape
+        g = self.groups
+        if g == 1:
+            return w.reshape(kh * kw * cg, o)
+        # (kh, kw, cg, g, og) -> (g, kh*kw*cg, og)
+        return w.reshape(kh, kw, cg, g, o // g).transpose(3, 0, 1, 2, 4).reshape(g, kh * kw * cg, o // g)
+
+    def forward(self, x, w, b=None):
+        kh, kw, _, o = w.shape
+        n = x.shape[0]
+        oh, ow = self.out_hw
+        xpad = pad_nhwc(x, self.pads)
+        cols = self._patches(xpad, (kh, kw))
+        w2 = self._grouped_weight(w)
+        if self.groups == 1:
+            y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw*c) @ (kh*kw*c, o)
+        else:
+            # (g, n*oh*ow, og) = (g, n*oh*ow, kh*kw*cg) @ (g, kh*kw*cg, og)
+            y = (cols @ w2).transpose(1, 0, 2)
+        y = y.reshape(n, oh, ow, o)
+        if b is not None:
+            y += b
+        # backward recomputes the patches from the padded input: kh*kw times less memory than
+        # keeping ``cols``, for one extra strided copy.
+        self.xpad_shape = xpad.shape
+        self.xpad = xpad if len(self.needs_input_grad) > 1 and self.needs_input_grad[1] else None
+        self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None
+        self.w_shape = w.shape
+        return y
+
+    def backward(self, gy):
+        kh, kw, cg, o = self.w_shape
+        n, oh, ow = gy.shape[0], gy.shape[1], gy.shape[2]
+        g = self.groups
+        gy2 = gy.reshape(n * oh * ow, o)
+        needs = self.needs_input_grad
+        gx = gw = gb = None
+        if needs[0]:
+            w2 = self._grouped_weight(self.w)
+            if g == 1:
+                gcols = gy2 @ w2.T  # (n*oh*ow, kh*kw*c) = (n*oh*ow, o) @ (o, kh*kw*c)
+            else:
+                gyg = gy2.reshape(-1, g, o // g).transpose(1, 0, 2)  # (g, n*oh*ow, og)
+                gcols = gyg @ w2.transpose(0, 2, 1)  # (g, n*oh*ow, kh*kw*cg)
+                gcols = gcols.reshape(g, n, oh, ow, kh, kw, cg).transpose(1, 2, 3, 4, 5, 0, 6)
+            gxp = col2im(gcols, self.xpad_shape, (kh, kw), self.stride, self.dilation, self.out_hw)
+            gx = unpad_nhwc(gxp, self.pads)
+            if gx.base is not None:
+                gx = gx.copy()
+        if needs[1]:
+            cols = self._patches(self.xpad, (kh, kw))
+            if g == 1:
+                gw = (cols.T @ gy2).reshape(self.w_shape)  # (kh*kw*c, o) = (kh*kw*c, m) @ (m, o)
+            else:
+                gyg = gy2.reshape(-1, g, o // g).transpose(1, 0, 2)
+                gwg = cols.transpose(0, 2, 1) @ gyg  # (g, kh*kw*cg, og)
+                gw = gwg.reshape(g, kh, kw, cg, o // g).transpose(1, 2, 3, 0, 4).reshape(self.w_shape)
+        if len(needs) > 2 and needs[2]:
+            gb = gy2.sum(axis=0)
+        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)

@@ -1,0 +1,642 @@
+"""Tensor and the define-by-run autograd engine.
+
+A :class:`Tensor` wraps an ndarray. Every differentiable operation is a :class:`Function`: its
+``forward`` works on raw arrays and saves what its ``backward`` needs; ``Function.apply`` wraps the
+result in a Tensor that remembers the function (``_ctx``) and its inputs. ``Tensor.backward`` walks
+that graph in reverse topological order and accumulates gradients (``+=``), so a tensor used twice
+(a residual connection) receives the sum of both paths.
+
+This module also holds the elementary primitives behind Tensor's operators (add, mul, matmul, sum,
+reshape, indexing, ...). The CNN primitives (conv, pooling, normalisation, losses) live in
+``striate.ops`` and build on the same :class:`Function` base.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager that disables graph recording: results keep nothing for backward.
+
+    Use it for inference and for parameter updates.
+
+    Example::
+
+        with st.no_grad():
+            probs = F.softmax(model(x))
+    """
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Re-enable graph recording inside a :func:`no_grad` block."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = True
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def get_array_module(*arrays):
+    """The array module (NumPy, or a NumPy-compatible GPU library) that owns ``arrays``.
+
+    Ops call this instead of naming ``numpy`` so that another array library with NumPy's API can be
+    slotted in later without rewriting them.
+    """
+    for a in arrays:
+        if a is None:
+            continue
+        module = type(a).__module__.split(".")[0]
+        if module not in ("numpy", "builtins"):
+            return __import__(module)
+    return np
+
+
+def _as_array(data, dtype=None):
+    """Convert user data to an ndarray; Python floats/lists become float32 (the default dtype)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, np.ndarray) or get_array_module(data) is not np:
+        arr = data
+    else:
+        arr = np.asarray(data)
+        if arr.dtype == np.float64 and dtype is None:
+            arr = arr.astype(DEFAULT_DTYPE)
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return arr
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Args:
+        data: array-like. NumPy arrays keep their dtype; Python numbers and lists become float32.
+        requires_grad: if True, ``backward()`` computes ``.grad`` for this tensor.
+        dtype: optional dtype to cast to.
+
+    Example::
+
+        >>> x = st.Tensor(np.ones((2, 3)), requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad.shape
+        (2, 3)
+    """
+
+    # Let NumPy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _as_array(data, dtype)
+        self.grad = None
+        self._ctx = None  # the Function that produced this tensor (None for leaves)
+        self._retain_grad = False
+        self.name = None
+        self.requires_grad = requires_grad
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool):
+        if value and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(
+                "Only floating-point tensors can require gradients. "
+                f"Received: dtype={self.data.dtype}. Convert with .astype(np.float32) first."
+            )
+        self._requires_grad = bool(value)
+
+    # ----------------------------------------------------------------- array-like properties
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        body = np.array2string(self.data, prefix="Tensor(", separator=", ", threshold=20)
+        return f"Tensor({body}, dtype={self.dtype}{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """A new leaf tensor sharing this tensor's data, cut from the graph."""
+        return Tensor(self.data)
+
+    def astype(self, dtype) -> Tensor:
+        return Cast(dtype).apply(self)
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``.grad`` for this non-leaf tensor after ``backward()`` (leaves keep it always)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ----------------------------------------------------------------- autograd
+    def backward(self, grad=None, retain_graph: bool = False):
+        """Compute gradients of this tensor with respect to every leaf that requires them.
+
+        Args:
+            grad: gradient of some scalar with respect to this tensor, same shape. May be omitted
+                only for a single-element tensor (a loss), where it defaults to 1.
+            retain_graph: keep the graph so that ``backward`` can be called through it again.
+
+        Gradients accumulate into ``.grad`` of leaf tensors (call ``zero_grad`` between steps).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() was called on a tensor that does not require grad: no input of the "
+                "computation that made it had requires_grad=True (or it was made under no_grad())."
+            )
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.size != 1:
+                raise ValueError(
+                    "backward() without a gradient needs a single-element tensor (a loss). "
+                    f"Received: shape={self.shape}. Pass grad= with the same shape, or reduce first."
+                )
+            grad = xp.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"grad must have the tensor's shape. Received: grad.shape={grad.shape}, "
+                    f"tensor.shape={self.shape}."
+                )
+
+        # 1. Topological order of the graph above this tensor (iterative DFS: deep ResNets would
+        #    overflow Python's recursion limit).
+        order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            t, children_done = stack.pop()
+            if children_done:
+                order.append(t)
+                continue
+            if id(t) in visited:
+                continue
+            visited.add(id(t))
+            stack.append((t, True))
+            if t._ctx is not None:
+                for parent in t._ctx.inputs:
+                    if parent.requires_grad and id(parent) not in visited:
+                        stack.append((parent, False))
+
+        # 2. Walk it from the output back to the leaves, accumulating gradients per tensor.
+        grads = {id(self): grad}
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t._ctx is None or t._retain_grad:
+                t.grad = g if t.grad is None else t.grad + g
+            if t._ctx is None:
+                continue
+            fn = t._ctx
+            input_grads = fn.backward(g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, pg in zip(fn.inputs, input_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                assert pg.shape == parent.shape, (
+                    f"{type(fn).__name__}.backward returned a gradient of shape {pg.shape} "
+                    f"for an input of shape {parent.shape}"
+                )
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+            if not retain_graph:
+                # Free saved arrays as soon as they have been used (memory of long graphs).
+                t._ctx = _FreedFunction(type(fn).__name__)
+
+    # ----------------------------------------------------------------- operators
+    def __add__(self, other):
+        return Add().apply(self, _lift(other, self))
+
+    def __radd__(self, other):
+        return Add().apply(_lift(other, self), self)
+
+    def __sub__(self, other):
+        return Sub().apply(self, _lift(other, self))
+
+    def __rsub__(self, other):
+        return Sub().apply(_lift(other, self), self)
+
+    def __mul__(self, other):
+        return Mul().apply(self, _lift(other, self))
+
+    def __rmul__(self, other):
+        return Mul().apply(_lift(other, self), self)
+
+    def __truediv__(self, other):
+        return Div().apply(self, _lift(other, self))
+
+    def __rtruediv__(self, other):
+        return Div().apply(_lift(other, self), self)
+
+    def __neg__(self):
+        return Neg().apply(self)
+
+    def __pow__(self, exponent):
+        if not isinstance(exponent, (int, float)):
+            raise TypeError(f"Tensor ** only supports a Python number exponent. Received: {type(exponent).__name__}.")
+        return Pow(exponent).apply(self)
+
+    def __matmul__(self, other):
+        return MatMul().apply(self, _lift(other, self))
+
+    def __rmatmul__(self, other):
+        return MatMul().apply(_lift(other, self), self)
+
+    def __getitem__(self, index):
+        if isinstance(index, Tensor):
+            index = index.data
+        return GetItem(index).apply(self)
+
+    # comparisons give plain boolean arrays: they are not differentiable
+    def __gt__(self, other):
+        return self.data > _raw(other)
+
+    def __lt__(self, other):
+        return self.data < _raw(other)
+
+    def __ge__(self, other):
+        return self.data >= _raw(other)
+
+    def __le__(self, other):
+        return self.data <= _raw(other)
+
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        return Sum(axis, keepdims).apply(self)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        n = self.size if axis is None else int(np.prod([self.shape[a] for a in _axes(axis)]))
+        return self.sum(axis, keepdims) * (1.0 / n)
+
+    def reshape(self, *shape) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return Reshape(shape).apply(self)
+
+    def transpose(self, *axes) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return Transpose(axes or None).apply(self)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def exp(self) -> Tensor:
+        return Exp().apply(self)
+
+    def log(self) -> Tensor:
+        return Log().apply(self)
+
+    def sqrt(self) -> Tensor:
+        return self ** 0.5
+
+    def abs(self) -> Tensor:
+        return Abs().apply(self)
+
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+        return Max(axis, keepdims).apply(self)
+
+    def argmax(self, axis=None):
+        return self.data.argmax(axis=axis)
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _lift(other, like: Tensor) -> Tensor:
+    """Wrap a Python number or array as a constant Tensor of ``like``'s dtype (no silent upcast)."""
+    if isinstance(other, Tensor):
+        return other
+    xp = get_array_module(like.data)
+    return Tensor(xp.asarray(other, dtype=like.dtype))
+
+
+def _axes(axis) -> tuple:
+    return (axis,) if isinstance(axis, int) else tuple(axis)
+
+
+def as_tensor(x) -> Tensor:
+    """Return ``x`` if it is a Tensor, else wrap it (arrays keep their dtype)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+class Function:
+    """Base class of every differentiable primitive.
+
+    Subclasses set their hyper-parameters in ``__init__`` and implement:
+
+    * ``forward(*arrays) -> array``: compute the output from raw arrays, saving on ``self`` only what
+      ``backward`` needs (check ``self.needs_input_grad`` to skip work nobody asked for);
+    * ``backward(gy) -> tuple``: given the gradient of the output, return one gradient per input
+      (``None`` where ``self.needs_input_grad`` is False).
+
+    ``apply(*tensors)`` runs forward and links the result into the graph.
+    """
+
+    inputs: tuple = ()
+    needs_input_grad: tuple = ()
+
+    def apply(self, *inputs) -> Tensor:
+        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        record = is_grad_enabled() and any(t.requires_grad for t in tensors)
+        self.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
+        y = self.forward(*(t.data for t in tensors))
+        out = Tensor.__new__(Tensor)
+        out.data = y
+        out.grad = None
+        out._retain_grad = False
+        out.name = None
+        out._requires_grad = record
+        out._ctx = None
+        if record:
+            self.inputs = tensors
+            out._ctx = self
+        return out
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, gy):
+        raise NotImplementedError
+
+
+class _FreedFunction(Function):
+    """Stands in for a Function whose saved arrays were released by ``backward()``."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def backward(self, gy):
+        raise RuntimeError(
+            f"Trying to backward through the graph a second time (through {self.name}); its saved "
+            "arrays were freed by the first backward(). Pass retain_graph=True to the first call."
+        )
+
+
+def unbroadcast(g, shape):
+    """Adjoint of NumPy broadcasting: sum ``g`` down to ``shape``."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (gs, s) in enumerate(zip(g.shape, shape)) if s == 1 and gs != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g
+
+
+# --------------------------------------------------------------------------- elementary primitives
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, gy):
+        sa, sb = self.shapes
+        return (unbroadcast(gy, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(gy, sb) if self.needs_input_grad[1] else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, gy):
+        sa, sb = self.shapes
+        return (unbroadcast(gy, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(-gy, sb) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        return (unbroadcast(gy * b, a.shape) if self.needs_input_grad[0] else None,
+                unbroadcast(gy * a, b.shape) if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = unbroadcast(gy / b, a.shape) if self.needs_input_grad[0] else None
+        gb = unbroadcast(-gy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, gy):
+        return (-gy,)
+
+
+class Pow(Function):
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def forward(self, a):
+        self.a = a
+        return a ** self.exponent
+
+    def backward(self, gy):
+        p = self.exponent
+        return (gy * p * self.a ** (p - 1),)
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.y = get_array_module(a).exp(a)
+        return self.y
+
+    def backward(self, gy):
+        return (gy * self.y,)
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).log(a)
+
+    def backward(self, gy):
+        return (gy / self.a,)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.sign = get_array_module(a).sign(a)
+        return abs(a)
+
+    def backward(self, gy):
+        return (gy * self.sign,)
+
+
+class Cast(Function):
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, a):
+        self.src = a.dtype
+        return a.astype(self.dtype)
+
+    def backward(self, gy):
+        return (gy.astype(self.src),)
+
+
+class MatMul(Function):
+    """Matrix product of 2-D (or batched) arrays: (..., m, k) @ (..., k, n) -> (..., m, n)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.a, self.b
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(gy @ b.swapaxes(-1, -2), a.shape) if b.ndim > 1 else None
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(a.swapaxes(-1, -2) @ gy, b.shape) if a.ndim > 1 else None
+        if (ga is None and self.needs_input_grad[0]) or (gb is None and self.needs_input_grad[1]):
+            raise NotImplementedError("backward of matmul with a 1-D operand; reshape it to 2-D")
+        return ga, gb
+
+
+class Sum(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        self.shape = a.shape
+        return a.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        if self.axis is not None and not self.keepdims:
+            axes = tuple(ax % len(self.shape) for ax in _axes(self.axis))
+            gy = xp.expand_dims(gy, axes)
+        return (xp.broadcast_to(gy, self.shape).copy(),)
+
+
+class Max(Function):
+    """Maximum along axes; the gradient is split evenly among tied maxima."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, a):
+        y = a.max(axis=self.axis, keepdims=True)
+        self.mask = a == y
+        return y if self.keepdims else (y.reshape(()) if self.axis is None else y.squeeze(self.axis))
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        if not self.keepdims:
+            gy = gy.reshape(()) if self.axis is None else xp.expand_dims(gy, self.axis)
+        count = self.mask.sum(axis=self.axis, keepdims=True)
+        return (self.mask * (gy / count),)
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return a.reshape(self.shape)
+
+    def backward(self, gy):
+        return (gy.reshape(self.in_shape),)
+
+
+class Transpose(Function):
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, a):
+        self.ndim = a.ndim
+        return a.transpose(self.axes)
+
+    def backward(self, gy):
+        if self.axes is None:
+            return (gy.transpose(),)
+        inverse = np.argsort([ax % self.ndim for ax in self.axes])
+        return (gy.transpose(inverse),)
+
+
+class GetItem(Function):
+    """Basic and advanced indexing; backward scatters with ``np.add.at`` so repeated indices add."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, a):
+        self.shape, self.dtype = a.shape, a.dtype
+        return a[self.index]
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        g = xp.zeros(self.shape, dtype=self.dtype)
+        xp.add.at(g, self.index, gy)
+        return (g,)
