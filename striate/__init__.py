@@ -4,6 +4,7 @@
     import striate.functional as F
 """
 from . import functional, nn, ops
+from . import data, models, optim, training  # noqa: E402  (layers above nn)
 from .gradcheck import gradcheck
 from .random import manual_seed
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
@@ -11,4 +12,4 @@ from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "gradcheck",
-           "functional", "nn", "ops"]
+           "functional", "nn", "ops", "data", "models", "optim", "training"]

@@ -1,0 +1,1 @@
+"""Architecture definitions: LeNet, AlexNet, ZFNet, VGG, NiN, GoogLeNet, ResNet."""

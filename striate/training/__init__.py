@@ -1,0 +1,1 @@
+"""Training and evaluation loops, callbacks, metrics, checkpoints."""
