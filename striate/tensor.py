@@ -75,7 +75,10 @@ def _as_array(data, dtype=None):
     """Convert user data to an ndarray; Python floats/lists become float32 (the default dtype)."""
     if isinstance(data, Tensor):
         data = data.data
-    if isinstance(data, np.ndarray) or get_array_module(data) is not np:
+    if isinstance(data, np.generic):
+        # a NumPy scalar (e.g. what ``a.sum()`` returns) keeps its dtype, as an array does
+        arr = np.asarray(data)
+    elif isinstance(data, np.ndarray) or get_array_module(data) is not np:
         arr = data
     else:
         arr = np.asarray(data)

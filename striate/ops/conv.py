@@ -113,6 +113,33 @@ class Conv2d(Function):
         self.w_shape = w.shape
         return y
 
+    def _transposed_pads(self):
+        """Pads of the stride-1 transposed convolution that maps gy back onto x (None if a pad
+        would be negative, i.e. the forward padding exceeds the kernel's reach)."""
+        (kh, kw), (dh, dw) = self.w_shape[:2], self.dilation
+        top, bottom, left, right = self.pads
+        pads = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left, (kw - 1) * dw - right)
+        return pads if min(pads) >= 0 else None
+
+    def _backward_data_as_conv(self, gy):
+        """Input gradient of a stride-1 convolution, computed as a convolution of gy with the
+        flipped, in/out-swapped kernel (the transposed convolution), through the same im2col +
+        GEMM path: much faster than scattering patches with col2im.
+
+        gx[a] = sum_i gy[a + top - i*d] w[i]  ==  sum_i' gy_pad[a + i'*d] w[kh-1-i'],
+        with gy padded by (kh-1)*d - top above (likewise the other sides).
+        """
+        kh, kw, cg, o = self.w_shape
+        g = self.groups
+        # (kh, kw, cg, g, og) flipped -> (kh, kw, og, g*cg): output channel g*cg+ci reads group g
+        wt = self.w[::-1, ::-1].reshape(kh, kw, cg, g, o // g).transpose(0, 1, 4, 3, 2).reshape(kh, kw, o // g, g * cg)
+        n, hp, wp, c = self.xpad_shape
+        top, bottom, left, right = self.pads
+        out_hw = (hp - top - bottom, wp - left - right)
+        conv = Conv2d((1, 1), self._transposed_pads(), self.dilation, g, out_hw)
+        conv.needs_input_grad = (False, False)  # nothing to save: this is a one-off forward
+        return conv.forward(gy, wt)
+
     def backward(self, gy):
         kh, kw, cg, o = self.w_shape
         n, oh, ow = gy.shape[0], gy.shape[1], gy.shape[2]
@@ -120,7 +147,9 @@ class Conv2d(Function):
         gy2 = gy.reshape(n * oh * ow, o)
         needs = self.needs_input_grad
         gx = gw = gb = None
-        if needs[0]:
+        if needs[0] and self.stride == (1, 1) and self._transposed_pads() is not None:
+            gx = self._backward_data_as_conv(gy)
+        elif needs[0]:
             w2 = self._grouped_weight(self.w)
             if g == 1:
                 gcols = gy2 @ w2.T  # (n*oh*ow, kh*kw*c) = (n*oh*ow, o) @ (o, kh*kw*c)
