@@ -1,0 +1,368 @@
+"""Data sets: the :class:`Dataset` container, the table of known data sets, :func:`load_dataset`.
+
+Known names (:data:`DATASETS`, a module-level dict that tests and users may extend or patch):
+
+========================  ===========================================================================
+``digits``                scikit-learn's 8x8 handwritten digits (1,797 real images, UCI), embedded in
+                          scikit-learn so it works offline; a fixed stratified split (seed 0) keeps
+                          360 images for test. Pixel values 0..16 are scaled to uint8 0..255.
+``mnist``                 MNIST, 60,000 + 10,000 28x28 grayscale digits (LeCun, Cortes, Burges).
+``fashion_mnist``         Fashion-MNIST, same layout, 10 clothing classes (Xiao, Rasul, Vollgraf).
+``cifar10``               CIFAR-10, 50,000 + 10,000 32x32 colour images (Krizhevsky, 2009).
+========================  ===========================================================================
+
+Anything else is taken as a path to an image folder (see :mod:`striate.data.image_folder`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .download import default_cache_dir, download_file, sha256_file
+from .formats import read_cifar10, read_idx
+
+__all__ = ["Dataset", "RemoteFile", "DatasetInfo", "DATASETS", "load_dataset", "stratified_split"]
+
+
+# ---------------------------------------------------------------------------------------- container
+class Dataset:
+    """Train and test images with integer labels, in memory.
+
+    Args:
+        x_train, x_test: images, NHWC ``(N, H, W, C)``; uint8 0..255 for every built-in data set.
+        y_train, y_test: integer labels ``(N,)`` in ``0 .. num_classes - 1`` (stored as int64).
+        class_names: one name per class; default ``["0", "1", ...]``.
+        name: a short name for messages and checkpoints.
+
+    Example:
+        >>> ds = load_dataset("digits")
+        >>> ds.x_train.shape, ds.input_shape, ds.num_classes
+        ((1437, 8, 8, 1), (8, 8, 1), 10)
+    """
+
+    def __init__(self, x_train, y_train, x_test, y_test, class_names=None, name: str = "dataset"):
+        x_train, x_test = np.asarray(x_train), np.asarray(x_test)
+        for arg, x in (("x_train", x_train), ("x_test", x_test)):
+            if x.ndim != 4:
+                raise ValueError(
+                    f"{arg} must be 4D (num_images, height, width, channels). Received: shape {x.shape}. "
+                    f"Add a channel axis to grayscale images with {arg}[..., None]."
+                )
+        if x_train.shape[1:] != x_test.shape[1:] and len(x_test):
+            raise ValueError(
+                f"x_train and x_test must hold images of one shape. Received: {x_train.shape[1:]} and "
+                f"{x_test.shape[1:]}."
+            )
+        y_train, y_test = self._labels(y_train, "y_train", len(x_train)), self._labels(y_test, "y_test", len(x_test))
+        top = int(max(y_train.max(initial=-1), y_test.max(initial=-1)))
+        if class_names is None:
+            class_names = [str(i) for i in range(top + 1)]
+        class_names = [str(n) for n in class_names]
+        if top >= len(class_names):
+            raise ValueError(
+                f"Labels must lie in 0 .. len(class_names) - 1 = {len(class_names) - 1}. Received: a label {top}."
+            )
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        self.class_names = class_names
+        self.name = name
+
+    @staticmethod
+    def _labels(y, arg: str, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n:
+            raise ValueError(f"{arg} must be 1D with one label per image ({n}). Received: shape {y.shape}.")
+        if len(y) and not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"{arg} must hold integer class labels. Received: dtype {y.dtype}.")
+        if len(y) and y.min() < 0:
+            raise ValueError(f"{arg} must be non-negative class indices. Received: min {y.min()}.")
+        return y.astype(np.int64, copy=False)
+
+    @property
+    def input_shape(self) -> tuple:
+        """``(H, W, C)`` of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __repr__(self):
+        return (f"Dataset({self.name!r}: train {len(self.x_train)}, test {len(self.x_test)}, "
+                f"input_shape={self.input_shape}, dtype={self.x_train.dtype}, num_classes={self.num_classes})")
+
+
+# --------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class RemoteFile:
+    """A published file: its name, SHA-256 and mirror URLs (tried in order)."""
+
+    filename: str
+    sha256: str
+    urls: tuple
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A known data set: how to build it (``kind``) and the files it needs."""
+
+    name: str
+    kind: str                      # "digits" (embedded), "idx" (MNIST layout) or "cifar10"
+    files: tuple = ()              # RemoteFile entries
+    class_names: tuple = ()
+    description: str = ""
+    aliases: tuple = field(default=())
+
+
+def _mirrors(filename: str, *bases: str) -> tuple:
+    return tuple(base + filename for base in bases)
+
+
+_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                  "http://yann.lecun.com/exdb/mnist/")
+_FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/")
+_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+# SHA-256 sources:
+# * MNIST: the project's verified copy (../shared/data/README.md); the same values appear in
+#   pytorch/vision torchvision/prototype/datasets/_builtin/mnist.py (MNIST._CHECKSUMS).
+# * Fashion-MNIST: pytorch/vision torchvision/prototype/datasets/_builtin/mnist.py
+#   (FashionMNIST._CHECKSUMS), the files whose MD5s torchvision's FashionMNIST checks.
+# * CIFAR-10: keras/datasets/cifar10.py (get_file file_hash) and pytorch/vision
+#   torchvision/prototype/datasets/_builtin/cifar.py (HttpResource sha256); MD5 c58f30108f718f92721af3b95e74349a.
+_MNIST_SHA256 = ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+                 "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+                 "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+                 "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6")
+_FASHION_SHA256 = ("3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                   "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                   "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                   "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5")
+_CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+
+DATASETS: dict = {
+    "digits": DatasetInfo(
+        "digits", "digits", class_names=tuple(str(i) for i in range(10)),
+        description="scikit-learn 8x8 digits: 1,437 train + 360 test, 8x8x1, embedded (no download)"),
+    "mnist": DatasetInfo(
+        "mnist", "idx",
+        files=tuple(RemoteFile(f, s, _mirrors(f, *_MNIST_MIRRORS)) for f, s in zip(_IDX_FILES, _MNIST_SHA256)),
+        class_names=tuple(str(i) for i in range(10)),
+        description="MNIST: 60,000 train + 10,000 test, 28x28x1"),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist", "idx",
+        files=tuple(RemoteFile(f, s, _mirrors(f, *_FASHION_MIRRORS)) for f, s in zip(_IDX_FILES, _FASHION_SHA256)),
+        class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                     "Bag", "Ankle boot"),
+        description="Fashion-MNIST: 60,000 train + 10,000 test, 28x28x1", aliases=("fashion-mnist", "fashionmnist")),
+    "cifar10": DatasetInfo(
+        "cifar10", "cifar10",
+        files=(RemoteFile("cifar-10-python.tar.gz", _CIFAR10_SHA256,
+                          ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)),),
+        class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+        description="CIFAR-10: 50,000 train + 10,000 test, 32x32x3", aliases=("cifar-10", "cifar_10")),
+}
+
+
+def _lookup(name: str):
+    key = name.lower()
+    for info in DATASETS.values():
+        if key == info.name or key in info.aliases:
+            return info
+    return None
+
+
+# ------------------------------------------------------------------------------------------ splits
+def stratified_split(y, n_test: int, seed: int = 0):
+    """Split indices so each class keeps its share in the test set; deterministic for a seed.
+
+    Each class gets ``n_test * count / N`` test images rounded by largest remainder (so the total is
+    exactly ``n_test``); which images is a seeded permutation within the class.
+
+    Returns:
+        ``(train_idx, test_idx)``, both sorted int64 arrays.
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if not 0 <= n_test <= n:
+        raise ValueError(f"n_test must lie in 0..{n} (the number of samples). Received: n_test={n_test}.")
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    ideal = counts * (n_test / n) if n else counts * 0.0
+    take = np.floor(ideal).astype(np.int64)
+    short = n_test - int(take.sum())
+    # Largest remainders first; a stable sort breaks ties by class order.
+    take[np.argsort(-(ideal - take), kind="stable")[:short]] += 1
+    rng = np.random.default_rng(seed)
+    test_mask = np.zeros(n, bool)
+    for k in range(len(classes)):  # a loop over classes, not samples
+        members = np.flatnonzero(inverse == k)
+        test_mask[rng.permutation(members)[: take[k]]] = True
+    return np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+
+
+# ---------------------------------------------------------------------------------------- builders
+def _load_digits(info: DatasetInfo, **_):
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ImportError(
+            "The 'digits' data set ships inside scikit-learn, which is not installed. "
+            "Install it with `pip install scikit-learn` (or `pip install striate[data]`)."
+        ) from None
+    bunch = load_digits()
+    # Pixel values are counts 0..16 (4x4 blocks of a 32x32 bitmap); scale to the usual uint8 range.
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # (1797, 8, 8, 1)
+    labels = bunch.target.astype(np.int64)
+    train_idx, test_idx = stratified_split(labels, n_test=360, seed=0)
+    return Dataset(images[train_idx], labels[train_idx], images[test_idx], labels[test_idx],
+                   list(info.class_names), info.name)
+
+
+def _local_candidates(folder: str, filename: str):
+    """Names a published file may carry on disk: as published, gunzipped, or with '.idx' spellings."""
+    names = [filename]
+    if filename.endswith(".gz"):
+        plain = filename[:-3]
+        names += [plain, plain.replace("-idx", ".idx")]
+    return [os.path.join(folder, n) for n in names]
+
+
+def _find_local(data_dir: str, info: DatasetInfo, filename: str):
+    # data_dir may be the folder with the files, or a parent holding a folder named after the data set.
+    folders = [data_dir] + [os.path.join(data_dir, n) for n in (info.name,) + info.aliases]
+    for folder in folders:
+        for candidate in _local_candidates(folder, filename):
+            if os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+def _resolve_files(info: DatasetInfo, data_dir, download: bool, cache_dir, progress: bool) -> list:
+    """One local path per RemoteFile: from data_dir, else the verified cache (downloading if allowed)."""
+    if data_dir is not None:
+        if not os.path.isdir(data_dir):
+            raise FileNotFoundError(f"data_dir {data_dir!r} is not a folder.")
+        found = [_find_local(data_dir, info, f.filename) for f in info.files]
+        if info.kind == "cifar10" and found[0] is None:
+            for folder in (data_dir, os.path.join(data_dir, info.name)):
+                extracted = os.path.join(folder, "cifar-10-batches-py")
+                if os.path.isdir(extracted):
+                    found = [extracted]
+        missing = [f.filename for f, p in zip(info.files, found) if p is None]
+        if missing:
+            raise FileNotFoundError(
+                f"{info.name}: {', '.join(missing)} not found in data_dir={data_dir!r}. Put the files as "
+                f"published there (gunzipped copies are accepted too), or drop data_dir to download them "
+                f"into the cache."
+            )
+        return found
+    cache = os.path.join(cache_dir or default_cache_dir(), info.name)
+    paths = []
+    for f in info.files:
+        path = os.path.join(cache, f.filename)
+        if os.path.exists(path) and sha256_file(path) != f.sha256:
+            if not download:
+                raise ValueError(
+                    f"{path}: checksum mismatch (expected sha256 {f.sha256}); the cached file is corrupt. "
+                    f"Delete it, or call load_dataset(..., download=True) to fetch it again."
+                )
+        elif os.path.exists(path):
+            paths.append(path)
+            continue
+        if not download:
+            raise FileNotFoundError(
+                f"{info.name}: {f.filename} is not in the cache {cache!r} and download=False. Either allow "
+                f"the download (download=True), place the file there, or pass data_dir= pointing at a "
+                f"folder that holds it. Sources: {', '.join(f.urls)}"
+            )
+        paths.append(download_file(f.urls, path, f.sha256, progress=progress))  # re-fetches a corrupt copy
+    return paths
+
+
+def _load_idx(info: DatasetInfo, paths: list):
+    x_train, y_train, x_test, y_test = (
+        read_idx(p, expected_ndim=3 if i % 2 == 0 else 1) for i, p in enumerate(paths)
+    )
+    for x, y, px, py in ((x_train, y_train, paths[0], paths[1]), (x_test, y_test, paths[2], paths[3])):
+        if len(x) != len(y):
+            raise ValueError(f"{px} holds {len(x)} images but {py} holds {len(y)} labels.")
+        if x.dtype != np.uint8:
+            raise ValueError(f"{px}: expected uint8 pixels, found {x.dtype}.")
+    n_classes = len(info.class_names)
+    for y, p in ((y_train, paths[1]), (y_test, paths[3])):
+        if len(y) and not 0 <= int(y.min()) <= int(y.max()) < n_classes:
+            raise ValueError(f"{p}: labels must lie in 0..{n_classes - 1}; found {y.min()}..{y.max()}.")
+    return Dataset(x_train[..., None], y_train, x_test[..., None], y_test, list(info.class_names), info.name)
+
+
+def _load_cifar10(info: DatasetInfo, paths: list):
+    x_train, y_train, x_test, y_test, names = read_cifar10(paths[0])
+    return Dataset(x_train, y_train, x_test, y_test, names or list(info.class_names), info.name)
+
+
+# --------------------------------------------------------------------------------------- the door
+def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_dir=None, image_size=None,
+                 progress: bool = True) -> Dataset:
+    """Load a data set by name (see :data:`DATASETS`) or from an image folder.
+
+    Args:
+        name_or_path: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, or a folder with one
+            sub-folder of images per class (see :func:`striate.data.image_folder.load_image_folder`).
+        data_dir: a folder holding the data set's files as published (e.g. ``train-images-idx3-ubyte.gz``
+            or its gunzipped copy; ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``), or its parent
+            with a sub-folder named after the data set. Nothing is downloaded then.
+        download: fetch missing files into the cache; with ``False`` a missing file is an error.
+        cache_dir: the download cache; default ``$STRIATE_CACHE`` or ``~/.cache/striate``.
+        image_size: ``(height, width)`` or an int; images are resized to it (bilinear). For an image folder
+            the default is the first image's size.
+        progress: print download progress to stderr.
+
+    Returns:
+        A :class:`Dataset` with uint8 NHWC images and int64 labels.
+
+    Example:
+        >>> ds = load_dataset("mnist", data_dir="../shared/data")  # doctest: +SKIP
+        >>> ds.x_train.shape, ds.x_test.shape  # doctest: +SKIP
+        ((60000, 28, 28, 1), (10000, 28, 28, 1))
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a data set name or a folder path. Received: {name_or_path!r}.")
+    name_or_path = os.fspath(name_or_path)
+    info = _lookup(name_or_path)
+    if info is None:
+        if os.path.isdir(name_or_path):
+            from .image_folder import load_image_folder
+            return load_image_folder(name_or_path, image_size=image_size)
+        raise ValueError(
+            f"Unknown data set {name_or_path!r}: not a known name and not a folder. Known names: "
+            f"{', '.join(sorted(DATASETS))}; or pass a folder with one sub-folder of images per class."
+        )
+    if info.kind == "digits":
+        ds = _load_digits(info)
+    else:
+        paths = _resolve_files(info, data_dir, download, cache_dir, progress)
+        ds = {"idx": _load_idx, "cifar10": _load_cifar10}[info.kind](info, paths)
+    if image_size is not None:
+        from .transforms import resize_images
+        size = _size_pair(image_size)
+        if size != ds.input_shape[:2]:
+            ds = Dataset(resize_images(ds.x_train, size), ds.y_train, resize_images(ds.x_test, size), ds.y_test,
+                         ds.class_names, ds.name)
+    return ds
+
+
+def _size_pair(size) -> tuple:
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be an int or (height, width). Received: {size!r}.") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"image_size must be positive. Received: {size!r}.")
+    return h, w
+
