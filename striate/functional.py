@@ -144,6 +144,14 @@ def _pool_args(x, kernel_size, stride, padding, op):
     kernel = positive_pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else positive_pair(stride, "stride")
     pads, out_hw = conv_geometry(x.shape[1:3], kernel, stride, padding, 1, op)
+    # PyTorch's rule: a pad wider than half the kernel makes windows of padding only, which max
+    # pooling would turn into -inf outputs ('same' padding always satisfies it).
+    if max(pads[:2]) > kernel[0] // 2 or max(pads[2:]) > kernel[1] // 2:
+        raise ValueError(
+            f"{op}: padding must be at most half the kernel size, or some windows would cover only "
+            f"padding. Received: kernel_size={kernel}, padding={padding!r} "
+            f"(top, bottom, left, right = {pads}). Use padding <= {kernel[0] // 2} or padding='same'."
+        )
     return x, kernel, stride, pads, out_hw
 
 

@@ -597,7 +597,8 @@ class Max(Function):
         xp = get_array_module(gy)
         if not self.keepdims:
             gy = gy.reshape(()) if self.axis is None else xp.expand_dims(gy, self.axis)
-        count = self.mask.sum(axis=self.axis, keepdims=True)
+        # the tie count is an integer array: cast it, or float32 / int64 would give float64
+        count = self.mask.sum(axis=self.axis, keepdims=True).astype(gy.dtype)
         return (self.mask * (gy / count),)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from ..ops.geometry import pair, positive_pair
+from ..random import check_random_state
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -27,6 +28,12 @@ def _activation(name):
     if name not in _ACTIVATIONS:
         raise ValueError(f"Unknown activation {name!r}. Available: {', '.join(k for k in _ACTIVATIONS if k)}.")
     return _ACTIVATIONS[name]
+
+
+def _layer_rng(rng):
+    """An int seed becomes the layer's own Generator once: resolving it at every call would restart
+    the stream each time (the same dropout mask every step, bias drawn like the kernel)."""
+    return None if rng is None else check_random_state(rng)
 
 
 def _positive_int(value, name: str) -> int:
@@ -90,7 +97,7 @@ class Conv2D(Module):
         self.activation = _activation(activation)
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.rng = rng
+        self.rng = _layer_rng(rng)
         self.in_channels = None
         self.w = None
         self.b = None
@@ -144,7 +151,7 @@ class Dense(Module):
         self.activation = _activation(activation)
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.rng = rng
+        self.rng = _layer_rng(rng)
         self.in_features = None
         self.w = None
         self.b = None
@@ -259,7 +266,7 @@ class Dropout(Module):
     def __init__(self, rate=0.5, rng=None):
         super().__init__()
         self.rate = F._rate(rate, "rate")
-        self.rng = rng
+        self.rng = _layer_rng(rng)
 
     def forward(self, x):
         return F.dropout(x, self.rate, self.training, self.rng)

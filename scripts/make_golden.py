@@ -1,0 +1,240 @@
+"""Generate the golden fixtures of tests/test_golden.py with PyTorch (CPU) as the oracle.
+
+Each case is one small ``.npz`` in ``tests/golden/`` holding
+
+* ``meta``: JSON text ``{"op", "kwargs", "inputs", "consts", "dtype", "torch"}``;
+* ``in_<name>``: differentiable inputs, in striate's layouts (NHWC activations, HWIO weights);
+* ``const_<name>``: non-differentiable inputs (labels, running statistics before the call);
+* ``gy``: the random cotangent pulled back through the output;
+* ``out``: the forward result, ``grad_<name>``: the gradient of ``sum(out * gy)`` per input;
+* ``after_<name>``: state after the call (batch norm's running statistics).
+
+The test compares striate against these files without importing torch, so the suite keeps an
+independent reference on machines that do not have it.
+
+Usage::
+
+    python scripts/make_golden.py            # writes tests/golden/*.npz
+    python scripts/make_golden.py --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn.functional as TF
+except ImportError as exc:  # pragma: no cover - a developer tool
+    raise SystemExit("make_golden.py needs PyTorch: pip install torch==2.13.0 (CPU build)") from exc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- layout helpers
+def nchw(t):
+    return t.permute(0, 3, 1, 2)
+
+
+def nhwc(t):
+    return t.permute(0, 2, 3, 1)
+
+
+def oihw(t):
+    return t.permute(3, 2, 0, 1)
+
+
+def keras_same(size, kernel, stride, dilation=1):
+    """TensorFlow 'same': out = ceil(size / stride); the odd extra pad goes after (bottom/right)."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def pads_of(padding, hw, kernel, stride, dilation=(1, 1)):
+    """(left, right, top, bottom) for torch's F.pad."""
+    if padding == "valid":
+        return 0, 0, 0, 0
+    if padding == "same":
+        top, bottom = keras_same(hw[0], kernel[0], stride[0], dilation[0])
+        left, right = keras_same(hw[1], kernel[1], stride[1], dilation[1])
+        return left, right, top, bottom
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    return pw, pw, ph, ph
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+# --------------------------------------------------------------------------- torch references
+def t_conv2d(t, c, kw):
+    x, w, b = t["x"], t["w"], t.get("b")
+    kh, kwid = w.shape[0], w.shape[1]
+    stride, dilation = pair(kw.get("stride", 1)), pair(kw.get("dilation", 1))
+    pads = pads_of(kw.get("padding", 0), x.shape[1:3], (kh, kwid), stride, dilation)
+    y = TF.conv2d(TF.pad(nchw(x), pads), oihw(w), b, stride=stride, dilation=dilation, groups=kw.get("groups", 1))
+    return nhwc(y)
+
+
+def _pool(kind):
+    def ref(t, c, kw):
+        x = t["x"]
+        kernel = pair(kw["kernel_size"])
+        stride = kernel if kw.get("stride") is None else pair(kw["stride"])
+        pads = pads_of(kw.get("padding", 0), x.shape[1:3], kernel, stride)
+        if kind == "max":
+            return nhwc(TF.max_pool2d(TF.pad(nchw(x), pads, value=-math.inf), kernel, stride))
+        return nhwc(TF.avg_pool2d(TF.pad(nchw(x), pads), kernel, stride))  # padded zeros count
+    return ref
+
+
+def t_batch_norm(t, c, kw):
+    x = t["x"]
+    to, back = (nchw, nhwc) if x.ndim == 4 else ((lambda v: v), (lambda v: v))
+    y = TF.batch_norm(to(x), c["running_mean"], c["running_var"], t["gamma"], t["beta"], kw["training"],
+                      kw.get("momentum", 0.1), kw.get("eps", 1e-5))
+    return back(y)
+
+
+TORCH_OPS = {
+    "conv2d": t_conv2d,
+    "max_pool2d": _pool("max"),
+    "avg_pool2d": _pool("avg"),
+    "global_avg_pool2d": lambda t, c, kw: t["x"].mean(dim=(1, 2)),
+    "linear": lambda t, c, kw: TF.linear(t["x"], t["w"].T, t.get("b")),
+    "flatten": lambda t, c, kw: t["x"].reshape(t["x"].shape[0], -1),
+    "concat": lambda t, c, kw: torch.cat([t["a"], t["b"], t["c"]], dim=kw.get("axis", -1)),
+    "relu": lambda t, c, kw: TF.relu(t["x"]),
+    "leaky_relu": lambda t, c, kw: TF.leaky_relu(t["x"], kw.get("negative_slope", 0.01)),
+    "sigmoid": lambda t, c, kw: torch.sigmoid(t["x"]),
+    "tanh": lambda t, c, kw: torch.tanh(t["x"]),
+    "softmax": lambda t, c, kw: TF.softmax(t["x"], dim=kw.get("axis", -1)),
+    "log_softmax": lambda t, c, kw: TF.log_softmax(t["x"], dim=kw.get("axis", -1)),
+    "batch_norm": t_batch_norm,
+    "local_response_norm": lambda t, c, kw: nhwc(TF.local_response_norm(
+        nchw(t["x"]), kw.get("size", 5), kw.get("alpha", 1e-4), kw.get("beta", 0.75), kw.get("k", 2.0))),
+    "cross_entropy": lambda t, c, kw: TF.cross_entropy(t["logits"], torch.tensor(c["labels"]),
+                                                       label_smoothing=kw.get("label_smoothing", 0.0)),
+    "mse_loss": lambda t, c, kw: TF.mse_loss(t["pred"], t["target"]),
+    "binary_cross_entropy_with_logits": lambda t, c, kw: TF.binary_cross_entropy_with_logits(t["logits"], t["target"]),
+}
+
+
+# --------------------------------------------------------------------------- the cases
+def cases(rng):
+    """(name, op, kwargs, differentiable inputs, constants, dtype) for a representative set."""
+    r = rng.standard_normal
+
+    def conv(name, shape, wshape, bias=True, dtype="float64", **kw):
+        inputs = {"x": r(shape), "w": r(wshape) * 0.5}
+        if bias:
+            inputs["b"] = r(wshape[-1])
+        return name, "conv2d", kw, inputs, {}, dtype
+
+    yield conv("conv2d_pad1_bias", (2, 6, 6, 3), (3, 3, 3, 4), padding=1)
+    yield conv("conv2d_same_stride2", (2, 7, 8, 3), (3, 3, 3, 4), stride=2, padding="same")
+    yield conv("conv2d_same_stride2_float32", (2, 7, 8, 3), (3, 3, 3, 4), stride=2, padding="same", dtype="float32")
+    yield conv("conv2d_same_stride3_even_kernel", (1, 8, 7, 2), (4, 2, 2, 3), stride=3, padding="same")
+    yield conv("conv2d_dilation2", (2, 9, 8, 2), (3, 3, 2, 3), dilation=2, padding="same")
+    yield conv("conv2d_groups2", (2, 6, 5, 4), (3, 3, 2, 6), groups=2, padding=(1, 2), stride=(2, 1))
+    yield conv("conv2d_depthwise", (2, 6, 6, 3), (3, 3, 1, 6), groups=3, padding="valid", bias=False)
+
+    yield "max_pool2d_2x2", "max_pool2d", {"kernel_size": 2}, {"x": r((2, 6, 5, 3))}, {}, "float64"
+    yield "max_pool2d_3x3_s2_overlap", "max_pool2d", {"kernel_size": 3, "stride": 2}, {"x": r((2, 7, 7, 2))}, {}, "float64"
+    yield "max_pool2d_same_s2", "max_pool2d", {"kernel_size": 3, "stride": 2, "padding": "same"}, {"x": r((1, 6, 5, 2))}, {}, "float64"
+    # all-equal input: every window ties; the gradient goes to the first (top-left) maximum
+    yield "max_pool2d_ties", "max_pool2d", {"kernel_size": 3, "stride": 2}, {"x": np.ones((1, 5, 5, 2))}, {}, "float64"
+    yield "avg_pool2d_3x3_s2_pad1", "avg_pool2d", {"kernel_size": 3, "stride": 2, "padding": 1}, {"x": r((2, 7, 6, 2))}, {}, "float64"
+    yield "avg_pool2d_same", "avg_pool2d", {"kernel_size": 2, "stride": 2, "padding": "same"}, {"x": r((1, 5, 5, 3))}, {}, "float64"
+    yield "global_avg_pool2d", "global_avg_pool2d", {}, {"x": r((3, 4, 5, 2))}, {}, "float64"
+
+    yield "linear", "linear", {}, {"x": r((4, 6)), "w": r((6, 3)), "b": r(3)}, {}, "float64"
+    yield "flatten", "flatten", {}, {"x": r((2, 3, 2, 4))}, {}, "float64"
+    yield "concat_channels", "concat", {"axis": -1}, {"a": r((2, 3, 3, 1)), "b": r((2, 3, 3, 2)), "c": r((2, 3, 3, 3))}, {}, "float64"
+
+    yield "relu", "relu", {}, {"x": r((3, 7))}, {}, "float64"
+    yield "leaky_relu", "leaky_relu", {"negative_slope": 0.2}, {"x": r((3, 7))}, {}, "float64"
+    yield "sigmoid", "sigmoid", {}, {"x": r((3, 7)) * 20}, {}, "float64"
+    yield "tanh", "tanh", {}, {"x": r((3, 7)) * 3}, {}, "float64"
+    yield "softmax", "softmax", {"axis": -1}, {"x": r((4, 5)) * 3}, {}, "float64"
+    large = np.array([[1000.0, 999.0, 990.0, 0.0], [-1000.0, 0.0, 1000.0, 500.0]])
+    yield "softmax_large_logits", "softmax", {"axis": -1}, {"x": large}, {}, "float64"
+    yield "log_softmax_large_logits", "log_softmax", {"axis": 1}, {"x": large}, {}, "float64"
+
+    c = 4
+    bn_inputs = lambda shape: {"x": r(shape) * 2 + 1, "gamma": rng.uniform(0.5, 2.0, c), "beta": r(c)}  # noqa: E731
+    bn_consts = lambda: {"running_mean": r(c), "running_var": rng.uniform(0.5, 2.0, c)}  # noqa: E731
+    yield "batch_norm_train", "batch_norm", {"training": True, "momentum": 0.1}, bn_inputs((3, 4, 3, c)), bn_consts(), "float64"
+    yield "batch_norm_eval", "batch_norm", {"training": False}, bn_inputs((3, 4, 3, c)), bn_consts(), "float64"
+    yield "batch_norm_train_dense", "batch_norm", {"training": True, "momentum": 0.3}, bn_inputs((6, c)), bn_consts(), "float64"
+
+    yield "lrn_alexnet_defaults", "local_response_norm", {}, {"x": r((2, 3, 3, 8)) * 10}, {}, "float64"
+    yield "lrn_size4_alpha1", "local_response_norm", {"size": 4, "alpha": 1.0, "beta": 0.75, "k": 1.0}, {"x": r((2, 3, 3, 7))}, {}, "float64"
+    yield "lrn_size3_beta1", "local_response_norm", {"size": 3, "alpha": 0.5, "beta": 1.0, "k": 2.0}, {"x": r((1, 2, 2, 5))}, {}, "float64"
+
+    labels = rng.integers(0, 5, 6)
+    yield "cross_entropy", "cross_entropy", {}, {"logits": r((6, 5)) * 2}, {"labels": labels}, "float64"
+    yield "cross_entropy_smoothing", "cross_entropy", {"label_smoothing": 0.1}, {"logits": r((6, 5)) * 2}, {"labels": labels}, "float64"
+    yield "mse_loss", "mse_loss", {}, {"pred": r((4, 3)), "target": r((4, 3))}, {}, "float64"
+    yield "bce_with_logits", "binary_cross_entropy_with_logits", {}, {"logits": r((4, 3)) * 5, "target": rng.uniform(0, 1, (4, 3))}, {}, "float64"
+
+
+def run_case(op, kwargs, inputs, consts, dtype, seed):
+    tin = {k: torch.tensor(v.astype(dtype), requires_grad=True) for k, v in inputs.items()}
+    tconst = {k: (torch.tensor(v.astype(dtype)) if v.dtype.kind == "f" else v) for k, v in consts.items()}
+    out = TORCH_OPS[op](tin, tconst, kwargs)
+    gy = np.random.default_rng(seed).standard_normal(tuple(out.shape)).astype(dtype)
+    out.backward(torch.tensor(gy))
+    arrays = {"gy": gy, "out": out.detach().numpy()}
+    for k, v in inputs.items():
+        arrays[f"in_{k}"] = v.astype(dtype)
+        arrays[f"grad_{k}"] = tin[k].grad.numpy()
+    for k, v in consts.items():
+        arrays[f"const_{k}"] = v.astype(dtype) if v.dtype.kind == "f" else v
+        if v.dtype.kind == "f":
+            arrays[f"after_{k}"] = tconst[k].numpy()  # updated in place by torch (batch-norm training)
+    return arrays
+
+
+def save_atomic(path: Path, arrays: dict):
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "golden", help="output folder")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(20240601)
+    total = 0
+    for i, (name, op, kwargs, inputs, consts, dtype) in enumerate(cases(rng)):
+        arrays = run_case(op, kwargs, inputs, consts, dtype, seed=i)
+        meta = {"op": op, "kwargs": kwargs, "inputs": list(inputs), "consts": list(consts), "dtype": dtype,
+                "torch": torch.__version__}
+        arrays["meta"] = np.array(json.dumps(meta))
+        path = args.out / f"{name}.npz"
+        save_atomic(path, arrays)
+        total += path.stat().st_size
+        print(f"{path.name:40s} {path.stat().st_size:7d} bytes")
+    print(f"total {total / 1024:.1f} KiB")
+
+
+if __name__ == "__main__":
+    main()
