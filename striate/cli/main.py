@@ -12,6 +12,12 @@ import sys
 
 # sub-command name -> module under striate.cli; add a line here for a new command.
 COMMANDS = {
+    "models": "models_cmd",
+    "summary": "summary_cmd",
+    "calc": "calc_cmd",
+    "train": "train_cmd",
+    "evaluate": "evaluate_cmd",
+    "predict": "predict_cmd",
 }
 
 

@@ -1,0 +1,115 @@
+"""``striate evaluate``: test-set accuracy, loss, top-5, per-class accuracy and confusion matrix of saved weights."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from .common import load_data, load_model_file, standardizer
+from .main import CommandError
+
+EPILOG = """\
+examples:
+  striate evaluate --checkpoint runs/digits-digits_cnn/weights.npz
+  striate evaluate --checkpoint runs/digits-digits_cnn/checkpoint_best.npz --tta
+  striate evaluate --weights runs/mnist-lenet5/weights.npz --data-dir ../shared/data --json
+
+The data set is the one the model was trained on (recorded in the file) unless --dataset names another
+with the same image size and classes. --tta averages the softmax over 10 crops (corners, centre and
+their mirrors) of the test images padded by --tta-padding pixels; it suits models trained with crop and
+flip augmentation (mirrored digits are other shapes: on digits it lowers accuracy).
+"""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate saved weights on a test set",
+        description="Evaluate a model saved by `striate train` (weights.npz or a checkpoint) on the test split\n"
+                    "of its data set: loss, top-1 and top-5 accuracy, per-class accuracy, confusion matrix.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
+                   help="weights.npz or checkpoint.npz written by striate train")
+    p.add_argument("--dataset", metavar="NAME|DIR", help="data set (default: the one recorded in the file)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per forward pass (256)")
+    p.add_argument("--tta", action="store_true", help="10-crop test-time augmentation")
+    p.add_argument("--tta-padding", type=int, metavar="PX",
+                   help="padding before the 10 crops (default: the training crop padding, 0 without crop)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(command="evaluate")
+    return p
+
+
+def _tta(meta: dict, padding: int, standardize):
+    """Views (10, n, h, w, c): pad by ``padding``, take the 10 crops of the model's size, standardise each."""
+    from ..data import transforms as T
+
+    h, w = meta["input_shape"][:2]
+    tencrop = T.TenCrop((h, w))
+
+    def views(xb):
+        padded = np.pad(xb, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+        crops = tencrop(padded)
+        return np.stack([standardize(v) for v in crops]) if standardize is not None else crops
+
+    return views
+
+
+def run(args) -> int:
+    from ..data import DataLoader
+    from ..training import evaluate
+
+    if args.batch_size < 1:
+        raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
+    model, meta = load_model_file(args.checkpoint)
+    dataset = args.dataset or meta.get("dataset")
+    if not dataset:
+        raise CommandError(f"{args.checkpoint} does not record its data set: give --dataset.")
+    ds = load_data(dataset, args.data_dir)
+    expected = tuple(meta.get("input_shape") or ds.input_shape)
+    if tuple(ds.input_shape) != expected:
+        raise CommandError(f"the model takes {expected} images; {ds.name} has {tuple(ds.input_shape)}.")
+    names = meta.get("class_names") or ds.class_names
+    if len(names) != ds.num_classes:
+        raise CommandError(f"the model has {len(names)} classes; {ds.name} has {ds.num_classes}.")
+    standardize = standardizer(meta)
+    if args.tta:
+        padding = args.tta_padding
+        if padding is None:  # the shifts the model saw in training (none without crop augmentation)
+            config = meta.get("config") or {}
+            padding = int(config.get("crop_padding") or 0) if "crop" in str(config.get("augment", "")) else 0
+        if padding < 0:
+            raise CommandError(f"--tta-padding must be >= 0. Received: {padding}.")
+        loader = DataLoader(ds.x_test, ds.y_test, batch_size=args.batch_size, shuffle=False)
+        result = evaluate(model, loader, tta=_tta(meta, padding, standardize))
+    else:
+        loader = DataLoader(ds.x_test, ds.y_test, batch_size=args.batch_size, shuffle=False, transform=standardize)
+        result = evaluate(model, loader)
+
+    per_class = {n: (None if np.isnan(a) else float(a)) for n, a in zip(names, result["per_class_accuracy"])}
+    if args.json:
+        out = {"accuracy": result["accuracy"], "loss": result["loss"], "top5_accuracy": result.get("top5_accuracy"),
+               "num_samples": result["num_samples"], "tta": bool(args.tta), "per_class_accuracy": per_class,
+               "confusion_matrix": result["confusion_matrix"].tolist()}
+        print(json.dumps(out, indent=2))
+        return 0
+    tta = " with 10-crop TTA" if args.tta else ""
+    print(f"{meta['model']['name']} on {ds.name} test set ({result['num_samples']} images){tta}")
+    print(f"  accuracy  {100 * result['accuracy']:.2f}%")
+    if "top5_accuracy" in result:
+        print(f"  top-5     {100 * result['top5_accuracy']:.2f}%")
+    print(f"  loss      {result['loss']:.4f}")
+    width = max(len(n) for n in names)
+    print("per-class accuracy:")
+    for n, a in per_class.items():
+        print(f"  {n.ljust(width)}  {'n/a' if a is None else f'{100 * a:6.2f}%'}")
+    cm = result["confusion_matrix"]
+    if len(cm) <= 20:
+        print("confusion matrix (rows: true class, columns: predicted):")
+        cell = max(4, len(str(cm.max())) + 1)
+        print("  " + " " * width + "".join(n[:cell - 1].rjust(cell) for n in names))
+        for n, row in zip(names, cm):
+            print("  " + n.ljust(width) + "".join(str(v).rjust(cell) for v in row))
+    return 0
