@@ -112,7 +112,6 @@ class Tensor:
         self.data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None  # the Function that produced this tensor (None for leaves)
-        self._retain_grad = False
         self.name = None
         self.requires_grad = requires_grad
 
@@ -174,7 +173,8 @@ class Tensor:
 
     def retain_grad(self) -> Tensor:
         """Keep ``.grad`` for this non-leaf tensor after ``backward()`` (leaves keep it always)."""
-        self._retain_grad = True
+        if self._ctx is not None:
+            self._ctx.retained = self
         return self
 
     def zero_grad(self):
@@ -212,50 +212,65 @@ class Tensor:
                     f"tensor.shape={self.shape}."
                 )
 
-        # 1. Topological order of the graph above this tensor (iterative DFS: deep ResNets would
-        #    overflow Python's recursion limit).
-        order, visited = [], set()
-        stack = [(self, False)]
-        while stack:
-            t, children_done = stack.pop()
-            if children_done:
-                order.append(t)
-                continue
-            if id(t) in visited:
-                continue
-            visited.add(id(t))
-            stack.append((t, True))
-            if t._ctx is not None:
-                for parent in t._ctx.inputs:
-                    if parent.requires_grad and id(parent) not in visited:
-                        stack.append((parent, False))
+        fn = self._ctx
+        if fn is None:  # a leaf: its gradient is the given one
+            self.grad = grad if self.grad is None else self.grad + grad
+            return
 
-        # 2. Walk it from the output back to the leaves, accumulating gradients per tensor.
-        grads = {id(self): grad}
-        for t in reversed(order):
-            g = grads.pop(id(t), None)
+        # 1. Topological order of the Functions above this tensor (iterative DFS: deep ResNets
+        #    would overflow Python's recursion limit). The graph links Functions to the Functions
+        #    that made their inputs, never to activations: an array no backward saved is freed as
+        #    soon as the forward moves on, as in PyTorch.
+        order, visited = [], set()
+        stack = [(fn, False)]
+        while stack:
+            f, parents_done = stack.pop()
+            if parents_done:
+                order.append(f)
+                continue
+            if id(f) in visited:
+                continue
+            visited.add(id(f))
+            stack.append((f, True))
+            for parent in f.parents:
+                if isinstance(parent, Function) and id(parent) not in visited:
+                    stack.append((parent, False))
+
+        # 2. Walk it from the output back to the leaves, accumulating each Function's output
+        #    gradient over every path that uses it (+=) before passing it on.
+        grads = {id(fn): grad}
+        for f in reversed(order):
+            g = grads.pop(id(f), None)
             if g is None:
                 continue
-            if t._ctx is None or t._retain_grad:
+            if f.saved_freed:
+                raise RuntimeError(
+                    f"Trying to backward through the graph a second time (through "
+                    f"{type(f).__name__}); its saved arrays were freed by the first backward(). "
+                    "Pass retain_graph=True to the first call."
+                )
+            if f.retained is not None:  # a non-leaf tensor that asked to keep its .grad
+                t = f.retained
                 t.grad = g if t.grad is None else t.grad + g
-            if t._ctx is None:
-                continue
-            fn = t._ctx
-            input_grads = fn.backward(g)
+            input_grads = f.backward(g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            for parent, pg in zip(fn.inputs, input_grads):
-                if pg is None or not parent.requires_grad:
+            for parent, pg in zip(f.parents, input_grads):
+                if pg is None or parent is None:
                     continue
-                assert pg.shape == parent.shape, (
-                    f"{type(fn).__name__}.backward returned a gradient of shape {pg.shape} "
-                    f"for an input of shape {parent.shape}"
-                )
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if isinstance(parent, Tensor):  # a leaf
+                    assert pg.shape == parent.shape, (
+                        f"{type(f).__name__}.backward returned a gradient of shape {pg.shape} "
+                        f"for an input of shape {parent.shape}")
+                    parent.grad = pg if parent.grad is None else parent.grad + pg
+                else:
+                    assert pg.shape == parent.out_shape, (
+                        f"{type(f).__name__}.backward returned a gradient of shape {pg.shape} "
+                        f"for an input of shape {parent.out_shape}")
+                    key = id(parent)
+                    grads[key] = pg if key not in grads else grads[key] + pg
             if not retain_graph:
-                # Free saved arrays as soon as they have been used (memory of long graphs).
-                t._ctx = _FreedFunction(type(fn).__name__)
+                f.release()
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -388,44 +403,41 @@ class Function:
     ``apply(*tensors)`` runs forward and links the result into the graph.
     """
 
-    inputs: tuple = ()
     needs_input_grad: tuple = ()
+    # per input: None (no gradient wanted), the Function that made it, or the leaf Tensor itself
+    parents: tuple = ()
+    out_shape: tuple = ()
+    retained = None  # the output Tensor, if it called retain_grad()
+    saved_freed = False
 
     def apply(self, *inputs) -> Tensor:
         tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
-        record = is_grad_enabled() and any(t.requires_grad for t in tensors)
-        self.needs_input_grad = tuple(record and t.requires_grad for t in tensors)
+        record = is_grad_enabled() and any(t._requires_grad for t in tensors)
+        self.needs_input_grad = tuple(record and t._requires_grad for t in tensors)
         y = self.forward(*(t.data for t in tensors))
         out = Tensor.__new__(Tensor)
         out.data = y
         out.grad = None
-        out._retain_grad = False
         out.name = None
         out._requires_grad = record
         out._ctx = None
         if record:
-            self.inputs = tensors
+            self.parents = tuple((t._ctx or t) if t._requires_grad else None for t in tensors)
+            self.out_shape = y.shape
             out._ctx = self
         return out
+
+    def release(self):
+        """Drop everything backward saved (called by ``backward`` unless ``retain_graph``)."""
+        parents, out_shape = self.parents, self.out_shape
+        self.__dict__.clear()
+        self.parents, self.out_shape, self.saved_freed = parents, out_shape, True
 
     def forward(self, *arrays):
         raise NotImplementedError
 
     def backward(self, gy):
         raise NotImplementedError
-
-
-class _FreedFunction(Function):
-    """Stands in for a Function whose saved arrays were released by ``backward()``."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def backward(self, gy):
-        raise RuntimeError(
-            f"Trying to backward through the graph a second time (through {self.name}); its saved "
-            "arrays were freed by the first backward(). Pass retain_graph=True to the first call."
-        )
 
 
 def unbroadcast(g, shape):

@@ -105,10 +105,10 @@ class Conv2d(Function):
         y = y.reshape(n, oh, ow, o)
         if b is not None:
             y += b
-        # backward recomputes the patches from the padded input: kh*kw times less memory than
-        # keeping ``cols``, for one extra strided copy.
+        # backward recomputes the patches from the input (padding it again): kh*kw times less
+        # memory than keeping ``cols``, and x itself is usually kept alive by the previous layer.
         self.xpad_shape = xpad.shape
-        self.xpad = xpad if len(self.needs_input_grad) > 1 and self.needs_input_grad[1] else None
+        self.x = x if len(self.needs_input_grad) > 1 and self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None
         self.w_shape = w.shape
         return y
@@ -162,7 +162,7 @@ class Conv2d(Function):
             if gx.base is not None:
                 gx = gx.copy()
         if needs[1]:
-            cols = self._patches(self.xpad, (kh, kw))
+            cols = self._patches(pad_nhwc(self.x, self.pads), (kh, kw))
             if g == 1:
                 gw = (cols.T @ gy2).reshape(self.w_shape)  # (kh*kw*c, o) = (kh*kw*c, m) @ (m, o)
             else:

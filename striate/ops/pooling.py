@@ -1,23 +1,20 @@
 """Max and average pooling over NHWC windows, and their backward.
 
-Both read the input through the same strided window view as convolution
-(``(n, oh, ow, kh, kw, c)``) and scatter gradients back with one loop over the kh*kw offsets.
+Both loop over the kh*kw kernel offsets (never over pixels, images or channels): offset (i, j) of
+every window at once is the strided view ``xpad[:, i::sh, j::sw, :]`` of shape (n, oh, ow, c), so
+the forward is kh*kw element-wise max/add passes over output-sized arrays, with no copy of the
+(n, oh, ow, kh, kw, c) window tensor.
 """
 from __future__ import annotations
 
 from ..tensor import Function, get_array_module
-from .conv import pad_nhwc, sliding_windows, unpad_nhwc
+from .conv import pad_nhwc, unpad_nhwc
 
 
-def _scatter_windows(gwin, padded_shape, kernel, stride, out_hw):
-    """Add per-window gradients ``(n, oh, ow, kh, kw, c)`` back into a padded input of zeros."""
-    xp = get_array_module(gwin)
-    (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
-    gx = xp.zeros(padded_shape, dtype=gwin.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            gx[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += gwin[:, :, :, i, j, :]
-    return gx
+def _offset_view(a, i, j, stride, out_hw):
+    """Element (i, j) of every window: ``a[:, i + sh*p, j + sw*q, :]`` for all p < oh, q < ow."""
+    (sh, sw), (oh, ow) = stride, out_hw
+    return a[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
 
 
 class MaxPool2d(Function):
@@ -32,26 +29,32 @@ class MaxPool2d(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        (kh, kw), (oh, ow) = self.kernel, self.out_hw
-        n, c = x.shape[0], x.shape[3]
+        kh, kw = self.kernel
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
-        win = sliding_windows(xpad, self.kernel, self.stride, (1, 1), self.out_hw)
-        flat = win.reshape(n, oh, ow, kh * kw, c)  # one copy: (n, oh, ow, kh*kw, c)
+        offsets = [(i, j) for i in range(kh) for j in range(kw)]
+        y = _offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
+        for i, j in offsets[1:]:
+            xp.maximum(y, _offset_view(xpad, i, j, self.stride, self.out_hw), out=y)
         if self.needs_input_grad and self.needs_input_grad[0]:
-            self.argmax = flat.argmax(axis=3)  # (n, oh, ow, c), first max wins
-            self.xpad_shape = xpad.shape
-            return xp.take_along_axis(flat, self.argmax[:, :, :, None, :], axis=3)[:, :, :, 0, :]
-        return flat.max(axis=3)
+            # index of the first maximum of each window: assign from the last offset to the first
+            # so that earlier offsets overwrite later ones on ties. (n, oh, ow, c), uint8 for <= 256.
+            idx = xp.zeros(y.shape, dtype=xp.uint8 if kh * kw <= 256 else xp.int32)
+            for k in range(len(offsets) - 1, 0, -1):
+                i, j = offsets[k]
+                xp.copyto(idx, k, where=_offset_view(xpad, i, j, self.stride, self.out_hw) == y)
+            xp.copyto(idx, 0, where=_offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
+            self.argmax, self.xpad_shape = idx, xpad.shape
+        return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        (kh, kw), (oh, ow) = self.kernel, self.out_hw
-        n, c = gy.shape[0], gy.shape[3]
-        # one-hot of the winning offset: (n, oh, ow, kh*kw, c)
-        onehot = self.argmax[:, :, :, None, :] == xp.arange(kh * kw).reshape(1, 1, 1, -1, 1)
-        gwin = (onehot * gy[:, :, :, None, :]).reshape(n, oh, ow, kh, kw, c)
-        gx = _scatter_windows(gwin, self.xpad_shape, self.kernel, self.stride, self.out_hw)
-        gx = unpad_nhwc(gx, self.pads)
+        kh, kw = self.kernel
+        gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
+        for k in range(kh * kw):
+            i, j = divmod(k, kw)
+            # windows overlap when stride < kernel: accumulate
+            _offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (self.argmax == k)
+        gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
 
 
@@ -65,15 +68,20 @@ class AvgPool2d(Function):
         kh, kw = self.kernel
         xpad = pad_nhwc(x, self.pads)
         self.xpad_shape = xpad.shape
-        win = sliding_windows(xpad, self.kernel, self.stride, (1, 1), self.out_hw)
-        return win.sum(axis=(3, 4)) * x.dtype.type(1.0 / (kh * kw))
+        y = _offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
+        for k in range(1, kh * kw):
+            i, j = divmod(k, kw)
+            y += _offset_view(xpad, i, j, self.stride, self.out_hw)
+        y *= x.dtype.type(1.0 / (kh * kw))
+        return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        (kh, kw), (oh, ow) = self.kernel, self.out_hw
-        n, c = gy.shape[0], gy.shape[3]
+        kh, kw = self.kernel
         share = gy * gy.dtype.type(1.0 / (kh * kw))
-        gwin = xp.broadcast_to(share[:, :, :, None, None, :], (n, oh, ow, kh, kw, c))
-        gx = _scatter_windows(gwin, self.xpad_shape, self.kernel, self.stride, self.out_hw)
-        gx = unpad_nhwc(gx, self.pads)
+        gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
+        for k in range(kh * kw):
+            i, j = divmod(k, kw)
+            _offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += share
+        gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
