@@ -24,7 +24,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 
 DEFAULT_THREADS = 2   # the machine the project is benchmarked on has 2 cores
@@ -69,6 +68,8 @@ import numpy as np  # noqa: E402
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from bench_core import bench_conv, conv_cases, gemm_rate, measure  # noqa: E402
+
+from striate.atomic import atomic_write_text  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- models and checks
@@ -442,19 +443,7 @@ def write_report(results: dict, path: str, command: str) -> None:
              "row's quantity; see benchmarks/README.md for the method.", ""]
     for key, text in render(results).items():
         parts += [f"## {TITLES[key]}", "", text, ""]
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".results-", suffix=".md.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(parts))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes it private; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write_text(path, "\n".join(parts))
 
 
 # ----------------------------------------------------------------------------- the suite

@@ -20,14 +20,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
-import os
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from striate.atomic import atomic_open
 
 try:
     import torch
@@ -36,38 +36,15 @@ except ImportError as exc:  # pragma: no cover - a developer tool
     raise SystemExit("make_golden.py needs PyTorch: pip install torch==2.13.0 (CPU build)") from exc
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from torch_layout import explicit_pads, nchw, nhwc, oihw  # noqa: E402
 
 
 # --------------------------------------------------------------------------- layout helpers
-def nchw(t):
-    return t.permute(0, 3, 1, 2)
-
-
-def nhwc(t):
-    return t.permute(0, 2, 3, 1)
-
-
-def oihw(t):
-    return t.permute(3, 2, 0, 1)
-
-
-def keras_same(size, kernel, stride, dilation=1):
-    """TensorFlow 'same': out = ceil(size / stride); the odd extra pad goes after (bottom/right)."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
 def pads_of(padding, hw, kernel, stride, dilation=(1, 1)):
     """(left, right, top, bottom) for torch's F.pad."""
-    if padding == "valid":
-        return 0, 0, 0, 0
-    if padding == "same":
-        top, bottom = keras_same(hw[0], kernel[0], stride[0], dilation[0])
-        left, right = keras_same(hw[1], kernel[1], stride[1], dilation[1])
-        return left, right, top, bottom
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
-    return pw, pw, ph, ph
+    top, bottom, left, right = explicit_pads(padding, hw, kernel, stride, dilation)
+    return left, right, top, bottom
 
 
 def pair(v):
@@ -205,16 +182,8 @@ def run_case(op, kwargs, inputs, consts, dtype, seed):
 
 
 def save_atomic(path: Path, arrays: dict):
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def main(argv=None):

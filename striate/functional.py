@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from . import ops
-from .ops.geometry import conv_geometry, pair, positive_pair
+from .ops.geometry import conv_geometry, positive_pair
 from .random import check_random_state
 from .tensor import Tensor
 

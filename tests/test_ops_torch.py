@@ -20,48 +20,12 @@ import striate.functional as F
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
+from torch_layout import explicit_pads, nchw, nhwc, oihw, torch_pad  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
 
 
 # --------------------------------------------------------------------------- helpers
-def nchw(t):
-    """NHWC torch tensor -> NCHW view (inside the graph)."""
-    return t.permute(0, 3, 1, 2)
-
-
-def nhwc(t):
-    return t.permute(0, 2, 3, 1)
-
-
-def oihw(t):
-    """HWIO torch tensor -> OIHW view."""
-    return t.permute(3, 2, 0, 1)
-
-
-def keras_same_pads(size, kernel, stride, dilation=1):
-    """(before, after) of TensorFlow's 'same' padding: out = ceil(size / stride); odd extra after."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-def explicit_pads(padding, hw, kernel, stride, dilation=(1, 1)):
-    """(top, bottom, left, right) for an int, a pair, 'valid' or 'same'."""
-    if padding == "valid":
-        return 0, 0, 0, 0
-    if padding == "same":
-        return (*keras_same_pads(hw[0], kernel[0], stride[0], dilation[0]),
-                *keras_same_pads(hw[1], kernel[1], stride[1], dilation[1]))
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
-    return ph, ph, pw, pw
-
-
-def torch_pad(x, pads, value=0.0):
-    top, bottom, left, right = pads
-    return TF.pad(x, (left, right, top, bottom), value=value)
-
-
 def compare(st_fn, torch_fn, arrays, assert_close, dtype, seed=0):
     """Forward and all input gradients of ``st_fn`` vs ``torch_fn`` with a random cotangent.
 

@@ -259,7 +259,7 @@ def run(args) -> int:
         "confusion_matrix": result["confusion_matrix"].tolist(),
         "config": config,
     }
-    from ..training.checkpoint import atomic_write_text
+    from ..atomic import atomic_write_text
     atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
           f"({len(history.epoch)} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "

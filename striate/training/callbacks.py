@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-from .checkpoint import atomic_write_text, save_checkpoint, save_weights
+from ..atomic import atomic_write_text
+from .checkpoint import save_checkpoint, save_weights
 
 
 class Callback:
