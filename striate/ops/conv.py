@@ -64,6 +64,26 @@ def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
     return gx
 
 
+# Patch matrices up to this size are kept from forward to backward instead of being recomputed
+# (LeNet's at batch 128: 10 MB; ResNet-20's first stage: 75 MB, recomputed).
+KEEP_PATCHES_BYTES = 16 * 2**20
+
+
+def _patches_major(x, kernel, stride, dilation, out_hw):
+    """Patch matrix of a single-channel padded input, transposed: ``(kh*kw, n*oh*ow)``.
+
+    Row (i, j) is the strided view x[:, i*dh::sh, j*dw::sw, 0], copied whole: kh*kw fast copies.
+    """
+    xp = get_array_module(x)
+    n = x.shape[0]
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    out = xp.empty((kh, kw, n, oh, ow), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[i, j] = x[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, 0]
+    return out.reshape(kh * kw, n * oh * ow)
+
+
 class Conv2d(Function):
     """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``."""
 
@@ -92,25 +112,38 @@ class Conv2d(Function):
 
     def forward(self, x, w, b=None):
         kh, kw, _, o = w.shape
-        n = x.shape[0]
+        n, c = x.shape[0], x.shape[3]
         oh, ow = self.out_hw
         xpad = pad_nhwc(x, self.pads)
-        cols = self._patches(xpad, (kh, kw))
         w2 = self._grouped_weight(w)
-        if self.groups == 1:
+        if self.groups == 1 and c == 1:
+            # one input channel (a grayscale first layer): NHWC patches would be copied one float at
+            # a time; patches-major ``(kh*kw, n*oh*ow)`` are kh*kw row copies, and BLAS takes the
+            # transposed operand for free.
+            cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
+            y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw) @ (kh*kw, o)
+        elif self.groups == 1:
+            cols = self._patches(xpad, (kh, kw))
             y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw*c) @ (kh*kw*c, o)
         else:
+            cols = self._patches(xpad, (kh, kw))
             # (g, n*oh*ow, og) = (g, n*oh*ow, kh*kw*cg) @ (g, kh*kw*cg, og)
             y = (cols @ w2).transpose(1, 0, 2)
         y = y.reshape(n, oh, ow, o)
         if b is not None:
             y += b
-        # backward recomputes the patches from the input (padding it again): kh*kw times less
-        # memory than keeping ``cols``, and x itself is usually kept alive by the previous layer.
         self.xpad_shape = xpad.shape
-        self.x = x if len(self.needs_input_grad) > 1 and self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None
         self.w_shape = w.shape
+        self.x = self.cols = None
+        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
+            # The weight gradient needs the patches again. Small patch matrices are kept; larger
+            # ones are recomputed from x (usually alive anyway as the previous layer's output):
+            # kh*kw times less memory for one extra copy.
+            if cols.nbytes <= KEEP_PATCHES_BYTES:
+                self.cols = cols
+            else:
+                self.x = x
         return y
 
     def _transposed_pads(self):
@@ -140,6 +173,26 @@ class Conv2d(Function):
         conv.needs_input_grad = (False, False)  # nothing to save: this is a one-off forward
         return conv.forward(gy, wt)
 
+    def _backward_data_scatter(self, gy2):
+        """Input gradient by scattering, one kernel offset at a time (groups == 1).
+
+        For offset (i, j): (n*oh*ow, c) = (n*oh*ow, o) @ (o, c), added into the strided view of the
+        padded gradient that offset read in forward. Each add reads a contiguous block, unlike
+        col2im over the (n, oh, ow, kh, kw, c) patch layout.
+        """
+        xp = get_array_module(gy2)
+        kh, kw, c, o = self.w_shape
+        n, hp, wp, _ = self.xpad_shape
+        (sh, sw), (dh, dw), (oh, ow) = self.stride, self.dilation, self.out_hw
+        gxpad = xp.zeros(self.xpad_shape, dtype=gy2.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                g = gy2 @ self.w[i, j].T  # (n*oh*ow, c) = (n*oh*ow, o) @ (o, c)
+                gxpad[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :] += \
+                    g.reshape(n, oh, ow, c)
+        gx = unpad_nhwc(gxpad, self.pads)
+        return gx if gx.base is None else gx.copy()
+
     def backward(self, gy):
         kh, kw, cg, o = self.w_shape
         n, oh, ow = gy.shape[0], gy.shape[1], gy.shape[2]
@@ -147,7 +200,12 @@ class Conv2d(Function):
         gy2 = gy.reshape(n * oh * ow, o)
         needs = self.needs_input_grad
         gx = gw = gb = None
-        if needs[0] and self.stride == (1, 1) and self._transposed_pads() is not None:
+        # Input gradient, by the fastest of three equivalent forms (measured in
+        # benchmarks/bench_core.py): scatter per kernel offset (groups == 1), the transposed
+        # convolution (stride 1, grouped), else col2im over the grouped patches.
+        if needs[0] and g == 1:
+            gx = self._backward_data_scatter(gy2)
+        elif needs[0] and self.stride == (1, 1) and self._transposed_pads() is not None:
             gx = self._backward_data_as_conv(gy)
         elif needs[0]:
             w2 = self._grouped_weight(self.w)
@@ -162,7 +220,13 @@ class Conv2d(Function):
             if gx.base is not None:
                 gx = gx.copy()
         if needs[1]:
-            cols = self._patches(pad_nhwc(self.x, self.pads), (kh, kw))
+            cols = self.cols
+            if cols is None:
+                xpad = pad_nhwc(self.x, self.pads)
+                if g == 1 and cg == 1:
+                    cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
+                else:
+                    cols = self._patches(xpad, (kh, kw))
             if g == 1:
                 gw = (cols.T @ gy2).reshape(self.w_shape)  # (kh*kw*c, o) = (kh*kw*c, m) @ (m, o)
             else:
