@@ -9,6 +9,7 @@ adjoint, loops over the ``kh*kw`` kernel offsets only (never over pixels, images
 from __future__ import annotations
 
 from ..tensor import Function, get_array_module
+from .reductions import channel_sum
 
 
 def pad_nhwc(x, pads, value=0.0):
@@ -234,5 +235,5 @@ class Conv2d(Function):
                 gwg = cols.transpose(0, 2, 1) @ gyg  # (g, kh*kw*cg, og)
                 gw = gwg.reshape(g, kh, kw, cg, o // g).transpose(1, 2, 3, 0, 4).reshape(self.w_shape)
         if len(needs) > 2 and needs[2]:
-            gb = gy2.sum(axis=0)
+            gb = channel_sum(gy2)
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..tensor import Function, get_array_module
+from .reductions import channel_sum
 
 
 class BatchNorm(Function):
@@ -18,12 +19,11 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         xp = get_array_module(x)
-        axes = tuple(range(x.ndim - 1))  # every axis but channels
+        count = x.size // x.shape[-1]  # values per channel
         if self.training:
-            count = x.size // x.shape[-1]
-            mean = x.mean(axis=axes)
+            mean = channel_sum(x) * (1.0 / count)
             centered = x - mean
-            var = (centered * centered).mean(axis=axes)
+            var = channel_sum(centered * centered) * (1.0 / count)  # biased, as used to normalise
             if self.running_mean is not None:
                 m = self.momentum
                 self.running_mean *= 1 - m
@@ -34,26 +34,30 @@ class BatchNorm(Function):
             mean, var = self.running_mean, self.running_var
             centered = x - mean
         inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        self.xhat = centered * inv_std
-        self.inv_std, self.gamma, self.axes = inv_std, gamma, axes
-        return self.xhat * gamma + beta
+        centered *= inv_std  # now x-hat, in place: one array of x's size is kept for backward
+        self.xhat, self.inv_std, self.gamma, self.count = centered, inv_std, gamma, count
+        y = centered * gamma
+        y += beta
+        return y
 
     def backward(self, gy):
-        xhat, axes = self.xhat, self.axes
+        xhat, n = self.xhat, self.count
         needs = self.needs_input_grad
-        gx = ggamma = gbeta = None
-        if needs[1]:
-            ggamma = (gy * xhat).sum(axis=axes)
-        if needs[2]:
-            gbeta = gy.sum(axis=axes)
+        gbeta = channel_sum(gy)
+        ggamma = channel_sum(gy * xhat)
+        gx = None
         if needs[0]:
-            gxhat = gy * self.gamma
+            scale = self.inv_std * self.gamma
             if self.training:
-                # the batch statistics depend on x too: project out their directions
-                gx = self.inv_std * (gxhat - gxhat.mean(axis=axes) - xhat * (gxhat * xhat).mean(axis=axes))
+                # the batch statistics depend on x too, which projects out two directions:
+                # gx = gamma * inv_std * (gy - mean(gy) - xhat * mean(gy * xhat))
+                gx = xhat * (-ggamma / n)
+                gx += gy
+                gx -= gbeta / n
+                gx *= scale
             else:
-                gx = gxhat * self.inv_std
-        return gx, ggamma, gbeta
+                gx = gy * scale
+        return gx, (ggamma if needs[1] else None), (gbeta if needs[2] else None)
 
 
 def _channel_window_sum(v, before, after):
