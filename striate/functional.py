@@ -19,7 +19,7 @@ import numbers
 import numpy as np
 
 from . import ops
-from .ops.geometry import conv_geometry, positive_pair
+from .ops.geometry import _is_int, conv_geometry, positive_pair
 from .random import check_random_state
 from .tensor import Tensor
 
@@ -38,7 +38,7 @@ def _tensor(x, name: str, op: str) -> Tensor:
             x = Tensor(x)
         else:
             raise TypeError(f"{op}: {name} must be a Tensor or a NumPy array. Received: {type(x).__name__}.")
-    if not np.issubdtype(x.dtype, np.floating):
+    if x.dtype.kind != "f":
         raise TypeError(
             f"{op}: {name} must be a floating-point array (float32 or float64). Received: dtype={x.dtype}. "
             f"Convert with {name}.astype(np.float32) (and scale images to [0, 1])."
@@ -108,7 +108,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
             f"got shape {w.shape}."
         )
     _same_dtype(x, w, "x and w", op)
-    if not isinstance(groups, numbers.Integral) or groups < 1:
+    if not _is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int. Received: groups={groups!r}.")
     kh, kw, cg, o = w.shape
     c = x.shape[3]
@@ -368,7 +368,7 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0) -> Tensor:
     if logits.ndim != 2:
         raise ValueError(f"{op}: expected logits of shape (batch, num_classes), got shape {logits.shape}.")
     y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    if not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":
         raise TypeError(
             f"{op}: labels must be integer class indices. Received: dtype={y.dtype}. "
             "For one-hot or soft targets, convert with labels.argmax(axis=1)."

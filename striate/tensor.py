@@ -121,7 +121,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool):
-        if value and not np.issubdtype(self.data.dtype, np.floating):
+        if value and self.data.dtype.kind != "f":
             raise TypeError(
                 "Only floating-point tensors can require gradients. "
                 f"Received: dtype={self.data.dtype}. Convert with .astype(np.float32) first."
@@ -411,10 +411,12 @@ class Function:
     saved_freed = False
 
     def apply(self, *inputs) -> Tensor:
-        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
-        record = is_grad_enabled() and any(t._requires_grad for t in tensors)
-        self.needs_input_grad = tuple(record and t._requires_grad for t in tensors)
-        y = self.forward(*(t.data for t in tensors))
+        # (runs for every op: kept lean, it is most of the cost of batch-1 inference)
+        tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        flags = [t._requires_grad for t in tensors]
+        record = True in flags and getattr(_state, "grad_enabled", True)
+        self.needs_input_grad = tuple(flags) if record else (False,) * len(flags)
+        y = self.forward(*[t.data for t in tensors])
         out = Tensor.__new__(Tensor)
         out.data = y
         out.grad = None

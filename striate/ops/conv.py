@@ -68,6 +68,8 @@ def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
 # Patch matrices up to this size are kept from forward to backward instead of being recomputed
 # (LeNet's at batch 128: 10 MB; ResNet-20's first stage: 75 MB, recomputed).
 KEEP_PATCHES_BYTES = 16 * 2**20
+# Below this many output pixels (batch-1 inference) one strided copy beats kh*kw small row copies.
+PATCHES_MAJOR_MIN_ROWS = 4096
 
 
 def _patches_major(x, kernel, stride, dilation, out_hw):
@@ -117,7 +119,7 @@ class Conv2d(Function):
         oh, ow = self.out_hw
         xpad = pad_nhwc(x, self.pads)
         w2 = self._grouped_weight(w)
-        if self.groups == 1 and c == 1:
+        if self.groups == 1 and c == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
             # one input channel (a grayscale first layer): NHWC patches would be copied one float at
             # a time; patches-major ``(kh*kw, n*oh*ow)`` are kh*kw row copies, and BLAS takes the
             # transposed operand for free.
@@ -224,7 +226,7 @@ class Conv2d(Function):
             cols = self.cols
             if cols is None:
                 xpad = pad_nhwc(self.x, self.pads)
-                if g == 1 and cg == 1:
+                if g == 1 and cg == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
                     cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
                 else:
                     cols = self._patches(xpad, (kh, kw))

@@ -9,16 +9,24 @@ odd the extra row/column goes to the bottom/right.
 """
 from __future__ import annotations
 
-import numbers
+import functools
+
+import numpy as np
+
+# Python and NumPy integers, checked without the slow abstract-base-class machinery of
+# numbers.Integral (these checks run on every op call); bool is refused separately.
+_INTS = (int, np.integer)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, _INTS) and not isinstance(v, bool)
 
 
 def pair(value, name: str) -> tuple[int, int]:
     """Normalise an int or a 2-sequence of ints to ``(height, width)``; names ``name`` on error."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if _is_int(value):
         return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
-    ):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and _is_int(value[0]) and _is_int(value[1]):
         return int(value[0]), int(value[1])
     raise TypeError(f"{name} must be an int or a pair of ints (height, width). Received: {name}={value!r}.")
 
@@ -70,8 +78,19 @@ def conv_geometry(in_hw, kernel_hw, stride, padding, dilation=1, op: str = "conv
     """Validate a sliding-window configuration and return ``(pads, (oh, ow))``.
 
     ``pads`` is (top, bottom, left, right). Raises ValueError naming the offending sizes when the
-    kernel does not fit in the padded input.
+    kernel does not fit in the padded input. Results are cached: a layer asks the same question at
+    every call.
     """
+    key = (tuple(in_hw), tuple(kernel_hw), _hashable(stride), _hashable(padding), _hashable(dilation), op)
+    return _conv_geometry(*key)
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_geometry(in_hw, kernel_hw, stride, padding, dilation, op):
     sh, sw = positive_pair(stride, "stride")
     dh, dw = positive_pair(dilation, "dilation")
     kh, kw = kernel_hw
