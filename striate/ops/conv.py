@@ -8,6 +8,8 @@ adjoint, loops over the ``kh*kw`` kernel offsets only (never over pixels, images
 """
 from __future__ import annotations
 
+import threading
+
 from ..tensor import Function, get_array_module
 from .reductions import channel_sum
 
@@ -42,11 +44,43 @@ def sliding_windows(x, kernel, stride, dilation, out_hw):
         strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c), writeable=False)
 
 
-def im2col(x, kernel, stride, dilation, out_hw):
-    """(n, hp, wp, c) padded input -> (n*oh*ow, kh*kw*c) patch matrix (one copy)."""
+def scratch(shape, dtype, xp):
+    """A reusable array for a value that dies inside one op call (a patch matrix consumed by its
+    GEMM, a per-offset product). Fresh multi-megabyte arrays cost as much in first-touch page
+    faults as the copy into them (measured: 75 MB of ResNet-20 patches, 11 ms fresh vs 5 ms
+    reused), so each (shape, dtype) keeps one buffer; the few most recent are kept.
+
+    The caller must not let the array escape the call (never return it, never save it).
+    """
+    pool = _scratch.__dict__.setdefault("buffers", {})  # per thread: threads never share one
+    key = (tuple(shape), xp.dtype(dtype).str, xp.__name__)
+    buf = pool.pop(key, None)
+    if buf is None:
+        buf = xp.empty(shape, dtype=dtype)
+    pool[key] = buf  # most recently used last
+    while len(pool) > SCRATCH_BUFFERS:
+        pool.pop(next(iter(pool)))
+    return buf
+
+
+_scratch = threading.local()
+SCRATCH_BUFFERS = 8
+
+
+def im2col(x, kernel, stride, dilation, out_hw, reuse=False):
+    """(n, hp, wp, c) padded input -> (n*oh*ow, kh*kw*c) patch matrix (one copy).
+
+    ``reuse=True`` copies into a :func:`scratch` buffer: only for patches that die in the caller.
+    """
     n, c = x.shape[0], x.shape[3]
     (kh, kw), (oh, ow) = kernel, out_hw
-    return sliding_windows(x, kernel, stride, dilation, out_hw).reshape(n * oh * ow, kh * kw * c)
+    windows = sliding_windows(x, kernel, stride, dilation, out_hw)  # (n, oh, ow, kh, kw, c) view
+    if not reuse:
+        return windows.reshape(n * oh * ow, kh * kw * c)
+    xp = get_array_module(x)
+    out = scratch(windows.shape, x.dtype, xp)
+    xp.copyto(out, windows)
+    return out.reshape(n * oh * ow, kh * kw * c)
 
 
 def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
@@ -94,10 +128,10 @@ class Conv2d(Function):
         self.stride, self.pads, self.dilation = stride, pads, dilation
         self.groups, self.out_hw = groups, out_hw
 
-    def _patches(self, xp_pad, kernel):
+    def _patches(self, xp_pad, kernel, reuse=False):
         """Patch matrix, grouped as (g, n*oh*ow, kh*kw*cg) when groups > 1."""
         if self.groups == 1:
-            return im2col(xp_pad, kernel, self.stride, self.dilation, self.out_hw)
+            return im2col(xp_pad, kernel, self.stride, self.dilation, self.out_hw, reuse)
         n, c = xp_pad.shape[0], xp_pad.shape[3]
         g, (kh, kw), (oh, ow) = self.groups, kernel, self.out_hw
         win = sliding_windows(xp_pad, kernel, self.stride, self.dilation, self.out_hw)
@@ -119,6 +153,11 @@ class Conv2d(Function):
         oh, ow = self.out_hw
         xpad = pad_nhwc(x, self.pads)
         w2 = self._grouped_weight(w)
+        # The weight gradient needs the patches again. Small patch matrices are kept; larger ones
+        # are recomputed from x (usually alive anyway as the previous layer's output): kh*kw
+        # times less memory for one extra copy. Patches that are not kept go to a scratch buffer.
+        needs_w = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
+        keep = needs_w and n * oh * ow * kh * kw * c * x.itemsize <= KEEP_PATCHES_BYTES
         if self.groups == 1 and c == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
             # one input channel (a grayscale first layer): NHWC patches would be copied one float at
             # a time; patches-major ``(kh*kw, n*oh*ow)`` are kh*kw row copies, and BLAS takes the
@@ -126,7 +165,7 @@ class Conv2d(Function):
             cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
             y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw) @ (kh*kw, o)
         elif self.groups == 1:
-            cols = self._patches(xpad, (kh, kw))
+            cols = self._patches(xpad, (kh, kw), reuse=not keep)
             y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw*c) @ (kh*kw*c, o)
         else:
             cols = self._patches(xpad, (kh, kw))
@@ -138,15 +177,8 @@ class Conv2d(Function):
         self.xpad_shape = xpad.shape
         self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None
         self.w_shape = w.shape
-        self.x = self.cols = None
-        if len(self.needs_input_grad) > 1 and self.needs_input_grad[1]:
-            # The weight gradient needs the patches again. Small patch matrices are kept; larger
-            # ones are recomputed from x (usually alive anyway as the previous layer's output):
-            # kh*kw times less memory for one extra copy.
-            if cols.nbytes <= KEEP_PATCHES_BYTES:
-                self.cols = cols
-            else:
-                self.x = x
+        self.cols = cols if keep else None
+        self.x = x if needs_w and not keep else None
         return y
 
     def _transposed_pads(self):
@@ -190,7 +222,8 @@ class Conv2d(Function):
         gxpad = xp.zeros(self.xpad_shape, dtype=gy2.dtype)
         for i in range(kh):
             for j in range(kw):
-                g = gy2 @ self.w[i, j].T  # (n*oh*ow, c) = (n*oh*ow, o) @ (o, c)
+                g = xp.matmul(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
+                # (n*oh*ow, c) = (n*oh*ow, o) @ (o, c)
                 gxpad[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :] += \
                     g.reshape(n, oh, ow, c)
         gx = unpad_nhwc(gxpad, self.pads)
@@ -203,13 +236,14 @@ class Conv2d(Function):
         gy2 = gy.reshape(n * oh * ow, o)
         needs = self.needs_input_grad
         gx = gw = gb = None
-        # Input gradient, by the fastest of three equivalent forms (measured in
-        # benchmarks/bench_core.py): scatter per kernel offset (groups == 1), the transposed
-        # convolution (stride 1, grouped), else col2im over the grouped patches.
-        if needs[0] and g == 1:
-            gx = self._backward_data_scatter(gy2)
-        elif needs[0] and self.stride == (1, 1) and self._transposed_pads() is not None:
+        # Input gradient, by the fastest of three equivalent forms (timed layer by layer): the
+        # transposed convolution for stride 1 when it reads no more than forward did (o <= c,
+        # grouped convs), else a scatter per kernel offset (groups == 1), else col2im.
+        transposable = self.stride == (1, 1) and self._transposed_pads() is not None
+        if needs[0] and transposable and (o <= g * cg or g > 1):
             gx = self._backward_data_as_conv(gy)
+        elif needs[0] and g == 1:
+            gx = self._backward_data_scatter(gy2)
         elif needs[0]:
             w2 = self._grouped_weight(self.w)
             if g == 1:
@@ -229,7 +263,7 @@ class Conv2d(Function):
                 if g == 1 and cg == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
                     cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
                 else:
-                    cols = self._patches(xpad, (kh, kw))
+                    cols = self._patches(xpad, (kh, kw), reuse=True)
             if g == 1:
                 gw = (cols.T @ gy2).reshape(self.w_shape)  # (kh*kw*c, o) = (kh*kw*c, m) @ (m, o)
             else:
