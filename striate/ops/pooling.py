@@ -7,7 +7,10 @@ the forward is kh*kw element-wise max/add passes over output-sized arrays, with 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..tensor import Function, get_array_module
+from . import accel
 from .conv import pad_nhwc, unpad_nhwc
 
 
@@ -31,6 +34,18 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         kh, kw = self.kernel
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
+        compiled = accel.kernels() if xp is np else None
+        # (NaN must propagate as in np.maximum; the kernel skips that test, so such inputs take
+        # the NumPy path. One cheap reduction detects them.)
+        if compiled is not None and not np.isnan(x.sum()):
+            # one compiled pass: (n, oh, ow, c) maxima and first-maximum offsets
+            y = np.empty((x.shape[0],) + tuple(self.out_hw) + (x.shape[3],), dtype=x.dtype)
+            idx = np.empty(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.int32)
+            compiled.maxpool2d_forward(xpad, kh, kw, self.stride[0], self.stride[1], y, idx)
+            if self.needs_input_grad and self.needs_input_grad[0]:
+                self.argmax, self.xpad_shape, self.compiled = idx, xpad.shape, compiled
+            return y
+        self.compiled = None
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
         y = _offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
         for i, j in offsets[1:]:
@@ -50,6 +65,10 @@ class MaxPool2d(Function):
         xp = get_array_module(gy)
         kh, kw = self.kernel
         gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
+        if self.compiled is not None:
+            self.compiled.maxpool2d_backward(gy, self.argmax, kw, self.stride[0], self.stride[1], gxpad)
+            gx = unpad_nhwc(gxpad, self.pads)
+            return (gx if gx.base is None else gx.copy(),)
         for k in range(kh * kw):
             i, j = divmod(k, kw)
             # windows overlap when stride < kernel: accumulate

@@ -1,0 +1,87 @@
+"""Optional compiled kernels (numba) for the few ops NumPy does badly.
+
+Max pooling over NHWC windows with few channels makes NumPy walk strided views in runs of c
+floats (6 in LeNet-5): kh*kw passes that cost more than the convolutions around them. A compiled
+loop does the window max, the first-maximum index and the gradient scatter in one pass each
+(benchmarks/bench_core.py: LeNet-5's first pooling, forward 3.9 -> 0.5 ms, backward 1.8 -> 0.3 ms).
+
+The kernels are used only when numba is installed (``pip install striate[fast]``) and not turned
+off with the environment variable ``STRIATE_NUMBA=0`` or :func:`set_enabled`; the NumPy code in
+:mod:`striate.ops.pooling` is the reference and the fallback, and tests compare the two. numba is
+imported, and the kernels compiled (cached on disk), at the first pooling call, never at import.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+_state = {"enabled": os.environ.get("STRIATE_NUMBA", "1") != "0", "kernels": None, "tried": False}
+
+
+def set_enabled(flag: bool) -> bool:
+    """Turn the compiled kernels on or off (e.g. to compare with the NumPy path); returns the old value."""
+    old = _state["enabled"]
+    _state["enabled"] = bool(flag)
+    return old
+
+
+def kernels():
+    """The compiled kernels, or None when numba is missing or the kernels are turned off."""
+    if not _state["enabled"]:
+        return None
+    if not _state["tried"]:
+        _state["tried"] = True
+        try:
+            _state["kernels"] = _compile()
+        except ImportError:
+            _state["kernels"] = None
+    return _state["kernels"]
+
+
+def _compile():
+    import numba
+
+    # cache=True keeps the machine code on disk next to this file; where that folder is read-only
+    # numba warns once and compiles in memory, which is fine. Single-threaded on purpose: numba's
+    # thread pool and OpenBLAS's spin-wait for the same cores (measured: a LeNet-5 step 2.5x
+    # slower with parallel=True on 2 cores), and pooling is light next to the GEMMs.
+    def jit(fn):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", numba.NumbaWarning)
+            return numba.njit(cache=True)(fn)
+
+    @jit
+    def maxpool2d_forward(x, kh, kw, sh, sw, y, idx):
+        """y[b, p, q, c] = max over the (kh, kw) window at (p*sh, q*sw) of padded x;
+        idx = row-major offset i*kw + j of the first maximum. NaN is not handled (a NaN test in
+        the inner loop made it 3.5x slower): callers send inputs with NaN to the NumPy path."""
+        n, oh, ow, c = y.shape
+        for b in range(n):
+            for p in range(oh):
+                for q in range(ow):
+                    for ch in range(c):
+                        best = x[b, p * sh, q * sw, ch]
+                        k_best = 0
+                        for i in range(kh):
+                            for j in range(kw):
+                                v = x[b, p * sh + i, q * sw + j, ch]
+                                if v > best:
+                                    best = v
+                                    k_best = i * kw + j
+                        y[b, p, q, ch] = best
+                        idx[b, p, q, ch] = k_best
+
+    @jit
+    def maxpool2d_backward(gy, idx, kw, sh, sw, gx):
+        """gx[window's winner] += gy, for every window (gx starts at zero; windows may overlap)."""
+        n, oh, ow, c = gy.shape
+        for b in range(n):
+            for p in range(oh):
+                for q in range(ow):
+                    for ch in range(c):
+                        k = idx[b, p, q, ch]
+                        i = k // kw
+                        gx[b, p * sh + i, q * sw + (k - i * kw), ch] += gy[b, p, q, ch]
+
+    return type("Kernels", (), {"maxpool2d_forward": staticmethod(maxpool2d_forward),
+                                "maxpool2d_backward": staticmethod(maxpool2d_backward)})

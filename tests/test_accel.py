@@ -1,0 +1,87 @@
+"""The optional compiled (numba) max-pooling kernels against the NumPy reference path.
+
+The NumPy path in striate/ops/pooling.py is checked against PyTorch in test_ops_torch.py; here both
+paths must agree on values, first-maximum tie routing, -inf padding and gradients, so whichever
+path a machine runs is covered.
+"""
+import numpy as np
+import pytest
+
+import striate as st
+import striate.functional as F
+from striate.ops import accel
+
+pytest.importorskip("numba")
+
+CASES = [  # (input hw, kernel, stride, padding)
+    ((8, 8), 2, None, 0),
+    ((9, 10), 3, 2, 0),       # overlapping windows, AlexNet style
+    ((9, 10), 3, 2, 1),       # -inf padding
+    ((7, 7), 3, 1, "same"),
+    ((10, 12), (2, 3), (2, 1), 0),
+]
+
+
+def run(x, kernel, stride, padding, gy, compiled: bool):
+    old = accel.set_enabled(compiled)
+    try:
+        t = st.Tensor(x, requires_grad=True)
+        y = F.max_pool2d(t, kernel, stride, padding)
+        y.backward(gy)
+        return y.data, t.grad
+    finally:
+        accel.set_enabled(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hw, kernel, stride, padding", CASES)
+def test_compiled_max_pool_matches_numpy_path(hw, kernel, stride, padding, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, *hw, 5)).astype(dtype)
+    probe = F.max_pool2d(x, kernel, stride, padding)
+    gy = rng.standard_normal(probe.shape).astype(dtype)
+    y_c, g_c = run(x, kernel, stride, padding, gy, True)
+    y_n, g_n = run(x, kernel, stride, padding, gy, False)
+    np.testing.assert_array_equal(y_c, y_n)
+    # overlapping windows add the same terms in another order: equal up to rounding
+    np.testing.assert_allclose(g_c, g_n, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ties_route_to_first_maximum_in_both_paths(compiled):
+    # all-equal windows: every gradient goes to the window's top-left element
+    x = np.ones((1, 4, 4, 2), np.float32)
+    gy = np.arange(1, 9, dtype=np.float32).reshape(1, 2, 2, 2)
+    _, g = run(x, 2, 2, 0, gy, compiled)
+    expected = np.zeros_like(x)
+    expected[:, ::2, ::2, :] = gy
+    np.testing.assert_array_equal(g, expected)
+
+
+def test_compiled_path_is_switchable():
+    old = accel.set_enabled(True)
+    try:
+        assert accel.kernels() is not None, "numba is installed, so the kernels must compile"
+        accel.set_enabled(False)
+        assert accel.kernels() is None
+    finally:
+        accel.set_enabled(old)
+
+
+def test_compiled_path_gradcheck():
+    rng = np.random.default_rng(1)
+    x = st.Tensor(rng.standard_normal((2, 7, 7, 3)), requires_grad=True)
+    old = accel.set_enabled(True)
+    try:
+        assert st.gradcheck(lambda t: F.max_pool2d(t, 3, 2, 1), [x])
+    finally:
+        accel.set_enabled(old)
+
+
+def test_nan_propagates_like_the_numpy_path():
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    x[0, 1, 1, 0] = np.nan
+    y_c, _ = run(x, 2, 2, 0, np.ones((1, 2, 2, 1), np.float32), True)
+    y_n, _ = run(x, 2, 2, 0, np.ones((1, 2, 2, 1), np.float32), False)
+    assert np.isnan(y_c[0, 0, 0, 0]) and np.isnan(y_n[0, 0, 0, 0])
+    np.testing.assert_array_equal(y_c[0, 1], y_n[0, 1])
