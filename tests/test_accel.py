@@ -23,7 +23,8 @@ CASES = [  # (input hw, kernel, stride, padding)
 
 
 def run(x, kernel, stride, padding, gy, compiled: bool):
-    old = accel.set_enabled(compiled)
+    old, old_min = accel.set_enabled(compiled), accel.MIN_SIZE
+    accel.MIN_SIZE = 0  # these small test inputs would otherwise stay on the NumPy path
     try:
         t = st.Tensor(x, requires_grad=True)
         y = F.max_pool2d(t, kernel, stride, padding)
@@ -31,6 +32,23 @@ def run(x, kernel, stride, padding, gy, compiled: bool):
         return y.data, t.grad
     finally:
         accel.set_enabled(old)
+        accel.MIN_SIZE = old_min
+
+
+def test_compiled_path_really_runs(monkeypatch):
+    old = accel.set_enabled(True)
+    try:
+        kernels = accel.kernels()
+        assert kernels is not None, "numba is installed, so the kernels must compile"
+        calls = []
+        real = kernels.maxpool2d_forward
+        monkeypatch.setattr(kernels, "maxpool2d_forward",
+                            staticmethod(lambda *a: (calls.append(1), real(*a))[1]))
+        x = np.random.default_rng(0).standard_normal((1, 4, 4, 2)).astype(np.float32)
+        run(x, 2, 2, 0, np.ones((1, 2, 2, 2), np.float32), True)
+    finally:
+        accel.set_enabled(old)
+    assert calls, "the compiled kernel was not called"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

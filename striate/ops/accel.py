@@ -15,6 +15,10 @@ from __future__ import annotations
 import os
 import warnings
 
+# Inputs with fewer elements than this stay on the NumPy path (dispatching a numba call costs
+# about as much as pooling a single small image).
+MIN_SIZE = 16384
+
 _state = {"enabled": os.environ.get("STRIATE_NUMBA", "1") != "0", "kernels": None, "tried": False}
 
 

@@ -34,7 +34,8 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         kh, kw = self.kernel
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
-        compiled = accel.kernels() if xp is np else None
+        # (small inputs, e.g. batch-1 inference, stay on NumPy: a numba call costs more to dispatch)
+        compiled = accel.kernels() if xp is np and x.size >= accel.MIN_SIZE else None
         # (NaN must propagate as in np.maximum; the kernel skips that test, so such inputs take
         # the NumPy path. One cheap reduction detects them.)
         if compiled is not None and not np.isnan(x.sum()):
