@@ -32,35 +32,42 @@ class MaxPool2d(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        kh, kw = self.kernel
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
-        # (small inputs, e.g. batch-1 inference, stay on NumPy: a numba call costs more to dispatch)
+        need_index = bool(self.needs_input_grad and self.needs_input_grad[0])
+        kh, kw = self.kernel
+        index_dtype = xp.uint8 if kh * kw <= 256 else xp.int32  # offsets i*kw + j
+        # The compiled kernel (numba, optional) is used for inputs big enough to repay its call,
+        # and never for inputs holding NaN, which it does not propagate (one cheap reduction).
         compiled = accel.kernels() if xp is np and x.size >= accel.MIN_SIZE else None
-        # (NaN must propagate as in np.maximum; the kernel skips that test, so such inputs take
-        # the NumPy path. One cheap reduction detects them.)
-        if compiled is not None and not np.isnan(x.sum()):
-            # one compiled pass: (n, oh, ow, c) maxima and first-maximum offsets
+        if compiled is not None and np.isnan(x.sum()):
+            compiled = None
+        if compiled is not None:
             y = np.empty((x.shape[0],) + tuple(self.out_hw) + (x.shape[3],), dtype=x.dtype)
-            idx = np.empty(y.shape, dtype=np.uint8 if kh * kw <= 256 else np.int32)
+            idx = np.empty(y.shape, dtype=index_dtype)
             compiled.maxpool2d_forward(xpad, kh, kw, self.stride[0], self.stride[1], y, idx)
-            if self.needs_input_grad and self.needs_input_grad[0]:
-                self.argmax, self.xpad_shape, self.compiled = idx, xpad.shape, compiled
-            return y
-        self.compiled = None
+        else:
+            y, idx = self._forward_numpy(xpad, xp, index_dtype if need_index else None)
+        if need_index:
+            self.argmax, self.xpad_shape, self.compiled = idx, xpad.shape, compiled
+        return y
+
+    def _forward_numpy(self, xpad, xp, index_dtype):
+        """kh*kw element-wise passes; with ``index_dtype``, also the first-maximum offsets."""
+        kh, kw = self.kernel
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
         y = _offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
         for i, j in offsets[1:]:
             xp.maximum(y, _offset_view(xpad, i, j, self.stride, self.out_hw), out=y)
-        if self.needs_input_grad and self.needs_input_grad[0]:
-            # index of the first maximum of each window: assign from the last offset to the first
-            # so that earlier offsets overwrite later ones on ties. (n, oh, ow, c), uint8 for <= 256.
-            idx = xp.zeros(y.shape, dtype=xp.uint8 if kh * kw <= 256 else xp.int32)
-            for k in range(len(offsets) - 1, 0, -1):
-                i, j = offsets[k]
-                xp.copyto(idx, k, where=_offset_view(xpad, i, j, self.stride, self.out_hw) == y)
-            xp.copyto(idx, 0, where=_offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
-            self.argmax, self.xpad_shape = idx, xpad.shape
-        return y
+        if index_dtype is None:
+            return y, None
+        # index of the first maximum of each window: assign from the last offset to the first so
+        # that earlier offsets overwrite later ones on ties. (n, oh, ow, c)
+        idx = xp.zeros(y.shape, dtype=index_dtype)
+        for k in range(len(offsets) - 1, 0, -1):
+            i, j = offsets[k]
+            xp.copyto(idx, k, where=_offset_view(xpad, i, j, self.stride, self.out_hw) == y)
+        xp.copyto(idx, 0, where=_offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
+        return y, idx
 
     def backward(self, gy):
         xp = get_array_module(gy)
@@ -68,12 +75,11 @@ class MaxPool2d(Function):
         gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
         if self.compiled is not None:
             self.compiled.maxpool2d_backward(gy, self.argmax, kw, self.stride[0], self.stride[1], gxpad)
-            gx = unpad_nhwc(gxpad, self.pads)
-            return (gx if gx.base is None else gx.copy(),)
-        for k in range(kh * kw):
-            i, j = divmod(k, kw)
-            # windows overlap when stride < kernel: accumulate
-            _offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (self.argmax == k)
+        else:
+            for k in range(kh * kw):
+                i, j = divmod(k, kw)
+                # windows overlap when stride < kernel: accumulate
+                _offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (self.argmax == k)
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
 
