@@ -346,7 +346,7 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
     Shape: ``(n, h, w, c)`` (or any array with channels last); output has the input's shape.
     """
     x = _tensor(x, "x", "local_response_norm")
-    if not isinstance(size, numbers.Integral) or size < 1:
+    if not _is_int(size) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int. Received: size={size!r}.")
     return ops.LocalResponseNorm(int(size), float(alpha), float(beta), float(k)).apply(x)
 

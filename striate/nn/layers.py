@@ -5,12 +5,11 @@ the layer tables in papers: ``Conv2D(96, 11, stride=4, padding=2)``.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from .. import functional as F
-from ..ops.geometry import pair, positive_pair
+from ..ops.geometry import _is_int, pair, positive_pair
 from ..random import check_random_state
 from . import init as initializers
 from .module import Module, Parameter
@@ -37,7 +36,7 @@ def _layer_rng(rng):
 
 
 def _positive_int(value, name: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
     return int(value)
 

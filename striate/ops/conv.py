@@ -33,6 +33,16 @@ def unpad_nhwc(x, pads):
     return x[:, top:h - bottom, left:w - right, :]
 
 
+def offset_view(a, i, j, stride, out_hw, dilation=(1, 1)):
+    """Kernel tap (i, j) of every window at once: the strided view
+    ``a[:, i*dh + sh*p, j*dw + sw*q, :]`` for all p < oh, q < ow, shape (n, oh, ow, c).
+
+    Sliding-window ops loop over the kh*kw taps with it, never over pixels.
+    """
+    (sh, sw), (dh, dw), (oh, ow) = stride, dilation, out_hw
+    return a[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :]
+
+
 def sliding_windows(x, kernel, stride, dilation, out_hw):
     """Strided view ``(n, oh, ow, kh, kw, c)`` of a padded NHWC array: window (i, j) at [:, i, j]."""
     xp = get_array_module(x)
@@ -90,12 +100,12 @@ def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
     """
     xp = get_array_module(cols)
     n, hp, wp, c = padded_shape
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    (kh, kw), (oh, ow) = kernel, out_hw
     cols = cols.reshape(n, oh, ow, kh, kw, c)
     gx = xp.zeros(padded_shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            gx[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :] += cols[:, :, :, i, j, :]
+            offset_view(gx, i, j, stride, out_hw, dilation)[...] += cols[:, :, :, i, j, :]
     return gx
 
 
@@ -113,11 +123,11 @@ def _patches_major(x, kernel, stride, dilation, out_hw):
     """
     xp = get_array_module(x)
     n = x.shape[0]
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    out = xp.empty((kh, kw, n, oh, ow), dtype=x.dtype)
+    (kh, kw), (oh, ow) = kernel, out_hw
+    out = xp.empty((kh, kw, n, oh, ow, 1), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            out[i, j] = x[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, 0]
+            out[i, j] = offset_view(x, i, j, stride, out_hw, dilation)
     return out.reshape(kh * kw, n * oh * ow)
 
 
@@ -129,11 +139,19 @@ class Conv2d(Function):
         self.groups, self.out_hw = groups, out_hw
 
     def _patches(self, xp_pad, kernel, reuse=False):
-        """Patch matrix, grouped as (g, n*oh*ow, kh*kw*cg) when groups > 1."""
+        """Patch matrix ``(n*oh*ow, kh*kw*c)``, grouped as (g, n*oh*ow, kh*kw*cg) when groups > 1.
+
+        With one input channel (a grayscale first layer) NHWC patches would be copied one float
+        at a time; there they are built patches-major, ``(kh*kw, n*oh*ow)``, from kh*kw row
+        copies, and returned transposed (BLAS takes the transposed operand for free).
+        """
+        n, c = xp_pad.shape[0], xp_pad.shape[3]
+        oh, ow = self.out_hw
+        if self.groups == 1 and c == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
+            return _patches_major(xp_pad, kernel, self.stride, self.dilation, self.out_hw).T
         if self.groups == 1:
             return im2col(xp_pad, kernel, self.stride, self.dilation, self.out_hw, reuse)
-        n, c = xp_pad.shape[0], xp_pad.shape[3]
-        g, (kh, kw), (oh, ow) = self.groups, kernel, self.out_hw
+        g, (kh, kw) = self.groups, kernel
         win = sliding_windows(xp_pad, kernel, self.stride, self.dilation, self.out_hw)
         win = win.reshape(n, oh, ow, kh, kw, g, c // g)
         # (g, n, oh, ow, kh, kw, cg) -> (g, n*oh*ow, kh*kw*cg): one GEMM per group, batched
@@ -158,17 +176,10 @@ class Conv2d(Function):
         # times less memory for one extra copy. Patches that are not kept go to a scratch buffer.
         needs_w = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
         keep = needs_w and n * oh * ow * kh * kw * c * x.itemsize <= KEEP_PATCHES_BYTES
-        if self.groups == 1 and c == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
-            # one input channel (a grayscale first layer): NHWC patches would be copied one float at
-            # a time; patches-major ``(kh*kw, n*oh*ow)`` are kh*kw row copies, and BLAS takes the
-            # transposed operand for free.
-            cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
-            y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw) @ (kh*kw, o)
-        elif self.groups == 1:
-            cols = self._patches(xpad, (kh, kw), reuse=not keep)
+        cols = self._patches(xpad, (kh, kw), reuse=not keep)
+        if self.groups == 1:
             y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw*c) @ (kh*kw*c, o)
         else:
-            cols = self._patches(xpad, (kh, kw))
             # (g, n*oh*ow, og) = (g, n*oh*ow, kh*kw*cg) @ (g, kh*kw*cg, og)
             y = (cols @ w2).transpose(1, 0, 2)
         y = y.reshape(n, oh, ow, o)
@@ -217,15 +228,14 @@ class Conv2d(Function):
         """
         xp = get_array_module(gy2)
         kh, kw, c, o = self.w_shape
-        n, hp, wp, _ = self.xpad_shape
-        (sh, sw), (dh, dw), (oh, ow) = self.stride, self.dilation, self.out_hw
+        n = self.xpad_shape[0]
+        oh, ow = self.out_hw
         gxpad = xp.zeros(self.xpad_shape, dtype=gy2.dtype)
         for i in range(kh):
             for j in range(kw):
-                g = xp.matmul(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
                 # (n*oh*ow, c) = (n*oh*ow, o) @ (o, c)
-                gxpad[:, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw, :] += \
-                    g.reshape(n, oh, ow, c)
+                g = xp.matmul(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
+                offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[...] += g.reshape(n, oh, ow, c)
         gx = unpad_nhwc(gxpad, self.pads)
         return gx if gx.base is None else gx.copy()
 
@@ -259,11 +269,7 @@ class Conv2d(Function):
         if needs[1]:
             cols = self.cols
             if cols is None:
-                xpad = pad_nhwc(self.x, self.pads)
-                if g == 1 and cg == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
-                    cols = _patches_major(xpad, (kh, kw), self.stride, self.dilation, self.out_hw).T
-                else:
-                    cols = self._patches(xpad, (kh, kw), reuse=True)
+                cols = self._patches(pad_nhwc(self.x, self.pads), (kh, kw), reuse=True)
             if g == 1:
                 gw = (cols.T @ gy2).reshape(self.w_shape)  # (kh*kw*c, o) = (kh*kw*c, m) @ (m, o)
             else:

@@ -11,13 +11,7 @@ import numpy as np
 
 from ..tensor import Function, get_array_module
 from . import accel
-from .conv import pad_nhwc, unpad_nhwc
-
-
-def _offset_view(a, i, j, stride, out_hw):
-    """Element (i, j) of every window: ``a[:, i + sh*p, j + sw*q, :]`` for all p < oh, q < ow."""
-    (sh, sw), (oh, ow) = stride, out_hw
-    return a[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+from .conv import offset_view, pad_nhwc, unpad_nhwc
 
 
 class MaxPool2d(Function):
@@ -55,9 +49,9 @@ class MaxPool2d(Function):
         """kh*kw element-wise passes; with ``index_dtype``, also the first-maximum offsets."""
         kh, kw = self.kernel
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
-        y = _offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
+        y = offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
         for i, j in offsets[1:]:
-            xp.maximum(y, _offset_view(xpad, i, j, self.stride, self.out_hw), out=y)
+            xp.maximum(y, offset_view(xpad, i, j, self.stride, self.out_hw), out=y)
         if index_dtype is None:
             return y, None
         # index of the first maximum of each window: assign from the last offset to the first so
@@ -65,8 +59,8 @@ class MaxPool2d(Function):
         idx = xp.zeros(y.shape, dtype=index_dtype)
         for k in range(len(offsets) - 1, 0, -1):
             i, j = offsets[k]
-            xp.copyto(idx, k, where=_offset_view(xpad, i, j, self.stride, self.out_hw) == y)
-        xp.copyto(idx, 0, where=_offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
+            xp.copyto(idx, k, where=offset_view(xpad, i, j, self.stride, self.out_hw) == y)
+        xp.copyto(idx, 0, where=offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
         return y, idx
 
     def backward(self, gy):
@@ -79,7 +73,7 @@ class MaxPool2d(Function):
             for k in range(kh * kw):
                 i, j = divmod(k, kw)
                 # windows overlap when stride < kernel: accumulate
-                _offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (self.argmax == k)
+                offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (self.argmax == k)
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
 
@@ -94,10 +88,10 @@ class AvgPool2d(Function):
         kh, kw = self.kernel
         xpad = pad_nhwc(x, self.pads)
         self.xpad_shape = xpad.shape
-        y = _offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
+        y = offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
         for k in range(1, kh * kw):
             i, j = divmod(k, kw)
-            y += _offset_view(xpad, i, j, self.stride, self.out_hw)
+            y += offset_view(xpad, i, j, self.stride, self.out_hw)
         y *= x.dtype.type(1.0 / (kh * kw))
         return y
 
@@ -108,6 +102,6 @@ class AvgPool2d(Function):
         gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
         for k in range(kh * kw):
             i, j = divmod(k, kw)
-            _offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += share
+            offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += share
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
