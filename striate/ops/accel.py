@@ -52,7 +52,7 @@ def _compile():
     def jit(fn):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", numba.NumbaWarning)
-            return numba.njit(cache=True)(fn)
+            return numba.njit(cache=True, nogil=True)(fn)
 
     @jit
     def maxpool2d_forward(x, kh, kw, sh, sw, y, idx):

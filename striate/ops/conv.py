@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from ..tensor import Function, get_array_module
+from . import parallel
 from .reductions import channel_sum
 
 
@@ -109,53 +110,72 @@ def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
     return gx
 
 
-# Patch matrices up to this size are kept from forward to backward instead of being recomputed
-# (LeNet's at batch 128: 10 MB; ResNet-20's first stage: 75 MB, recomputed).
+# Patch matrices are built and consumed one block at a time, each small enough to stay in the CPU
+# cache between the copy that writes it and the GEMM that reads it. Whole patch matrices (75 MB for
+# ResNet-20's first stage at batch 128) went out to memory and back, which made the small-channel
+# convs memory-bound (measured, ResNet-20's 32x32x16 conv: 20 -> 13.5 ms forward on one thread).
+BLOCK_BYTES = 4 * 2**20
+# Patch matrices up to this size in all are kept from forward to backward instead of being rebuilt
+# for the weight gradient (LeNet-5's at batch 128: 10 MB, 1.6 -> 2.5 ms backward when rebuilt).
 KEEP_PATCHES_BYTES = 16 * 2**20
 # Below this many output pixels (batch-1 inference) one strided copy beats kh*kw small row copies.
 PATCHES_MAJOR_MIN_ROWS = 4096
 
 
-def _patches_major(x, kernel, stride, dilation, out_hw):
-    """Patch matrix of a single-channel padded input, transposed: ``(kh*kw, n*oh*ow)``.
-
-    Row (i, j) is the strided view x[:, i*dh::sh, j*dw::sw, 0], copied whole: kh*kw fast copies.
+def blocks(images: int, oh: int, image_bytes: int) -> list:
+    """Cut ``images`` x ``oh`` output rows into blocks of at most :data:`BLOCK_BYTES` of patches
+    (``image_bytes`` per image; at least one row per block): several whole images when an image
+    fits, else bands of rows of one image. Returns ``(images slice, rows slice)`` pairs; the NHWC
+    output of a block, ``y[images, rows]``, is always one contiguous piece of memory.
     """
-    xp = get_array_module(x)
-    n = x.shape[0]
-    (kh, kw), (oh, ow) = kernel, out_hw
-    out = xp.empty((kh, kw, n, oh, ow, 1), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            out[i, j] = offset_view(x, i, j, stride, out_hw, dilation)
-    return out.reshape(kh * kw, n * oh * ow)
+    if image_bytes <= BLOCK_BYTES:
+        per = BLOCK_BYTES // image_bytes
+        return [(slice(b, min(b + per, images)), slice(None)) for b in range(0, images, per)]
+    rows = max(1, BLOCK_BYTES * oh // image_bytes)
+    return [(slice(b, b + 1), slice(p, min(p + rows, oh))) for b in range(images) for p in range(0, oh, rows)]
 
 
 class Conv2d(Function):
-    """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``."""
+    """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``.
+
+    The batch is split into one part per thread (:mod:`striate.ops.parallel`), and each part is
+    worked through in cache-sized :func:`blocks`: patches of the block, one GEMM, next block.
+    """
 
     def __init__(self, stride, pads, dilation, groups, out_hw):
         self.stride, self.pads, self.dilation = stride, pads, dilation
         self.groups, self.out_hw = groups, out_hw
 
-    def _patches(self, xp_pad, kernel, reuse=False):
-        """Patch matrix ``(n*oh*ow, kh*kw*c)``, grouped as (g, n*oh*ow, kh*kw*cg) when groups > 1.
+    def _patches(self, xpad, kernel, rows, keep=False):
+        """Patch matrix of output rows ``rows`` of every image of the padded ``xpad``:
+        ``(m, kh*kw*c)``, m = images * rows * ow, or ``(g, m, kh*kw*cg)`` when grouped. In a
+        :func:`scratch` buffer, valid until the next call on this thread, unless ``keep``.
 
         With one input channel (a grayscale first layer) NHWC patches would be copied one float
-        at a time; there they are built patches-major, ``(kh*kw, n*oh*ow)``, from kh*kw row
-        copies, and returned transposed (BLAS takes the transposed operand for free).
+        at a time; there they are built patches-major, ``(kh*kw, m)``, from kh*kw row copies, and
+        returned transposed (BLAS takes the transposed operand for free).
         """
-        n, c = xp_pad.shape[0], xp_pad.shape[3]
-        oh, ow = self.out_hw
-        if self.groups == 1 and c == 1 and n * oh * ow >= PATCHES_MAJOR_MIN_ROWS:
-            return _patches_major(xp_pad, kernel, self.stride, self.dilation, self.out_hw).T
-        if self.groups == 1:
-            return im2col(xp_pad, kernel, self.stride, self.dilation, self.out_hw, reuse)
-        g, (kh, kw) = self.groups, kernel
-        win = sliding_windows(xp_pad, kernel, self.stride, self.dilation, self.out_hw)
-        win = win.reshape(n, oh, ow, kh, kw, g, c // g)
-        # (g, n, oh, ow, kh, kw, cg) -> (g, n*oh*ow, kh*kw*cg): one GEMM per group, batched
-        return win.transpose(5, 0, 1, 2, 3, 4, 6).reshape(g, n * oh * ow, kh * kw * (c // g))
+        xp = get_array_module(xpad)
+        n, c = xpad.shape[0], xpad.shape[3]
+        (kh, kw), (oh, ow), g = kernel, self.out_hw, self.groups
+        r = len(range(oh)[rows])
+        buffer = (lambda shape, dtype, xp: xp.empty(shape, dtype)) if keep else scratch
+        if g == 1 and c == 1 and n * r * ow >= PATCHES_MAJOR_MIN_ROWS:
+            out = buffer((kh, kw, n, r, ow, 1), xpad.dtype, xp)
+            for i in range(kh):
+                for j in range(kw):
+                    out[i, j] = offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
+            return out.reshape(kh * kw, n * r * ow).T
+        win = sliding_windows(xpad, kernel, self.stride, self.dilation, self.out_hw)[:, rows]
+        if g == 1:  # (n, r, ow, kh, kw, c) -> (m, kh*kw*c)
+            out = buffer(win.shape, xpad.dtype, xp)
+            xp.copyto(out, win)
+            return out.reshape(n * r * ow, kh * kw * c)
+        # (n, r, ow, kh, kw, g, cg) -> (g, n, r, ow, kh, kw, cg) -> (g, m, kh*kw*cg): a batched GEMM
+        win = win.reshape(n, r, ow, kh, kw, g, c // g).transpose(5, 0, 1, 2, 3, 4, 6)
+        out = buffer(win.shape, xpad.dtype, xp)
+        xp.copyto(out, win)
+        return out.reshape(g, n * r * ow, kh * kw * (c // g))
 
     def _grouped_weight(self, w):
         kh, kw, cg, o = w.shape
@@ -165,31 +185,47 @@ class Conv2d(Function):
         # (kh, kw, cg, g, og) -> (g, kh*kw*cg, og)
         return w.reshape(kh, kw, cg, g, o // g).transpose(3, 0, 1, 2, 4).reshape(g, kh * kw * cg, o // g)
 
-    def forward(self, x, w, b=None):
-        kh, kw, _, o = w.shape
-        n, c = x.shape[0], x.shape[3]
+    def _blocks(self, images):
+        kh, kw, cg, _ = self.w_shape
         oh, ow = self.out_hw
-        xpad = pad_nhwc(x, self.pads)
+        return blocks(images, oh, oh * ow * kh * kw * cg * self.groups * self.itemsize)
+
+    def forward(self, x, w, b=None):
+        xp = get_array_module(x)
+        kh, kw, _, o = w.shape
+        n = x.shape[0]
+        oh, ow = self.out_hw
+        self.x_shape, self.w_shape, self.itemsize = x.shape, w.shape, x.itemsize
         w2 = self._grouped_weight(w)
-        # The weight gradient needs the patches again. Small patch matrices are kept; larger ones
-        # are recomputed from x (usually alive anyway as the previous layer's output): kh*kw
-        # times less memory for one extra copy. Patches that are not kept go to a scratch buffer.
-        needs_w = len(self.needs_input_grad) > 1 and self.needs_input_grad[1]
-        keep = needs_w and n * oh * ow * kh * kw * c * x.itemsize <= KEEP_PATCHES_BYTES
-        cols = self._patches(xpad, (kh, kw), reuse=not keep)
-        if self.groups == 1:
-            y = cols @ w2  # (n*oh*ow, o) = (n*oh*ow, kh*kw*c) @ (kh*kw*c, o)
-        else:
-            # (g, n*oh*ow, og) = (g, n*oh*ow, kh*kw*cg) @ (g, kh*kw*cg, og)
-            y = (cols @ w2).transpose(1, 0, 2)
-        y = y.reshape(n, oh, ow, o)
-        if b is not None:
-            y += b
-        self.xpad_shape = xpad.shape
-        self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None
-        self.w_shape = w.shape
-        self.cols = cols if keep else None
+        y = xp.empty((n, oh, ow, o), dtype=xp.result_type(x, w))
+        needs = self.needs_input_grad
+        needs_w = len(needs) > 1 and needs[1]
+        # the weight gradient needs the patches again: small ones are kept, larger ones rebuilt
+        # block by block from x (usually alive anyway as the previous layer's output)
+        keep = needs_w and y.size * kh * kw * x.shape[3] * x.itemsize <= KEEP_PATCHES_BYTES
+
+        def part(s):  # images s of the batch, block by block: patches, one GEMM, bias
+            xpad, ys, kept = pad_nhwc(x[s], self.pads), y[s], []
+            for images, rows in self._blocks(len(ys)):
+                cols = self._patches(xpad[images], (kh, kw), rows, keep)
+                if keep:
+                    kept.append(cols)
+                yb = ys[images, rows]  # contiguous: reshapes below are views
+                if self.groups == 1:
+                    # (m, o) = (m, kh*kw*c) @ (kh*kw*c, o), written in place
+                    xp.matmul(cols, w2, out=yb.reshape(-1, o))
+                else:
+                    # (g, m, og) = (g, m, kh*kw*cg) @ (g, kh*kw*cg, og) -> (m, g, og)
+                    yb[...] = (cols @ w2).transpose(1, 0, 2).reshape(yb.shape)
+                if b is not None:
+                    yb += b
+            return kept
+
+        self.parts = parallel.split(n, y.size * kh * kw * x.shape[3])
+        kept = parallel.map_parts(part, self.parts)
+        self.w = w if needs and needs[0] else None
         self.x = x if needs_w and not keep else None
+        self.kept = kept if keep else None  # per part, per block
         return y
 
     def _transposed_pads(self):
@@ -199,6 +235,11 @@ class Conv2d(Function):
         top, bottom, left, right = self.pads
         pads = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left, (kw - 1) * dw - right)
         return pads if min(pads) >= 0 else None
+
+    def _padded_shape(self, images):
+        _, h, w, c = self.x_shape
+        top, bottom, left, right = self.pads
+        return (images, h + top + bottom, w + left + right, c)
 
     def _backward_data_as_conv(self, gy):
         """Input gradient of a stride-1 convolution, computed as a convolution of gy with the
@@ -212,70 +253,78 @@ class Conv2d(Function):
         g = self.groups
         # (kh, kw, cg, g, og) flipped -> (kh, kw, og, g*cg): output channel g*cg+ci reads group g
         wt = self.w[::-1, ::-1].reshape(kh, kw, cg, g, o // g).transpose(0, 1, 4, 3, 2).reshape(kh, kw, o // g, g * cg)
-        n, hp, wp, c = self.xpad_shape
-        top, bottom, left, right = self.pads
-        out_hw = (hp - top - bottom, wp - left - right)
-        conv = Conv2d((1, 1), self._transposed_pads(), self.dilation, g, out_hw)
+        conv = Conv2d((1, 1), self._transposed_pads(), self.dilation, g, self.x_shape[1:3])
         conv.needs_input_grad = (False, False)  # nothing to save: this is a one-off forward
         return conv.forward(gy, wt)
 
-    def _backward_data_scatter(self, gy2):
-        """Input gradient by scattering, one kernel offset at a time (groups == 1).
-
-        For offset (i, j): (n*oh*ow, c) = (n*oh*ow, o) @ (o, c), added into the strided view of the
-        padded gradient that offset read in forward. Each add reads a contiguous block, unlike
-        col2im over the (n, oh, ow, kh, kw, c) patch layout.
+    def _scatter_block(self, gxpad, gy2, rows):
+        """Add the input gradient of one block into ``gxpad`` (its images, padded), one kernel offset
+        at a time: for offset (i, j), (m, c) = (m, o) @ (o, c) is added into the strided view that
+        offset read in forward. ``gy2`` is the block's output gradient, (m, o).
         """
         xp = get_array_module(gy2)
-        kh, kw, c, o = self.w_shape
-        n = self.xpad_shape[0]
-        oh, ow = self.out_hw
-        gxpad = xp.zeros(self.xpad_shape, dtype=gy2.dtype)
+        kh, kw, cg, o = self.w_shape
+        g, n, ow = self.groups, gxpad.shape[0], self.out_hw[1]
+        c = g * cg
         for i in range(kh):
             for j in range(kw):
-                # (n*oh*ow, c) = (n*oh*ow, o) @ (o, c)
-                g = xp.matmul(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
-                offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[...] += g.reshape(n, oh, ow, c)
-        gx = unpad_nhwc(gxpad, self.pads)
-        return gx if gx.base is None else gx.copy()
+                if g == 1:
+                    # (m, c) = (m, o) @ (o, c)
+                    d = xp.matmul(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
+                else:
+                    # (g, m, cg) = (g, m, og) @ (g, og, cg) -> (m, g, cg)
+                    wg = self.w[i, j].reshape(cg, g, o // g).transpose(1, 2, 0)
+                    d = (gy2.reshape(-1, g, o // g).transpose(1, 0, 2) @ wg).transpose(1, 0, 2)
+                view = offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
+                view += d.reshape(n, -1, ow, c)
 
     def backward(self, gy):
+        xp = get_array_module(gy)
         kh, kw, cg, o = self.w_shape
-        n, oh, ow = gy.shape[0], gy.shape[1], gy.shape[2]
         g = self.groups
-        gy2 = gy.reshape(n * oh * ow, o)
         needs = self.needs_input_grad
-        gx = gw = gb = None
-        # Input gradient, by the fastest of three equivalent forms (timed layer by layer): the
-        # transposed convolution for stride 1 when it reads no more than forward did (o <= c,
-        # grouped convs), else a scatter per kernel offset (groups == 1), else col2im.
-        transposable = self.stride == (1, 1) and self._transposed_pads() is not None
-        if needs[0] and transposable and (o <= g * cg or g > 1):
-            gx = self._backward_data_as_conv(gy)
-        elif needs[0] and g == 1:
-            gx = self._backward_data_scatter(gy2)
-        elif needs[0]:
-            w2 = self._grouped_weight(self.w)
-            if g == 1:
-                gcols = gy2 @ w2.T  # (n*oh*ow, kh*kw*c) = (n*oh*ow, o) @ (o, kh*kw*c)
-            else:
-                gyg = gy2.reshape(-1, g, o // g).transpose(1, 0, 2)  # (g, n*oh*ow, og)
-                gcols = gyg @ w2.transpose(0, 2, 1)  # (g, n*oh*ow, kh*kw*cg)
-                gcols = gcols.reshape(g, n, oh, ow, kh, kw, cg).transpose(1, 2, 3, 4, 5, 0, 6)
-            gxp = col2im(gcols, self.xpad_shape, (kh, kw), self.stride, self.dilation, self.out_hw)
-            gx = unpad_nhwc(gxp, self.pads)
-            if gx.base is not None:
-                gx = gx.copy()
+        # Input gradient: for stride 1, when it reads no more than forward did (o <= c, or grouped),
+        # the transposed convolution; else a scatter per kernel offset (timed layer by layer).
+        as_conv = self.stride == (1, 1) and self._transposed_pads() is not None and (o <= g * cg or g > 1)
+        scatter = needs[0] and not as_conv
+        gx = xp.empty(self.x_shape, dtype=gy.dtype) if needs[0] else None
+        w2_shape = self._grouped_weight(xp.empty(self.w_shape, dtype=gy.dtype)).shape
+
+        def part(k_s):  # images s of the batch (part k): their gx, their share of gw
+            k, s = k_s
+            gys = gy[s]
+            if needs[0] and as_conv:
+                gx[s] = self._backward_data_as_conv(gys)
+            if not (scatter or needs[1]):
+                return None
+            gxpad = xp.zeros(self._padded_shape(len(gys)), dtype=gy.dtype) if scatter else None
+            xpad = pad_nhwc(self.x[s], self.pads) if needs[1] and self.kept is None else None
+            gw = xp.zeros(w2_shape, dtype=gy.dtype) if needs[1] else None
+            for block, (images, rows) in enumerate(self._blocks(len(gys))):
+                gy2 = gys[images, rows].reshape(-1, o)  # (m, o)
+                if scatter:
+                    self._scatter_block(gxpad[images], gy2, rows)
+                if needs[1]:
+                    cols = self._patches(xpad[images], (kh, kw), rows) if xpad is not None else \
+                        self.kept[k][block]
+                    if g == 1:
+                        gw += cols.T @ gy2  # (kh*kw*c, o) += (kh*kw*c, m) @ (m, o)
+                    else:  # (g, kh*kw*cg, og) += (g, kh*kw*cg, m) @ (g, m, og)
+                        gw += cols.transpose(0, 2, 1) @ gy2.reshape(-1, g, o // g).transpose(1, 0, 2)
+            if scatter:
+                gx[s] = unpad_nhwc(gxpad, self.pads)
+            return gw
+
+        gw_parts = parallel.map_parts(part, list(enumerate(self.parts)))
+        gw = gb = None
         if needs[1]:
-            cols = self.cols
-            if cols is None:
-                cols = self._patches(pad_nhwc(self.x, self.pads), (kh, kw), reuse=True)
+            gw = gw_parts[0]
+            for more in gw_parts[1:]:
+                gw += more
             if g == 1:
-                gw = (cols.T @ gy2).reshape(self.w_shape)  # (kh*kw*c, o) = (kh*kw*c, m) @ (m, o)
-            else:
-                gyg = gy2.reshape(-1, g, o // g).transpose(1, 0, 2)
-                gwg = cols.transpose(0, 2, 1) @ gyg  # (g, kh*kw*cg, og)
-                gw = gwg.reshape(g, kh, kw, cg, o // g).transpose(1, 2, 3, 0, 4).reshape(self.w_shape)
+                gw = gw.reshape(self.w_shape)
+            else:  # (g, kh, kw, cg, og) -> (kh, kw, cg, g, og)
+                gw = gw.reshape(g, kh, kw, cg, o // g).transpose(1, 2, 3, 0, 4).reshape(self.w_shape)
         if len(needs) > 2 and needs[2]:
-            gb = channel_sum(gy2)
+            gb = channel_sum(gy.reshape(-1, o))
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)

@@ -1,0 +1,192 @@
+"""Ops split over threads (striate.ops.parallel) and over cache-sized blocks (conv), and the malloc
+setting (striate.ops.memory).
+
+The test inputs are small, so by default every op runs as one part and one block; the fixture
+`split_everything` makes each op split into as many parts and blocks as it can (one image per part,
+one output row per block, on 3 threads), and the results must equal the unsplit ones, which
+test_ops_torch.py checks against PyTorch.
+"""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import striate as st
+import striate.functional as F
+from striate.ops import conv, memory, parallel
+
+
+@pytest.fixture
+def split_everything(monkeypatch):
+    old = parallel.get_num_threads()
+    monkeypatch.setattr(parallel, "MIN_PART", 1)
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
+    try:
+        if parallel._blas_controllers() is None:  # no threadpoolctl: parts run on this thread
+            monkeypatch.setitem(parallel._config, "threads", 3)
+        else:
+            parallel.set_num_threads(3)
+        yield
+    finally:
+        if parallel._config["threads"] != old:
+            parallel.set_num_threads(old) if old > 1 else parallel.set_num_threads(1)
+
+
+# --------------------------------------------------------------------------- the pool itself
+def test_split_covers_the_batch_in_contiguous_parts(monkeypatch):
+    monkeypatch.setitem(parallel._config, "threads", 3)
+    monkeypatch.setattr(parallel, "MIN_PART", 10)
+    assert parallel.split(7, 5) == [slice(0, 7)]                  # too little work: one part
+    parts = parallel.split(7, 10**6)
+    assert len(parts) == 3
+    assert [i for s in parts for i in range(7)[s]] == list(range(7))
+    assert parallel.split(2, 10**6) == [slice(0, 1), slice(1, 2)]  # never more parts than images
+
+
+def test_map_parts_runs_parts_on_several_threads_in_order(split_everything):
+    if parallel.get_num_threads() < 3:
+        pytest.skip("threadpoolctl is not installed: striate runs on one thread")
+    seen = []
+
+    def fn(s):
+        seen.append(threading.current_thread().name)
+        return list(range(10)[s])
+
+    parts = parallel.split(10, 10**6)
+    assert parallel.map_parts(fn, parts) == [list(range(10)[s]) for s in parts]
+    assert len(set(seen)) == len(parts) == 3
+
+
+def test_map_parts_raises_a_parts_error_after_every_part_finished(split_everything):
+    finished = []
+
+    def fn(s):
+        if s.start == 0:
+            raise KeyError("part 0 failed")
+        finished.append(s)
+
+    parts = parallel.split(3, 10**6)
+    with pytest.raises(KeyError, match="part 0 failed"):
+        parallel.map_parts(fn, parts)
+    assert len(finished) == len(parts) - 1
+    assert parallel.map_parts(lambda s: s.stop, parts)[-1] == 3  # the pool still works
+
+
+def test_nested_parallel_calls_run_inline(split_everything):
+    parts = parallel.split(4, 10**6)
+    inner = parallel.map_parts(lambda s: sum(parallel.map_parts(lambda t: t.stop - t.start, parts)), parts)
+    assert inner == [4] * len(parts)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_set_num_threads_rejects_non_positive_integers(bad):
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        parallel.set_num_threads(bad)
+
+
+def test_threads_pin_blas_to_one_and_one_thread_restores_it():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    old = parallel.get_num_threads()
+    try:
+        parallel.set_num_threads(2)
+        blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+        assert blas and all(lib["num_threads"] == 1 for lib in blas)
+        parallel.set_num_threads(1)
+        own = dict((id(lib), n) for lib, n in parallel._config["blas"])
+        now = [lib.num_threads for lib, _ in parallel._config["blas"]]
+        assert now == [own[id(lib)] for lib, _ in parallel._config["blas"]]
+    finally:
+        parallel.set_num_threads(old)
+
+
+def test_bad_environment_thread_count_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="STRIATE_NUM_THREADS must be a positive integer"):
+        parallel._default_threads()
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "3")
+    assert parallel._default_threads() == 3
+
+
+def test_blocks_tile_the_output_rows():
+    assert conv.blocks(5, 4, image_bytes=10) == [(slice(0, 5), slice(None))]     # all images fit
+    assert conv.blocks(3, 4, image_bytes=conv.BLOCK_BYTES // 2) == [(slice(0, 2), slice(None)),
+                                                                     (slice(2, 3), slice(None))]
+    bands = conv.blocks(2, 5, image_bytes=conv.BLOCK_BYTES * 2)                   # rows of one image
+    assert bands[:3] == [(slice(0, 1), slice(0, 2)), (slice(0, 1), slice(2, 4)), (slice(0, 1), slice(4, 5))]
+    assert len(bands) == 6
+
+
+# --------------------------------------------------------------------------- split ops == unsplit ops
+CONV_CASES = [  # (x shape, kernel, out channels, kwargs): every input-gradient path and patch layout
+    ((3, 9, 8, 4), 3, 6, dict(padding=1)),                       # transposed conv (o > c: scatter)
+    ((3, 9, 8, 6), 3, 4, dict(padding="same")),                  # transposed conv (o <= c)
+    ((4, 11, 10, 3), 3, 5, dict(stride=2, padding=1)),           # scatter, strided
+    ((3, 10, 9, 1), 5, 4, dict(padding=2)),                      # one channel: patches-major
+    ((3, 9, 9, 4), 3, 4, dict(groups=2, padding=1)),             # grouped, transposed conv
+    ((3, 9, 9, 4), 3, 8, dict(groups=4, stride=2)),              # grouped, strided: grouped scatter
+    ((2, 12, 11, 3), 3, 4, dict(dilation=2, padding=2)),         # dilated
+]
+
+
+def conv_run(xs, k, o, kwargs, rng_seed=0, bias=True):
+    rng = np.random.default_rng(rng_seed)
+    g = kwargs.get("groups", 1)
+    x = st.Tensor(rng.standard_normal(xs), requires_grad=True)
+    w = st.Tensor(rng.standard_normal((k, k, xs[3] // g, o)), requires_grad=True)
+    b = st.Tensor(rng.standard_normal(o), requires_grad=True) if bias else None
+    y = F.conv2d(x, w, b, **kwargs)
+    y.backward(np.random.default_rng(1).standard_normal(y.shape))
+    return [y.data, x.grad, w.grad] + ([b.grad] if bias else [])
+
+
+@pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
+def test_conv_split_into_parts_and_blocks_equals_unsplit(xs, k, o, kwargs, request):
+    whole = conv_run(xs, k, o, kwargs)
+    request.getfixturevalue("split_everything")
+    split = conv_run(xs, k, o, kwargs)
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_conv_split_gradcheck(split_everything, monkeypatch, keep):
+    monkeypatch.setattr(conv, "KEEP_PATCHES_BYTES", 2**40 if keep else 0)  # kept or rebuilt patches
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 7, 6, 2))
+    w = rng.standard_normal((3, 3, 2, 3))
+    assert st.gradcheck(lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=1), [x, w])
+
+
+def test_conv_split_in_float32_equals_unsplit_closely(split_everything):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 8, 8, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 8)).astype(np.float32)
+    split = F.conv2d(st.Tensor(x), st.Tensor(w), padding=1).data
+    assert split.dtype == np.float32
+    parallel_threads = parallel._config["threads"]
+    parallel._config["threads"] = 1
+    try:
+        whole = F.conv2d(st.Tensor(x), st.Tensor(w), padding=1).data
+    finally:
+        parallel._config["threads"] = parallel_threads
+    np.testing.assert_allclose(split, whole, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- memory
+def test_keep_freed_memory_applies_on_glibc_linux():
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+    if not (sys.platform.startswith("linux") and libc and libc.startswith("glibc")):
+        pytest.skip("mallopt is glibc's")
+    assert memory.keep_freed_memory() is True
+    assert memory.is_applied()
+
+
+def test_keep_memory_can_be_turned_off_from_the_environment():
+    code = "import striate.ops.memory as m; print(m.is_applied())"
+    env = dict(os.environ, STRIATE_KEEP_MEMORY="0")
+    out = subprocess.run([sys.executable, "-c", "import striate; " + code], env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
