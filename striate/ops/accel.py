@@ -87,5 +87,51 @@ def _compile():
                         i = k // kw
                         gx[b, p * sh + i, q * sw + (k - i * kw), ch] += gy[b, p, q, ch]
 
-    return type("Kernels", (), {"maxpool2d_forward": staticmethod(maxpool2d_forward),
-                                "maxpool2d_backward": staticmethod(maxpool2d_backward)})
+    # Batch normalisation: each pass reads x (and gy) once, where NumPy makes a temporary per
+    # operation. Sums are accumulated in float64. x, y, gy, gx: (m, c) rows; the rest (c,).
+    @jit
+    def channel_moments(x, shift, total, squares):
+        """total[j] = sum_i d, squares[j] = sum_i d*d, with d = x[i, j] - shift[j]."""
+        m, c = x.shape
+        for j in range(c):
+            total[j] = 0.0
+            squares[j] = 0.0
+        for i in range(m):
+            for j in range(c):
+                d = x[i, j] - shift[j]
+                total[j] += d
+                squares[j] += d * d
+
+    @jit
+    def channel_affine(x, mean, scale, beta, y):
+        """y = (x - mean) * scale + beta."""
+        m, c = x.shape
+        for i in range(m):
+            for j in range(c):
+                y[i, j] = (x[i, j] - mean[j]) * scale[j] + beta[j]
+
+    @jit
+    def bn_grad_sums(gy, x, mean, sg, sgx):
+        """sg[j] = sum_i gy[i, j], sgx[j] = sum_i gy[i, j] * (x[i, j] - mean[j])."""
+        m, c = x.shape
+        for j in range(c):
+            sg[j] = 0.0
+            sgx[j] = 0.0
+        for i in range(m):
+            for j in range(c):
+                g = gy[i, j]
+                sg[j] += g
+                sgx[j] += g * (x[i, j] - mean[j])
+
+    @jit
+    def bn_grad_apply(gy, x, mean, a, k, e, gx):
+        """gx = a * gy + k * (x - mean) + e."""
+        m, c = x.shape
+        for i in range(m):
+            for j in range(c):
+                gx[i, j] = a[j] * gy[i, j] + k[j] * (x[i, j] - mean[j]) + e[j]
+
+    return type("Kernels", (), {name: staticmethod(fn) for name, fn in (
+        ("maxpool2d_forward", maxpool2d_forward), ("maxpool2d_backward", maxpool2d_backward),
+        ("channel_moments", channel_moments), ("channel_affine", channel_affine),
+        ("bn_grad_sums", bn_grad_sums), ("bn_grad_apply", bn_grad_apply))})

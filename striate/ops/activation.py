@@ -2,15 +2,26 @@
 from __future__ import annotations
 
 from ..tensor import Function, get_array_module
+from . import parallel
 
 
 class ReLU(Function):
+    """max(x, 0). Backward keeps the output (which the next layer usually holds anyway), not a
+    mask: gx = gy where y > 0. Both passes run over the batch split into one part per thread."""
+
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        xp = get_array_module(x)
+        y = xp.empty_like(x)
+        self.parts = parallel.split(len(x), x.size) if x.ndim else [Ellipsis]
+        parallel.map_parts(lambda s: xp.maximum(x[s], 0, out=y[s]), self.parts)
+        self.y = y
+        return y
 
     def backward(self, gy):
-        return (gy * self.mask,)
+        xp = get_array_module(gy)
+        gx = xp.empty_like(gy)
+        parallel.map_parts(lambda s: xp.multiply(gy[s], self.y[s] > 0, out=gx[s]), self.parts)
+        return (gx,)
 
 
 class LeakyReLU(Function):

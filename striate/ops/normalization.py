@@ -1,7 +1,10 @@
 """Batch normalisation and local response normalisation (channels are the last axis)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..tensor import Function, get_array_module
+from . import accel, parallel
 from .reductions import channel_sum
 
 
@@ -11,6 +14,12 @@ class BatchNorm(Function):
     Training uses the batch's mean and biased variance, and updates ``running_mean`` /
     ``running_var`` in place (the running variance gets the unbiased estimate, as PyTorch does).
     Evaluation uses the running statistics.
+
+    Written as per-channel coefficients applied in one pass: y = (x - mean) * scale + beta with
+    scale = gamma / sqrt(var + eps), and in backward gx = a * gy + k * (x - mean) + e. Statistics
+    are kept in float64. Each pass runs over the batch split into one part per thread, through the
+    compiled kernels of :mod:`striate.ops.accel` when present (one read of x per pass instead of
+    a NumPy temporary per operation), else in NumPy.
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -19,11 +28,12 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         xp = get_array_module(x)
-        count = x.size // x.shape[-1]  # values per channel
+        c = x.shape[-1]
+        count = x.size // c  # values per channel
+        kernels = accel.kernels() if xp is np and x.size >= accel.MIN_SIZE else None
+        parts = parallel.split(x.shape[0], x.size)
         if self.training:
-            mean = channel_sum(x) * (1.0 / count)
-            centered = x - mean
-            var = channel_sum(centered * centered) * (1.0 / count)  # biased, as used to normalise
+            mean, var = _moments(x, parts, kernels)
             if self.running_mean is not None:
                 m = self.momentum
                 self.running_mean *= 1 - m
@@ -31,33 +41,109 @@ class BatchNorm(Function):
                 self.running_var *= 1 - m
                 self.running_var += (m * count / max(count - 1, 1)) * var
         else:
-            mean, var = self.running_mean, self.running_var
-            centered = x - mean
-        inv_std = (1.0 / xp.sqrt(var + self.eps)).astype(x.dtype)
-        centered *= inv_std  # now x-hat, in place: one array of x's size is kept for backward
-        self.xhat, self.inv_std, self.gamma, self.count = centered, inv_std, gamma, count
-        y = centered * gamma
-        y += beta
+            mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
+        inv_std = 1.0 / xp.sqrt(var + self.eps)
+        scale = (gamma * inv_std).astype(x.dtype)
+        y = xp.empty_like(x)
+
+        def part(s):  # y = (x - mean) * scale + beta
+            if kernels is not None:
+                kernels.channel_affine(_rows(x[s]), mean.astype(x.dtype), scale, beta, _rows(y[s]))
+            else:
+                xp.subtract(x[s], mean.astype(x.dtype), out=y[s])
+                y[s] *= scale
+                y[s] += beta
+
+        parallel.map_parts(part, parts)
+        self.x, self.mean, self.inv_std, self.gamma, self.count = x, mean, inv_std, gamma, count
+        self.parts, self.kernels = parts, kernels
         return y
 
     def backward(self, gy):
-        xhat, n = self.xhat, self.count
+        xp = get_array_module(gy)
+        x, mean, inv_std, n, kernels = self.x, self.mean, self.inv_std, self.count, self.kernels
         needs = self.needs_input_grad
-        gbeta = channel_sum(gy)
-        ggamma = channel_sum(gy * xhat)
+        # sums over the batch, per part then added: sum(gy) and sum(gy * (x - mean)), float64
+        sums = parallel.map_parts(lambda s: _grad_sums(gy[s], x[s], mean, kernels), self.parts)
+        sg = sum(p[0] for p in sums)
+        sgx = sum(p[1] for p in sums)
+        gbeta, ggamma = sg, sgx * inv_std
         gx = None
         if needs[0]:
-            scale = self.inv_std * self.gamma
+            a = self.gamma * inv_std
             if self.training:
                 # the batch statistics depend on x too, which projects out two directions:
-                # gx = gamma * inv_std * (gy - mean(gy) - xhat * mean(gy * xhat))
-                gx = xhat * (-ggamma / n)
-                gx += gy
-                gx -= gbeta / n
-                gx *= scale
+                # gx = a * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat = (x - mean) * inv_std
+                k, e = -a * inv_std * ggamma / n, -a * sg / n
             else:
-                gx = gy * scale
-        return gx, (ggamma if needs[1] else None), (gbeta if needs[2] else None)
+                k, e = xp.zeros_like(a), xp.zeros_like(a)
+            dt = gy.dtype
+            a, k, e, m = a.astype(dt), k.astype(dt), e.astype(dt), mean.astype(dt)
+            gx = xp.empty_like(gy)
+
+            def part(s):  # gx = a * gy + k * (x - mean) + e
+                if kernels is not None:
+                    kernels.bn_grad_apply(_rows(gy[s]), _rows(x[s]), m, a, k, e, _rows(gx[s]))
+                else:
+                    t = x[s] - m
+                    t *= k
+                    t += e
+                    xp.multiply(gy[s], a, out=gx[s])
+                    gx[s] += t
+
+            parallel.map_parts(part, self.parts)
+        dtype = self.gamma.dtype
+        return gx, (ggamma.astype(dtype) if needs[1] else None), (gbeta.astype(dtype) if needs[2] else None)
+
+
+def _rows(a):
+    """(..., c) -> (m, c) view (the kernels take 2-D arrays)."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _moments(x, parts, kernels):
+    """Per-channel mean and biased variance of x (..., c), float64, from per-part sums.
+
+    Sums are taken around a shift (the first image's first pixel): sum(d) and sum(d*d) with
+    d = x - shift, so that the variance sum(d*d)/n - (sum(d)/n)**2 does not cancel catastrophically
+    when the mean is large next to the spread.
+    """
+    xp = get_array_module(x)
+    shift = _rows(x[:1])[0].astype(np.float64)
+    if kernels is None:  # NumPy: the mean, then the centred second moment (two passes)
+        count = x.size // x.shape[-1]
+        mean = sum(parallel.map_parts(lambda s: channel_sum(x[s]).astype(np.float64), parts)) / count
+
+        def centred_squares(s):
+            d = x[s] - mean.astype(x.dtype)
+            d *= d
+            return channel_sum(d).astype(np.float64)
+
+        var = sum(parallel.map_parts(centred_squares, parts)) / count
+        return mean, var
+
+    def moments(s):
+        total, squares = xp.empty(x.shape[-1]), xp.empty(x.shape[-1])
+        kernels.channel_moments(_rows(x[s]), shift, total, squares)
+        return total, squares
+
+    sums = parallel.map_parts(moments, parts)
+    count = x.size // x.shape[-1]
+    d_mean = sum(p[0] for p in sums) / count
+    var = sum(p[1] for p in sums) / count - d_mean * d_mean
+    return shift + d_mean, xp.maximum(var, 0.0)
+
+
+def _grad_sums(gy, x, mean, kernels):
+    """(sum(gy), sum(gy * (x - mean))) per channel, float64."""
+    xp = get_array_module(gy)
+    if kernels is not None:
+        sg, sgx = xp.empty(gy.shape[-1]), xp.empty(gy.shape[-1])
+        kernels.bn_grad_sums(_rows(gy), _rows(x), mean, sg, sgx)
+        return sg, sgx
+    d = x - mean.astype(x.dtype)
+    d *= gy
+    return channel_sum(gy).astype(np.float64), channel_sum(d).astype(np.float64)
 
 
 def _channel_window_sum(v, before, after):
