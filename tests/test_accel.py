@@ -103,3 +103,59 @@ def test_nan_propagates_like_the_numpy_path():
     y_n, _ = run(x, 2, 2, 0, np.ones((1, 2, 2, 1), np.float32), False)
     assert np.isnan(y_c[0, 0, 0, 0]) and np.isnan(y_n[0, 0, 0, 0])
     np.testing.assert_array_equal(y_c[0, 1], y_n[0, 1])
+
+
+# --------------------------------------------------------------------------- batch normalisation
+def bn_run(x, gamma, beta, gy, training, compiled, monkeypatch):
+    monkeypatch.setattr(accel, "MIN_SIZE", 0)
+    old = accel.set_enabled(compiled)
+    try:
+        rm, rv = np.zeros(x.shape[-1], x.dtype), np.ones(x.shape[-1], x.dtype)
+        rm += 0.3
+        rv += 0.5
+        t, g, b = (st.Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+        y = F.batch_norm(t, g, b, rm, rv, training=training)
+        y.backward(gy)
+        return y.data, t.grad, g.grad, b.grad, rm, rv
+    finally:
+        accel.set_enabled(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(4, 5, 6, 3), (9, 7)])
+def test_compiled_batch_norm_matches_numpy_path(shape, training, dtype, monkeypatch):
+    rng = np.random.default_rng(2)
+    x = (rng.standard_normal(shape) * 3 + 5).astype(dtype)  # a mean far from 0
+    gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    compiled = bn_run(x, gamma, beta, gy, training, True, monkeypatch)
+    numpy = bn_run(x, gamma, beta, gy, training, False, monkeypatch)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for c, n in zip(compiled, numpy):
+        np.testing.assert_allclose(c, n, rtol=tol, atol=tol)
+
+
+def test_compiled_batch_norm_gradcheck(monkeypatch):
+    monkeypatch.setattr(accel, "MIN_SIZE", 0)
+    rng = np.random.default_rng(3)
+    x, gamma, beta = rng.standard_normal((3, 4, 4, 2)) + 2, rng.standard_normal(2), rng.standard_normal(2)
+    old = accel.set_enabled(True)
+    try:
+        assert accel.kernels() is not None
+        assert st.gradcheck(lambda x, g, b: F.batch_norm(x, g, b, None, None, training=True), [x, gamma, beta])
+    finally:
+        accel.set_enabled(old)
+
+
+def test_batch_norm_variance_survives_a_large_mean(monkeypatch):
+    # sums around a shift: no catastrophic cancellation of E[x^2] - E[x]^2 at mean 1e4, std 1e-2
+    monkeypatch.setattr(accel, "MIN_SIZE", 0)
+    x = (1e4 + 1e-2 * np.random.default_rng(4).standard_normal((64, 3))).astype(np.float64)
+    for compiled in (True, False):
+        old = accel.set_enabled(compiled)
+        try:
+            y = F.batch_norm(st.Tensor(x), np.ones(3), np.zeros(3), None, None, training=True, eps=0.0).data
+        finally:
+            accel.set_enabled(old)
+        np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-6)

@@ -190,3 +190,22 @@ def test_keep_memory_can_be_turned_off_from_the_environment():
     out = subprocess.run([sys.executable, "-c", "import striate; " + code], env=env,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def bn_relu_run(training):
+    rng = np.random.default_rng(5)
+    x = st.Tensor(rng.standard_normal((5, 4, 3, 6)) + 1, requires_grad=True)
+    g, b = (st.Tensor(rng.standard_normal(6), requires_grad=True) for _ in range(2))
+    rm, rv = np.zeros(6), np.ones(6)
+    y = F.relu(F.batch_norm(x, g, b, rm, rv, training=training))
+    y.backward(np.random.default_rng(6).standard_normal(y.shape))
+    return [y.data, x.grad, g.grad, b.grad, rm, rv]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_and_relu_split_equal_unsplit(training, request):
+    whole = bn_relu_run(training)
+    request.getfixturevalue("split_everything")
+    split = bn_relu_run(training)
+    for a, b in zip(whole, split):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
