@@ -308,6 +308,12 @@ def bench_memory(threads: int, steps: int) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- machine description
+def _striate_threads() -> int:
+    import striate as st
+
+    return st.get_num_threads()
+
+
 def machine_info(torch, threads: int) -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -337,7 +343,8 @@ def machine_info(torch, threads: int) -> dict:
     return {
         "CPU": cpu,
         "cores": f"{os.cpu_count()} ({usable} usable)",
-        "threads": f"{threads} (torch.set_num_threads, BLAS)",
+        "threads": f"{threads} (torch.set_num_threads; striate.set_num_threads: "
+                   f"{_striate_threads()}, numpy's BLAS one thread inside each)",
         "numpy / BLAS": f"{np.__version__} / {blas}",
         "torch": f"{torch.__version__} ({torch.get_num_threads()} threads, channels-last)",
         "python": platform.python_version(),
@@ -347,13 +354,40 @@ def machine_info(torch, threads: int) -> dict:
 
 
 def _limit_threads(threads: int, torch):
+    """``threads`` threads for PyTorch and for striate. striate splits its ops over its own threads
+    and sets numpy's BLAS to one thread meanwhile (striate.ops.parallel); without threadpoolctl it
+    runs on one thread and BLAS keeps ``threads`` (from the environment set at start-up)."""
+    import striate as st
+
     torch.set_num_threads(threads)
+    limiter = None
     try:
         from threadpoolctl import threadpool_limits
 
-        return threadpool_limits(limits=threads, user_api="blas")   # keep the object: it holds the limit
+        limiter = threadpool_limits(limits=threads, user_api="blas")   # keep the object: it holds the limit
     except ImportError:
-        return None
+        pass
+    try:
+        st.set_num_threads(threads)
+    except ImportError:
+        st.set_num_threads(1)
+    return limiter
+
+
+class _blas_threads:
+    """Give numpy's BLAS its own threads back for a while (the GEMM-rate measurement): the machine's
+    GEMM rate is that of the multi-threaded BLAS, whatever striate does with it."""
+
+    def __enter__(self):
+        import striate as st
+
+        self.threads = st.get_num_threads()
+        st.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import striate as st
+
+        st.set_num_threads(self.threads)
 
 
 # ----------------------------------------------------------------------------- report
@@ -459,7 +493,8 @@ def run_suite(torch, sections: set, reps: dict, threads: int) -> dict:
     _show(results, "machine")
     warmup = reps["warmup"]
     if sections & {"gemm", "conv"}:
-        results["gemm"] = gemm_rate(reps["gemm"], torch=torch)
+        with _blas_threads():
+            results["gemm"] = gemm_rate(reps["gemm"], torch=torch)
         _show(results, "gemm")
 
     if sections & {"check", "train", "infer", "latency"}:
@@ -501,7 +536,8 @@ def run_suite(torch, sections: set, reps: dict, threads: int) -> dict:
             print(f"  conv {case.name}: done", flush=True)
         # the GEMM ceiling once more, after the convs: load from other processes only lowers a rate,
         # so the higher of the two measurements is the better estimate of what BLAS can do here
-        again = gemm_rate(reps["gemm"], torch=torch)
+        with _blas_threads():
+            again = gemm_rate(reps["gemm"], torch=torch)
         results["gemm"] = {k: max(v, again[k]) for k, v in results["gemm"].items()}
         results["gemm"]["measurements"] = 2
         _show(results, "gemm")

@@ -6,6 +6,7 @@
 from . import functional, nn, ops
 from . import data, models, optim, training  # noqa: E402  (layers above nn)
 from .gradcheck import gradcheck
+from .ops.parallel import get_num_threads, set_num_threads
 from .random import manual_seed
 from .summary import summary
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
@@ -13,4 +14,5 @@ from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "gradcheck",
+           "get_num_threads", "set_num_threads",
            "functional", "nn", "ops", "data", "models", "optim", "training", "summary"]
