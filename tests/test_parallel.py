@@ -39,7 +39,7 @@ def split_everything(monkeypatch):
 def test_split_covers_the_batch_in_contiguous_parts(monkeypatch):
     monkeypatch.setitem(parallel._config, "threads", 3)
     monkeypatch.setattr(parallel, "MIN_PART", 10)
-    assert parallel.split(7, 5) == [slice(0, 7)]                  # too little work: one part
+    assert parallel.split(7, 5) == parallel.WHOLE == (slice(None),)  # too little work: one part
     parts = parallel.split(7, 10**6)
     assert len(parts) == 3
     assert [i for s in parts for i in range(7)[s]] == list(range(7))
@@ -111,7 +111,7 @@ def test_bad_environment_thread_count_is_a_clear_error(monkeypatch):
 
 
 def test_blocks_tile_the_output_rows():
-    assert conv.blocks(5, 4, image_bytes=10) == [(slice(0, 5), slice(None))]     # all images fit
+    assert conv.blocks(5, 4, image_bytes=10) == conv.WHOLE_BLOCK             # all images fit
     assert conv.blocks(3, 4, image_bytes=conv.BLOCK_BYTES // 2) == [(slice(0, 2), slice(None)),
                                                                      (slice(2, 3), slice(None))]
     bands = conv.blocks(2, 5, image_bytes=conv.BLOCK_BYTES * 2)                   # rows of one image

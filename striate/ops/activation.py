@@ -11,14 +11,18 @@ class ReLU(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
-        y = xp.empty_like(x)
-        self.parts = parallel.split(len(x), x.size) if x.ndim else [Ellipsis]
-        parallel.map_parts(lambda s: xp.maximum(x[s], 0, out=y[s]), self.parts)
-        self.y = y
-        return y
+        self.parts = parallel.split(len(x), x.size) if x.ndim else parallel.WHOLE
+        if self.parts is parallel.WHOLE:
+            self.y = xp.maximum(x, 0)
+        else:
+            self.y = xp.empty_like(x)
+            parallel.map_parts(lambda s: xp.maximum(x[s], 0, out=self.y[s]), self.parts)
+        return self.y
 
     def backward(self, gy):
         xp = get_array_module(gy)
+        if self.parts is parallel.WHOLE:
+            return (gy * (self.y > 0),)
         gx = xp.empty_like(gy)
         parallel.map_parts(lambda s: xp.multiply(gy[s], self.y[s] > 0, out=gx[s]), self.parts)
         return (gx,)

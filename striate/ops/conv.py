@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 from ..tensor import Function, get_array_module
 from . import parallel
 from .reductions import channel_sum
@@ -50,9 +52,10 @@ def sliding_windows(x, kernel, stride, dilation, out_hw):
     n, _, _, c = x.shape
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
     s_n, s_h, s_w, s_c = x.strides
-    return xp.lib.stride_tricks.as_strided(
-        x, shape=(n, oh, ow, kh, kw, c),
-        strides=(s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c), writeable=False)
+    shape, strides = (n, oh, ow, kh, kw, c), (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw, s_c)
+    if xp is np and x.flags.c_contiguous:  # the ndarray constructor: ~10x cheaper than as_strided
+        return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
+    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides, writeable=False)
 
 
 def scratch(shape, dtype, xp):
@@ -122,17 +125,26 @@ KEEP_PATCHES_BYTES = 16 * 2**20
 PATCHES_MAJOR_MIN_ROWS = 4096
 
 
-def blocks(images: int, oh: int, image_bytes: int) -> list:
+WHOLE_BLOCK = ((slice(None), slice(None)),)  # every image, every row
+
+
+def blocks(images: int, oh: int, image_bytes: int):
     """Cut ``images`` x ``oh`` output rows into blocks of at most :data:`BLOCK_BYTES` of patches
     (``image_bytes`` per image; at least one row per block): several whole images when an image
     fits, else bands of rows of one image. Returns ``(images slice, rows slice)`` pairs; the NHWC
     output of a block, ``y[images, rows]``, is always one contiguous piece of memory.
     """
+    if images * image_bytes <= BLOCK_BYTES:
+        return WHOLE_BLOCK
     if image_bytes <= BLOCK_BYTES:
         per = BLOCK_BYTES // image_bytes
         return [(slice(b, min(b + per, images)), slice(None)) for b in range(0, images, per)]
     rows = max(1, BLOCK_BYTES * oh // image_bytes)
     return [(slice(b, b + 1), slice(p, min(p + rows, oh))) for b in range(images) for p in range(0, oh, rows)]
+
+
+def _fresh(shape, dtype, xp):
+    return xp.empty(shape, dtype)
 
 
 class Conv2d(Function):
@@ -158,8 +170,8 @@ class Conv2d(Function):
         xp = get_array_module(xpad)
         n, c = xpad.shape[0], xpad.shape[3]
         (kh, kw), (oh, ow), g = kernel, self.out_hw, self.groups
-        r = len(range(oh)[rows])
-        buffer = (lambda shape, dtype, xp: xp.empty(shape, dtype)) if keep else scratch
+        r = oh if rows == slice(None) else len(range(oh)[rows])
+        buffer = _fresh if keep else scratch
         if g == 1 and c == 1 and n * r * ow >= PATCHES_MAJOR_MIN_ROWS:
             out = buffer((kh, kw, n, r, ow, 1), xpad.dtype, xp)
             for i in range(kh):

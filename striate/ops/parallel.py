@@ -148,11 +148,19 @@ def set_num_threads(threads: int, _strict: bool = True) -> int:
     return threads
 
 
-def split(n: int, work: int) -> list:
+WHOLE = (slice(None),)  # the one part of an op too small to split
+
+
+def split(n: int, work: int):
     """Contiguous slices of ``range(n)``, one per thread, each with >= :data:`MIN_PART` of ``work``
-    (the op's total, in elements): one slice, ``[slice(0, n)]``, when the op is too small to split.
+    (the op's total, in elements): :data:`WHOLE`, one slice of everything, when the op is too small
+    to split.
     """
+    if work < 2 * MIN_PART:  # first, and cheap: batch-1 inference calls this for every op
+        return WHOLE
     parts = min(get_num_threads(), n, max(1, work // MIN_PART))
+    if parts == 1:
+        return WHOLE
     bounds = [n * i // parts for i in range(parts + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
 
