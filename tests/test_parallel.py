@@ -209,3 +209,27 @@ def test_batch_norm_and_relu_split_equal_unsplit(training, request):
     split = bn_relu_run(training)
     for a, b in zip(whole, split):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+
+
+def pool_run(compiled):
+    from striate.ops import accel
+    old, old_min = accel.set_enabled(compiled), accel.MIN_SIZE
+    accel.MIN_SIZE = 0
+    try:
+        rng = np.random.default_rng(7)
+        x = st.Tensor(rng.standard_normal((5, 9, 8, 3)), requires_grad=True)
+        y = F.max_pool2d(x, 3, 2, 1)
+        y.backward(np.random.default_rng(8).standard_normal(y.shape))
+        return [y.data, x.grad]
+    finally:
+        accel.set_enabled(old)
+        accel.MIN_SIZE = old_min
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_max_pool_split_equals_unsplit(compiled, request):
+    whole = pool_run(compiled)
+    request.getfixturevalue("split_everything")
+    split = pool_run(compiled)
+    for a, b in zip(whole, split):
+        np.testing.assert_array_equal(b, a)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, get_array_module
-from . import accel
+from . import accel, parallel
 from .conv import offset_view, pad_nhwc, unpad_nhwc
 
 
@@ -35,12 +35,20 @@ class MaxPool2d(Function):
         compiled = accel.kernels() if xp is np and x.size >= accel.MIN_SIZE else None
         if compiled is not None and np.isnan(x.sum()):
             compiled = None
-        if compiled is not None:
-            y = np.empty((x.shape[0],) + tuple(self.out_hw) + (x.shape[3],), dtype=x.dtype)
-            idx = np.empty(y.shape, dtype=index_dtype)
-            compiled.maxpool2d_forward(xpad, kh, kw, self.stride[0], self.stride[1], y, idx)
-        else:
+        self.parts = parallel.split(x.shape[0], x.size)
+        if compiled is None and self.parts is parallel.WHOLE:
             y, idx = self._forward_numpy(xpad, xp, index_dtype if need_index else None)
+        else:  # one part of the batch per thread
+            y = xp.empty((x.shape[0],) + tuple(self.out_hw) + (x.shape[3],), dtype=x.dtype)
+            idx = xp.empty(y.shape, dtype=index_dtype)
+
+            def part(s):
+                if compiled is not None:
+                    compiled.maxpool2d_forward(xpad[s], kh, kw, self.stride[0], self.stride[1], y[s], idx[s])
+                else:
+                    y[s], idx[s] = self._forward_numpy(xpad[s], xp, index_dtype)
+
+            parallel.map_parts(part, self.parts)
         if need_index:
             self.argmax, self.xpad_shape, self.compiled = idx, xpad.shape, compiled
         return y
@@ -67,13 +75,17 @@ class MaxPool2d(Function):
         xp = get_array_module(gy)
         kh, kw = self.kernel
         gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
-        if self.compiled is not None:
-            self.compiled.maxpool2d_backward(gy, self.argmax, kw, self.stride[0], self.stride[1], gxpad)
-        else:
+
+        def part(s):  # images s: route each window's gradient to its first maximum
+            if self.compiled is not None:
+                self.compiled.maxpool2d_backward(gy[s], self.argmax[s], kw, self.stride[0], self.stride[1], gxpad[s])
+                return
             for k in range(kh * kw):
                 i, j = divmod(k, kw)
                 # windows overlap when stride < kernel: accumulate
-                offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (self.argmax == k)
+                offset_view(gxpad[s], i, j, self.stride, self.out_hw)[...] += gy[s] * (self.argmax[s] == k)
+
+        parallel.map_parts(part, self.parts)
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
 
