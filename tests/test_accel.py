@@ -159,3 +159,46 @@ def test_batch_norm_variance_survives_a_large_mean(monkeypatch):
         finally:
             accel.set_enabled(old)
         np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- conv input gradient
+CONV_CASES = [  # (x shape, kernel, out channels, kwargs, block bytes): convs whose gx is a scatter
+    ((3, 9, 8, 2), 3, 5, dict(padding=1), None),                 # o > c
+    ((3, 11, 10, 3), 3, 4, dict(stride=2, padding=1), None),     # strided
+    ((2, 12, 11, 3), 3, 6, dict(stride=(2, 1), dilation=(2, 1), padding=2), None),  # row dilation
+    ((3, 10, 9, 1), 5, 4, dict(padding=2), 1),                   # one channel, one row per block
+    ((2, 13, 12, 2), (3, 2), 5, dict(stride=3), 1),              # blocks of one row, stride 3
+]
+
+
+@pytest.mark.parametrize("xs, k, o, kwargs, block", CONV_CASES)
+def test_compiled_conv_input_gradient_matches_numpy_path(xs, k, o, kwargs, block, monkeypatch):
+    from striate.ops import conv
+    if block is not None:
+        monkeypatch.setattr(conv, "BLOCK_BYTES", block)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal((kh, kw, xs[3], o))
+    grads = []
+    for compiled in (True, False):
+        old = accel.set_enabled(compiled)
+        try:
+            t = st.Tensor(x, requires_grad=True)
+            y = F.conv2d(t, st.Tensor(w), **kwargs)
+            y.backward(np.random.default_rng(10).standard_normal(y.shape))
+            grads.append(t.grad)
+        finally:
+            accel.set_enabled(old)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_conv_input_gradient_gradcheck():
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 7, 6, 2)), rng.standard_normal((3, 3, 2, 4))
+    old = accel.set_enabled(True)
+    try:
+        assert accel.kernels() is not None
+        assert st.gradcheck(lambda x, w: F.conv2d(x, w, stride=2, padding=1), [x, w])
+    finally:
+        accel.set_enabled(old)

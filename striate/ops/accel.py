@@ -131,7 +131,27 @@ def _compile():
             for j in range(c):
                 gx[i, j] = a[j] * gy[i, j] + k[j] * (x[i, j] - mean[j]) + e[j]
 
+    @jit
+    def col2im_add(cols, gx, p0, sh, sw, dh):
+        """Adjoint of im2col for column dilation 1: gx[b, (p0+p)*sh + i*dh, q*sw + j, ch] +=
+        cols[b, p, q, i, j*c + ch]. cols (n, r, ow, kh, kw*c): gradient patches of output rows
+        p0.. p0+r; gx (n, hp, wp, c), padded. A kernel row's kw*c values land on one contiguous
+        run of gx, so the inner loop is a plain vector add (NumPy walks runs of c floats)."""
+        n, r, ow, kh, kwc = cols.shape
+        c = gx.shape[3]
+        g = gx.reshape(n, gx.shape[1], gx.shape[2] * c)
+        for b in range(n):
+            for p in range(r):
+                for i in range(kh):
+                    row = g[b, (p0 + p) * sh + i * dh]
+                    for q in range(ow):
+                        base = q * sw * c
+                        src = cols[b, p, q, i]
+                        for t in range(kwc):
+                            row[base + t] += src[t]
+
     return type("Kernels", (), {name: staticmethod(fn) for name, fn in (
+        ("col2im_add", col2im_add),
         ("maxpool2d_forward", maxpool2d_forward), ("maxpool2d_backward", maxpool2d_backward),
         ("channel_moments", channel_moments), ("channel_affine", channel_affine),
         ("bn_grad_sums", bn_grad_sums), ("bn_grad_apply", bn_grad_apply))})

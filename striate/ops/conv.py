@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from ..tensor import Function, get_array_module
-from . import parallel
+from . import accel, parallel
 from .reductions import channel_sum
 
 
@@ -269,15 +269,25 @@ class Conv2d(Function):
         conv.needs_input_grad = (False, False)  # nothing to save: this is a one-off forward
         return conv.forward(gy, wt)
 
-    def _scatter_block(self, gxpad, gy2, rows):
-        """Add the input gradient of one block into ``gxpad`` (its images, padded), one kernel offset
-        at a time: for offset (i, j), (m, c) = (m, o) @ (o, c) is added into the strided view that
-        offset read in forward. ``gy2`` is the block's output gradient, (m, o).
+    def _scatter_block(self, gxpad, gy2, rows, kernels):
+        """Add the input gradient of one block into ``gxpad`` (its images, padded). ``gy2`` is the
+        block's output gradient, (m, o).
+
+        With the compiled kernels (groups 1, column dilation 1): the gradient patches in one GEMM,
+        (m, kh*kw*c) = (m, o) @ (o, kh*kw*c), added back by a compiled col2im. Otherwise one kernel
+        offset at a time: for offset (i, j), (m, c) = (m, o) @ (o, c) is added into the strided
+        view that offset read in forward.
         """
         xp = get_array_module(gy2)
         kh, kw, cg, o = self.w_shape
         g, n, ow = self.groups, gxpad.shape[0], self.out_hw[1]
         c = g * cg
+        if kernels is not None:
+            cols = xp.matmul(gy2, self.w.reshape(kh * kw * c, o).T,
+                             out=scratch((gy2.shape[0], kh * kw * c), gy2.dtype, xp))
+            kernels.col2im_add(cols.reshape(n, -1, ow, kh, kw * c), gxpad, rows.start or 0,
+                               self.stride[0], self.stride[1], self.dilation[0])
+            return
         for i in range(kh):
             for j in range(kw):
                 if g == 1:
@@ -300,6 +310,7 @@ class Conv2d(Function):
         as_conv = self.stride == (1, 1) and self._transposed_pads() is not None and (o <= g * cg or g > 1)
         scatter = needs[0] and not as_conv
         gx = xp.empty(self.x_shape, dtype=gy.dtype) if needs[0] else None
+        kernels = accel.kernels() if scatter and xp is np and g == 1 and self.dilation[1] == 1 else None
         w2_shape = self._grouped_weight(xp.empty(self.w_shape, dtype=gy.dtype)).shape
 
         def part(k_s):  # images s of the batch (part k): their gx, their share of gw
@@ -315,7 +326,7 @@ class Conv2d(Function):
             for block, (images, rows) in enumerate(self._blocks(len(gys))):
                 gy2 = gys[images, rows].reshape(-1, o)  # (m, o)
                 if scatter:
-                    self._scatter_block(gxpad[images], gy2, rows)
+                    self._scatter_block(gxpad[images], gy2, rows, kernels)
                 if needs[1]:
                     cols = self._patches(xpad[images], (kh, kw), rows) if xpad is not None else \
                         self.kept[k][block]
