@@ -33,11 +33,12 @@ BATCH = 128           # the training batch of both models (and of the inference 
 LR, MOMENTUM = 0.01, 0.9
 INPUT_SHAPES = {"lenet5": (28, 28, 1), "resnet20": (32, 32, 3)}
 
-# Repeats: full ~3-5 min on 2 cores, quick < 1 min. Timed runs after `warmup` untimed ones; ResNet-20
-# steps take ~1 s in striate, so they get fewer runs than LeNet-5's ~50 ms steps.
+# Repeats: full ~2-3 min on 2 cores, quick < 1 min. Timed runs after `warmup` untimed ones; ResNet-20
+# steps take ~0.5 s in striate, so they get fewer runs than LeNet-5's ~15 ms steps. On a shared machine
+# single runs vary by +-30%, so the best of many is the figure that measures the code.
 REPEATS = {
-    "full": dict(warmup=2, rounds=3, gemm=20, conv=6, train_lenet5=30, train_resnet20=9, infer_lenet5=30,
-                 infer_resnet20=9, latency=300, check_steps=5, memory_steps=2, conv_cases="all"),
+    "full": dict(warmup=2, rounds=3, gemm=20, conv=12, train_lenet5=60, train_resnet20=12, infer_lenet5=60,
+                 infer_resnet20=12, latency=300, check_steps=5, memory_steps=2, conv_cases="all"),
     # quick: every code path once, a few runs each; conv only one layer of each kind
     "quick": dict(warmup=1, rounds=1, gemm=5, conv=2, train_lenet5=5, train_resnet20=2, infer_lenet5=5,
                   infer_resnet20=2, latency=50, check_steps=2, memory_steps=1, conv_cases="quick"),
