@@ -110,13 +110,19 @@ def test_bad_environment_thread_count_is_a_clear_error(monkeypatch):
     assert parallel._default_threads() == 3
 
 
-def test_blocks_tile_the_output_rows():
-    assert conv.blocks(5, 4, image_bytes=10) == conv.WHOLE_BLOCK             # all images fit
-    assert conv.blocks(3, 4, image_bytes=conv.BLOCK_BYTES // 2) == [(slice(0, 2), slice(None)),
-                                                                     (slice(2, 3), slice(None))]
-    bands = conv.blocks(2, 5, image_bytes=conv.BLOCK_BYTES * 2)                   # rows of one image
-    assert bands[:3] == [(slice(0, 1), slice(0, 2)), (slice(0, 1), slice(2, 4)), (slice(0, 1), slice(4, 5))]
-    assert len(bands) == 6
+@pytest.mark.parametrize("images, oh, image_bytes", [
+    (5, 4, 10), (3, 4, conv.BLOCK_BYTES // 2), (64, 28, conv.BLOCK_BYTES // 53), (2, 5, conv.BLOCK_BYTES * 2),
+    (1, 3, conv.BLOCK_BYTES * 10), (4, 7, conv.BLOCK_BYTES * 7 // 3)])
+def test_blocks_tile_the_output_rows_evenly_within_the_budget(images, oh, image_bytes):
+    tiles = conv.blocks(images, oh, image_bytes)
+    cells = [(b, p) for imgs, rows in tiles for b in range(images)[imgs] for p in range(oh)[rows]]
+    assert sorted(cells) == [(b, p) for b in range(images) for p in range(oh)]   # each once
+    sizes = [len(range(images)[imgs]) * len(range(oh)[rows]) for imgs, rows in tiles]
+    row_bytes = image_bytes / oh
+    assert all(s * row_bytes <= max(conv.BLOCK_BYTES, row_bytes) for s in sizes)  # within budget
+    assert max(sizes) - min(sizes) <= max(1, oh)                                  # even
+    for imgs, rows in tiles:  # a block is whole images, or rows of one image: contiguous output
+        assert rows == slice(None) or len(range(images)[imgs]) == 1
 
 
 # --------------------------------------------------------------------------- split ops == unsplit ops

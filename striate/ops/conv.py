@@ -141,11 +141,13 @@ def blocks(images: int, oh: int, image_bytes: int):
     """
     if images * image_bytes <= BLOCK_BYTES:
         return WHOLE_BLOCK
-    if image_bytes <= BLOCK_BYTES:
-        per = BLOCK_BYTES // image_bytes
-        return [(slice(b, min(b + per, images)), slice(None)) for b in range(0, images, per)]
-    rows = max(1, BLOCK_BYTES * oh // image_bytes)
-    return [(slice(b, b + 1), slice(p, min(p + rows, oh))) for b in range(images) for p in range(0, oh, rows)]
+    if image_bytes <= BLOCK_BYTES:  # groups of whole images, of even size
+        count = -(-images // (BLOCK_BYTES // image_bytes))
+        bounds = [images * i // count for i in range(count + 1)]
+        return [(slice(bounds[i], bounds[i + 1]), slice(None)) for i in range(count)]
+    count = -(-oh // max(1, BLOCK_BYTES * oh // image_bytes))  # bands of rows of one image, even
+    bounds = [oh * i // count for i in range(count + 1)]
+    return [(slice(b, b + 1), slice(bounds[i], bounds[i + 1])) for b in range(images) for i in range(count)]
 
 
 def _fresh(shape, dtype, xp):
@@ -219,7 +221,7 @@ class Conv2d(Function):
         needs_w = len(needs) > 1 and needs[1]
         # the weight gradient needs the patches again: small ones are kept, larger ones rebuilt
         # block by block from x (usually alive anyway as the previous layer's output)
-        keep = needs_w and y.size * kh * kw * x.shape[3] * x.itemsize <= KEEP_PATCHES_BYTES
+        keep = needs_w and n * oh * ow * kh * kw * x.shape[3] * x.itemsize <= KEEP_PATCHES_BYTES
 
         def part(s):  # images s of the batch, block by block: patches, one GEMM, bias
             xpad, ys, kept = pad_nhwc(x[s], self.pads), y[s], []
