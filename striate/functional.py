@@ -14,6 +14,7 @@ bottom/right) and ``'valid'`` meaning no padding.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -100,18 +101,47 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
         (8, 28, 28, 6)
     """
     op = "conv2d"
-    x = _nhwc(x, "x", op)
-    w = _tensor(w, "w", op)
-    if w.ndim != 4:
+    x, w = _tensor(x, "x", op), _tensor(w, "w", op)
+    b = None if b is None else _tensor(b, "b", op)
+    # every check depends only on shapes, dtypes and settings, which a layer repeats at every call:
+    # checked once per combination (a cached plan), since batch-1 inference pays for each microsecond
+    key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
+           _hashable(stride), _hashable(padding), _hashable(dilation), groups)
+    try:
+        plan = _conv_plan(*key)
+    except TypeError as exc:  # an unhashable setting: validate uncached, for the proper message
+        if "unhashable" not in str(exc):
+            raise
+        plan = _conv_plan.__wrapped__(*key)
+    fn = ops.Conv2d(*plan)
+    return fn.apply(x, w) if b is None else fn.apply(x, w, b)
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dilation, groups):
+    """Validate a conv2d call; return the arguments of ``ops.Conv2d``: (stride, pads, dilation,
+    groups, out_hw). Raises (and caches nothing) on bad arguments."""
+    op = "conv2d"
+    if len(x_shape) != 4:
+        _nhwc(Tensor(np.empty(x_shape, x_dtype)), "x", op)  # raises with the shape-specific hint
+    if len(w_shape) != 4:
         raise ValueError(
             f"{op}: expected 4D weights (kernel_h, kernel_w, in_channels // groups, out_channels), "
-            f"got shape {w.shape}."
+            f"got shape {w_shape}."
         )
-    _same_dtype(x, w, "x and w", op)
+    if x_dtype != w_dtype:
+        raise TypeError(
+            f"{op}: x and w must have the same dtype (striate never upcasts silently). "
+            f"Received: {x_dtype} and {w_dtype}."
+        )
     if not _is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int. Received: groups={groups!r}.")
-    kh, kw, cg, o = w.shape
-    c = x.shape[3]
+    kh, kw, cg, o = w_shape
+    c = x_shape[3]
     if c % groups:
         raise ValueError(
             f"{op}: the number of input channels must be evenly divisible by groups. "
@@ -125,17 +155,20 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     if cg * groups != c:
         raise ValueError(
             f"{op}: channel mismatch between input and weights: x has {c} channels, but w of shape "
-            f"{w.shape} (HWIO) with groups={groups} expects {cg * groups}."
+            f"{w_shape} (HWIO) with groups={groups} expects {cg * groups}."
         )
-    if b is not None:
-        b = _tensor(b, "b", op)
-        _same_dtype(x, b, "x and b", op)
-        if b.shape != (o,):
-            raise ValueError(f"{op}: bias must have shape (out_channels,) = ({o},). Received: b.shape={b.shape}.")
+    if b_spec is not None:
+        b_shape, b_dtype = b_spec
+        if x_dtype != b_dtype:
+            raise TypeError(
+                f"{op}: x and b must have the same dtype (striate never upcasts silently). "
+                f"Received: {x_dtype} and {b_dtype}."
+            )
+        if b_shape != (o,):
+            raise ValueError(f"{op}: bias must have shape (out_channels,) = ({o},). Received: b.shape={b_shape}.")
     stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
-    pads, out_hw = conv_geometry(x.shape[1:3], (kh, kw), stride, padding, dilation, op)
-    fn = ops.Conv2d(stride, pads, dilation, int(groups), out_hw)
-    return fn.apply(x, w) if b is None else fn.apply(x, w, b)
+    pads, out_hw = conv_geometry(x_shape[1:3], (kh, kw), stride, padding, dilation, op)
+    return stride, pads, dilation, int(groups), out_hw
 
 
 # --------------------------------------------------------------------------- pooling
