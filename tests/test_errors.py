@@ -366,3 +366,17 @@ def test_backward_errors():
         (x * 2.0).backward()
     with pytest.raises(RuntimeError, match=r"backward\(\) was called on a tensor that does not require grad"):
         st.Tensor(np.ones(1)).backward()
+
+
+def test_conv2d_checks_are_cached_per_combination_but_errors_are_raised_every_time():
+    import striate.functional as F
+    x, w = np.zeros((1, 5, 5, 2), np.float32), np.zeros((3, 3, 3, 4), np.float32)
+    for _ in range(2):  # a failed check caches nothing
+        with pytest.raises(ValueError, match="channel mismatch"):
+            F.conv2d(x, w)
+    ok = np.zeros((3, 3, 2, 4), np.float32)
+    assert F.conv2d(x, ok, padding=1).shape == (1, 5, 5, 4)
+    assert F.conv2d(x, ok, padding=[0, 1]).shape == (1, 3, 5, 4)     # list settings are hashable
+    assert F.conv2d(x[:, :4], ok).shape == (1, 2, 3, 4)               # another shape, another plan
+    with pytest.raises(TypeError, match="stride must be an int or a pair"):
+        F.conv2d(x, ok, stride={"h": 1})                              # unhashable: checked uncached
