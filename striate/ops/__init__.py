@@ -3,7 +3,7 @@ working on raw arrays. Users normally call them through :mod:`striate.functional
 arguments and documents shapes."""
 from . import memory, parallel
 from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .conv import Conv2d, col2im, im2col, pad_nhwc, sliding_windows
+from .conv import Conv2d, im2col, pad_nhwc, sliding_windows
 from .dropout import Dropout
 from .linear import Concat, Linear
 from .loss import BinaryCrossEntropyWithLogits, CrossEntropy

@@ -3,8 +3,10 @@
 Layouts: x is NHWC ``(n, h, w, c)``, the weight HWIO ``(kh, kw, c // groups, o)``, y NHWC
 ``(n, oh, ow, o)``. In NHWC the im2col matrix is a strided *view* of the padded input with shape
 ``(n, oh, ow, kh, kw, c)``: reshaping it to ``(n*oh*ow, kh*kw*c)`` makes one contiguous copy and
-lines up with the HWIO weight reshaped to ``(kh*kw*c, o)``, so no transposes are needed. col2im, the
-adjoint, loops over the ``kh*kw`` kernel offsets only (never over pixels, images or channels).
+lines up with the HWIO weight reshaped to ``(kh*kw*c, o)``, so no transposes are needed. The input
+gradient scatters back one kernel offset at a time (never a loop over pixels, images or channels),
+or goes through the compiled col2im of :mod:`striate.ops.accel`, or, for stride 1, is itself a
+convolution (the transposed one).
 
 Speed comes from two cuts of the work, neither of which changes the arithmetic of a row: the batch
 is split into one part per thread (:mod:`striate.ops.parallel`), and each part is worked through in
@@ -86,36 +88,24 @@ _scratch = threading.local()
 SCRATCH_BUFFERS = 8
 
 
-def im2col(x, kernel, stride, dilation, out_hw, reuse=False):
-    """(n, hp, wp, c) padded input -> (n*oh*ow, kh*kw*c) patch matrix (one copy).
+def im2col(x, kernel, stride, dilation, out_hw, rows=slice(None), buffer=None):
+    """(n, hp, wp, c) padded input -> ``(n*r*ow, kh*kw*c)`` patch matrix of output rows ``rows``
+    (all by default; r of them): one copy of the strided windows view.
 
-    ``reuse=True`` copies into a :func:`scratch` buffer: only for patches that die in the caller.
+    ``buffer(shape, dtype, xp)`` makes the array copied into (default: a fresh one); :func:`scratch`
+    reuses one, for patches that die in the caller.
     """
-    n, c = x.shape[0], x.shape[3]
-    (kh, kw), (oh, ow) = kernel, out_hw
-    windows = sliding_windows(x, kernel, stride, dilation, out_hw)  # (n, oh, ow, kh, kw, c) view
-    if not reuse:
-        return windows.reshape(n * oh * ow, kh * kw * c)
     xp = get_array_module(x)
-    out = scratch(windows.shape, x.dtype, xp)
+    c = x.shape[3]
+    kh, kw = kernel
+    windows = sliding_windows(x, kernel, stride, dilation, out_hw)[:, rows]  # (n, r, ow, kh, kw, c) view
+    out = (buffer or _fresh)(windows.shape, x.dtype, xp)
     xp.copyto(out, windows)
-    return out.reshape(n * oh * ow, kh * kw * c)
+    return out.reshape(-1, kh * kw * c)
 
 
-def col2im(cols, padded_shape, kernel, stride, dilation, out_hw):
-    """Adjoint of :func:`im2col`: scatter-add (n, oh, ow, kh, kw, c) patches into the padded input.
-
-    Overlapping windows add up, which is exactly the gradient of reading a pixel several times.
-    """
-    xp = get_array_module(cols)
-    n, hp, wp, c = padded_shape
-    (kh, kw), (oh, ow) = kernel, out_hw
-    cols = cols.reshape(n, oh, ow, kh, kw, c)
-    gx = xp.zeros(padded_shape, dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            offset_view(gx, i, j, stride, out_hw, dilation)[...] += cols[:, :, :, i, j, :]
-    return gx
+def _fresh(shape, dtype, xp):
+    return xp.empty(shape, dtype)
 
 
 # Patch matrices are built and consumed one block at a time, each small enough to stay in the CPU
@@ -150,10 +140,6 @@ def blocks(images: int, oh: int, image_bytes: int):
     return [(slice(b, b + 1), slice(bounds[i], bounds[i + 1])) for b in range(images) for i in range(count)]
 
 
-def _fresh(shape, dtype, xp):
-    return xp.empty(shape, dtype)
-
-
 class Conv2d(Function):
     """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``.
 
@@ -185,11 +171,9 @@ class Conv2d(Function):
                 for j in range(kw):
                     out[i, j] = offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
             return out.reshape(kh * kw, n * r * ow).T
+        if g == 1:
+            return im2col(xpad, kernel, self.stride, self.dilation, self.out_hw, rows, buffer)
         win = sliding_windows(xpad, kernel, self.stride, self.dilation, self.out_hw)[:, rows]
-        if g == 1:  # (n, r, ow, kh, kw, c) -> (m, kh*kw*c)
-            out = buffer(win.shape, xpad.dtype, xp)
-            xp.copyto(out, win)
-            return out.reshape(n * r * ow, kh * kw * c)
         # (n, r, ow, kh, kw, g, cg) -> (g, n, r, ow, kh, kw, cg) -> (g, m, kh*kw*cg): a batched GEMM
         win = win.reshape(n, r, ow, kh, kw, g, c // g).transpose(5, 0, 1, 2, 3, 4, 6)
         out = buffer(win.shape, xpad.dtype, xp)
@@ -318,7 +302,7 @@ class Conv2d(Function):
         scatter = needs[0] and not as_conv
         gx = xp.empty(self.x_shape, dtype=gy.dtype) if needs[0] else None
         kernels = accel.kernels() if scatter and xp is np and g == 1 and self.dilation[1] == 1 else None
-        w2_shape = self._grouped_weight(xp.empty(self.w_shape, dtype=gy.dtype)).shape
+        w2_shape = (kh * kw * cg, o) if g == 1 else (g, kh * kw * cg, o // g)  # of _grouped_weight
 
         def part(k_s):  # images s of the batch (part k): their gx, their share of gw
             k, s = k_s
