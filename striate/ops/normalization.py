@@ -71,27 +71,27 @@ class BatchNorm(Function):
         gx = None
         if needs[0]:
             a = self.gamma * inv_std
-            if self.training:
+            if not self.training:  # fixed statistics: an affine map
+                gx = gy * a.astype(gy.dtype)
+            else:
                 # the batch statistics depend on x too, which projects out two directions:
                 # gx = a * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat = (x - mean) * inv_std
                 k, e = -a * inv_std * ggamma / n, -a * sg / n
-            else:
-                k, e = xp.zeros_like(a), xp.zeros_like(a)
-            dt = gy.dtype
-            a, k, e, m = a.astype(dt), k.astype(dt), e.astype(dt), mean.astype(dt)
-            gx = xp.empty_like(gy)
+                dt = gy.dtype
+                a, k, e, m = a.astype(dt), k.astype(dt), e.astype(dt), mean.astype(dt)
+                gx = xp.empty_like(gy)
 
-            def part(s):  # gx = a * gy + k * (x - mean) + e
-                if kernels is not None:
-                    kernels.bn_grad_apply(_rows(gy[s]), _rows(x[s]), m, a, k, e, _rows(gx[s]))
-                else:
-                    t = x[s] - m
-                    t *= k
-                    t += e
-                    xp.multiply(gy[s], a, out=gx[s])
-                    gx[s] += t
+                def part(s):  # gx = a * gy + k * (x - mean) + e
+                    if kernels is not None:
+                        kernels.bn_grad_apply(_rows(gy[s]), _rows(x[s]), m, a, k, e, _rows(gx[s]))
+                    else:
+                        t = x[s] - m
+                        t *= k
+                        t += e
+                        xp.multiply(gy[s], a, out=gx[s])
+                        gx[s] += t
 
-            parallel.map_parts(part, self.parts)
+                parallel.map_parts(part, self.parts)
         dtype = self.gamma.dtype
         return gx, (ggamma.astype(dtype) if needs[1] else None), (gbeta.astype(dtype) if needs[2] else None)
 
@@ -104,31 +104,32 @@ def _rows(a):
 def _moments(x, parts, kernels):
     """Per-channel mean and biased variance of x (..., c), float64, from per-part sums.
 
-    Sums are taken around a shift (the first image's first pixel): sum(d) and sum(d*d) with
-    d = x - shift, so that the variance sum(d*d)/n - (sum(d)/n)**2 does not cancel catastrophically
-    when the mean is large next to the spread.
+    NumPy: the mean, then the mean of squared deviations (two passes). Compiled: one pass of
+    sum(d) and sum(d*d) with d = x - shift around a shift (the first pixel of the batch), so that
+    sum(d*d)/n - (sum(d)/n)**2 does not cancel catastrophically when the mean is large next to
+    the spread.
     """
     xp = get_array_module(x)
-    shift = _rows(x[:1])[0].astype(np.float64)
-    if kernels is None:  # NumPy: the mean, then the centred second moment (two passes)
-        count = x.size // x.shape[-1]
+    c = x.shape[-1]
+    count = x.size // c
+    if kernels is None:
         mean = sum(parallel.map_parts(lambda s: channel_sum(x[s]).astype(np.float64), parts)) / count
 
-        def centred_squares(s):
+        def squared_deviations(s):
             d = x[s] - mean.astype(x.dtype)
             d *= d
             return channel_sum(d).astype(np.float64)
 
-        var = sum(parallel.map_parts(centred_squares, parts)) / count
-        return mean, var
+        return mean, sum(parallel.map_parts(squared_deviations, parts)) / count
+
+    shift = _rows(x[:1])[0].astype(np.float64)
 
     def moments(s):
-        total, squares = xp.empty(x.shape[-1]), xp.empty(x.shape[-1])
+        total, squares = xp.empty(c), xp.empty(c)
         kernels.channel_moments(_rows(x[s]), shift, total, squares)
         return total, squares
 
     sums = parallel.map_parts(moments, parts)
-    count = x.size // x.shape[-1]
     d_mean = sum(p[0] for p in sums) / count
     var = sum(p[1] for p in sums) / count - d_mean * d_mean
     return shift + d_mean, xp.maximum(var, 0.0)
