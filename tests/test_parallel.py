@@ -239,3 +239,16 @@ def test_max_pool_split_equals_unsplit(compiled, request):
     split = pool_run(compiled)
     for a, b in zip(whole, split):
         np.testing.assert_array_equal(b, a)
+
+
+def test_results_of_an_abandoned_run_are_not_taken_by_the_next(split_everything):
+    if parallel.get_num_threads() < 2:
+        pytest.skip("threadpoolctl is not installed: striate runs on one thread")
+    import time
+    parts = parallel.split(2, 10**6)
+    parallel.map_parts(lambda s: None, parts)  # the pool exists
+    pool = parallel._config["pool"]
+    # a run whose caller went away (as after Ctrl-C) while its worker part was still running
+    pool.runs += 1
+    pool.inboxes[0].put((pool.runs, 1, lambda: (time.sleep(0.05), "stale")[1]))
+    assert parallel.map_parts(lambda s: s.start, parts) == [s.start for s in parts]

@@ -59,6 +59,7 @@ class _Pool:
         self.lock = threading.Lock()  # one parallel run at a time; others run their parts inline
         self.inboxes = []
         self.done = queue.SimpleQueue()
+        self.runs = 0
         for i in range(1, threads):
             inbox = queue.SimpleQueue()
             threading.Thread(target=self._work, args=(inbox,), daemon=True,
@@ -70,25 +71,32 @@ class _Pool:
             item = inbox.get()
             if item is None:  # the pool was replaced (set_num_threads)
                 return
-            index, fn = item
+            run, index, fn = item
             try:
-                self.done.put((index, fn(), None))
+                self.done.put((run, index, fn(), None))
             except BaseException as exc:  # handed back to the caller, raised there
-                self.done.put((index, None, exc))
+                self.done.put((run, index, None, exc))
 
     def run(self, fns):
+        # Each run has a number: a run abandoned half-way (Ctrl-C while waiting) leaves results
+        # behind in `done`, which a later run must not take for its own.
+        self.runs += 1
         results = [None] * len(fns)
         for i, fn in enumerate(fns[1:], start=1):
-            self.inboxes[(i - 1) % len(self.inboxes)].put((i, fn))
+            self.inboxes[(i - 1) % len(self.inboxes)].put((self.runs, i, fn))
         error = None
         try:
             results[0] = fns[0]()
         except BaseException as exc:
             error = exc
-        for _ in range(len(fns) - 1):  # always collect every part before returning
-            i, result, exc = self.done.get()
+        pending = len(fns) - 1
+        while pending:  # always collect every part before returning
+            run, i, result, exc = self.done.get()
+            if run != self.runs:
+                continue
             results[i] = result
             error = error or exc
+            pending -= 1
         if error is not None:
             raise error
         return results
