@@ -252,3 +252,15 @@ def test_results_of_an_abandoned_run_are_not_taken_by_the_next(split_everything)
     pool.runs += 1
     pool.inboxes[0].put((pool.runs, 1, lambda: (time.sleep(0.05), "stale")[1]))
     assert parallel.map_parts(lambda s: s.start, parts) == [s.start for s in parts]
+
+
+def test_without_threadpoolctl_striate_stays_on_one_thread(monkeypatch):
+    # as after a first call found no threadpoolctl: BLAS cannot be pinned, so no threads of our own
+    monkeypatch.setitem(parallel._config, "blas", False)
+    monkeypatch.setitem(parallel._config, "threads", None)
+    monkeypatch.setitem(parallel._config, "pool", None)
+    monkeypatch.setenv("STRIATE_NUM_THREADS", "2")
+    assert parallel.get_num_threads() == 1                     # the default quietly falls back
+    with pytest.raises(ImportError, match="needs threadpoolctl"):
+        parallel.set_num_threads(2)                            # asking explicitly is an error
+    assert parallel.set_num_threads(1) == 1

@@ -136,18 +136,17 @@ def set_num_threads(threads: int, _strict: bool = True) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer. Received: {threads!r}.")
     with _config_lock:
-        if _config["blas"] is None:
+        if _config["blas"] is None:  # first call: BLAS libraries with their own thread counts
             libs = _blas_controllers()
-            if libs is None:
-                if threads > 1 and _strict:
-                    raise ImportError(
-                        "striate needs threadpoolctl to run ops on several threads (it must set BLAS "
-                        "to one thread meanwhile). Install it with `pip install striate[fast]`, or "
-                        "call set_num_threads(1).")
-                threads = 1
-                libs = []
-            _config["blas"] = [(lib, lib.num_threads) for lib in libs]  # with their own counts
-        for lib, own in _config["blas"]:
+            _config["blas"] = False if libs is None else [(lib, lib.num_threads) for lib in libs]
+        if _config["blas"] is False and threads > 1:  # no threadpoolctl: BLAS cannot be pinned
+            if _strict:
+                raise ImportError(
+                    "striate needs threadpoolctl to run ops on several threads (it must set BLAS "
+                    "to one thread meanwhile). Install it with `pip install striate[fast]`, or "
+                    "call set_num_threads(1).")
+            threads = 1
+        for lib, own in _config["blas"] or []:
             lib.set_num_threads(1 if threads > 1 else own)
         _config["threads"] = threads
         old, _config["pool"] = _config["pool"], None  # a new one is made on first use
