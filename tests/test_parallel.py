@@ -40,24 +40,28 @@ def test_split_covers_the_batch_in_contiguous_parts(monkeypatch):
     monkeypatch.setitem(parallel._config, "threads", 3)
     monkeypatch.setattr(parallel, "MIN_PART", 10)
     assert parallel.split(7, 5) == parallel.WHOLE == (slice(None),)  # too little work: one part
-    parts = parallel.split(7, 10**6)
-    assert len(parts) == 3
-    assert [i for s in parts for i in range(7)[s]] == list(range(7))
+    parts = parallel.split(100, 10**6)
+    assert len(parts) == 3 * parallel.PARTS_PER_THREAD
+    assert [i for s in parts for i in range(100)[s]] == list(range(100))
+    assert max(s.stop - s.start for s in parts) - min(s.stop - s.start for s in parts) <= 1
     assert parallel.split(2, 10**6) == [slice(0, 1), slice(1, 2)]  # never more parts than images
+    assert len(parallel.split(100, 25)) == 2                        # nor parts under MIN_PART
 
 
 def test_map_parts_runs_parts_on_several_threads_in_order(split_everything):
     if parallel.get_num_threads() < 3:
         pytest.skip("threadpoolctl is not installed: striate runs on one thread")
+    import time
     seen = []
 
     def fn(s):
         seen.append(threading.current_thread().name)
-        return list(range(10)[s])
+        time.sleep(0.01)  # long enough for every worker to wake up and take parts
+        return list(range(30)[s])
 
-    parts = parallel.split(10, 10**6)
-    assert parallel.map_parts(fn, parts) == [list(range(10)[s]) for s in parts]
-    assert len(set(seen)) == len(parts) == 3
+    parts = parallel.split(30, 10**6)
+    assert parallel.map_parts(fn, parts) == [list(range(30)[s]) for s in parts]
+    assert len(seen) == len(parts) and len(set(seen)) == 3
 
 
 def test_map_parts_raises_a_parts_error_after_every_part_finished(split_everything):
@@ -241,17 +245,17 @@ def test_max_pool_split_equals_unsplit(compiled, request):
         np.testing.assert_array_equal(b, a)
 
 
-def test_results_of_an_abandoned_run_are_not_taken_by_the_next(split_everything):
+def test_signals_of_an_abandoned_run_are_not_taken_by_the_next(split_everything):
     if parallel.get_num_threads() < 2:
         pytest.skip("threadpoolctl is not installed: striate runs on one thread")
     import time
-    parts = parallel.split(2, 10**6)
+    parts = parallel.split(6, 10**6)
     parallel.map_parts(lambda s: None, parts)  # the pool exists
     pool = parallel._config["pool"]
-    # a run whose caller went away (as after Ctrl-C) while its worker part was still running
+    # a run whose caller went away (as after Ctrl-C) while a worker was still busy with it
     pool.runs += 1
-    pool.inboxes[0].put((pool.runs, 1, lambda: (time.sleep(0.05), "stale")[1]))
-    assert parallel.map_parts(lambda s: s.start, parts) == [s.start for s in parts]
+    pool.inboxes[0].put((pool.runs, lambda: time.sleep(0.05)))
+    assert parallel.map_parts(lambda s: (time.sleep(0.001), s.start)[1], parts) == [s.start for s in parts]
 
 
 def test_without_threadpoolctl_striate_stays_on_one_thread(monkeypatch):

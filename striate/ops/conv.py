@@ -8,6 +8,10 @@ gradient scatters back one kernel offset at a time (never a loop over pixels, im
 or goes through the compiled col2im of :mod:`striate.ops.accel`, or, for stride 1, is itself a
 convolution (the transposed one).
 
+2-D products go through ``xp.dot``, not ``@``: NumPy's matmul keeps the GIL through some BLAS calls
+(a (25, 50176) @ (50176, 6) weight gradient held it for its whole 0.7 ms), which stalled the other
+thread; dot releases it.
+
 Speed comes from two cuts of the work, neither of which changes the arithmetic of a row: the batch
 is split into one part per thread (:mod:`striate.ops.parallel`), and each part is worked through in
 cache-sized blocks of output rows (:func:`blocks`), so that a patch matrix is read by its GEMM while
@@ -216,7 +220,7 @@ class Conv2d(Function):
                 yb = ys[images, rows]  # contiguous: reshapes below are views
                 if self.groups == 1:
                     # (m, o) = (m, kh*kw*c) @ (kh*kw*c, o), written in place
-                    xp.matmul(cols, w2, out=yb.reshape(-1, o))
+                    xp.dot(cols, w2, out=yb.reshape(-1, o))
                 else:
                     # (g, m, og) = (g, m, kh*kw*cg) @ (g, kh*kw*cg, og) -> (m, g, og)
                     yb[...] = (cols @ w2).transpose(1, 0, 2).reshape(yb.shape)
@@ -274,7 +278,7 @@ class Conv2d(Function):
         g, n, ow = self.groups, gxpad.shape[0], self.out_hw[1]
         c = g * cg
         if kernels is not None:
-            cols = xp.matmul(gy2, self.w.reshape(kh * kw * c, o).T,
+            cols = xp.dot(gy2, self.w.reshape(kh * kw * c, o).T,
                              out=scratch((gy2.shape[0], kh * kw * c), gy2.dtype, xp))
             kernels.col2im_add(cols.reshape(n, -1, ow, kh, kw * c), gxpad, rows.start or 0,
                                self.stride[0], self.stride[1], self.dilation[0])
@@ -283,7 +287,7 @@ class Conv2d(Function):
             for j in range(kw):
                 if g == 1:
                     # (m, c) = (m, o) @ (o, c)
-                    d = xp.matmul(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
+                    d = xp.dot(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, xp))
                 else:
                     # (g, m, cg) = (g, m, og) @ (g, og, cg) -> (m, g, cg)
                     wg = self.w[i, j].reshape(cg, g, o // g).transpose(1, 2, 0)
@@ -322,7 +326,7 @@ class Conv2d(Function):
                     cols = self._patches(xpad[images], (kh, kw), rows) if xpad is not None else \
                         self.kept[k][block]
                     if g == 1:
-                        gw += cols.T @ gy2  # (kh*kw*c, o) += (kh*kw*c, m) @ (m, o)
+                        gw += xp.dot(cols.T, gy2)  # (kh*kw*c, o) += (kh*kw*c, m) @ (m, o)
                     else:  # (g, kh*kw*cg, og) += (g, kh*kw*cg, m) @ (g, m, og)
                         gw += cols.transpose(0, 2, 1) @ gy2.reshape(-1, g, o // g).transpose(1, 0, 2)
             if scatter:

@@ -12,15 +12,17 @@ class Linear(Function):
     def forward(self, x, w, b=None):
         self.x = x if len(self.needs_input_grad) > 1 and self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None
-        y = x @ w  # (n, out) = (n, in) @ (in, out)
+        xp = get_array_module(x)
+        y = xp.dot(x, w)  # (n, out) = (n, in) @ (in, out); dot, not @, releases the GIL (see ops.conv)
         if b is not None:
             y += b
         return y
 
     def backward(self, gy):
         needs = self.needs_input_grad
-        gx = gy @ self.w.T if needs[0] else None  # (n, in) = (n, out) @ (out, in)
-        gw = self.x.T @ gy if needs[1] else None  # (in, out) = (in, n) @ (n, out)
+        xp = get_array_module(gy)
+        gx = xp.dot(gy, self.w.T) if needs[0] else None  # (n, in) = (n, out) @ (out, in)
+        gw = xp.dot(self.x.T, gy) if needs[1] else None  # (in, out) = (in, n) @ (n, out)
         if len(needs) > 2:
             return gx, gw, (gy.sum(axis=0) if needs[2] else None)
         return gx, gw

@@ -30,6 +30,10 @@ import threading
 # An op is split into parts of at least this many elements of work (each part then takes a few
 # hundred microseconds, well above the ~70 us it costs to hand it to a worker thread).
 MIN_PART = 1 << 17
+# Parts per thread of a big op: threads take parts as they come free, so with several parts each a
+# thread slowed down by another process does fewer of them (on this project's shared 2-core machine
+# one thread often runs 2x slower than the other for a while).
+PARTS_PER_THREAD = 2
 
 
 def _default_threads() -> int:
@@ -51,7 +55,9 @@ def _default_threads() -> int:
 
 
 class _Pool:
-    """``threads - 1`` daemon workers; the calling thread runs the first part itself."""
+    """``threads - 1`` daemon workers. In a run, every thread (the caller too) takes the next part
+    not yet taken until none is left, so a thread slowed down by another process on its core does
+    fewer parts instead of holding the others up."""
 
     def __init__(self, threads: int):
         self.threads = threads
@@ -71,34 +77,34 @@ class _Pool:
             item = inbox.get()
             if item is None:  # the pool was replaced (set_num_threads)
                 return
-            run, index, fn = item
-            try:
-                self.done.put((run, index, fn(), None))
-            except BaseException as exc:  # handed back to the caller, raised there
-                self.done.put((run, index, None, exc))
+            run, drain = item
+            drain()
+            self.done.put(run)
 
     def run(self, fns):
-        # Each run has a number: a run abandoned half-way (Ctrl-C while waiting) leaves results
-        # behind in `done`, which a later run must not take for its own.
+        # Each run has a number: a run abandoned half-way (Ctrl-C while waiting) leaves its
+        # workers' signals behind in `done`, which a later run must not take for its own.
         self.runs += 1
-        results = [None] * len(fns)
-        for i, fn in enumerate(fns[1:], start=1):
-            self.inboxes[(i - 1) % len(self.inboxes)].put((self.runs, i, fn))
-        error = None
-        try:
-            results[0] = fns[0]()
-        except BaseException as exc:
-            error = exc
-        pending = len(fns) - 1
-        while pending:  # always collect every part before returning
-            run, i, result, exc = self.done.get()
-            if run != self.runs:
-                continue
-            results[i] = result
-            error = error or exc
-            pending -= 1
-        if error is not None:
-            raise error
+        results, errors = [None] * len(fns), []
+        parts = iter(enumerate(fns))  # next() on it is atomic under the GIL: each part runs once
+
+        def drain():
+            for i, fn in parts:
+                try:
+                    results[i] = fn()
+                except BaseException as exc:  # raised in the caller, after every part ran
+                    errors.append(exc)
+
+        helpers = self.inboxes[:len(fns) - 1]
+        for inbox in helpers:
+            inbox.put((self.runs, drain))
+        drain()
+        pending = len(helpers)
+        while pending:  # wait for the workers to finish their last parts
+            if self.done.get() == self.runs:
+                pending -= 1
+        if errors:
+            raise errors[0]
         return results
 
 
@@ -160,13 +166,14 @@ WHOLE = (slice(None),)  # the one part of an op too small to split
 
 
 def split(n: int, work: int):
-    """Contiguous slices of ``range(n)``, one per thread, each with >= :data:`MIN_PART` of ``work``
-    (the op's total, in elements): :data:`WHOLE`, one slice of everything, when the op is too small
-    to split.
+    """Contiguous slices of ``range(n)``: :data:`PARTS_PER_THREAD` per thread, each with at least
+    :data:`MIN_PART` of ``work`` (the op's total, in elements); :data:`WHOLE`, one slice of
+    everything, when the op is too small to split. The slices depend only on ``n``, ``work`` and the
+    thread count, never on timing, so results are reproducible.
     """
     if work < 2 * MIN_PART:  # first, and cheap: batch-1 inference calls this for every op
         return WHOLE
-    parts = min(get_num_threads(), n, max(1, work // MIN_PART))
+    parts = min(get_num_threads() * PARTS_PER_THREAD, n, max(1, work // MIN_PART))
     if parts == 1:
         return WHOLE
     bounds = [n * i // parts for i in range(parts + 1)]
