@@ -85,9 +85,11 @@ def _compile():
 
     @jit
     def maxpool2d_backward(gy, idx, kw, sh, sw, gx):
-        """gx[window's winner] += gy, for every window (gx starts at zero; windows may overlap)."""
+        """gx = 0, then gx[window's winner] += gy for every window (windows may overlap). Zeroing
+        an image just before its scatter keeps it in the cache, and in the calling thread."""
         n, oh, ow, c = gy.shape
         for b in range(n):
+            gx[b] = 0
             for p in range(oh):
                 for q in range(ow):
                     for ch in range(c):
