@@ -174,9 +174,22 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
 # --------------------------------------------------------------------------- pooling
 def _pool_args(x, kernel_size, stride, padding, op):
     x = _nhwc(x, "x", op)
+    key = (x.shape[1:3], _hashable(kernel_size), _hashable(stride), _hashable(padding), op)
+    try:
+        return (x,) + _pool_plan(*key)
+    except TypeError as exc:  # an unhashable setting: validate uncached, for the proper message
+        if "unhashable" not in str(exc):
+            raise
+        return (x,) + _pool_plan.__wrapped__(*key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _pool_plan(in_hw, kernel_size, stride, padding, op):
+    """Validate a pooling window; return (kernel, stride, pads, out_hw). Cached like
+    :func:`_conv_plan`: a layer repeats the same question at every call."""
     kernel = positive_pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else positive_pair(stride, "stride")
-    pads, out_hw = conv_geometry(x.shape[1:3], kernel, stride, padding, 1, op)
+    pads, out_hw = conv_geometry(in_hw, kernel, stride, padding, 1, op)
     # PyTorch's rule: a pad wider than half the kernel makes windows of padding only, which max
     # pooling would turn into -inf outputs ('same' padding always satisfies it).
     if max(pads[:2]) > kernel[0] // 2 or max(pads[2:]) > kernel[1] // 2:
@@ -185,7 +198,7 @@ def _pool_args(x, kernel_size, stride, padding, op):
             f"padding. Received: kernel_size={kernel}, padding={padding!r} "
             f"(top, bottom, left, right = {pads}). Use padding <= {kernel[0] // 2} or padding='same'."
         )
-    return x, kernel, stride, pads, out_hw
+    return kernel, stride, pads, out_hw
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:

@@ -63,7 +63,7 @@ def get_array_module(*arrays):
     slotted in later without rewriting them.
     """
     for a in arrays:
-        if a is None:
+        if a is None or type(a) is np.ndarray:  # the common case first: ops call this a lot
             continue
         module = type(a).__module__.split(".")[0]
         if module not in ("numpy", "builtins"):
