@@ -380,3 +380,16 @@ def test_conv2d_checks_are_cached_per_combination_but_errors_are_raised_every_ti
     assert F.conv2d(x[:, :4], ok).shape == (1, 2, 3, 4)               # another shape, another plan
     with pytest.raises(TypeError, match="stride must be an int or a pair"):
         F.conv2d(x, ok, stride={"h": 1})                              # unhashable: checked uncached
+
+
+def test_pool_checks_are_cached_per_combination_but_errors_are_raised_every_time():
+    import striate.functional as F
+    x = np.zeros((1, 6, 6, 2), np.float32)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="padding must be at most half the kernel size"):
+            F.max_pool2d(x, 2, padding=2)
+    assert F.max_pool2d(x, 2).shape == (1, 3, 3, 2)
+    assert F.max_pool2d(x, [3, 2], stride=[3, 2]).shape == (1, 2, 3, 2)   # lists are fine
+    assert F.avg_pool2d(x[:, :4], 2).shape == (1, 2, 3, 2)
+    with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
+        F.max_pool2d(x, {"k": 2})                                           # unhashable: uncached
