@@ -6,7 +6,6 @@ PyTorch run the same network.
 """
 import importlib.util
 import os
-import sys
 
 import numpy as np
 import pytest
