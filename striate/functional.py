@@ -61,12 +61,30 @@ def _nhwc(x, name: str, op: str) -> Tensor:
     return x
 
 
-def _same_dtype(a: Tensor, b: Tensor, names: str, op: str):
-    if a.dtype != b.dtype:
+def _same_dtype(a, b, names: str, op: str):
+    """Refuse mixed dtypes; ``a`` and ``b`` are Tensors or dtypes."""
+    da, db = getattr(a, "dtype", a), getattr(b, "dtype", b)
+    if da != db:
         raise TypeError(
             f"{op}: {names} must have the same dtype (striate never upcasts silently). "
-            f"Received: {a.dtype} and {b.dtype}."
+            f"Received: {da} and {db}."
         )
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _planned(plan, *key):
+    """``plan(*key)``, cached: the checks of a layer's call depend only on shapes, dtypes and
+    settings, which it repeats at every call (batch-1 inference pays for each microsecond).
+    Unhashable settings are checked uncached, so they still get the proper error message."""
+    try:
+        return plan(*key)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        return plan.__wrapped__(*key)
 
 
 def _rate(rate, name: str) -> float:
@@ -103,28 +121,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     op = "conv2d"
     x, w = _tensor(x, "x", op), _tensor(w, "w", op)
     b = None if b is None else _tensor(b, "b", op)
-    # every check depends only on shapes, dtypes and settings, which a layer repeats at every call:
-    # checked once per combination (a cached plan), since batch-1 inference pays for each microsecond
-    key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
-           _hashable(stride), _hashable(padding), _hashable(dilation), groups)
-    try:
-        plan = _conv_plan(*key)
-    except TypeError as exc:  # an unhashable setting: validate uncached, for the proper message
-        if "unhashable" not in str(exc):
-            raise
-        plan = _conv_plan.__wrapped__(*key)
+    plan = _planned(_conv_plan, x.shape, x.dtype, w.shape, w.dtype,
+                    None if b is None else (b.shape, b.dtype),
+                    _hashable(stride), _hashable(padding), _hashable(dilation), groups)
     fn = ops.Conv2d(*plan)
     return fn.apply(x, w) if b is None else fn.apply(x, w, b)
-
-
-def _hashable(v):
-    return tuple(v) if isinstance(v, list) else v
 
 
 @functools.lru_cache(maxsize=1024)
 def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dilation, groups):
     """Validate a conv2d call; return the arguments of ``ops.Conv2d``: (stride, pads, dilation,
-    groups, out_hw). Raises (and caches nothing) on bad arguments."""
+    groups, out_hw). Called through :func:`_planned` (cached); raises, caching nothing, on bad
+    arguments."""
     op = "conv2d"
     if len(x_shape) != 4:
         _nhwc(Tensor(np.empty(x_shape, x_dtype)), "x", op)  # raises with the shape-specific hint
@@ -133,11 +141,7 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
             f"{op}: expected 4D weights (kernel_h, kernel_w, in_channels // groups, out_channels), "
             f"got shape {w_shape}."
         )
-    if x_dtype != w_dtype:
-        raise TypeError(
-            f"{op}: x and w must have the same dtype (striate never upcasts silently). "
-            f"Received: {x_dtype} and {w_dtype}."
-        )
+    _same_dtype(x_dtype, w_dtype, "x and w", op)
     if not _is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be a positive int. Received: groups={groups!r}.")
     kh, kw, cg, o = w_shape
@@ -159,11 +163,7 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
         )
     if b_spec is not None:
         b_shape, b_dtype = b_spec
-        if x_dtype != b_dtype:
-            raise TypeError(
-                f"{op}: x and b must have the same dtype (striate never upcasts silently). "
-                f"Received: {x_dtype} and {b_dtype}."
-            )
+        _same_dtype(x_dtype, b_dtype, "x and b", op)
         if b_shape != (o,):
             raise ValueError(f"{op}: bias must have shape (out_channels,) = ({o},). Received: b.shape={b_shape}.")
     stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
@@ -174,19 +174,14 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
 # --------------------------------------------------------------------------- pooling
 def _pool_args(x, kernel_size, stride, padding, op):
     x = _nhwc(x, "x", op)
-    key = (x.shape[1:3], _hashable(kernel_size), _hashable(stride), _hashable(padding), op)
-    try:
-        return (x,) + _pool_plan(*key)
-    except TypeError as exc:  # an unhashable setting: validate uncached, for the proper message
-        if "unhashable" not in str(exc):
-            raise
-        return (x,) + _pool_plan.__wrapped__(*key)
+    return (x,) + _planned(_pool_plan, x.shape[1:3], _hashable(kernel_size), _hashable(stride),
+                           _hashable(padding), op)
 
 
 @functools.lru_cache(maxsize=1024)
 def _pool_plan(in_hw, kernel_size, stride, padding, op):
-    """Validate a pooling window; return (kernel, stride, pads, out_hw). Cached like
-    :func:`_conv_plan`: a layer repeats the same question at every call."""
+    """Validate a pooling window; return (kernel, stride, pads, out_hw). Called through
+    :func:`_planned` (cached)."""
     kernel = positive_pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else positive_pair(stride, "stride")
     pads, out_hw = conv_geometry(in_hw, kernel, stride, padding, 1, op)

@@ -35,6 +35,13 @@ def split_everything(monkeypatch):
             parallel.set_num_threads(old) if old > 1 else parallel.set_num_threads(1)
 
 
+def whole_and_split(run, request):
+    """``run()`` as the op comes (one part, one block), then with `split_everything` in effect."""
+    whole = run()
+    request.getfixturevalue("split_everything")
+    return whole, run()
+
+
 # --------------------------------------------------------------------------- the pool itself
 def test_split_covers_the_batch_in_contiguous_parts(monkeypatch):
     monkeypatch.setitem(parallel._config, "threads", 3)
@@ -154,9 +161,7 @@ def conv_run(xs, k, o, kwargs, rng_seed=0, bias=True):
 
 @pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
 def test_conv_split_into_parts_and_blocks_equals_unsplit(xs, k, o, kwargs, request):
-    whole = conv_run(xs, k, o, kwargs)
-    request.getfixturevalue("split_everything")
-    split = conv_run(xs, k, o, kwargs)
+    whole, split = whole_and_split(lambda: conv_run(xs, k, o, kwargs), request)
     for a, b in zip(whole, split):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
@@ -214,9 +219,7 @@ def bn_relu_run(training):
 
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_and_relu_split_equal_unsplit(training, request):
-    whole = bn_relu_run(training)
-    request.getfixturevalue("split_everything")
-    split = bn_relu_run(training)
+    whole, split = whole_and_split(lambda: bn_relu_run(training), request)
     for a, b in zip(whole, split):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
@@ -238,9 +241,7 @@ def pool_run(compiled):
 
 @pytest.mark.parametrize("compiled", [True, False])
 def test_max_pool_split_equals_unsplit(compiled, request):
-    whole = pool_run(compiled)
-    request.getfixturevalue("split_everything")
-    split = pool_run(compiled)
+    whole, split = whole_and_split(lambda: pool_run(compiled), request)
     for a, b in zip(whole, split):
         np.testing.assert_array_equal(b, a)
 
