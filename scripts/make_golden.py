@@ -67,6 +67,8 @@ def _pool(kind):
         kernel = pair(kw["kernel_size"])
         stride = kernel if kw.get("stride") is None else pair(kw["stride"])
         pads = pads_of(kw.get("padding", 0), x.shape[1:3], kernel, stride)
+        if kind == "relu_max":  # the reference is the unfused pair
+            return nhwc(TF.max_pool2d(TF.pad(TF.relu(nchw(x)), pads, value=-math.inf), kernel, stride))
         if kind == "max":
             return nhwc(TF.max_pool2d(TF.pad(nchw(x), pads, value=-math.inf), kernel, stride))
         return nhwc(TF.avg_pool2d(TF.pad(nchw(x), pads), kernel, stride))  # padded zeros count
@@ -84,6 +86,7 @@ def t_batch_norm(t, c, kw):
 TORCH_OPS = {
     "conv2d": t_conv2d,
     "max_pool2d": _pool("max"),
+    "relu_max_pool2d": _pool("relu_max"),
     "avg_pool2d": _pool("avg"),
     "global_avg_pool2d": lambda t, c, kw: t["x"].mean(dim=(1, 2)),
     "linear": lambda t, c, kw: TF.linear(t["x"], t["w"].T, t.get("b")),
@@ -162,6 +165,14 @@ def cases(rng):
     yield "cross_entropy_smoothing", "cross_entropy", {"label_smoothing": 0.1}, {"logits": r((6, 5)) * 2}, {"labels": labels}, "float64"
     yield "mse_loss", "mse_loss", {}, {"pred": r((4, 3)), "target": r((4, 3))}, {}, "float64"
     yield "bce_with_logits", "binary_cross_entropy_with_logits", {}, {"logits": r((4, 3)) * 5, "target": rng.uniform(0, 1, (4, 3))}, {}, "float64"
+
+    # (added last, so that the cases above keep their random draws)
+    # some windows all negative (no gradient), some with zeros tied with negatives
+    x = r((2, 6, 6, 3))
+    x[0, :2, :2] = -1.0
+    x[1, :2, :2, 0] = [[0.0, -2.0], [0.0, -1.0]]
+    yield "relu_max_pool2d_2x2", "relu_max_pool2d", {"kernel_size": 2}, {"x": x}, {}, "float64"
+    yield "relu_max_pool2d_3x3_s2_same", "relu_max_pool2d", {"kernel_size": 3, "stride": 2, "padding": "same"}, {"x": r((1, 7, 6, 2))}, {}, "float64"
 
 
 def run_case(op, kwargs, inputs, consts, dtype, seed):

@@ -25,7 +25,7 @@ from .random import check_random_state
 from .tensor import Tensor
 
 __all__ = [
-    "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "linear", "flatten", "concat",
+    "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "linear", "flatten", "concat",
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
 ]
@@ -208,6 +208,19 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     """
     x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
     return ops.MaxPool2d(kernel, stride, pads, out_hw).apply(x)
+
+
+def relu_max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+    """``max_pool2d(relu(x), ...)`` as one op, with the same values and gradients.
+
+    ReLU and max pooling commute, so this computes relu(max_pool2d(x)): the ReLU touches only
+    the pooled output and relu(x) is never made (:class:`striate.nn.Sequential` runs a ReLU
+    layer followed by a MaxPool2D layer this way).
+
+    Shape: as :func:`max_pool2d`.
+    """
+    x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "relu_max_pool2d")
+    return ops.MaxPool2d(kernel, stride, pads, out_hw, relu=True).apply(x)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:

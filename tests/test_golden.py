@@ -21,6 +21,7 @@ FILES = sorted(GOLDEN.glob("*.npz"))
 OPS = {
     "conv2d": lambda t, c, kw: F.conv2d(t["x"], t["w"], t.get("b"), **kw),
     "max_pool2d": lambda t, c, kw: F.max_pool2d(t["x"], **kw),
+    "relu_max_pool2d": lambda t, c, kw: F.relu_max_pool2d(t["x"], **kw),
     "avg_pool2d": lambda t, c, kw: F.avg_pool2d(t["x"], **kw),
     "global_avg_pool2d": lambda t, c, kw: F.global_avg_pool2d(t["x"]),
     "linear": lambda t, c, kw: F.linear(t["x"], t["w"], t.get("b")),

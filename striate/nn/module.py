@@ -107,6 +107,11 @@ class Module:
                 out = result
         return out
 
+    def _fused_with_next(self, layer):
+        """A function computing ``layer(self(x))`` in fewer passes, or None (the default). Only
+        :class:`Sequential` asks, for neighbouring layers (see ``Sequential._fused``)."""
+        return None
+
     def register_forward_hook(self, hook) -> _HookHandle:
         """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
         self._forward_hooks.append(hook)
@@ -304,6 +309,25 @@ class Sequential(Module):
         return layers[index]
 
     def forward(self, x):
-        for layer in self._modules.values():
-            x = layer(x)
+        layers = list(self._modules.values())
+        i = 0
+        while i < len(layers):
+            fused = self._fused(layers[i], layers[i + 1]) if i + 1 < len(layers) else None
+            if fused is not None:  # two layers as one op
+                x = fused(x)
+                i += 2
+            else:
+                x = layers[i](x)
+                i += 1
         return x
+
+    @staticmethod
+    def _fused(layer, following):
+        """One function doing ``following(layer(x))``, when ``layer`` offers one for the pair (a
+        ReLU followed by a MaxPool2D: :func:`striate.functional.relu_max_pool2d`), else None.
+        Never for layers with forward hooks or with a forward replaced on the instance (the
+        summary tracer's): they must see their own calls."""
+        if layer._forward_hooks or following._forward_hooks or "forward" in vars(layer) \
+                or "forward" in vars(following):
+            return None
+        return layer._fused_with_next(following)

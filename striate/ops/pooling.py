@@ -19,10 +19,16 @@ class MaxPool2d(Function):
 
     Ties: the gradient goes to the *first* maximum in row-major window order (top-left first),
     the same rule as PyTorch's CPU kernel, so results are deterministic.
+
+    With ``relu=True`` it is max pooling of relu(x), computed as relu(max pooling of x): the two
+    commute, and so do their gradients (a window whose maximum is positive routes it to the same
+    first maximum; one whose maximum is <= 0 passes no gradient either way). The ReLU then touches
+    the pooled output only, and the full-size relu(x) is never made.
     """
 
-    def __init__(self, kernel, stride, pads, out_hw):
+    def __init__(self, kernel, stride, pads, out_hw, relu=False):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
+        self.relu = relu
 
     def forward(self, x):
         xp = get_array_module(x)
@@ -47,10 +53,15 @@ class MaxPool2d(Function):
                     compiled.maxpool2d_forward(xpad[s], kh, kw, self.stride[0], self.stride[1], y[s], idx[s])
                 else:
                     y[s], idx[s] = self._forward_numpy(xpad[s], xp, index_dtype)
+                if self.relu:
+                    xp.maximum(y[s], 0, out=y[s])
 
             parallel.map_parts(part, self.parts)
+        if self.relu and self.parts is parallel.WHOLE and compiled is None:
+            xp.maximum(y, 0, out=y)
         if need_index:
             self.argmax, self.xpad_shape, self.compiled = idx, xpad.shape, compiled
+            self.y = y if self.relu else None
         return y
 
     def _forward_numpy(self, xpad, xp, index_dtype):
@@ -78,13 +89,14 @@ class MaxPool2d(Function):
         gxpad = (xp.empty if self.compiled is not None else xp.zeros)(self.xpad_shape, dtype=gy.dtype)
 
         def part(s):  # images s: route each window's gradient to its first maximum
+            gys = gy[s] * (self.y[s] > 0) if self.relu else gy[s]  # the ReLU's gradient
             if self.compiled is not None:
-                self.compiled.maxpool2d_backward(gy[s], self.argmax[s], kw, self.stride[0], self.stride[1], gxpad[s])
+                self.compiled.maxpool2d_backward(gys, self.argmax[s], kw, self.stride[0], self.stride[1], gxpad[s])
                 return
             for k in range(kh * kw):
                 i, j = divmod(k, kw)
                 # windows overlap when stride < kernel: accumulate
-                offset_view(gxpad[s], i, j, self.stride, self.out_hw)[...] += gy[s] * (self.argmax[s] == k)
+                offset_view(gxpad[s], i, j, self.stride, self.out_hw)[...] += gys * (self.argmax[s] == k)
 
         parallel.map_parts(part, self.parts)
         gx = unpad_nhwc(gxpad, self.pads)
