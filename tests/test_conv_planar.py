@@ -105,6 +105,18 @@ def test_planar_without_bias_and_without_input_gradient(planar, assert_close):
     assert_close(gw, gw0, what="gw")
 
 
+def test_planar_forward_with_a_scattered_input_gradient(calls, assert_close):
+    # LeNet-5's conv1 with an input gradient: forward and gw run planar, but its transposed conv
+    # (6 -> 1 channels, mostly padding) does not, so gx is scattered (GEMM + col2im)
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((4, 28, 28, 1)), rng.standard_normal((5, 5, 1, 6)), rng.standard_normal(6)
+    gy = rng.standard_normal((4, 28, 28, 6))
+    got = run_conv(x, w, b, gy, padding=2)
+    assert calls["forward"] >= 1 and calls["wgrad"] == calls["forward"]  # once per part each
+    for what, a, e in zip(["output", "gx", "gw", "gb"], got, run_conv(x, w, b, gy, compiled=False, padding=2)):
+        assert_close(a, e, what=what)
+
+
 def test_planar_split_into_parts_matches_one_part(planar, request, assert_close):
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((7, 10, 9, 2)), rng.standard_normal((3, 3, 2, 4)), rng.standard_normal(4)

@@ -8,7 +8,9 @@ operation of a formula. A compiled loop does the work in one pass:
 * batch normalisation: the per-channel sums, the normalisation, and the two passes of its
   backward, reading x once each (ResNet-20's 19 BN layers: 131 -> 31 ms per training step);
 * col2im, the scatter-add of gradient patches back onto a conv's input (LeNet-5's conv2 input
-  gradient: 2.0 -> 1.3 ms per half batch).
+  gradient: 2.0 -> 1.3 ms per half batch);
+* direct convolution of few-channel images and its weight gradient, with no patch matrix at all
+  (LeNet-5's conv1 forward: 1.9 -> 0.5 ms; see ``conv.planar_wins`` for where it is used).
 
 The kernels are used only when numba is installed (``pip install striate[fast]``) and not turned
 off with the environment variable ``STRIATE_NUMBA=0`` or :func:`set_enabled`; the NumPy code in the

@@ -1,4 +1,5 @@
-"""2-D convolution as im2col + BLAS GEMMs, and its backward.
+"""2-D convolution as im2col + BLAS GEMMs or, for stride 1 and few channels, a direct compiled
+kernel; and its backward.
 
 Layouts: x is NHWC ``(n, h, w, c)``, the weight HWIO ``(kh, kw, c // groups, o)``, y NHWC
 ``(n, oh, ow, o)``. In NHWC the im2col matrix is a strided *view* of the padded input with shape
@@ -11,6 +12,11 @@ convolution (the transposed one).
 2-D products go through ``xp.dot``, not ``@``: NumPy's matmul keeps the GIL through some BLAS calls
 (a (25, 50176) @ (50176, 6) weight gradient held it for its whole 0.7 ms), which stalled the other
 thread; dot releases it.
+
+With few channels (LeNet-5's one-channel first layer, ResNet-20's 3- and 16-channel ones) im2col +
+GEMM mostly moves patch matrices around. There, when numba is installed, a direct "planar" kernel
+(:mod:`striate.ops.accel`) does the convolution and its weight gradient without any patch matrix,
+and the input gradient as the transposed convolution; :func:`planar_wins` picks the path.
 
 Speed comes from two cuts of the work, neither of which changes the arithmetic of a row: the batch
 is split into one part per thread (:mod:`striate.ops.parallel`), and each part is worked through in
@@ -152,9 +158,10 @@ def planar_wins(w_shape, pads, in_hw, out_hw, dilation) -> bool:
     are needed: it also computes lanes that it drops (the columns past ``ow`` of each row, and
     the round-up of lanes and taps) and it multiplies padding zeros.
 
-    Measured (2 threads, batch 128, forward + backward): LeNet-5's conv1 (1 -> 6 channels, 72%
-    kept) 2.7x faster, ResNet-20's first conv (3 -> 16, 87%) 1.7x, its 16 -> 16 convs (90%)
-    1.4x; LeNet-5's conv2 (6 -> 16 at 14x14, 62%) 0.8x; 32 channels 0.8x.
+    Measured against im2col + GEMM (2 threads, batch 128, forward + backward, the layers of
+    ``benchmarks/run.py --only conv``): LeNet-5's conv1 (1 -> 6 channels, 72% kept) 2.7x faster,
+    ResNet-20's first conv (3 -> 16, 87%) 1.7x, its 16 -> 16 convs (90%) 1.4x; LeNet-5's conv2
+    (6 -> 16 at 14x14, 62%) 0.8x; 32 channels 0.8x, 64 channels 0.5x.
     """
     kh, kw, c, o = w_shape
     if c > PLANAR_MAX_CHANNELS or o > PLANAR_MAX_CHANNELS:
@@ -404,45 +411,29 @@ class Conv2d(Function):
                 view = offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
                 view += d.reshape(n, -1, ow, c)
 
-    def _backward_planar(self, gy):
-        """Backward of the direct path, one part of the batch per thread: the input gradient as
-        the transposed convolution (itself direct), the weight gradient by the direct kernel."""
+    def _weight_grad_planar(self, x, gy):
+        """The weight gradient share of images x (gy theirs) by the direct kernel, as (kh*kw*c, o)."""
         kh, kw, c, o = self.w_shape
-        needs = self.needs_input_grad
-        gy = np.ascontiguousarray(gy)
-        gx = np.empty(self.x_shape, dtype=gy.dtype) if needs[0] else None
-        if needs[1]:
-            offs, x = self._planar_offsets(), np.ascontiguousarray(self.x, dtype=gy.dtype)
-            gw_shape = (len(offs), o + o % 2)  # (T, O) of planar_weights
-            top, left = self.pads[0], self.pads[2]
-
-        def part(s):
-            if needs[0]:
-                gx[s] = self._backward_data_as_conv(gy[s])
-            if needs[1]:
-                gw_t = np.zeros(gw_shape, dtype=gy.dtype)
-                hp, wp, xf, lanes = self._planar_args(gw_shape[1], gy.dtype)
-                self.planar.conv_planar_wgrad(x[s], top, left, hp, wp, offs, gy[s], gw_t, xf, lanes)
-                return gw_t
-            return None
-
-        gw_parts = parallel.map_parts(part, self.parts)
-        gw = planar_weight_grad(sum(gw_parts[1:], gw_parts[0]), self.w_shape) if needs[1] else None
-        gb = channel_sum(gy.reshape(-1, o)) if len(needs) > 2 and needs[2] else None
-        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
+        offs = self._planar_offsets()
+        gw_t = np.zeros((len(offs), o + o % 2), dtype=gy.dtype)  # (T, O) of planar_weights
+        hp, wp, xf, lanes = self._planar_args(gw_t.shape[1], gy.dtype)
+        self.planar.conv_planar_wgrad(np.ascontiguousarray(x, dtype=gy.dtype), self.pads[0], self.pads[2],
+                                      hp, wp, offs, np.ascontiguousarray(gy), gw_t, xf, lanes)
+        return planar_weight_grad(gw_t, self.w_shape).reshape(kh * kw * c, o)
 
     def backward(self, gy):
         xp = get_array_module(gy)
         kh, kw, cg, o = self.w_shape
         g = self.groups
         needs = self.needs_input_grad
-        # Input gradient: for stride 1, when it reads no more than forward did (o <= c, or grouped),
-        # the transposed convolution; else a scatter per kernel offset (timed layer by layer).
-        if self.planar is not None:
-            return self._backward_planar(gy)
+        # Input gradient: for stride 1, when it reads no more than forward did (o <= c, or grouped)
+        # or runs planar, the transposed convolution; else a scatter per kernel offset (timed layer
+        # by layer). The weight gradient comes from the planar kernel when forward ran planar.
         as_conv = self.stride == (1, 1) and self._transposed_pads() is not None and (
             o <= g * cg or g > 1 or self._transposed_is_planar(xp))
         scatter = needs[0] and not as_conv
+        planar_w = needs[1] and self.planar is not None  # else from patches, through GEMMs
+        gemm_w = needs[1] and not planar_w
         gx = xp.empty(self.x_shape, dtype=gy.dtype) if needs[0] else None
         kernels = accel.kernels() if scatter and xp is np and g == 1 and self.dilation[1] == 1 else None
         w2_shape = (kh * kw * cg, o) if g == 1 else (g, kh * kw * cg, o // g)  # of _grouped_weight
@@ -452,16 +443,17 @@ class Conv2d(Function):
             gys = gy[s]
             if needs[0] and as_conv:
                 gx[s] = self._backward_data_as_conv(gys)
-            if not (scatter or needs[1]):
-                return None
+            gw = self._weight_grad_planar(self.x[s], gys) if planar_w else None
+            if not (scatter or gemm_w):
+                return gw
             gxpad = xp.zeros(self._padded_shape(len(gys)), dtype=gy.dtype) if scatter else None
-            xpad = pad_nhwc(self.x[s], self.pads) if needs[1] and self.kept is None else None
-            gw = xp.zeros(w2_shape, dtype=gy.dtype) if needs[1] else None
+            xpad = pad_nhwc(self.x[s], self.pads) if gemm_w and self.kept is None else None
+            gw = xp.zeros(w2_shape, dtype=gy.dtype) if gemm_w else gw
             for block, (images, rows) in enumerate(self._blocks(len(gys))):
                 gy2 = gys[images, rows].reshape(-1, o)  # (m, o)
                 if scatter:
                     self._scatter_block(gxpad[images], gy2, rows, kernels)
-                if needs[1]:
+                if gemm_w:
                     cols = self._patches(xpad[images], (kh, kw), rows) if xpad is not None else \
                         self.kept[k][block]
                     if g == 1:
