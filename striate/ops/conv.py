@@ -268,18 +268,23 @@ class Conv2d(Function):
             return None  # (the input gradient of a direct conv must be a conv too)
         return accel.kernels()
 
-    def _planar_offsets(self):
+    def _planar_geometry(self):
+        """(top, left, hp, wp): where the planar kernels put an image in their padded scratch."""
         _, hp, wp, _ = self._padded_shape(1)
+        return self.pads[0], self.pads[2], hp, wp
+
+    def _planar_offsets(self):
+        _, _, hp, wp = self._planar_geometry()
         return planar_offsets(tuple(self.w_shape), hp, wp, tuple(self.dilation))
 
-    def _planar_args(self, filters, dtype):
-        """hp, wp and per-call scratch of the planar kernels: the flat padded image (c*hp*wp,) with
-        zero slack at its end, and the (O, L) lanes, L rounded up to a multiple of LANE_BLOCK."""
+    def _planar_scratch(self, filters, dtype):
+        """Per-call scratch of the planar kernels: the flat padded image (c*hp*wp,) with zero slack
+        at its end, and the (O, L) lanes, L rounded up to a multiple of LANE_BLOCK."""
         _, hp, wp, c = self._padded_shape(1)
         oh, ow = self.out_hw
         lanes = (oh - 1) * wp + ow
         slack = -lanes % accel.LANE_BLOCK
-        return hp, wp, np.empty(c * hp * wp + slack, dtype), np.empty((filters, lanes + slack), dtype)
+        return np.empty(c * hp * wp + slack, dtype), np.empty((filters, lanes + slack), dtype)
 
     def _forward_planar(self, kernels, x, w, b, y):
         """y = conv(x, w) + b by the direct kernel, one part of the batch per thread."""
@@ -288,11 +293,9 @@ class Conv2d(Function):
         if b is not None:
             bias[:len(b)] = b
         x = np.ascontiguousarray(x, dtype=y.dtype)
-        top, left = self.pads[0], self.pads[2]
-        hp, wp, _, _ = self._planar_args(0, y.dtype)
+        geometry = self._planar_geometry()
         parallel.map_parts(lambda s: kernels.conv_planar_forward(
-            x[s], top, left, hp, wp, offs, wt, bias, y[s], *self._planar_args(wt.shape[1], y.dtype)[2:]),
-            self.parts)
+            x[s], *geometry, offs, wt, bias, y[s], *self._planar_scratch(wt.shape[1], y.dtype)), self.parts)
 
     def forward(self, x, w, b=None):
         xp = get_array_module(x)
@@ -416,9 +419,8 @@ class Conv2d(Function):
         kh, kw, c, o = self.w_shape
         offs = self._planar_offsets()
         gw_t = np.zeros((len(offs), o + o % 2), dtype=gy.dtype)  # (T, O) of planar_weights
-        hp, wp, xf, lanes = self._planar_args(gw_t.shape[1], gy.dtype)
-        self.planar.conv_planar_wgrad(np.ascontiguousarray(x, dtype=gy.dtype), self.pads[0], self.pads[2],
-                                      hp, wp, offs, np.ascontiguousarray(gy), gw_t, xf, lanes)
+        self.planar.conv_planar_wgrad(np.ascontiguousarray(x, dtype=gy.dtype), *self._planar_geometry(), offs,
+                                      np.ascontiguousarray(gy), gw_t, *self._planar_scratch(gw_t.shape[1], gy.dtype))
         return planar_weight_grad(gw_t, self.w_shape).reshape(kh * kw * c, o)
 
     def backward(self, gy):
