@@ -171,14 +171,28 @@ def planar_wins(w_shape, pads, in_hw, out_hw, dilation) -> bool:
     # (output row, kernel row) pairs that read a real input row, likewise for columns
     rows = sum(min(oh, top + h - i * dh) - max(0, top - i * dh) for i in range(kh))
     cols = sum(min(ow, left + w - j * dw) - max(0, left - j * dw) for j in range(kw))
-    wp = w + left + right
-    lanes = (oh - 1) * wp + ow
-    computed = -(-kh * kw * c // 4) * 4 * (o + o % 2) * (lanes - lanes % -accel.LANE_BLOCK)
-    return rows * cols * c * o >= PLANAR_MIN_KEPT * computed
+    taps, filters = planar_counts(w_shape)
+    _, lanes = planar_lanes(w + left + right, out_hw)
+    return rows * cols * c * o >= PLANAR_MIN_KEPT * taps * filters * lanes
 
 
 PLANAR_MAX_CHANNELS = 16
 PLANAR_MIN_KEPT = 2 / 3
+
+
+def planar_counts(w_shape):
+    """(T, O) of the planar kernels for an HWIO kernel: kh*kw*c taps rounded up to a multiple of 4
+    (they go four at a time) and o filters rounded up to even (two at a time)."""
+    kh, kw, c, o = w_shape
+    return -(-kh * kw * c // 4) * 4, o + o % 2
+
+
+def planar_lanes(wp: int, out_hw):
+    """(L, L rounded up to a multiple of LANE_BLOCK): the lanes of a planar kernel's rows, output
+    pixel (p, q) being lane p*wp + q."""
+    oh, ow = out_hw
+    lanes = (oh - 1) * wp + ow
+    return lanes, lanes - lanes % -accel.LANE_BLOCK
 
 
 @functools.lru_cache(maxsize=256)
@@ -188,7 +202,7 @@ def planar_offsets(w_shape, hp: int, wp: int, dilation):
     order, T = kh*kw*c rounded up to a multiple of 4 (the extra taps read offset 0)."""
     kh, kw, c, _ = w_shape
     ch, i, j = np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij")
-    offs = np.zeros(-(-kh * kw * c // 4) * 4, dtype=np.int64)
+    offs = np.zeros(planar_counts(w_shape)[0], dtype=np.int64)
     offs[:kh * kw * c] = (ch * hp * wp + i * dilation[0] * wp + j * dilation[1]).ravel()
     return offs
 
@@ -197,7 +211,7 @@ def planar_weights(w):
     """The HWIO weight as tap-major ``(T, O)`` rows for :func:`planar_offsets`' taps, zero for the
     extra taps and, when o is odd, for one extra filter (O = o rounded up to even)."""
     kh, kw, c, o = w.shape
-    wt = np.zeros((-(-kh * kw * c // 4) * 4, o + o % 2), dtype=w.dtype)
+    wt = np.zeros(planar_counts(w.shape), dtype=w.dtype)
     wt[:kh * kw * c, :o] = w.transpose(2, 0, 1, 3).reshape(kh * kw * c, o)  # (c, kh, kw, o) -> (T, o)
     return wt
 
@@ -281,10 +295,8 @@ class Conv2d(Function):
         """Per-call scratch of the planar kernels: the flat padded image (c*hp*wp,) with zero slack
         at its end, and the (O, L) lanes, L rounded up to a multiple of LANE_BLOCK."""
         _, hp, wp, c = self._padded_shape(1)
-        oh, ow = self.out_hw
-        lanes = (oh - 1) * wp + ow
-        slack = -lanes % accel.LANE_BLOCK
-        return np.empty(c * hp * wp + slack, dtype), np.empty((filters, lanes + slack), dtype)
+        lanes, rounded = planar_lanes(wp, self.out_hw)
+        return np.empty(c * hp * wp + rounded - lanes, dtype), np.empty((filters, rounded), dtype)
 
     def _forward_planar(self, kernels, x, w, b, y):
         """y = conv(x, w) + b by the direct kernel, one part of the batch per thread."""
@@ -417,10 +429,10 @@ class Conv2d(Function):
     def _weight_grad_planar(self, x, gy):
         """The weight gradient share of images x (gy theirs) by the direct kernel, as (kh*kw*c, o)."""
         kh, kw, c, o = self.w_shape
-        offs = self._planar_offsets()
-        gw_t = np.zeros((len(offs), o + o % 2), dtype=gy.dtype)  # (T, O) of planar_weights
-        self.planar.conv_planar_wgrad(np.ascontiguousarray(x, dtype=gy.dtype), *self._planar_geometry(), offs,
-                                      np.ascontiguousarray(gy), gw_t, *self._planar_scratch(gw_t.shape[1], gy.dtype))
+        gw_t = np.zeros(planar_counts(self.w_shape), dtype=gy.dtype)  # (T, O) of planar_weights
+        self.planar.conv_planar_wgrad(np.ascontiguousarray(x, dtype=gy.dtype), *self._planar_geometry(),
+                                      self._planar_offsets(), np.ascontiguousarray(gy), gw_t,
+                                      *self._planar_scratch(gw_t.shape[1], gy.dtype))
         return planar_weight_grad(gw_t, self.w_shape).reshape(kh * kw * c, o)
 
     def backward(self, gy):
