@@ -119,7 +119,8 @@ def compose(panels, captions=None, title: str | None = None, gap: int = 8, font_
     """Panels (float arrays in [0, 1], gray or RGB, same height) side by side with captions below
     and an optional title above, on white. Returns a Pillow RGB image."""
     Image, ImageDraw, _ = pil()
-    rgb = [to_uint8(p if p.ndim == 3 else np.repeat(p[..., None], 3, -1)) for p in map(np.asarray, panels)]
+    panels = [p[..., 0] if p.ndim == 3 and p.shape[-1] == 1 else p for p in map(np.asarray, panels)]
+    rgb = [to_uint8(p if p.ndim == 3 else np.repeat(p[..., None], 3, -1)) for p in panels]
     font = _font(font_size)
     line = font_size + 6
     height = max(p.shape[0] for p in rgb)
@@ -165,3 +166,31 @@ def png_bytes(img) -> bytes:
     else:
         img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def stack(images, gap: int = 8):
+    """Pillow images one under another, left-aligned, on white."""
+    Image, _, _ = pil()
+    width = max(im.width for im in images)
+    canvas = Image.new("RGB", (width, sum(im.height for im in images) + gap * (len(images) - 1)), "white")
+    y = 0
+    for im in images:
+        canvas.paste(im, (0, y))
+        y += im.height + gap
+    return canvas
+
+
+def diverging(values, cmap: str = "RdBu_r") -> np.ndarray:
+    """A signed map in colour with 0 at the middle of the colour map (white for RdBu_r)."""
+    v = np.asarray(values, np.float64)
+    top = np.abs(v).max()
+    return colormap(0.5 + 0.5 * v / top if top > 0 else np.full(v.shape, 0.5), cmap)
+
+
+def save_array(a, path) -> None:
+    """Write the raw map as .npy (one array) or .npz (a dict of arrays), atomically."""
+    with atomic_open(path, "wb") as f:
+        if isinstance(a, dict):
+            np.savez(f, **a)
+        else:
+            np.save(f, np.asarray(a))
