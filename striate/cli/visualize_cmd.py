@@ -274,7 +274,7 @@ def _top_patches(args, model, meta):
     raw = raw.astype(np.float32) / np.float32(255) if raw.dtype == np.uint8 else raw.astype(np.float32)
     standardize = standardizer(meta)
     x = standardize(raw) if standardize is not None else raw
-    results = {c: _vis_call(patches.top_patches, model, x, layer, c, k=args.k, display=raw, fill=1.0)
+    results = {c: _vis_call(patches.top_patches, model, x, layer, c, k=args.k, display=raw, fill=np.nan)
                for c in channels}
     if _out_kind(args.out) == "array":
         return _save({f"channel_{c}": r.patches for c, r in results.items()}, args.out)
@@ -283,14 +283,20 @@ def _top_patches(args, model, meta):
     factor = max(1, 48 // max(rf))
     rows = []
     for c, r in results.items():
-        # pixels in [0, 1] as they are (not rescaled per patch: the contrast between patches is the point)
-        tiles = [np.repeat(draw.upsample_nearest(np.clip(p, 0, 1), factor), 3 // p.shape[-1], axis=-1)
-                 for p in r.patches]                                          # (rf * factor, rf * factor, 3)
+        # pixels in [0, 1] as they are (not rescaled per patch: the contrast between patches is the
+        # point); the part of a field outside the image (NaN) in pale blue
+        tiles = []
+        for p in r.patches:
+            t = np.repeat(draw.upsample_nearest(p, factor), 3 // p.shape[-1], axis=-1)    # (rf * f, rf * f, 3)
+            outside = np.isnan(t).any(axis=-1)
+            t = np.clip(np.nan_to_num(t), 0, 1)
+            t[outside] = (0.78, 0.86, 0.97)
+            tiles.append(t)
         gap = np.full((tiles[0].shape[0], 3, 3), 0.6)
         strip = np.concatenate([part for t in tiles for part in (t, gap)][:-1], axis=1)
         rows.append(draw.compose([strip], [f"channel {c}: max {r.values[0]:.2f}"]))
     head = draw.compose([np.ones((1, 1))], title=f"{layer}: top {len(first.values)} test patches per channel "
-                                                 f"(receptive field {rf[0]}x{rf[1]}; white = outside the image)")
+                                                 f"(receptive field {rf[0]}x{rf[1]}; blue = outside the image)")
     return _save(draw.stack([head] + rows, gap=2), args.out)
 
 

@@ -8,6 +8,7 @@ computes only the gradients a map needs and leaves ``p.grad`` of the model untou
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
 
 import numpy as np
@@ -65,6 +66,10 @@ def layer_rows(model: Module, input_shape) -> list:
     """The rows of ``st.summary(model, input_shape)``: name, type, output_shape (per image), rf, jump."""
     from ..summary import summary
 
+    if model_dtype(model) != np.float32:
+        # st.summary traces a float32 zero image; names and shapes do not depend on the dtype, so a
+        # float32 copy answers for a float64 model (casting the model itself would round its weights)
+        model = copy.deepcopy(model).astype(np.float32)
     return summary(model, tuple(int(s) for s in input_shape)).rows
 
 

@@ -146,7 +146,14 @@ def conv_animation(input_size, kernel_size, stride=1, padding=0, dilation=1, tra
 
     y = transpose_conv(x)
     anim = Animation("transposed", (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow), x, w, y)
-    written = np.zeros((oh, ow), bool)
+    # output cells no input cell reaches (the gaps of a stride larger than the dilated kernel)
+    # hold 0 from the start; the others show a value once a window has written them
+    written = np.ones((oh, ow), bool)
+    for i in range(ih):
+        for j in range(iw):
+            for r, c in _taps((i * sh - ph, j * sw - pw), (kh, kw), (dh, dw)):
+                if 0 <= r < oh and 0 <= c < ow:
+                    written[r, c] = False
     mask = np.zeros_like(x)
     for i in range(ih):
         for j in range(iw):
@@ -229,7 +236,11 @@ def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
     font = _font(max(10, int(cell * 0.42)))
     small = _font(max(8, int(cell * 0.28)))
     caption = _font(14)
-    width = margin * 2 + left_cols * cell + gap + right_cols * cell
+    # wide enough for the grids and for the caption lines
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    longest = max(probe.textlength(anim.describe(), font=caption),
+                  probe.textlength("frame 999/999: output cell (99, 99), window at (-99, -99)", font=caption))
+    width = max(margin * 2 + left_cols * cell + gap + right_cols * cell, int(longest) + 2 * margin)
     height = head + max(left_rows, right_rows) * cell + margin + 22
     y_left = head + (max(left_rows, right_rows) - left_rows) * cell // 2
     y_right = head + (max(left_rows, right_rows) - right_rows) * cell // 2
@@ -252,6 +263,10 @@ def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
             d.text((cx, cy), s, fill=color, font=f, anchor="mm")
 
         taps = set(fr.taps)
+        best = None
+        if anim.kind == "max":  # the cell max pooling picks (first maximum, row-major, as the op)
+            inside = [(r, c) for r, c in fr.taps if 0 <= r < ih and 0 <= c < iw]
+            best = max(inside, key=lambda rc: (anim.x[rc], -inside.index(rc)))
         if not transposed:
             # left: padded input; padded cells are rows/cols outside [0, ih) x [0, iw)
             oy, ox = fr.origin
@@ -264,6 +279,8 @@ def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
                     fill = _COLORS["window"] if (ri, ci) in taps else (
                         _COLORS["window_box"] if in_box else (_COLORS["input"] if inside else _COLORS["pad"]))
                     box(x_left, y_left, r, c, fill, outline=_COLORS["grid"] if inside else "#b0b0b0")
+                    if (ri, ci) == best:
+                        box(x_left, y_left, r, c, None, outline="#ff9900", w=3)
                     if numbers:
                         v = anim.x[ri, ci] if inside else (0 if anim.kind != "max" else None)
                         color = "white" if (ri, ci) in taps else (_COLORS["text"] if inside else "#999999")

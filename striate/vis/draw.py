@@ -125,6 +125,9 @@ def compose(panels, captions=None, title: str | None = None, gap: int = 8, font_
     line = font_size + 6
     height = max(p.shape[0] for p in rgb)
     width = sum(p.shape[1] for p in rgb) + gap * (len(rgb) + 1)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    texts = [title or ""] + [c for c in (captions or []) if c]
+    width = max(width, max(int(probe.textlength(t, font=font)) for t in texts) + 2 * gap)
     top = line + gap if title else gap
     bottom = line + gap if captions else gap
     canvas = Image.new("RGB", (width, top + height + bottom), "white")

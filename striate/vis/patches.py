@@ -22,7 +22,7 @@ def layer_field(model, layer: str, input_shape):
     """
     from ..summary import trace_forward
 
-    trace = trace_forward(model, tuple(input_shape), track_fields=True)
+    trace = trace_forward(model, tuple(input_shape), track_fields=True, dtype=model_dtype(model))
     for call in trace.calls:
         if call.name == layer:
             field = getattr(call.output, "_rf", None)
