@@ -210,11 +210,16 @@ def _activations(args, model, meta):
         raise CommandError(f"none of the layers {', '.join(names)} has feature maps (h, w, c) to draw.")
     # every layer's tiles drawn at the same on-screen size: small maps are enlarged more
     tile_px = max(32, max(a.shape[0] for a in maps.values()) * 4)
-    rows = [draw.compose([draw.enlarge(shown, 128)], ["input"], title="input image")]
+    probs = _probabilities(model, x)
+    k = int(np.argmax(probs))
+    rows = [draw.compose([draw.enlarge(shown, 128)], [f"predicted {_class_name(meta, k)} (p = {probs[k]:.2f})"],
+                         title="input image; below, each feature map scaled on its own (black = lowest)")]
+    types = {r.name: r.type for r in filters.layer_rows(model, x.shape)}
     for n, a in maps.items():
         factor = max(1, tile_px // a.shape[0])
         grid = filters.activation_grid(draw.upsample_nearest(a, factor), ncols=16, border=2)
-        rows.append(draw.compose([grid], [f"{a.shape[2]} maps of {a.shape[0]}x{a.shape[1]}"], title=n))
+        rows.append(draw.compose([grid], title=f"{n} ({types.get(n, '?')}): {a.shape[2]} maps of "
+                                               f"{a.shape[0]}x{a.shape[1]}"))
     return _save(draw.stack(rows), args.out)
 
 

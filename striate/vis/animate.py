@@ -310,8 +310,10 @@ def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
                     ro, co = r - ph, c - pw
                     inside = 0 <= ro < oh and 0 <= co < ow
                     done = inside and not np.isnan(fr.output[ro, co])
-                    fill = _COLORS["current"] if (ro, co) in taps else (
-                        (_COLORS["filled"] if done else _COLORS["output"]) if inside else _COLORS["cropped"])
+                    if (ro, co) in taps:  # written by this input cell; dark gray where cropped away
+                        fill = _COLORS["current"] if inside else "#8c8c8c"
+                    else:
+                        fill = (_COLORS["filled"] if done else _COLORS["output"]) if inside else _COLORS["cropped"]
                     box(x_right, y_right, r, c, fill, outline="#2a7a60" if inside else "#b0b0b0")
                     if numbers and inside:
                         text(x_right, y_right, r, c, _fmt(fr.output[ro, co]),
@@ -339,7 +341,16 @@ def save_gif(images, path, duration: int = 700) -> None:
 
     if not images:
         raise ValueError("save_gif: no frames.")
-    frames = [im.quantize(colors=64) if im.mode != "P" else im for im in images]  # few flat colours
+    # one palette for every frame (flat colours and anti-aliased text need few): Pillow then stores
+    # each frame after the first as the rectangle that changed
+    from .draw import pil
+
+    Image, _, _ = pil()
+    sample = Image.new("RGB", (images[0].width * 3, images[0].height))       # every colour used appears
+    for k, im in enumerate((images[0], images[len(images) // 2], images[-1])):
+        sample.paste(im, (k * images[0].width, 0))
+    palette = sample.quantize(colors=48)
+    frames = [im.quantize(palette=palette) for im in images]
     with atomic_open(path, "wb") as f:
         frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration), loop=0,
                        disposal=1)

@@ -30,6 +30,8 @@ def _img(png: bytes, alt: str, width: int | None = None) -> str:
 
 def _curves_png(log_rows) -> bytes:
     plt = draw.pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [int(float(r["epoch"])) for r in log_rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
@@ -38,6 +40,7 @@ def _curves_png(log_rows) -> bytes:
             if all(v not in (None, "") for v in vals):
                 ax.plot(epochs, [float(v) for v in vals], style, ms=3, label=("validation " if prefix else "train ") + label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -146,12 +149,15 @@ def build_report(title: str, metrics: dict, log_rows: list, model=None, meta=Non
             kh, kw, cin, cout = module.w.data.shape
             parts.append(f"<h2>First-layer filters ({layer}: {cout} of {kh}x{kw}x{cin})</h2>"
                          + _img(_array_png(grid, 300), "first-layer filters"))
-        if x_test is not None and len(x_test):
+        if x_test is not None and len(x_test):  # probs, y, shown: from the worst-images section
+            # the first test image the model gets right: its maps show what the model does when it works
+            right = np.nonzero(probs.argmax(axis=1) == y)[0]
+            k = int(right[0]) if len(right) else 0
             names_l = default_activation_layers(model, shape)
-            acts = activations(model, x_test[0], names_l)
-            shown = x_test if x_shown is None else x_shown
-            figs = [f"<figure>{_img(_array_png(draw.as_rgb(shown[0]), 128), 'test image 0')}<figcaption>"
-                    f"test image 0 (true {html.escape(str(names[int(y_test[0])]))})</figcaption></figure>"]
+            acts = activations(model, x_test[k], names_l)
+            figs = [f"<figure>{_img(_array_png(draw.as_rgb(shown[k]), 128), f'test image {k}')}<figcaption>"
+                    f"test image #{k} (true {html.escape(str(names[int(y[k])]))}, "
+                    f"p = {probs[k, y[k]]:.2f})</figcaption></figure>"]
             for n, a in acts.items():
                 if a.ndim == 3:
                     factor = max(1, 32 // a.shape[0])
