@@ -262,3 +262,11 @@ def test_bad_files_and_options(trained, capsys, tmp_path):
         assert code == 2, (argv, err)
         assert message in err and len(err.strip().splitlines()) == 1, (argv, err)
     assert not os.path.exists(tmp_path / "s.png") and not os.path.exists(tmp_path / "a.gif")
+
+
+def test_train_report_writes_the_page_at_the_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out), "-q", "--report"]) == 0
+    assert "report ->" in capsys.readouterr().out
+    page = (out / "report.html").read_text()
+    assert "Training curves" in page and "First-layer filters" in page and page.count("data:image/png;base64,") > 10
