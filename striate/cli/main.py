@@ -18,6 +18,9 @@ COMMANDS = {
     "train": "train_cmd",
     "evaluate": "evaluate_cmd",
     "predict": "predict_cmd",
+    "visualize": "visualize_cmd",
+    "animate": "animate_cmd",
+    "report": "report_cmd",
 }
 
 
