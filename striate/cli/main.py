@@ -18,6 +18,7 @@ COMMANDS = {
     "train": "train_cmd",
     "evaluate": "evaluate_cmd",
     "predict": "predict_cmd",
+    "serve": "serve_cmd",
 }
 
 
