@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import socket
 import sys
 
 from .main import CommandError
@@ -47,6 +48,8 @@ def _say(message: str) -> None:
 def run(args) -> int:
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port must be between 0 and 65535. Received: {args.port}.")
+    if args.checkpoint is not None and args.retrain:
+        raise CommandError("--retrain trains the default model; it does not combine with --checkpoint.")
     try:
         import flask  # noqa: F401  (only to give the one-line hint when it is missing)
         from werkzeug.serving import make_server
@@ -54,25 +57,34 @@ def run(args) -> int:
         raise CommandError("striate serve needs Flask: pip install striate[serve].") from None
     from ..serve import ModelFileError, create_app, default_served_model, load_served_model
 
-    if args.checkpoint is not None and args.retrain:
-        raise CommandError("--retrain trains the default model; it does not combine with --checkpoint.")
+    # bind first (a busy port is reported before any training) and here: werkzeug reports it
+    # with several lines and sys.exit(1)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     try:
-        if args.checkpoint is None:
-            served = default_served_model(retrain=args.retrain, say=_say)
-        else:
-            served = load_served_model(args.checkpoint)
-    except (ModelFileError, ImportError) as e:
-        raise CommandError(" ".join(str(e).split())) from None
-    app = create_app(served)
-    # one access-log line per request would scroll by with every stroke; errors are still logged
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    try:
-        server = make_server(args.host, args.port, app, threaded=True)
+        sock = socket.create_server((args.host, args.port), family=family)
+    except socket.gaierror as e:
+        raise CommandError(f"--host {args.host!r} is not an address to listen on ({e.strerror or e}).") from None
     except OSError as e:
         raise CommandError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}). "
                            "Choose another --port (or --port 0 for a free one).") from None
-    except (ValueError, UnicodeError) as e:  # a host name that does not resolve
+    except (ValueError, UnicodeError, OverflowError) as e:
         raise CommandError(f"--host {args.host!r} is not an address to listen on ({e}).") from None
+    with sock:
+        try:
+            if args.checkpoint is None:
+                served = default_served_model(retrain=args.retrain, say=_say)
+            else:
+                served = load_served_model(args.checkpoint)
+        except (ModelFileError, ImportError) as e:
+            raise CommandError(" ".join(str(e).split())) from None
+        app = create_app(served)
+        # one access-log line per request would scroll by with every stroke; errors are still logged
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = make_server(args.host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+        return _serve(server, served)
+
+
+def _serve(server, served) -> int:
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     try:

@@ -15,7 +15,7 @@ const state = {
   hover: null,          // {layer, unit} under the mouse
   layerEls: [],         // per layer: {maps: [{img, unit}], legend elements}
 };
-const DEBOUNCE_MS = 60;   // quiet time after a stroke segment before a request is sent
+const DEBOUNCE_MS = 60;   // at most ~16 requests a second while drawing: live, without flooding the server
 
 // ------------------------------------------------------------------------------------------ drawing
 const pad = $("pad");
@@ -90,9 +90,12 @@ $("preprocess").addEventListener("change", () => send());
 $("invert").addEventListener("change", () => send());
 
 // ------------------------------------------------------------------------------------------ requests
+// While the pen moves, a request goes out at most every DEBOUNCE_MS (the timer is not restarted by
+// each move, so the page updates during a stroke, not only after it); send() keeps one in flight
+// and sends once more if the drawing changed meanwhile, so the last answer is for the last stroke.
 function schedule() {
-  clearTimeout(state.timer);
-  state.timer = setTimeout(send, DEBOUNCE_MS);
+  if (state.timer) return;
+  state.timer = setTimeout(() => { state.timer = null; send(); }, DEBOUNCE_MS);
 }
 
 async function send() {
@@ -143,8 +146,9 @@ async function loadModel() {
   const m = await res.json();
   state.model = m;
   const [h, w, c] = m.input_shape;
-  $("model-line").textContent =
-    `${m.name} · ${m.total_params.toLocaleString()} parameters · ${h}×${w}×${c} input · ${m.source}`;
+  $("model-line").textContent = `${m.name} · ${m.total_params.toLocaleString()} parameters · ${h}×${w}×${c} input`;
+  $("model-line").title = m.source;
+  $("model-source").textContent = m.source;
   const sel = $("preprocess");
   sel.value = m.default_preprocess;
   if (!(c === 1 && h === w)) sel.querySelector('option[value="digit"]').disabled = true;

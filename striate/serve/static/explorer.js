@@ -48,14 +48,17 @@ function draw() {
   const g = anim.geo;
   const canvas = $("stage");
   const c = canvas.getContext("2d");
-  c.clearRect(0, 0, canvas.width, canvas.height);
-  if (!g) return;
+  if (!g) { c.clearRect(0, 0, canvas.width, canvas.height); return; }
   const [pt, pb] = g.pads;
   const padded = g.input + pt + pb;
   const out = g.output;
-  const cell = Math.max(8, Math.min(34, Math.floor(Math.min(480 / padded, 380 / padded))));
-  const ocell = Math.max(8, Math.min(34, Math.floor(300 / Math.max(out, 1))));
+  const cell = Math.max(8, Math.min(34, Math.floor(460 / padded)));
+  const ocell = Math.max(8, Math.min(34, Math.floor(260 / Math.max(out, 1))));
   const ox0 = 20, oy0 = 30;
+  // size the stage to the grids: padded input, a gap, the output
+  const needW = ox0 + padded * cell + 60 + out * ocell + 20, needH = oy0 + Math.max(padded * cell, out * ocell) + 10;
+  if (canvas.width !== needW || canvas.height !== needH) { canvas.width = needW; canvas.height = needH; }
+  c.clearRect(0, 0, canvas.width, canvas.height);
   const pos = anim.pos % (out * out);
   const orow = Math.floor(pos / out), ocol = pos % out;
   c.font = "13px system-ui, sans-serif";
