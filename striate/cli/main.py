@@ -21,6 +21,7 @@ COMMANDS = {
     "visualize": "visualize_cmd",
     "animate": "animate_cmd",
     "report": "report_cmd",
+    "serve": "serve_cmd",
 }
 
 
