@@ -46,6 +46,10 @@ def _padding(padding):
         if padding.lower() not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints. Received: padding={padding!r}.")
         return padding.lower()
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:  # explicit (top, bottom, left, right)
+        if not all(_is_int(p) and p >= 0 for p in padding):
+            raise ValueError(f"padding (top, bottom, left, right) must be ints >= 0. Received: padding={padding!r}.")
+        return tuple(int(p) for p in padding)
     pair(padding, "padding")
     return padding
 
