@@ -315,8 +315,9 @@ class BatchNorm(Module):
         if self.gamma is None:
             x = F._tensor(x, "x", "BatchNorm")
             self._build(x.shape[-1], x.dtype)
+        # a frozen layer (trainable=False) normalises with its running statistics, even in training
         return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                            self.training, self.momentum, self.eps)
+                            self.training and self.trainable, self.momentum, self.eps)
 
 
 class LocalResponseNorm(Module):

@@ -132,5 +132,17 @@ class GraphModule(Module):
             values[node["output"]] = run_op(node, [values[i] for i in node["inputs"]], module)
         return values[self.spec["output"]]
 
+    def current_spec(self) -> dict:
+        """The spec with each layer's arguments read from the live layers (after ``replace_head``)."""
+        spec = dict(self.spec, modules={})
+        for name, m in self.spec["modules"].items():
+            live, args = self._modules[_attr_name(name)], dict(m["args"])
+            if isinstance(live, Dense):
+                args.update(units=live.units, in_features=live.in_features, use_bias=live.use_bias)
+            elif isinstance(live, Conv2D):
+                args.update(filters=live.filters, in_channels=live.in_channels, use_bias=live.use_bias)
+            spec["modules"][name] = {"type": type(live).__name__, "args": args}
+        return spec
+
     def extra_repr(self):
         return f"{len(self.spec['nodes'])} nodes"

@@ -78,7 +78,11 @@ class Importer:
         return s
 
     def module_name(self, node, kind):
-        base = (node.name or node.output[0] or kind).replace("/", ".").strip(".") or kind
+        # PyTorch names nodes by module path, "/features/features.0/Conv": keep "features.0"
+        parts = [p for p in (node.name or "").split("/") if p]
+        if len(parts) > 1 and parts[-1].split("_")[0] == node.op_type:
+            parts = parts[:-1]
+        base = (parts[-1] if parts else node.output[0] or kind).strip(".") or kind
         name, k = base, 1
         while name in self.modules:
             k += 1
