@@ -18,6 +18,9 @@ COMMANDS = {
     "train": "train_cmd",
     "evaluate": "evaluate_cmd",
     "predict": "predict_cmd",
+    "export": "export_cmd",
+    "import": "import_cmd",
+    "finetune": "finetune_cmd",
 }
 
 

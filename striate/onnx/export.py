@@ -222,23 +222,42 @@ def _div(b, call, x, y):
     return Value(x.name, call.out_shape, x.perm, x.scale * _scalar(call, call.fn.b, inverse=True))
 
 
-def _sum(b, call, x):
-    """x.sum(axis=(1, 2)) of a feature map: GlobalAveragePool + Flatten, times h * w (kept as scale)."""
-    fn = call.fn
-    axes = None if fn.axis is None else tuple(sorted(a % 4 for a in ((fn.axis,) if isinstance(fn.axis, int) else fn.axis)))
-    if len(x.shape) != 4 or axes != (1, 2) or fn.keepdims:
-        raise UnsupportedOps(f"Sum over axes {fn.axis} (only the spatial sum of a global average pool)")
-    x = _materialise(b, x)
-    n = call.name or "gap"
-    pooled = b.node("GlobalAveragePool", [x.name], n)
-    out = b.node("Flatten", [pooled], n + ".flat", axis=1)
-    return Value(out, call.out_shape, None, x.shape[1] * x.shape[2])
+def _global_pool(onnx_op, what):
+    def export(b, call, x):
+        """A reduction over the spatial axes of a feature map: Global{Average,Max}Pool (+ Flatten
+        without keepdims). The sum of a global average pool is its mean times h * w (kept as scale)."""
+        fn = call.fn
+        axis = fn.axis
+        axes = None if axis is None else tuple(sorted(a % 4 for a in ((axis,) if isinstance(axis, int) else axis)))
+        if len(x.shape) != 4 or axes != (1, 2):
+            raise UnsupportedOps(f"{call.op} over axes {axis} (only over the spatial axes, as {what})")
+        x = _materialise(b, x)
+        n = call.name or onnx_op.lower()
+        out = b.node(onnx_op, [x.name], n)
+        if not fn.keepdims:
+            out = b.node("Flatten", [out], n + ".flat", axis=1)
+        scale = x.shape[1] * x.shape[2] if onnx_op == "GlobalAveragePool" else 1.0
+        return Value(out, call.out_shape, None, scale)
+    return export
+
+
+def _take(b, call, x):
+    index = call.fn.index
+    if len(x.shape) == 2 and isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) \
+            and isinstance(index[1], np.ndarray) and index[1].ndim == 1:
+        x = _unscaled(b, x)
+        idx = np.asarray(index[1], dtype=np.int64)
+        if x.perm is not None:
+            idx = np.argsort(x.perm)[idx]  # striate feature i sits at ONNX position argsort(perm)[i]
+        n = call.name or "take"
+        return Value(b.node("Gather", [x.name, b.init(n + ".indices", idx, np.int64)], n, axis=1), call.out_shape)
+    raise UnsupportedOps("indexing other than picking features (x[:, indices]) of a 2-D value")
 
 
 def _reshape(b, call, x):
     shape = call.out_shape
     if len(x.shape) == 4 and len(shape) == 2 and shape[0] == x.shape[0]:
-        x = _unscaled(b, x)
+        x = _unscaled(b, x)  # (a pooled (n, 1, 1, c) map flattens in the same order in both layouts)
         _, h, w, c = x.shape
         out = b.node("Flatten", [x.name], call.name or "flatten", axis=1)
         return Value(out, shape, None if h * w == 1 else flatten_perm(h, w, c))
@@ -299,7 +318,9 @@ EXPORTERS = {
     "Add": _add,
     "Mul": _mul,
     "Div": _div,
-    "Sum": _sum,
+    "Sum": _global_pool("GlobalAveragePool", "a global average pool"),
+    "Max": _global_pool("GlobalMaxPool", "a global max pool"),
+    "GetItem": _take,
     "Reshape": _reshape,
     "Concat": _concat,
 }

@@ -48,9 +48,20 @@ def _pad(x, pads):
     return x
 
 
+class ZeroPad(Module):
+    """Zero padding as a layer of its own: the exporter reads the zero blocks back from its output."""
+
+    def __init__(self, pads):
+        super().__init__()
+        self.pads = [tuple(p) for p in pads]
+
+    def forward(self, x):
+        return _pad(x, self.pads)
+
+
 def run_op(node, args, module):
     op = node["op"]
-    if op in ("conv", "dense", "bn"):
+    if op in ("conv", "dense", "bn", "pad"):
         return module(args[0])
     x = args[0]
     if op == "max_pool":
@@ -85,8 +96,6 @@ def run_op(node, args, module):
         return F.flatten(x)
     if op == "take":
         return x[:, np.asarray(node["indices"], dtype=np.int64)]
-    if op == "pad":
-        return _pad(x, node["pads"])
     if op == "scale":
         return x * node["factor"]
     if op == "transpose":
@@ -123,6 +132,10 @@ class GraphModule(Module):
                 if key in args:
                     args[key] = tuple(args[key])
             self.add_module(_attr_name(name), kind(**args))
+        for i, node in enumerate(spec["nodes"]):
+            if node["op"] == "pad":
+                node.setdefault("module", f"pad{i}")
+                self.add_module(_attr_name(node["module"]), ZeroPad(node["pads"]))
         self.input_shape = tuple(spec.get("input_shape") or ()) or None
 
     def forward(self, x):
