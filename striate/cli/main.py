@@ -22,6 +22,9 @@ COMMANDS = {
     "animate": "animate_cmd",
     "report": "report_cmd",
     "serve": "serve_cmd",
+    "export": "export_cmd",
+    "import": "import_cmd",
+    "finetune": "finetune_cmd",
 }
 
 
