@@ -60,7 +60,7 @@ def _op_macs(fn, inputs, out) -> int:
         return int(np.prod(out.shape[1:])) * kh * kw * cg
     if isinstance(fn, ops.LinearOp):
         return int(inputs[1].shape[0] * inputs[1].shape[1])  # in * out
-    if type(fn).__name__ == "MatMul":
+    if isinstance(fn, ops.primitives.MatMulOp):
         return int(np.prod(out.shape)) * inputs[0].shape[-1] // max(n, 1)
     return 0
 
