@@ -58,6 +58,19 @@ def enable_grad():
         _state.grad_enabled = previous
 
 
+@contextlib.contextmanager
+def observe_ops(callback):
+    """Call ``callback(fn, inputs, out)`` after every op applied in this thread inside the block
+    (the summary's tracer). Other threads are not affected.
+    """
+    previous = getattr(_state, "op_observer", None)
+    _state.op_observer = callback
+    try:
+        yield
+    finally:
+        _state.op_observer = previous
+
+
 def get_array_module(*arrays):
     """The array module (NumPy, or a NumPy-compatible GPU library) that owns ``arrays``.
 
@@ -444,11 +457,14 @@ class Function:
         self.needs_input_grad = tuple(flags) if record else (False,) * len(flags)
         with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
             y = self.forward(*[t.data for t in tensors])
-        if not record:
-            return Tensor._result(y, None)
-        self.parents = tuple((t._ctx or t) if t._requires_grad else None for t in tensors)
-        self.out_shape = y.shape
-        return Tensor._result(y, self)
+        if record:
+            self.parents = tuple((t._ctx or t) if t._requires_grad else None for t in tensors)
+            self.out_shape = y.shape
+        out = Tensor._result(y, self if record else None)
+        observer = getattr(_state, "op_observer", None)
+        if observer is not None:  # see observe_ops
+            observer(self, inputs, out)
+        return out
 
     def release(self):
         """Drop everything backward saved (called by ``backward`` unless ``retain_graph``)."""
@@ -461,6 +477,18 @@ class Function:
 
     def backward(self, gy):
         raise NotImplementedError
+
+    # What the summary needs to know of an op (striate.summary.trace); ``inputs`` are the arrays or
+    # Tensors given to ``apply``, ``out`` its result.
+    def macs(self, inputs, out):
+        """Multiply-accumulates per image (bias additions excluded), or None: not declared, which
+        counts as 0 (element-wise ops) but is reported for a sliding-window op."""
+        return None
+
+    def window(self, inputs):
+        """``(kernel, stride, dilation, pads)`` of a sliding-window op (pads: top, bottom, left,
+        right), for receptive fields; None for every other op."""
+        return None
 
 
 # The primitives behind Tensor's operators (``a + b`` is ``AddOp().apply(a, b)``) are ops like any

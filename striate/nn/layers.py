@@ -230,12 +230,6 @@ class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
 
-    def _fused_with_next(self, layer):
-        # ReLU then max pooling: one op on the pooled output (F.relu_max_pool2d), same result
-        if type(self) is ReLU and type(layer) is MaxPool2D:
-            return lambda x: F.relu_max_pool2d(x, layer.pool_size, layer.stride, layer.padding)
-        return None
-
 
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01):

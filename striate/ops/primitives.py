@@ -132,6 +132,10 @@ class CastOp(Function):
 class MatMulOp(Function):
     """Matrix product of 2-D (or batched) arrays: (..., m, k) @ (..., k, n) -> (..., m, n)."""
 
+    def macs(self, inputs, out):
+        n = out.shape[0] if out.ndim else 1
+        return int(np.prod(out.shape)) * inputs[0].shape[-1] // max(n, 1)
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a @ b
