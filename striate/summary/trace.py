@@ -31,6 +31,7 @@ import threading
 import numpy as np
 
 from ..tensor import Tensor, no_grad, observe_ops
+from ..validation import GeometryError
 from .receptive_field import IDENTITY, rf_step, rf_union
 
 GLOBAL = "global"    # the unit depends on the whole input (after flatten / global pooling / dense)
@@ -187,7 +188,7 @@ def trace_forward(model, input_shape, name: str | None = None, track_fields: boo
     except ValueError as e:
         where = trace.failed_at
         layer = f"layer {where.name or '(model)'} ({type(where.module).__name__})" if where else "its forward"
-        if "zero or negative" in str(e):
+        if isinstance(e, GeometryError):
             raise ValueError(
                 f"input {format_shape(shape)} is too small for {name}: at {layer} the output size would be "
                 f"zero or negative. Use a larger input (its native size) or fewer downsampling layers. "
