@@ -403,3 +403,36 @@ def test_animation_geometry_errors():
         vis.conv_animation(1, 1, padding=1, transposed=True)
     with pytest.raises(ValueError, match=r"stride must be an int >= 1 or a pair"):
         vis.conv_animation(5, 3, stride=0)
+
+
+def test_overlay_blends_the_colour_map_over_the_image(rng):
+    pytest.importorskip("matplotlib")
+    image = rng.random((6, 5))
+    heat = np.zeros((3, 3))
+    heat[1, 1] = 2.0
+    out = vis.overlay(image, heat, alpha=0.0)
+    np.testing.assert_allclose(out, np.repeat(vis.normalize(image)[..., None], 3, -1))
+    full = vis.overlay(image, heat, alpha=1.0, cmap="gray")      # the map alone: resized to 6 x 5, / its max
+    resized = vis.resize_bilinear(heat, (6, 5))
+    np.testing.assert_allclose(full[..., 0], resized / resized.max(), atol=1 / 255)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        vis.overlay(image, heat, alpha=2)
+
+
+def test_importing_vis_loads_no_drawing_library():
+    import subprocess
+    import sys
+
+    code = "import sys, striate.vis; print(sorted(m for m in ('PIL', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_maximize_activation_wakes_a_channel_that_is_off_everywhere():
+    m = small_model(channels=1, seed=2)
+    m[3].b.data[1] = -2.0                       # the ReLU after it is 0 everywhere for a small input
+    start = np.random.default_rng(0).normal(0, 0.1, size=(8, 8, 1))
+    assert vis.channel_activation(m, "4", 1, start) == 0
+    img = vis.maximize_activation(m, "4", 1, (8, 8, 1), steps=100, rng=0)
+    assert vis.channel_activation(m, "4", 1, img) > 0.2   # without the fallback: 0 at every step
+    assert not m[4]._forward_hooks              # the extra hook is gone
