@@ -32,7 +32,7 @@ WHAT = ("filters", "activations", "saliency", "gradcam", "occlusion", "top-patch
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "visualize", help="pictures of filters, activations, saliency, Grad-CAM, occlusion, top patches",
+        "visualize", help="pictures of what a trained model learned and where it looks",
         description="See what a model trained by `striate train` learned: its filters and feature maps,\n"
                     "where it looks for a class, and what excites its units.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,7 +40,8 @@ def add_parser(subparsers):
     sub = p.add_subparsers(dest="what", metavar="WHAT")
 
     def common(name, help_, image=False, target=False):
-        q = sub.add_parser(name, help=help_, description=help_)
+        q = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         q.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
                        help="weights.npz or checkpoint.npz written by striate train")
         q.add_argument("--out", required=True, metavar="FILE", help="output picture (.png) or raw map (.npy)")
