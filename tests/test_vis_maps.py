@@ -436,3 +436,12 @@ def test_maximize_activation_wakes_a_channel_that_is_off_everywhere():
     img = vis.maximize_activation(m, "4", 1, (8, 8, 1), steps=100, rng=0)
     assert vis.channel_activation(m, "4", 1, img) > 0.2   # without the fallback: 0 at every step
     assert not m[4]._forward_hooks              # the extra hook is gone
+
+
+def test_activation_grid_of_several_layers(model_and_image):
+    m, x = model_and_image
+    acts = vis.activations(m, x, ["0", "4", "6"])             # 8x8x4, 4x4x6 (enlarged to 8x8), a vector (left out)
+    g = vis.activation_grid(acts, ncols=4, gap=3)
+    one, two = vis.activation_grid(acts["0"], ncols=4), vis.activation_grid(np.repeat(np.repeat(acts["4"], 2, 0), 2, 1), ncols=4)
+    assert g.shape == (one.shape[0] + 3 + two.shape[0], max(one.shape[1], two.shape[1]))
+    np.testing.assert_array_equal(g[:one.shape[0], :one.shape[1]], one)
