@@ -21,6 +21,10 @@ COMMANDS = {
     "visualize": "visualize_cmd",
     "animate": "animate_cmd",
     "report": "report_cmd",
+    "serve": "serve_cmd",
+    "export": "export_cmd",
+    "import": "import_cmd",
+    "finetune": "finetune_cmd",
 }
 
 
