@@ -210,7 +210,7 @@ def _activations(args, model, meta):
     if not maps:
         raise CommandError(f"none of the layers {', '.join(names)} has feature maps (h, w, c) to draw.")
     # every layer's tiles drawn at the same on-screen size: small maps are enlarged more
-    tile_px = max(32, max(a.shape[0] for a in maps.values()) * 4)
+    tile_px = min(64, max(32, max(a.shape[0] for a in maps.values()) * 4))   # 16 tiles a row fit ~1000 px
     probs = _probabilities(model, x)
     k = int(np.argmax(probs))
     rows = [draw.compose([draw.enlarge(shown, 128)], [f"predicted {_class_name(meta, k)} (p = {probs[k]:.2f})"],
