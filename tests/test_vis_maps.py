@@ -445,3 +445,20 @@ def test_activation_grid_of_several_layers(model_and_image):
     one, two = vis.activation_grid(acts["0"], ncols=4), vis.activation_grid(np.repeat(np.repeat(acts["4"], 2, 0), 2, 1), ncols=4)
     assert g.shape == (one.shape[0] + 3 + two.shape[0], max(one.shape[1], two.shape[1]))
     np.testing.assert_array_equal(g[:one.shape[0], :one.shape[1]], one)
+
+
+def test_drawn_frames_shade_the_window_where_the_frame_says():
+    pytest.importorskip("PIL")
+    a = vis.conv_animation((5, 6), 3, stride=2, padding=1, dilation=1, rng=0)
+    cell = 20
+    images = vis.draw_frames(a, numbers=False, cell=cell)
+    assert len(images) == len(a.frames) == 3 * 3
+    window = (0x2F, 0x6D, 0xB3)
+    rows = a.input_size[0] + 2 * a.padding[0]        # the padded input is the taller panel here
+    for img, fr in zip(images, a.frames):
+        px = np.asarray(img.convert("RGB"))
+        for r in range(rows):
+            for c in range(a.input_size[1] + 2 * a.padding[1]):
+                centre = px[48 + r * cell + cell // 2, 16 + c * cell + cell // 2]
+                in_window = (r - a.padding[0], c - a.padding[1]) in fr.taps
+                assert (tuple(centre) == window) == in_window, (fr.cell, r, c)
