@@ -467,6 +467,9 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", trained_path(), "--retrain"]) == 2
     assert "--retrain" in capsys.readouterr().err
+    assert main(["serve", "--host", "no-such-host.invalid"]) == 2
+    err = capsys.readouterr().err
+    assert "--host 'no-such-host.invalid' is not an address to listen on" in err and err.count("\n") == 1
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
@@ -474,6 +477,16 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
         assert main(["serve", "--checkpoint", trained_path(), "--port", str(port)]) == 2
         err = capsys.readouterr().err
         assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_missing_flask_is_named_with_the_extra(capsys, monkeypatch, lenet):
+    from striate.cli.main import main
+    monkeypatch.setitem(sys.modules, "flask", None)          # what an environment without Flask does
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "flask is missing" in err and "pip install striate[serve]" in err and "\n" not in err
+    with pytest.raises(ImportError, match=r"striate\[serve\]"):
+        create_app(lenet)
 
 
 def start_server(args, cache):
