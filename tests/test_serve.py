@@ -300,16 +300,38 @@ def test_mnist_style_fits_a_20x20_box_and_centres_the_mass():
     assert 20 <= len(rows) <= 21 and 5 <= len(cols) <= 8       # long side 20, aspect kept (60/210*20 ~ 6)
     ys, xs = np.indices(out.shape)
     m = out.sum()
-    assert abs((ys * out).sum() / m - 13.5) <= 0.5 and abs((xs * out).sum() / m - 13.5) <= 0.5
+    assert abs((ys * out).sum() / m - 14) <= 0.5 and abs((xs * out).sum() / m - 14) <= 0.5
     # an off-centre L shape: its centre of mass, not its box, goes to the middle
     gray = np.zeros((100, 100), np.float32)
     gray[10:60, 10:15] = 1
     gray[55:60, 10:60] = 1
     out = P.mnist_style(gray, 28)
     m = out.sum()
-    assert abs((ys * out).sum() / m - 13.5) <= 0.5 and abs((xs * out).sum() / m - 13.5) <= 0.5
+    assert abs((ys * out).sum() / m - 14) <= 0.5 and abs((xs * out).sum() / m - 14) <= 0.5
     r, c = _ink_rows_cols(out)
-    assert (r[0] + r[-1]) / 2 < 13.5 and (c[0] + c[-1]) / 2 > 13.5   # so the box is off-centre
+    assert (r[0] + r[-1]) / 2 < 13.5 and (c[0] + c[-1]) / 2 > 14.5   # so the box is off-centre
+
+
+MNIST_DIR = os.path.join(REPO, "..", "..", "shared", "data", "mnist")
+if not os.path.isdir(MNIST_DIR):
+    MNIST_DIR = "/work/shared/data/mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="shared MNIST copy not present")
+def test_mnist_style_reproduces_the_framing_of_real_mnist_digits():
+    """Re-normalising MNIST's own test digits gives their framing back: the 20-pixel box, the centre of mass."""
+    x = st.data.read_idx(os.path.join(MNIST_DIR, "t10k-images-idx3-ubyte.gz"))[:300].astype(np.float32) / 255
+
+    def framing(a):
+        rows, cols = np.flatnonzero((a > 0.1).any(axis=1)), np.flatnonzero((a > 0.1).any(axis=0))
+        ys, xs = np.indices(a.shape)
+        return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1, (ys * a).sum() / a.sum(), (xs * a).sum() / a.sum()
+
+    real = np.array([framing(a) for a in x])
+    ours = np.array([framing(P.mnist_style(a, 28)) for a in x])
+    assert np.all(real[:, 0] == 20) and np.all(ours[:, 0] == 20)
+    np.testing.assert_allclose(ours[:, 1:].mean(axis=0), real[:, 1:].mean(axis=0), atol=0.15)
+    assert np.abs(ours[:, 1:] - real[:, 1:]).max() <= 1.0          # never more than a pixel off
 
 
 def test_optdigits_style_fills_the_height_like_the_embedded_digits():
