@@ -349,6 +349,17 @@ def test_optdigits_style_fills_the_height_like_the_embedded_digits():
     assert abs(x.mean() - zeros.mean()) < 0.15
 
 
+def test_optdigits_style_gives_the_embedded_digits_their_own_framing_back():
+    """The test digits, enlarged 35x like a drawing and normalised again, look and classify as before."""
+    ds = st.data.load_dataset("digits")
+    x, y = ds.x_test[:200, ..., 0].astype(np.float32) / 255, ds.y_test[:200]
+    again = np.stack([P.optdigits_style(np.kron(a, np.ones((35, 35), np.float32)), 8) for a in x])
+    assert np.abs(again - x).mean() < 0.08 and x.mean() > 0.25        # ~0.045 of a mean ink of ~0.30
+    served = load_served_model(trained_path())
+    acc = lambda imgs: np.mean([served.run(a[..., None])["top"][0]["class"] == str(t) for a, t in zip(imgs, y)])  # noqa: E731
+    assert acc(again) >= acc(x) - 0.02 and acc(again) > 0.95
+
+
 def test_prepare_modes_and_inversion():
     img = draw_digit("7", dark_on_light=True)
     assert P.should_invert(np.asarray(img, np.float32) / 255)
