@@ -356,7 +356,10 @@ def test_optdigits_style_gives_the_embedded_digits_their_own_framing_back():
     again = np.stack([P.optdigits_style(np.kron(a, np.ones((35, 35), np.float32)), 8) for a in x])
     assert np.abs(again - x).mean() < 0.08 and x.mean() > 0.25        # ~0.045 of a mean ink of ~0.30
     served = load_served_model(trained_path())
-    acc = lambda imgs: np.mean([served.run(a[..., None])["top"][0]["class"] == str(t) for a, t in zip(imgs, y)])  # noqa: E731
+
+    def acc(imgs):
+        return np.mean([served.run(a[..., None])["top"][0]["class"] == str(t) for a, t in zip(imgs, y)])
+
     assert acc(again) >= acc(x) - 0.02 and acc(again) > 0.95
 
 
