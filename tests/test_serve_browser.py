@@ -3,8 +3,8 @@
 The server runs in a thread on a free port with the default model (trained once per test run);
 the test draws a stroke with mouse events, waits for the answer, and checks the page: probabilities
 that sum to 1, an activation image for every layer, a receptive field on hover, an upload, the
-conv-arithmetic explorer. It saves a screenshot (to $STRIATE_SCREENSHOT_DIR as well when set,
-which is how docs/serve.png is made). It skips, saying why, only where Chromium is not installed.
+conv-arithmetic explorer, touch input. It saves screenshots (copied to $STRIATE_SCREENSHOT_DIR when set,
+to look at them). It skips, saying why, only where Chromium is not installed.
 """
 from __future__ import annotations
 
