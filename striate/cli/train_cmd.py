@@ -69,6 +69,7 @@ def add_parser(subparsers):
     run.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint.npz "
                      "(its settings are reused; --epochs sets the new total)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
+    run.add_argument("--report", action="store_true", help="also write report.html into --out (striate report)")
     run.add_argument("--distributed", action="store_true",
                      help="data-parallel training over the processes of mpiexec (mpiexec -n 4 striate train "
                           "... --distributed; pip install 'striate[mpi]'): --batch-size stays the global batch, "
@@ -309,4 +310,7 @@ def _run(args) -> int:
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
           f"({len(history.epoch)} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
           "(weights.npz, checkpoint.npz, log.csv, metrics.json)")
+    if getattr(args, "report", False):
+        from .report_cmd import write_report
+        print(f"report -> {write_report(out, data_dir=args.data_dir)}")
     return 0
