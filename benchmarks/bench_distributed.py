@@ -94,7 +94,7 @@ def worker_train(model_name: str, steps: int, out: str) -> None:
     # processes on the machine take of the cores (MPI's busy waiting counts as work)
     cpu_per_step = sum(comm.allgather_object(sum(cpu_times) / steps))
     if comm.rank == 0:
-        from striate.ops.parallel import get_num_threads
+        from striate import get_num_threads
         with open(out, "w") as f:
             json.dump({"model": model_name, "ranks": comm.size, "threads": get_num_threads(), "batch": BATCH,
                        "step_times": step_times, "cpu_per_step": cpu_per_step, "grad_allreduce_s": grad_seconds / steps,
