@@ -247,7 +247,10 @@ class Tensor:
         if fn is None:  # a leaf: its gradient is the given one
             _accumulate(self, "grad", grad)
             return
-        with blas_scope:  # BLAS limited to one thread once striate's threads run (backend.threads)
+        with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
+            # at once: the first GEMMs of a backward (the classifier's) run unsplit, and BLAS's
+            # workers, left spinning by a multi-threaded GEMM, would slow the split ops after them
+            blas_scope.pin()
             _run_backward(fn, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators

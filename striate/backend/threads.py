@@ -172,10 +172,11 @@ class _BlasScope:
     """Context manager around striate's calls that may use several threads (a module's call, a
     backward pass); re-entrant.
 
-    BLAS is limited to one thread lazily, by the first :func:`map_parts` that runs parts on
-    several threads inside the scope, and given back its own thread count when the last thread
-    leaves its outermost scope. A batch-1 forward, which never splits, never touches BLAS; a
-    training step limits it once and keeps it limited through the unsplit GEMMs between split ops.
+    BLAS is limited to one thread by :meth:`pin`: at the start of a backward pass, and in a
+    forward at the first :func:`map_parts` that runs parts on several threads; it gets its own
+    thread count back when the last thread leaves its outermost scope. A batch-1 forward, which
+    never splits, never touches BLAS; a training step keeps it limited through the unsplit GEMMs
+    between split ops.
     OpenBLAS's thread count is process-wide, so a user thread calling BLAS while another thread is
     inside striate gets one thread too.
 
