@@ -18,6 +18,13 @@ COMMANDS = {
     "train": "train_cmd",
     "evaluate": "evaluate_cmd",
     "predict": "predict_cmd",
+    "visualize": "visualize_cmd",
+    "animate": "animate_cmd",
+    "report": "report_cmd",
+    "serve": "serve_cmd",
+    "export": "export_cmd",
+    "import": "import_cmd",
+    "finetune": "finetune_cmd",
 }
 
 

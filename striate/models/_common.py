@@ -36,15 +36,25 @@ def resolve_input_shape(name: str, native: tuple, input_shape, in_channels) -> t
     return h, w, c
 
 
-def build(model: Module, name: str, native: tuple, input_shape, in_channels) -> Module:
-    """Create the model's parameters with one forward of a zero image (like ``Module.build``).
+def build(model: Module, name: str, native: tuple, input_shape, in_channels, weights=None) -> Module:
+    """Create the model's parameters with one forward of a zero image (like ``Module.build``), then
+    load ``weights`` if given (a ``.safetensors`` file or a state dict with PyTorch/torchvision key
+    names, see :func:`striate.io.load_pretrained`).
 
     A too-small input is reported with the layer where the size reaches zero.
     """
     shape = resolve_input_shape(name, native, input_shape, in_channels)
     trace_forward(model, shape, name=name)
     model.input_shape = shape
+    if weights is not None:
+        from ..io import load_pretrained  # the io floor is above models: imported only when asked for
+        load_pretrained(model, weights)
     return model
+
+
+def top(classifier: Sequential, include_top: bool) -> Sequential:
+    """The classifier head, or an empty Sequential (the feature extractor's output) without the top."""
+    return classifier if include_top else Sequential()
 
 
 class ConvNet(Module):

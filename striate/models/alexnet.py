@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..nn import Conv2D, Dense, Dropout, Flatten, LocalResponseNorm, MaxPool2D, ReLU, Sequential
 from ..nn.init import Constant, Normal
 from ..random import check_random_state
-from ._common import ConvNet, build
+from ._common import ConvNet, build, top
 from .registry import register
 
 
@@ -28,7 +28,8 @@ def _classifier(num_classes, rng, hidden_bias):
 
 
 @register("alexnet", "AlexNet (Krizhevsky et al. 2012), single tower, LRN, 62,378,344 params", (224, 224, 3))
-def alexnet(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None) -> AlexNet:
+def alexnet(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None,
+            include_top: bool = True, weights=None) -> AlexNet:
     """AlexNet (Krizhevsky, Sutskever & Hinton 2012, "ImageNet classification with deep
     convolutional neural networks"), the single-tower version of the seed tables.
 
@@ -64,6 +65,8 @@ def alexnet(num_classes: int = 1000, in_channels: int | None = None, input_shape
         input_shape: (height, width[, channels]) to build for instead of 224x224x3; the size
             after pool5 sets fc6's input features.
         rng: Generator or seed for the initialisation.
+        include_top: False leaves out the classifier (the model returns pool5's 6x6x256 maps).
+        weights: a ``.safetensors`` file or state dict to load (see :func:`striate.io.load_pretrained`).
 
     Shape:
         input ``(n, 224, 224, 3)`` -> ``(n, num_classes)``.
@@ -81,12 +84,13 @@ def alexnet(num_classes: int = 1000, in_channels: int | None = None, input_shape
         conv(384, 3, one, padding=1), ReLU(),
         conv(256, 3, one, padding=1), ReLU(), MaxPool2D(3, 2),                                  # 13 -> 6
     )
-    model = AlexNet(features, _classifier(num_classes, rng, one))
-    return build(model, "alexnet", (224, 224, 3), input_shape, in_channels)
+    model = AlexNet(features, top(_classifier(num_classes, rng, one), include_top))
+    return build(model, "alexnet", (224, 224, 3), input_shape, in_channels, weights)
 
 
 @register("zfnet", "ZFNet (Zeiler & Fergus 2013): 7x7/2 first conv, 62,357,608 params", (224, 224, 3))
-def zfnet(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None) -> ZFNet:
+def zfnet(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None,
+          include_top: bool = True, weights=None) -> ZFNet:
     """ZFNet (Zeiler & Fergus 2013, "Visualizing and understanding convolutional networks", fig. 3).
 
     AlexNet with a smaller, denser first layer — found by visualising AlexNet's filters: 96 @ 7x7
@@ -102,7 +106,7 @@ def zfnet(num_classes: int = 1000, in_channels: int | None = None, input_shape=N
     biases 0. 62,357,608 parameters with 1000 classes.
 
     Args:
-        num_classes, in_channels, input_shape, rng: as in :func:`alexnet`.
+        num_classes, in_channels, input_shape, rng, include_top, weights: as in :func:`alexnet`.
     """
     rng = check_random_state(rng)
     w = Normal(0.01)
@@ -117,5 +121,53 @@ def zfnet(num_classes: int = 1000, in_channels: int | None = None, input_shape=N
         conv(384, 3, padding=1), ReLU(),
         conv(256, 3, padding=1), ReLU(), MaxPool2D(3, 2),                                             # 13 -> 6
     )
-    model = ZFNet(features, _classifier(num_classes, rng, Constant(0.0)))
-    return build(model, "zfnet", (224, 224, 3), input_shape, in_channels)
+    model = ZFNet(features, top(_classifier(num_classes, rng, Constant(0.0)), include_top))
+    return build(model, "zfnet", (224, 224, 3), input_shape, in_channels, weights)
+
+
+class AlexNetTV(ConvNet):
+    """AlexNet in torchvision's layout (see :func:`alexnet_torchvision`)."""
+
+
+@register("alexnet_torchvision", "AlexNet as torchvision builds it (64-192-384-256-256, no LRN), 61,100,840 params",
+          (224, 224, 3))
+def alexnet_torchvision(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None,
+                        include_top: bool = True, weights=None) -> AlexNetTV:
+    """AlexNet in the layout of torchvision's ``alexnet`` (the "one weird trick" single-GPU variant,
+    Krizhevsky 2014), whose state dicts it loads by name (``features.0.weight`` ... ``classifier.6``).
+
+    conv 64@11x11/4 pad 2 -> max 3/2 -> conv 192@5x5 pad 2 -> max 3/2 -> conv 384, 256, 256 @3x3
+    pad 1 -> max 3/2 (6x6x256 at 224x224) -> dropout -> dense 4096 -> dropout -> dense 4096 ->
+    dense num_classes, ReLU after every conv and hidden dense layer, no LRN. 61,100,840 parameters.
+    torchvision's ``AdaptiveAvgPool2d((6, 6))`` before the classifier is the identity at 224x224
+    and is left out, so other input sizes change fc6's input features instead.
+
+    Args:
+        num_classes, in_channels, input_shape, rng, include_top, weights: as in :func:`alexnet`.
+        The layer indices match torchvision's, so ``weights`` pairs by name.
+
+    Shape:
+        input ``(n, 224, 224, 3)`` -> ``(n, num_classes)``.
+    """
+    rng = check_random_state(rng)
+
+    def conv(filters, k, **kw):
+        return Conv2D(filters, k, kernel_initializer="he_uniform", rng=rng, **kw)
+
+    features = Sequential(
+        conv(64, 11, stride=4, padding=2), ReLU(), MaxPool2D(3, 2),     # 55 -> 27
+        conv(192, 5, padding=2), ReLU(), MaxPool2D(3, 2),               # 27 -> 13
+        conv(384, 3, padding=1), ReLU(),
+        conv(256, 3, padding=1), ReLU(),
+        conv(256, 3, padding=1), ReLU(), MaxPool2D(3, 2),               # 13 -> 6
+    )
+    if include_top:
+        # torchvision flattens in forward(), not as a layer; as features.13 it keeps every index equal
+        features.append(Flatten())
+    classifier = Sequential(
+        Dropout(0.5, rng=rng), Dense(4096, rng=rng), ReLU(),
+        Dropout(0.5, rng=rng), Dense(4096, rng=rng), ReLU(),
+        Dense(num_classes, rng=rng),
+    )
+    model = AlexNetTV(features, top(classifier, include_top))
+    return build(model, "alexnet_torchvision", (224, 224, 3), input_shape, in_channels, weights)

@@ -66,7 +66,7 @@ _TABLE = {
 class GoogLeNet(Module):
     """GoogLeNet (see :func:`googlenet`)."""
 
-    def __init__(self, num_classes=1000, aux_logits=False, batch_norm=False, rng=None):
+    def __init__(self, num_classes=1000, aux_logits=False, batch_norm=False, rng=None, include_top=True):
         super().__init__()
         norm = Identity if batch_norm else LocalResponseNorm  # BN replaces LRN
         # 'same' pooling reproduces the paper's sizes: 112 -> 56 -> 28 -> 14 -> 7
@@ -81,7 +81,9 @@ class GoogLeNet(Module):
         self.inception4bcd = Sequential(inc["4b"], inc["4c"], inc["4d"])                            # 14x14x528
         self.inception4e = Sequential(inc["4e"], MaxPool2D(3, 2, padding="same"))                   # 7x7x832
         self.inception5 = Sequential(inc["5a"], inc["5b"])                                          # 7x7x1024
-        self.head = Sequential(GlobalAvgPool2D(), Dropout(0.4, rng=rng), Dense(num_classes, rng=rng))
+        # without the top the model returns the 7x7x1024 maps of inception 5b
+        self.head = Sequential(GlobalAvgPool2D(), Dropout(0.4, rng=rng), Dense(num_classes, rng=rng)) \
+            if include_top else Sequential()
         self.aux_logits = bool(aux_logits)
         if self.aux_logits:
             self.aux1 = AuxClassifier(num_classes, rng, batch_norm)
@@ -104,7 +106,7 @@ class GoogLeNet(Module):
 @register("googlenet", "GoogLeNet / Inception v1 (Szegedy et al. 2014), 22 layers, concat branches",
           (224, 224, 3))
 def googlenet(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, aux_logits: bool = False,
-              batch_norm: bool = False, rng=None) -> GoogLeNet:
+              batch_norm: bool = False, rng=None, include_top: bool = True, weights=None) -> GoogLeNet:
     """GoogLeNet (Szegedy et al. 2014, "Going deeper with convolutions"), Inception v1, table 1.
 
     Stem (7x7/2 conv, pool, LRN, 1x1 + 3x3 convs, LRN, pool), nine inception modules (3a-5b) whose
@@ -118,11 +120,12 @@ def googlenet(num_classes: int = 1000, in_channels: int | None = None, input_sha
             mode the model then returns ``(logits, aux1, aux2)``; in evaluation only ``logits``.
         batch_norm: conv -> BN -> ReLU everywhere and no LRN (the later "Inception v1 with BN",
             torchvision's layout).
-        num_classes, in_channels, input_shape, rng: as in :func:`striate.models.alexnet`.
+        num_classes, in_channels, input_shape, rng, include_top, weights: as in
+            :func:`striate.models.alexnet`.
 
     Shape:
         input ``(n, 224, 224, 3)`` -> 7x7x1024 -> ``(n, num_classes)``.
     """
     rng = check_random_state(rng)
-    model = GoogLeNet(num_classes, aux_logits, batch_norm, rng)
-    return build(model, "googlenet", (224, 224, 3), input_shape, in_channels)
+    model = GoogLeNet(num_classes, aux_logits, batch_norm, rng, include_top)
+    return build(model, "googlenet", (224, 224, 3), input_shape, in_channels, weights)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..nn import (BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU,
                   Sequential)
 from ..random import check_random_state
-from ._common import ConvNet, build
+from ._common import ConvNet, build, top
 from .registry import register
 
 
@@ -17,7 +17,8 @@ class DigitsCNN(ConvNet):
 
 
 @register("lenet5", "LeNet-5 (LeCun et al. 1998), ReLU + max-pool, 61,706 params", (28, 28, 1))
-def lenet5(num_classes: int = 10, in_channels: int | None = None, input_shape=None, rng=None) -> LeNet5:
+def lenet5(num_classes: int = 10, in_channels: int | None = None, input_shape=None, rng=None,
+           include_top: bool = True, weights=None) -> LeNet5:
     """LeNet-5 (LeCun, Bottou, Bengio & Haffner 1998, "Gradient-based learning applied to document
     recognition"), as usually trained on 28x28 MNIST.
 
@@ -32,6 +33,10 @@ def lenet5(num_classes: int = 10, in_channels: int | None = None, input_shape=No
         in_channels: input channels (default 1, or those of ``input_shape``).
         input_shape: (height, width[, channels]) to build for instead of the native 28x28x1.
         rng: Generator or seed for the initialisation.
+        include_top: False leaves out the classifier (flatten and dense layers): the model then
+            returns the 5x5x16 feature maps, for transfer learning.
+        weights: a ``.safetensors`` file or a PyTorch-named state dict to load (see
+            :func:`striate.io.load_pretrained`).
 
     Shape:
         input ``(n, 28, 28, 1)`` -> 28x28x6 -> 14x14x6 -> 10x10x16 -> 5x5x16 -> 400 -> 120 -> 84
@@ -53,13 +58,14 @@ def lenet5(num_classes: int = 10, in_channels: int | None = None, input_shape=No
         Dense(84, rng=rng), ReLU(),
         Dense(num_classes, rng=rng),
     )
-    return build(LeNet5(features, classifier), "lenet5", (28, 28, 1), input_shape, in_channels)
+    return build(LeNet5(features, top(classifier, include_top)), "lenet5", (28, 28, 1), input_shape, in_channels,
+                 weights)
 
 
 @register("digits_cnn", "small CNN for the embedded 8x8 digits (scikit-learn), default of `striate train`",
           (8, 8, 1))
 def digits_cnn(num_classes: int = 10, in_channels: int | None = None, input_shape=None, rng=None,
-               dropout: float = 0.25) -> DigitsCNN:
+               dropout: float = 0.25, include_top: bool = True, weights=None) -> DigitsCNN:
     """A small batch-normalised CNN for the 8x8 grayscale digits that ship with scikit-learn
     (``sklearn.datasets.load_digits``: 1,797 images, 10 classes) — the default model of
     ``striate train``. It reaches >= 98% test accuracy within a few epochs.
@@ -70,7 +76,7 @@ def digits_cnn(num_classes: int = 10, in_channels: int | None = None, input_shap
     head small (it works for any input size >= 2x2).
 
     Args:
-        num_classes, in_channels, input_shape, rng: as in :func:`lenet5`.
+        num_classes, in_channels, input_shape, rng, include_top, weights: as in :func:`lenet5`.
         dropout: rate of the dropout before the last layer.
 
     Shape:
@@ -84,4 +90,5 @@ def digits_cnn(num_classes: int = 10, in_channels: int | None = None, input_shap
         Conv2D(64, 3, padding="same", use_bias=False, kernel_initializer="he_normal", rng=rng), BatchNorm(), ReLU(),
     )
     classifier = Sequential(GlobalAvgPool2D(), Dropout(dropout, rng=rng), Dense(num_classes, rng=rng))
-    return build(DigitsCNN(features, classifier), "digits_cnn", (8, 8, 1), input_shape, in_channels)
+    return build(DigitsCNN(features, top(classifier, include_top)), "digits_cnn", (8, 8, 1), input_shape,
+                 in_channels, weights)

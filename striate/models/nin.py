@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..nn import Conv2D, Dropout, GlobalAvgPool2D, MaxPool2D, ReLU, Sequential
 from ..random import check_random_state
-from ._common import ConvNet, build
+from ._common import ConvNet, build, top
 from .registry import register
 
 
@@ -19,7 +19,8 @@ def _mlpconv(filters, kernel, stride, padding, rng):
 
 
 @register("nin", "Network in Network (Lin et al. 2013): mlpconv blocks + global average pooling", (224, 224, 3))
-def nin(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None) -> NiN:
+def nin(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None,
+        include_top: bool = True, weights=None) -> NiN:
     """Network in Network (Lin, Chen & Yan 2013, "Network in network"), ImageNet version.
 
     Four mlpconv blocks (a k x k conv followed by two 1x1 convs, each with ReLU: a micro multilayer
@@ -33,7 +34,8 @@ def nin(num_classes: int = 1000, in_channels: int | None = None, input_shape=Non
     model). He-normal initialisation.
 
     Args:
-        num_classes, in_channels, input_shape, rng: as in :func:`striate.models.alexnet`.
+        num_classes, in_channels, input_shape, rng, include_top, weights: as in
+            :func:`striate.models.alexnet` (without the top: the 5x5x384 maps of the third block).
     """
     rng = check_random_state(rng)
     features = Sequential(
@@ -42,4 +44,5 @@ def nin(num_classes: int = 1000, in_channels: int | None = None, input_shape=Non
         *_mlpconv(384, 3, 1, 1, rng), MaxPool2D(3, 2),     # 12x12x384 -> 5x5x384
     )
     classifier = Sequential(Dropout(0.5, rng=rng), *_mlpconv(num_classes, 3, 1, 1, rng), GlobalAvgPool2D())
-    return build(NiN(features, classifier), "nin", (224, 224, 3), input_shape, in_channels)
+    return build(NiN(features, top(classifier, include_top)), "nin", (224, 224, 3), input_shape, in_channels,
+                 weights)

@@ -107,8 +107,9 @@ def _projection(filters, stride, rng):
 class ResNet(Module):
     """ImageNet ResNet (see :func:`resnet`). Names follow torchvision: conv1, bn1, layer1..4, fc."""
 
-    def __init__(self, block, counts, num_classes=1000, stride_in_1x1=False, rng=None):
+    def __init__(self, block, counts, num_classes=1000, stride_in_1x1=False, rng=None, include_top=True):
         super().__init__()
+        self.include_top = include_top
         self.conv1, self.bn1, self.relu = _conv(64, 7, 2, rng), BatchNorm(), ReLU()   # 112x112x64
         self.maxpool = MaxPool2D(3, 2, padding=1)                                       # 56x56x64
         in_channels = 64
@@ -122,20 +123,22 @@ class ResNet(Module):
                 blocks.append(block(filters, stride, shortcut, rng, **kwargs))
                 in_channels = out
             setattr(self, f"layer{i}", Sequential(*blocks))   # 56, 28, 14, 7
-        self.avgpool = GlobalAvgPool2D()
-        self.fc = Dense(num_classes, rng=rng)
+        if include_top:
+            self.avgpool = GlobalAvgPool2D()
+            self.fc = Dense(num_classes, rng=rng)
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (n, 7, 7, 512 * expansion)
-        return self.fc(self.avgpool(x))
+        return self.fc(self.avgpool(x)) if self.include_top else x
 
 
 class CifarResNet(Module):
     """ResNet for 32x32 images (see :func:`resnet_cifar`)."""
 
-    def __init__(self, n, num_classes=10, shortcut="A", rng=None):
+    def __init__(self, n, num_classes=10, shortcut="A", rng=None, include_top=True):
         super().__init__()
+        self.include_top = include_top
         self.conv1, self.bn1, self.relu = _conv(16, 3, 1, rng), BatchNorm(), ReLU()    # 32x32x16
         in_channels = 16
         for i, filters in enumerate((16, 32, 64), 1):
@@ -148,13 +151,14 @@ class CifarResNet(Module):
                 blocks.append(BasicBlock(filters, stride, sc, rng))
                 in_channels = filters
             setattr(self, f"layer{i}", Sequential(*blocks))   # 32, 16, 8
-        self.avgpool = GlobalAvgPool2D()
-        self.fc = Dense(num_classes, rng=rng)
+        if include_top:
+            self.avgpool = GlobalAvgPool2D()
+            self.fc = Dense(num_classes, rng=rng)
 
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))  # (n, 8, 8, 64)
-        return self.fc(self.avgpool(x))
+        return self.fc(self.avgpool(x)) if self.include_top else x
 
 
 _IMAGENET = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50: (Bottleneck, (3, 4, 6, 3)),
@@ -162,7 +166,7 @@ _IMAGENET = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)), 50:
 
 
 def resnet(depth: int, num_classes: int = 1000, in_channels: int | None = None, input_shape=None,
-           stride_in_1x1: bool = False, rng=None) -> ResNet:
+           stride_in_1x1: bool = False, rng=None, include_top: bool = True, weights=None) -> ResNet:
     """ImageNet ResNet (He et al. 2016, "Deep residual learning for image recognition", table 1).
 
     7x7/2 conv -> 3x3/2 max-pool -> four stages of basic blocks (18, 34) or bottleneck blocks (50,
@@ -179,6 +183,9 @@ def resnet(depth: int, num_classes: int = 1000, in_channels: int | None = None, 
             receptive field 427 for ResNet-50); True puts it in the first 1x1 conv, as the paper and
             the original Caffe models (receptive field 483; Araujo et al. 2019). Same parameters.
         num_classes, in_channels, input_shape, rng: as in :func:`striate.models.alexnet`.
+        include_top: False leaves out the global pooling and ``fc`` (the model returns layer4's maps).
+        weights: a ``.safetensors`` file or state dict with torchvision's key names
+            (``downsample`` is striate's ``shortcut``; layers are paired by position).
 
     Shape:
         input ``(n, 224, 224, 3)`` -> 7x7x512 (x4) -> ``(n, num_classes)``.
@@ -189,12 +196,12 @@ def resnet(depth: int, num_classes: int = 1000, in_channels: int | None = None, 
     if stride_in_1x1 and block is not Bottleneck:
         raise ValueError(f"stride_in_1x1 applies to bottleneck ResNets (50, 101, 152). Received: depth={depth}.")
     rng = check_random_state(rng)
-    model = ResNet(block, counts, num_classes, stride_in_1x1, rng)
-    return build(model, f"resnet{depth}", (224, 224, 3), input_shape, in_channels)
+    model = ResNet(block, counts, num_classes, stride_in_1x1, rng, include_top)
+    return build(model, f"resnet{depth}", (224, 224, 3), input_shape, in_channels, weights)
 
 
 def resnet_cifar(depth: int, num_classes: int = 10, in_channels: int | None = None, input_shape=None,
-                 shortcut: str = "A", rng=None) -> CifarResNet:
+                 shortcut: str = "A", rng=None, include_top: bool = True, weights=None) -> CifarResNet:
     """ResNet for CIFAR-10 (He et al. 2016, sec. 4.2): depth 6n + 2 (20, 32, 44, 56, 110, ...).
 
     3x3 conv 16 -> three stages of n basic blocks with 16, 32, 64 filters on 32x32, 16x16, 8x8 maps
@@ -214,18 +221,19 @@ def resnet_cifar(depth: int, num_classes: int = 10, in_channels: int | None = No
     if shortcut not in ("A", "B"):
         raise ValueError(f"shortcut must be 'A' (zero-padding) or 'B' (projection). Received: shortcut={shortcut!r}.")
     rng = check_random_state(rng)
-    model = CifarResNet((depth - 2) // 6, num_classes, shortcut, rng)
-    return build(model, f"resnet{depth}", (32, 32, 3), input_shape, in_channels)
+    model = CifarResNet((depth - 2) // 6, num_classes, shortcut, rng, include_top)
+    return build(model, f"resnet{depth}", (32, 32, 3), input_shape, in_channels, weights)
 
 
 def _imagenet_variant(depth):
     if _IMAGENET[depth][0] is Bottleneck:
         def builder(num_classes: int = 1000, in_channels: int | None = None, input_shape=None,
-                    stride_in_1x1: bool = False, rng=None) -> ResNet:
-            return resnet(depth, num_classes, in_channels, input_shape, stride_in_1x1, rng)
+                    stride_in_1x1: bool = False, rng=None, include_top: bool = True, weights=None) -> ResNet:
+            return resnet(depth, num_classes, in_channels, input_shape, stride_in_1x1, rng, include_top, weights)
     else:
-        def builder(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None) -> ResNet:
-            return resnet(depth, num_classes, in_channels, input_shape, False, rng)
+        def builder(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None,
+                    include_top: bool = True, weights=None) -> ResNet:
+            return resnet(depth, num_classes, in_channels, input_shape, False, rng, include_top, weights)
     builder.__name__ = builder.__qualname__ = f"resnet{depth}"
     builder.__doc__ = f"ResNet-{depth} (He et al. 2016) for 224x224 ImageNet images; see :func:`resnet`."
     return builder
@@ -233,8 +241,8 @@ def _imagenet_variant(depth):
 
 def _cifar_variant(depth):
     def builder(num_classes: int = 10, in_channels: int | None = None, input_shape=None, shortcut: str = "A",
-                rng=None) -> CifarResNet:
-        return resnet_cifar(depth, num_classes, in_channels, input_shape, shortcut, rng)
+                rng=None, include_top: bool = True, weights=None) -> CifarResNet:
+        return resnet_cifar(depth, num_classes, in_channels, input_shape, shortcut, rng, include_top, weights)
 
     builder.__name__ = builder.__qualname__ = f"resnet{depth}"
     builder.__doc__ = (f"ResNet-{depth} (He et al. 2016, sec. 4.2) for 32x32 CIFAR images (n = {(depth - 2) // 6}); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..nn import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sequential
 from ..nn.init import Normal, VarianceScaling
 from ..random import check_random_state
-from ._common import ConvNet, build
+from ._common import ConvNet, build, top
 from .registry import register
 
 # Table 1 of the paper: filters per 3x3 conv, "M" = 2x2 max-pool stride 2.
@@ -22,7 +22,7 @@ class VGG(ConvNet):
 
 
 def vgg(depth: int, num_classes: int = 1000, in_channels: int | None = None, input_shape=None,
-        batch_norm: bool = False, rng=None) -> VGG:
+        batch_norm: bool = False, rng=None, include_top: bool = True, weights=None) -> VGG:
     """VGG network (Simonyan & Zisserman 2014, "Very deep convolutional networks for large-scale
     image recognition", table 1 configurations A, B, D, E = VGG-11, 13, 16, 19).
 
@@ -37,7 +37,9 @@ def vgg(depth: int, num_classes: int = 1000, in_channels: int | None = None, inp
     Args:
         depth: 11, 13, 16 or 19.
         batch_norm: add BatchNorm after each conv.
-        num_classes, in_channels, input_shape, rng: as in :func:`striate.models.alexnet`.
+        num_classes, in_channels, input_shape, rng, include_top, weights: as in
+            :func:`striate.models.alexnet`. torchvision's VGG state dicts load directly (its
+            classifier indices 0, 3, 6 are paired with striate's by position).
 
     Shape:
         input ``(n, 224, 224, 3)`` -> 7x7x512 (25,088 features) -> ``(n, num_classes)``.
@@ -66,13 +68,14 @@ def vgg(depth: int, num_classes: int = 1000, in_channels: int | None = None, inp
         Dense(num_classes, kernel_initializer=w, rng=rng),
     )
     name = f"vgg{depth}" + ("_bn" if batch_norm else "")
-    return build(VGG(Sequential(*layers), classifier), name, (224, 224, 3), input_shape, in_channels)
+    return build(VGG(Sequential(*layers), top(classifier, include_top)), name, (224, 224, 3), input_shape,
+                 in_channels, weights)
 
 
 def _variant(depth):
     def builder(num_classes: int = 1000, in_channels: int | None = None, input_shape=None,
-                batch_norm: bool = False, rng=None) -> VGG:
-        return vgg(depth, num_classes, in_channels, input_shape, batch_norm, rng)
+                batch_norm: bool = False, rng=None, include_top: bool = True, weights=None) -> VGG:
+        return vgg(depth, num_classes, in_channels, input_shape, batch_norm, rng, include_top, weights)
 
     builder.__name__ = builder.__qualname__ = f"vgg{depth}"
     builder.__doc__ = (f"VGG-{depth} (Simonyan & Zisserman 2014, configuration {'ABDE'[[11, 13, 16, 19].index(depth)]}); "
@@ -81,8 +84,9 @@ def _variant(depth):
 
 
 def _bn_variant(depth):
-    def builder(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None) -> VGG:
-        return vgg(depth, num_classes, in_channels, input_shape, True, rng)
+    def builder(num_classes: int = 1000, in_channels: int | None = None, input_shape=None, rng=None,
+                include_top: bool = True, weights=None) -> VGG:
+        return vgg(depth, num_classes, in_channels, input_shape, True, rng, include_top, weights)
 
     builder.__name__ = builder.__qualname__ = f"vgg{depth}_bn"
     builder.__doc__ = (f"VGG-{depth} (Simonyan & Zisserman 2014) with batch normalisation (Ioffe & Szegedy 2015) "

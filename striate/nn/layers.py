@@ -40,6 +40,10 @@ def _padding(padding):
         if padding.lower() not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints. Received: padding={padding!r}.")
         return padding.lower()
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:  # explicit (top, bottom, left, right)
+        if not all(_is_int(p) and p >= 0 for p in padding):
+            raise ValueError(f"padding (top, bottom, left, right) must be ints >= 0. Received: padding={padding!r}.")
+        return tuple(int(p) for p in padding)
     pair(padding, "padding")
     return padding
 
@@ -299,8 +303,9 @@ class BatchNorm(Module):
         if self.gamma is None:
             x = F._tensor(x, "x", "BatchNorm")
             self._build(x.shape[-1], x.dtype)
+        # a frozen layer (trainable=False) normalises with its running statistics, even in training
         return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                            self.training, self.momentum, self.eps)
+                            self.training and self.trainable, self.momentum, self.eps)
 
 
 class LocalResponseNorm(Module):

@@ -200,17 +200,86 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def freeze(self) -> Module:
-        """Stop training every parameter of this module (transfer learning: freeze the features)."""
-        for p in self.parameters():
-            p.requires_grad = False
-            p.grad = None
+    # ----------------------------------------------------------------- transfer learning
+    # ``trainable`` (frozen or not) and ``training`` (train or eval mode) are different things: a
+    # frozen BatchNorm normalises with its running statistics and leaves them alone even while the
+    # model trains (the pitfall of Keras 2 and PyTorch, where a frozen BN still updates its stats).
+    trainable = True
+
+    def freeze(self, until: str | None = None, train_bn: bool = False) -> Module:
+        """Freeze parameters for transfer learning: ``requires_grad=False``, batch norm on its running
+        statistics (not updated), whatever mode the model is in.
+
+        Args:
+            until: freeze only the layers up to and including this one (a name of
+                ``named_modules()``, e.g. ``"features.3"`` or ``"layer3"``); default: all.
+            train_bn: keep batch-norm layers trainable (gamma, beta and their statistics).
+
+        Example::
+
+            >>> model.freeze(until="features")   # train only the classifier
+        """
+        named = list(self.named_modules())
+        if until is None:
+            chosen = named
+        else:
+            names = [n for n, _ in named]
+            if until not in names:
+                import difflib
+                close = difflib.get_close_matches(str(until), names, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                shown = ", ".join(n for n in names[1:13]) + (", ..." if len(names) > 13 else "")
+                raise ValueError(f"freeze(until=...) must name a layer of the model.{hint} "
+                                 f"Received: until={until!r}. Layers: {shown}.")
+            last = max(i for i, n in enumerate(names) if n == until or n.startswith(until + "."))
+            chosen = named[:last + 1]
+        for _, m in chosen:
+            if train_bn and type(m).__name__ == "BatchNorm":
+                continue
+            object.__setattr__(m, "trainable", False)
+            for p in m._parameters.values():
+                if p is not None:
+                    p.requires_grad = False
+                    p.grad = None
         return self
 
     def unfreeze(self) -> Module:
-        for p in self.parameters():
-            p.requires_grad = True
+        """Make every parameter trainable again (and batch norm use batch statistics in training)."""
+        for m in self.modules():
+            object.__setattr__(m, "trainable", True)
+            for p in m._parameters.values():
+                if p is not None:
+                    p.requires_grad = True
         return self
+
+    def replace_head(self, num_classes: int, rng=None) -> Module:
+        """Replace the last dense layer (or, without one, the last conv: NiN) by a fresh, trainable one
+        with ``num_classes`` outputs and the same input size; return the new layer.
+
+        Example::
+
+            >>> model = st.models.lenet5(weights=...); model.replace_head(5)
+        """
+        from .layers import Conv2D, Dense
+        named = list(self.named_modules())
+        heads = [(n, m) for n, m in named if isinstance(m, Dense)] or \
+            [(n, m) for n, m in named if isinstance(m, Conv2D)]
+        if not heads or not heads[-1][0]:
+            raise ValueError("replace_head: the model has no Dense or Conv2D layer to replace.")
+        name, old = heads[-1]
+        if old.w is None:
+            raise ValueError("replace_head: build the model first (model.build(input_shape)).")
+        if isinstance(old, Dense):
+            new = Dense(num_classes, use_bias=old.use_bias, in_features=old.in_features, rng=rng)
+        else:
+            new = Conv2D(num_classes, old.kernel_size, old.stride, old.padding, old.dilation, 1, old.use_bias,
+                         in_channels=old.in_channels, rng=rng)
+        new.astype(old.w.dtype)
+        parent_name, _, attr = name.rpartition(".")
+        parent = dict(named)[parent_name]
+        parent._modules[attr] = new  # same key, same place in the order
+        new.train(self.training)
+        return new
 
     def zero_grad(self) -> None:
         for p in self.parameters():
