@@ -1,5 +1,5 @@
-"""Ops split over threads (striate.ops.parallel) and over cache-sized blocks (conv), and the malloc
-setting (striate.ops.memory).
+"""Ops split over threads (striate.backend.threads) and over cache-sized blocks (conv), and the malloc
+setting (striate.backend.memory).
 
 The test inputs are small, so by default every op runs as one part and one block; the fixture
 `split_everything` makes each op split into as many parts and blocks as it can (one image per part,
