@@ -405,6 +405,8 @@ def to_onnx(model, input_shape, opset: int = 17, nchw_input: bool = False, class
     if preprocess is not None:
         meta["preprocess"] = json.dumps(preprocess)
     helper.set_model_props(proto, meta)
+    # record every intermediate shape (viewers such as Netron label each edge with it)
+    proto = onnx.shape_inference.infer_shapes(proto)
     return proto, graph
 
 
