@@ -71,6 +71,7 @@ if HERE not in sys.path:
 from bench_core import bench_conv, conv_cases, gemm_rate, measure  # noqa: E402
 
 from striate.atomic import atomic_write_text  # noqa: E402
+from striate.backend.memory import keep_freed_memory  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- models and checks
@@ -356,7 +357,7 @@ def machine_info(torch, threads: int) -> dict:
 
 def _limit_threads(threads: int, torch):
     """``threads`` threads for PyTorch and for striate. striate splits its ops over its own threads
-    and sets numpy's BLAS to one thread meanwhile (striate.ops.parallel); without threadpoolctl it
+    and sets numpy's BLAS to one thread during its calls (striate.backend.threads); without threadpoolctl it
     runs on one thread and BLAS keeps ``threads`` (from the environment set at start-up)."""
     import striate as st
 
@@ -585,6 +586,7 @@ def main(argv=None) -> int:
               "Install the CPU build with: pip install torch==2.13.0", file=sys.stderr)
         return 2
     limiter = _limit_threads(args.threads, torch)  # noqa: F841  (held for the whole run)
+    keep_freed_memory()  # as the striate command does: malloc keeps freed memory (opt-in)
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.threads, args.memory_steps)))
         return 0

@@ -7,7 +7,7 @@ from . import functional, nn, ops
 from . import data, models, optim, training  # noqa: E402  (layers above nn)
 from . import io, onnx  # noqa: E402  (model exchange; the onnx/safetensors packages load only when used)
 from .gradcheck import gradcheck
-from .ops.parallel import get_num_threads, set_num_threads
+from .backend.threads import get_num_threads, set_num_threads
 from .random import manual_seed
 from .summary import summary
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad

@@ -124,13 +124,13 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     plan = _planned(_conv_plan, x.shape, x.dtype, w.shape, w.dtype,
                     None if b is None else (b.shape, b.dtype),
                     _hashable(stride), _hashable(padding), _hashable(dilation), groups)
-    fn = ops.Conv2d(*plan)
+    fn = ops.Conv2dOp(*plan)
     return fn.apply(x, w) if b is None else fn.apply(x, w, b)
 
 
 @functools.lru_cache(maxsize=1024)
 def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dilation, groups):
-    """Validate a conv2d call; return the arguments of ``ops.Conv2d``: (stride, pads, dilation,
+    """Validate a conv2d call; return the arguments of ``ops.Conv2dOp``: (stride, pads, dilation,
     groups, out_hw). Called through :func:`_planned` (cached); raises, caching nothing, on bad
     arguments."""
     op = "conv2d"
@@ -207,7 +207,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
           ``oh = floor((h + pt + pb - kh) / sh) + 1``; ``stride`` defaults to ``kernel_size``.
     """
     x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
-    return ops.MaxPool2d(kernel, stride, pads, out_hw).apply(x)
+    return ops.MaxPool2dOp(kernel, stride, pads, out_hw).apply(x)
 
 
 def relu_max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
@@ -220,7 +220,7 @@ def relu_max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
     Shape: as :func:`max_pool2d`.
     """
     x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "relu_max_pool2d")
-    return ops.MaxPool2d(kernel, stride, pads, out_hw, relu=True).apply(x)
+    return ops.MaxPool2dOp(kernel, stride, pads, out_hw, relu=True).apply(x)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
@@ -230,7 +230,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
         - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``, same formula as :func:`max_pool2d`.
     """
     x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
-    return ops.AvgPool2d(kernel, stride, pads, out_hw).apply(x)
+    return ops.AvgPool2dOp(kernel, stride, pads, out_hw).apply(x)
 
 
 def global_avg_pool2d(x) -> Tensor:
@@ -265,12 +265,12 @@ def linear(x, w, b=None) -> Tensor:
         )
     _same_dtype(x, w, "x and w", op)
     if b is None:
-        return ops.Linear().apply(x, w)
+        return ops.LinearOp().apply(x, w)
     b = _tensor(b, "b", op)
     if b.shape != (w.shape[1],):
         raise ValueError(f"{op}: bias must have shape ({w.shape[1]},). Received: b.shape={b.shape}.")
     _same_dtype(x, b, "x and b", op)
-    return ops.Linear().apply(x, w, b)
+    return ops.LinearOp().apply(x, w, b)
 
 
 def flatten(x) -> Tensor:
@@ -301,28 +301,28 @@ def concat(tensors, axis: int = -1) -> Tensor:
                 f"concat: all shapes must match except along axis {axis}. "
                 f"Received: tensors[0].shape={first.shape}, tensors[{i}].shape={t.shape}."
             )
-    return ops.Concat(axis).apply(*ts)
+    return ops.ConcatOp(axis).apply(*ts)
 
 
 # --------------------------------------------------------------------------- activations
 def relu(x) -> Tensor:
     """max(x, 0), element-wise. Shape: any; output has the input's shape."""
-    return ops.ReLU().apply(_tensor(x, "x", "relu"))
+    return ops.ReLUOp().apply(_tensor(x, "x", "relu"))
 
 
 def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
     """x if x > 0 else negative_slope * x. Shape: any; output has the input's shape."""
-    return ops.LeakyReLU(negative_slope).apply(_tensor(x, "x", "leaky_relu"))
+    return ops.LeakyReLUOp(negative_slope).apply(_tensor(x, "x", "leaky_relu"))
 
 
 def sigmoid(x) -> Tensor:
     """1 / (1 + exp(-x)), computed without overflow. Shape: any; output has the input's shape."""
-    return ops.Sigmoid().apply(_tensor(x, "x", "sigmoid"))
+    return ops.SigmoidOp().apply(_tensor(x, "x", "sigmoid"))
 
 
 def tanh(x) -> Tensor:
     """Hyperbolic tangent. Shape: any; output has the input's shape."""
-    return ops.Tanh().apply(_tensor(x, "x", "tanh"))
+    return ops.TanhOp().apply(_tensor(x, "x", "tanh"))
 
 
 def softmax(x, axis: int = -1) -> Tensor:
@@ -330,7 +330,7 @@ def softmax(x, axis: int = -1) -> Tensor:
 
     Shape: any; output has the input's shape and sums to 1 along ``axis``.
     """
-    return ops.Softmax(axis).apply(_tensor(x, "x", "softmax"))
+    return ops.SoftmaxOp(axis).apply(_tensor(x, "x", "softmax"))
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
@@ -338,7 +338,7 @@ def log_softmax(x, axis: int = -1) -> Tensor:
 
     Shape: any; output has the input's shape.
     """
-    return ops.LogSoftmax(axis).apply(_tensor(x, "x", "log_softmax"))
+    return ops.LogSoftmaxOp(axis).apply(_tensor(x, "x", "log_softmax"))
 
 
 # --------------------------------------------------------------------------- regularisation, normalisation
@@ -355,7 +355,7 @@ def dropout(x, rate: float, training: bool = True, rng=None) -> Tensor:
     rate = _rate(rate, "rate")
     if not training or rate == 0.0:
         return x
-    return ops.Dropout(rate, check_random_state(rng)).apply(x)
+    return ops.DropoutOp(rate, check_random_state(rng)).apply(x)
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, momentum: float = 0.1,
@@ -388,7 +388,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, moment
             f"{op}: training needs more than one value per channel to compute a variance. "
             f"Received: x.shape={x.shape}. Use a batch of 2 or more, or evaluation mode."
         )
-    return ops.BatchNorm(rm, rv, bool(training), float(momentum), float(eps)).apply(x, gamma, beta)
+    return ops.BatchNormOp(rm, rv, bool(training), float(momentum), float(eps)).apply(x, gamma, beta)
 
 
 def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> Tensor:
@@ -402,7 +402,7 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
     x = _tensor(x, "x", "local_response_norm")
     if not _is_int(size) or size < 1:
         raise ValueError(f"local_response_norm: size must be a positive int. Received: size={size!r}.")
-    return ops.LocalResponseNorm(int(size), float(alpha), float(beta), float(k)).apply(x)
+    return ops.LocalResponseNormOp(int(size), float(alpha), float(beta), float(k)).apply(x)
 
 
 # --------------------------------------------------------------------------- losses
@@ -437,7 +437,7 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0) -> Tensor:
         raise ValueError(
             f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y.min()}, max={y.max()}."
         )
-    return ops.CrossEntropy(y, _rate(label_smoothing, "label_smoothing")).apply(logits)
+    return ops.CrossEntropyOp(y, _rate(label_smoothing, "label_smoothing")).apply(logits)
 
 
 def _pair_loss_args(a, b, names, op):
@@ -465,4 +465,4 @@ def binary_cross_entropy_with_logits(logits, target) -> Tensor:
     Shape: logits and target (probabilities in [0, 1]) the same shape; output: scalar.
     """
     logits, target = _pair_loss_args(logits, target, ("logits", "target"), "binary_cross_entropy_with_logits")
-    return ops.BinaryCrossEntropyWithLogits().apply(logits, target)
+    return ops.BinaryCrossEntropyWithLogitsOp().apply(logits, target)

@@ -17,6 +17,8 @@ import threading
 
 import numpy as np
 
+from .backend.threads import blas_scope
+
 DEFAULT_DTYPE = np.float32
 
 _state = threading.local()
@@ -214,63 +216,10 @@ class Tensor:
 
         fn = self._ctx
         if fn is None:  # a leaf: its gradient is the given one
-            self.grad = grad if self.grad is None else self.grad + grad
+            _accumulate(self, "grad", grad)
             return
-
-        # 1. Topological order of the Functions above this tensor (iterative DFS: deep ResNets
-        #    would overflow Python's recursion limit). The graph links Functions to the Functions
-        #    that made their inputs, never to activations: an array no backward saved is freed as
-        #    soon as the forward moves on, as in PyTorch.
-        order, visited = [], set()
-        stack = [(fn, False)]
-        while stack:
-            f, parents_done = stack.pop()
-            if parents_done:
-                order.append(f)
-                continue
-            if id(f) in visited:
-                continue
-            visited.add(id(f))
-            stack.append((f, True))
-            for parent in f.parents:
-                if isinstance(parent, Function) and id(parent) not in visited:
-                    stack.append((parent, False))
-
-        # 2. Walk it from the output back to the leaves, accumulating each Function's output
-        #    gradient over every path that uses it (+=) before passing it on.
-        grads = {id(fn): grad}
-        for f in reversed(order):
-            g = grads.pop(id(f), None)
-            if g is None:
-                continue
-            if f.saved_freed:
-                raise RuntimeError(
-                    f"Trying to backward through the graph a second time (through "
-                    f"{type(f).__name__}); its saved arrays were freed by the first backward(). "
-                    "Pass retain_graph=True to the first call."
-                )
-            if f.retained is not None:  # a non-leaf tensor that asked to keep its .grad
-                t = f.retained
-                t.grad = g if t.grad is None else t.grad + g
-            input_grads = f.backward(g)
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for parent, pg in zip(f.parents, input_grads):
-                if pg is None or parent is None:
-                    continue
-                if isinstance(parent, Tensor):  # a leaf
-                    assert pg.shape == parent.shape, (
-                        f"{type(f).__name__}.backward returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {parent.shape}")
-                    parent.grad = pg if parent.grad is None else parent.grad + pg
-                else:
-                    assert pg.shape == parent.out_shape, (
-                        f"{type(f).__name__}.backward returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {parent.out_shape}")
-                    key = id(parent)
-                    grads[key] = pg if key not in grads else grads[key] + pg
-            if not retain_graph:
-                f.release()
+        with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
+            _run_backward(fn, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
@@ -390,6 +339,74 @@ def as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _accumulate(holder, key, g):
+    """``holder.key += g`` (or ``holder[key]`` for a dict), starting from nothing: gradients add up
+    over every path that uses a value, and the first one is taken as it is, without a copy."""
+    if isinstance(holder, dict):
+        holder[key] = g if key not in holder else holder[key] + g
+    else:
+        old = getattr(holder, key)
+        setattr(holder, key, g if old is None else old + g)
+
+
+def _topological_order(fn):
+    """The Functions above ``fn`` (itself included), each after every Function that made its inputs.
+
+    Iterative depth-first search: deep ResNets would overflow Python's recursion limit. The graph
+    links Functions to the Functions that made their inputs, never to activations: an array no
+    backward saved is freed as soon as the forward moves on, as in PyTorch.
+    """
+    order, visited = [], set()
+    stack = [(fn, False)]
+    while stack:
+        f, parents_done = stack.pop()
+        if parents_done:  # every parent is already in `order`
+            order.append(f)
+            continue
+        if id(f) in visited:
+            continue
+        visited.add(id(f))
+        stack.append((f, True))  # come back to f once its parents are placed
+        for parent in f.parents:
+            if isinstance(parent, Function) and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def _run_backward(fn, grad, retain_graph):
+    """Walk the graph from ``fn`` (whose output has gradient ``grad``) back to the leaves."""
+    grads = {id(fn): grad}  # output gradient of each Function, summed over the paths seen so far
+    for f in reversed(_topological_order(fn)):  # every user of an output comes before its maker
+        g = grads.pop(id(f), None)
+        if g is None:
+            continue  # nothing that needs a gradient depends on f
+        if f.saved_freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (through "
+                f"{type(f).__name__}); its saved arrays were freed by the first backward(). "
+                "Pass retain_graph=True to the first call."
+            )
+        if f.retained is not None:  # a non-leaf tensor that asked to keep its .grad
+            _accumulate(f.retained, "grad", g)
+        input_grads = f.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for parent, pg in zip(f.parents, input_grads):
+            if pg is None or parent is None:
+                continue
+            leaf = isinstance(parent, Tensor)
+            expected = parent.shape if leaf else parent.out_shape
+            assert pg.shape == expected, (
+                f"{type(f).__name__}.backward returned a gradient of shape {pg.shape} "
+                f"for an input of shape {expected}")
+            if leaf:
+                _accumulate(parent, "grad", pg)
+            else:
+                _accumulate(grads, id(parent), pg)
+        if not retain_graph:
+            f.release()
+
+
 class Function:
     """Base class of every differentiable primitive.
 
@@ -416,7 +433,8 @@ class Function:
         flags = [t._requires_grad for t in tensors]
         record = True in flags and getattr(_state, "grad_enabled", True)
         self.needs_input_grad = tuple(flags) if record else (False,) * len(flags)
-        y = self.forward(*[t.data for t in tensors])
+        with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
+            y = self.forward(*[t.data for t in tensors])
         out = Tensor.__new__(Tensor)
         out.data = y
         out.grad = None

@@ -9,7 +9,7 @@ import pytest
 
 import striate as st
 import striate.functional as F
-from striate.ops import accel
+from striate.backend import compiled as accel
 
 pytest.importorskip("numba")
 
@@ -38,7 +38,7 @@ def run(x, kernel, stride, padding, gy, compiled: bool):
 def test_compiled_path_really_runs(monkeypatch):
     old = accel.set_enabled(True)
     try:
-        kernels = accel.kernels()
+        kernels = accel.load()
         assert kernels is not None, "numba is installed, so the kernels must compile"
         calls = []
         real = kernels.maxpool2d_forward
@@ -79,9 +79,9 @@ def test_ties_route_to_first_maximum_in_both_paths(compiled):
 def test_compiled_path_is_switchable():
     old = accel.set_enabled(True)
     try:
-        assert accel.kernels() is not None, "numba is installed, so the kernels must compile"
+        assert accel.load() is not None, "numba is installed, so the kernels must compile"
         accel.set_enabled(False)
-        assert accel.kernels() is None
+        assert accel.load() is None
     finally:
         accel.set_enabled(old)
 
@@ -142,7 +142,7 @@ def test_compiled_batch_norm_gradcheck(monkeypatch):
     x, gamma, beta = rng.standard_normal((3, 4, 4, 2)) + 2, rng.standard_normal(2), rng.standard_normal(2)
     old = accel.set_enabled(True)
     try:
-        assert accel.kernels() is not None
+        assert accel.load() is not None
         assert st.gradcheck(lambda x, g, b: F.batch_norm(x, g, b, None, None, training=True), [x, gamma, beta])
     finally:
         accel.set_enabled(old)
@@ -173,7 +173,7 @@ CONV_CASES = [  # (x shape, kernel, out channels, kwargs, block bytes): convs wh
 
 @pytest.mark.parametrize("xs, k, o, kwargs, block", CONV_CASES)
 def test_compiled_conv_input_gradient_matches_numpy_path(xs, k, o, kwargs, block, monkeypatch):
-    from striate.ops import conv
+    from striate.backend import conv
     if block is not None:
         monkeypatch.setattr(conv, "BLOCK_BYTES", block)
     kh, kw = (k, k) if isinstance(k, int) else k
@@ -198,7 +198,7 @@ def test_compiled_conv_input_gradient_gradcheck():
     x, w = rng.standard_normal((2, 7, 6, 2)), rng.standard_normal((3, 3, 2, 4))
     old = accel.set_enabled(True)
     try:
-        assert accel.kernels() is not None
+        assert accel.load() is not None
         assert st.gradcheck(lambda x, w: F.conv2d(x, w, stride=2, padding=1), [x, w])
     finally:
         accel.set_enabled(old)

@@ -8,28 +8,26 @@ suite for conv2d run through them too.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import striate as st
 import striate.functional as F
-from striate.ops import accel, conv
+from striate.backend import compiled as accel, planar as conv
 
 pytest.importorskip("numba")
 
-import test_golden  # noqa: E402  (a module, so that pytest does not collect its tests twice)
-from test_parallel import whole_and_split  # noqa: E402,F401  (a helper, and its fixture below)
-from test_parallel import split_everything  # noqa: E402,F401
 
-CONV_GOLDEN = [f for f in test_golden.FILES if f.stem.startswith("conv2d")]
+CONV_GOLDEN = sorted((Path(__file__).parent / "golden").glob("conv2d*.npz"))
 
 
 @pytest.fixture
 def calls(monkeypatch):
     """Counts of the planar kernels' calls in this test: {"forward": n, "wgrad": n}."""
     old = accel.set_enabled(True)
-    kernels = accel.kernels()
+    kernels = accel.load()
     assert kernels is not None, "numba is installed, so the kernels must compile"
     counts = {"forward": 0, "wgrad": 0}
 
@@ -119,11 +117,11 @@ def test_planar_forward_with_a_scattered_input_gradient(calls, assert_close):
         assert_close(a, e, what=what)
 
 
-def test_planar_split_into_parts_matches_one_part(planar, request, assert_close):
+def test_planar_split_into_parts_matches_one_part(planar, whole_and_split, assert_close):
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((7, 10, 9, 2)), rng.standard_normal((3, 3, 2, 4)), rng.standard_normal(4)
     gy = rng.standard_normal((7, 10, 9, 4))
-    whole, split = whole_and_split(lambda: run_conv(x, w, b, gy, padding=1), request)
+    whole, split = whole_and_split(lambda: run_conv(x, w, b, gy, padding=1))
     for what, a, e in zip(["output", "gx", "gw", "gb"], split, whole):
         assert_close(a, e, what=what)
 
@@ -147,8 +145,8 @@ def test_planar_gradcheck(kwargs, planar):
 
 
 @pytest.mark.parametrize("path", CONV_GOLDEN, ids=[f.stem for f in CONV_GOLDEN])
-def test_golden_conv_cases_through_planar(path, planar):
-    test_golden.test_matches_golden(path)  # PyTorch's recorded outputs and gradients
+def test_golden_conv_cases_through_planar(path, planar, check_golden):
+    check_golden(path)  # PyTorch's recorded outputs and gradients
     kwargs = json.loads(str(np.load(path)["meta"]))["kwargs"]
     if kwargs.get("stride", 1) in (1, [1, 1]) and kwargs.get("groups", 1) == 1:
         assert planar["forward"] > 0, "a stride-1 ungrouped conv must have run planar"

@@ -12,9 +12,8 @@ import pytest
 import striate as st
 import striate.functional as F
 import striate.nn as nn
-from striate.ops import accel
+from striate.backend import compiled as accel
 from striate.tensor import Function
-from test_parallel import split_everything, whole_and_split  # noqa: F401  (fixture and helper)
 
 CASES = [  # kernel_size, stride, padding
     (2, None, 0),
@@ -66,14 +65,14 @@ def test_relu_max_pool2d_is_relu_then_max_pool2d(kernel, stride, padding, dtype,
     assert (y1 >= 0).all() and (g1[0, :3, :3] == 0).all()
 
 
-def test_relu_max_pool2d_split_matches_whole(request):
+def test_relu_max_pool2d_split_matches_whole(whole_and_split):
     x = mixed_signs((5, 12, 12, 3), np.float32)
     gy = np.random.default_rng(2).standard_normal((5, 6, 6, 3)).astype(np.float32)
 
     def run():
         return unfused_and_fused(x, gy, 2, None, 0)[1]
 
-    whole, split = whole_and_split(run, request)
+    whole, split = whole_and_split(run)
     np.testing.assert_array_equal(split[0], whole[0])
     np.testing.assert_array_equal(split[1], whole[1])
 
@@ -133,8 +132,8 @@ def test_sequential_runs_relu_then_max_pool_as_one_op():
     y = model(st.Tensor(x))
     np.testing.assert_array_equal(y.data, t.data)
     ops = _ops_in_graph(y)
-    assert ops.count(("MaxPool2d", True)) == 2, ops      # both conv blocks fused
-    assert [name for name, _ in ops].count("ReLU") == 2  # the two dense ReLUs stay ReLUs
+    assert ops.count(("MaxPool2dOp", True)) == 2, ops      # both conv blocks fused
+    assert [name for name, _ in ops].count("ReLUOp") == 2  # the two dense ReLUs stay ReLUs
 
 
 def test_sequential_gradients_are_those_of_the_unfused_layers():
@@ -157,7 +156,7 @@ def test_sequential_does_not_fuse_a_layer_with_a_hook():
     model.features[1].register_forward_hook(lambda m, i, out: seen.append(out.shape))  # conv1's ReLU
     y = model(st.Tensor(x))
     assert seen == [(4, 28, 28, 6)]
-    assert _ops_in_graph(y).count(("MaxPool2d", True)) == 1  # the other block is still fused
+    assert _ops_in_graph(y).count(("MaxPool2dOp", True)) == 1  # the other block is still fused
 
 
 def test_sequential_fuses_only_exact_relu_and_max_pool():
@@ -168,9 +167,9 @@ def test_sequential_fuses_only_exact_relu_and_max_pool():
     x = np.random.default_rng(6).standard_normal((2, 4, 4, 1)).astype(np.float32)
     y = nn.Sequential(MyReLU(), nn.MaxPool2D(2))(st.Tensor(x, requires_grad=True))  # record the graph
     np.testing.assert_allclose(y.data, F.max_pool2d(np.maximum(x, 0) * 2, 2).data)
-    assert ("ReLU", None) in _ops_in_graph(y)
+    assert ("ReLUOp", None) in _ops_in_graph(y)
     z = nn.Sequential(nn.ReLU(), nn.AvgPool2D(2))(st.Tensor(x, requires_grad=True))
-    assert ("ReLU", None) in _ops_in_graph(z)
+    assert ("ReLUOp", None) in _ops_in_graph(z)
 
 
 def test_summary_still_lists_the_fused_layers():

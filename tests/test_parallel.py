@@ -16,30 +16,7 @@ import pytest
 
 import striate as st
 import striate.functional as F
-from striate.ops import conv, memory, parallel
-
-
-@pytest.fixture
-def split_everything(monkeypatch):
-    old = parallel.get_num_threads()
-    monkeypatch.setattr(parallel, "MIN_PART", 1)
-    monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
-    try:
-        if parallel._blas_controllers() is None:  # no threadpoolctl: parts run on this thread
-            monkeypatch.setitem(parallel._config, "threads", 3)
-        else:
-            parallel.set_num_threads(3)
-        yield
-    finally:
-        if parallel._config["threads"] != old:
-            parallel.set_num_threads(old) if old > 1 else parallel.set_num_threads(1)
-
-
-def whole_and_split(run, request):
-    """``run()`` as the op comes (one part, one block), then with `split_everything` in effect."""
-    whole = run()
-    request.getfixturevalue("split_everything")
-    return whole, run()
+from striate.backend import conv, memory, threads as parallel
 
 
 # --------------------------------------------------------------------------- the pool itself
@@ -98,17 +75,37 @@ def test_set_num_threads_rejects_non_positive_integers(bad):
         parallel.set_num_threads(bad)
 
 
-def test_threads_pin_blas_to_one_and_one_thread_restores_it():
+def _blas_threads(threadpoolctl):
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+class _SeesBlas(st.Function):
+    """An op that records BLAS's thread counts while striate runs it."""
+    seen = None
+
+    def forward(self, x):
+        import threadpoolctl
+        _SeesBlas.seen = _blas_threads(threadpoolctl)
+        return x.copy()
+
+    def backward(self, gy):
+        return (gy,)
+
+
+def test_threads_pin_blas_to_one_inside_striate_calls_only():
+    # (this replaces the test that BLAS stays pinned process-wide: issue 11 scopes the limit)
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    own = _blas_threads(threadpoolctl)
     old = parallel.get_num_threads()
     try:
         parallel.set_num_threads(2)
-        blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
-        assert blas and all(lib["num_threads"] == 1 for lib in blas)
+        assert _blas_threads(threadpoolctl) == own               # not changed by the setting itself
+        _SeesBlas().apply(st.Tensor(np.ones(3)))
+        assert _SeesBlas.seen and all(n == 1 for n in _SeesBlas.seen)  # pinned inside the op
+        assert _blas_threads(threadpoolctl) == own               # and given back after it
         parallel.set_num_threads(1)
-        own = dict((id(lib), n) for lib, n in parallel._config["blas"])
-        now = [lib.num_threads for lib, _ in parallel._config["blas"]]
-        assert now == [own[id(lib)] for lib, _ in parallel._config["blas"]]
+        _SeesBlas().apply(st.Tensor(np.ones(3)))
+        assert _SeesBlas.seen == own                             # one thread of ours: BLAS keeps its own
     finally:
         parallel.set_num_threads(old)
 
@@ -160,8 +157,8 @@ def conv_run(xs, k, o, kwargs, rng_seed=0, bias=True):
 
 
 @pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
-def test_conv_split_into_parts_and_blocks_equals_unsplit(xs, k, o, kwargs, request):
-    whole, split = whole_and_split(lambda: conv_run(xs, k, o, kwargs), request)
+def test_conv_split_into_parts_and_blocks_equals_unsplit(xs, k, o, kwargs, whole_and_split):
+    whole, split = whole_and_split(lambda: conv_run(xs, k, o, kwargs))
     for a, b in zip(whole, split):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
@@ -200,7 +197,7 @@ def test_keep_freed_memory_applies_on_glibc_linux():
 
 
 def test_keep_memory_can_be_turned_off_from_the_environment():
-    code = "import striate.ops.memory as m; print(m.is_applied())"
+    code = "import striate.backend.memory as m; print(m.is_applied())"
     env = dict(os.environ, STRIATE_KEEP_MEMORY="0")
     out = subprocess.run([sys.executable, "-c", "import striate; " + code], env=env,
                          capture_output=True, text=True, check=True)
@@ -218,14 +215,14 @@ def bn_relu_run(training):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_and_relu_split_equal_unsplit(training, request):
-    whole, split = whole_and_split(lambda: bn_relu_run(training), request)
+def test_batch_norm_and_relu_split_equal_unsplit(training, whole_and_split):
+    whole, split = whole_and_split(lambda: bn_relu_run(training))
     for a, b in zip(whole, split):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
 
 
 def pool_run(compiled):
-    from striate.ops import accel
+    from striate.backend import compiled as accel
     old, old_min = accel.set_enabled(compiled), accel.MIN_SIZE
     accel.MIN_SIZE = 0
     try:
@@ -240,8 +237,8 @@ def pool_run(compiled):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_max_pool_split_equals_unsplit(compiled, request):
-    whole, split = whole_and_split(lambda: pool_run(compiled), request)
+def test_max_pool_split_equals_unsplit(compiled, whole_and_split):
+    whole, split = whole_and_split(lambda: pool_run(compiled))
     for a, b in zip(whole, split):
         np.testing.assert_array_equal(b, a)
 

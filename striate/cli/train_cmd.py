@@ -5,6 +5,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ examples:
   striate train --dataset cifar10 --model resnet20 --augment crop,flip
   striate train --dataset path/to/folder          # one sub-folder of images per class
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 20   # continue a run
+  mpiexec -n 4 striate train --dataset mnist --data-dir ../shared/data --distributed   # 4 processes
 
 Every option left out comes from the data set's recipe (see striate/cli/common.py: RECIPES).
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
@@ -67,6 +69,11 @@ def add_parser(subparsers):
     run.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint.npz "
                      "(its settings are reused; --epochs sets the new total)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
+    run.add_argument("--report", action="store_true", help="also write report.html into --out (striate report)")
+    run.add_argument("--distributed", action="store_true",
+                     help="data-parallel training over the processes of mpiexec (mpiexec -n 4 striate train "
+                          "... --distributed; pip install 'striate[mpi]'): --batch-size stays the global batch, "
+                          "split over the ranks; rank 0 writes the files")
     p.set_defaults(command="train")
     return p
 
@@ -187,13 +194,39 @@ def _schedule(config: dict, opt):
 
 # ------------------------------------------------------------------------------------------------ run
 def run(args) -> int:
+    if not args.distributed:
+        return _run(args)
+    try:
+        return _run(args)
+    except CommandError as e:
+        from ..distributed import comm as dist_comm
+        comm = dist_comm._comm
+        if comm is None or comm.size == 1:
+            raise
+        # one rank returning while the others wait in an allreduce would hang the job: end all of them
+        print(f"striate train: error (rank {comm.rank} of {comm.size}): {e}", file=sys.stderr, flush=True)
+        comm.abort(2)
+
+
+def _run(args) -> int:
     from .. import __version__, random
     from ..data import DataLoader
     from ..training import CheckpointError, CSVLogger, ModelCheckpoint, evaluate, fit, save_weights
 
     started = time.perf_counter()
     config = _resolve(args)
-    verbose = 0 if args.quiet else 1
+    dist = comm = None
+    if args.distributed:
+        from .. import distributed as dist
+        try:
+            comm = dist.init()
+        except ImportError as e:
+            raise CommandError(f"--distributed: {e}") from None
+        if config["batch_size"] % comm.size:
+            raise CommandError(f"--batch-size (the global batch) must be a multiple of the {comm.size} processes. "
+                               f"Received: {config['batch_size']}.")
+    main = comm is None or comm.rank == 0  # the one process that prints and writes files
+    verbose = 0 if args.quiet or not main else 1
     ds = load_data(config["dataset"], args.data_dir)
     name = os.path.basename(os.path.normpath(ds.name)) or "data"
     out = args.out or os.path.join("runs", f"{name}-{config['model']}")
@@ -206,11 +239,17 @@ def run(args) -> int:
     model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
     model = build_model(config["model"], model_args, rng=config["seed"])
     opt = _optimizer(config, model.parameters())
+    if dist is not None:  # statistics of the global batch; gradients averaged over the ranks
+        model = dist.convert_sync_batchnorm(model)
+        opt = dist.DistributedOptimizer(opt)
     schedule = _schedule(config, opt)
 
     train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
                        rng=config["seed"] + 1)
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
+    if dist is not None:  # each rank's share: batch_size / size images per step, 1/size of the validation
+        train = dist.shard(train)
+        val = None if val is None else dist.shard(val, evaluation=True)
     meta = {
         "model": {"name": config["model"], "args": model_args},
         "dataset": config["dataset"], "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
@@ -222,15 +261,19 @@ def run(args) -> int:
         callbacks.append(ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
                                          save_best_only=True, meta=meta))
     callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
+    if not main:
+        callbacks = []  # checkpoints and the log come from rank 0 (every rank holds the same model)
 
     if verbose:
         print(f"training {config['model']} ({model.num_parameters():,} parameters) on {name}: "
               f"{len(y_tr)} train / {0 if y_val is None else len(y_val)} val / {len(ds.y_test)} test images, "
               f"{config['epochs']} epochs, {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
-              f"{config['schedule']} schedule, augment {config['augment']}")
+              f"{config['schedule']} schedule, augment {config['augment']}"
+              + (f", {comm.size} processes x {config['batch_size'] // comm.size}" if comm else ""))
     try:
         history = fit(model, train, val, epochs=config["epochs"], optimizer=opt, schedule=schedule,
-                      callbacks=callbacks, verbose=verbose, resume=args.resume)
+                      callbacks=callbacks, verbose=verbose, resume=args.resume,
+                      reduce=None if dist is None else dist.reduce_metrics)
     except CheckpointError as e:
         raise CommandError(str(e)) from None
     except FloatingPointError as e:
@@ -238,7 +281,9 @@ def run(args) -> int:
     train_seconds = time.perf_counter() - started
 
     test = DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=eval_t)
-    result = evaluate(model, test)
+    result = evaluate(model, test) if dist is None else dist.evaluate(model, test)
+    if not main:
+        return 0
     save_weights(os.path.join(out, "weights.npz"), model, meta=meta)
     h = history.history
     metrics = {
@@ -258,10 +303,14 @@ def run(args) -> int:
                                for n, a in zip(ds.class_names, result["per_class_accuracy"])},
         "confusion_matrix": result["confusion_matrix"].tolist(),
         "config": config,
+        "processes": 1 if comm is None else comm.size,
     }
     from ..atomic import atomic_write_text
     atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
           f"({len(history.epoch)} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
           "(weights.npz, checkpoint.npz, log.csv, metrics.json)")
+    if getattr(args, "report", False):
+        from .report_cmd import write_report
+        print(f"report -> {write_report(out, data_dir=args.data_dir)}")
     return 0

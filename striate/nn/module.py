@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..backend.threads import blas_scope
 from ..tensor import Tensor, no_grad
 
 
@@ -98,7 +99,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
-        out = self.forward(*args, **kwargs)
+        with blas_scope:  # once for the whole model, not per op (striate.backend.threads)
+            out = self.forward(*args, **kwargs)
         if not self._forward_hooks:
             return out
         for hook in list(self._forward_hooks):

@@ -1,13 +1,14 @@
 """Primitive ops: each a :class:`striate.tensor.Function` with forward and backward side by side,
-working on raw arrays. Users normally call them through :mod:`striate.functional`, which validates
-arguments and documents shapes."""
-from . import memory, parallel
-from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from .conv import Conv2d, im2col, pad_nhwc, sliding_windows
-from .dropout import Dropout
-from .linear import Concat, Linear
-from .loss import BinaryCrossEntropyWithLogits, CrossEntropy
-from .normalization import BatchNorm, LocalResponseNorm
-from .pooling import AvgPool2d, MaxPool2d
-
-memory.keep_freed_memory()
+working on raw arrays: the reference math. Users normally call them through
+:mod:`striate.functional`, which validates arguments and documents shapes. Faster strategies for
+the same math live beneath, in :mod:`striate.backend`. Op classes end in ``Op`` (``Conv2dOp``),
+so that they never read like the layers of :mod:`striate.nn` (``Conv2D``).
+"""
+from .activation import LeakyReLUOp, LogSoftmaxOp, ReLUOp, SigmoidOp, SoftmaxOp, TanhOp
+from .conv import Conv2dOp
+from .dropout import DropoutOp
+from .geometry import col2im, im2col, offset_view, pad_nhwc, sliding_windows
+from .linear import ConcatOp, LinearOp
+from .loss import BinaryCrossEntropyWithLogitsOp, CrossEntropyOp
+from .normalization import BatchNormOp, LocalResponseNormOp
+from .pooling import AvgPool2dOp, MaxPool2dOp

@@ -1,34 +1,24 @@
 """Element-wise activations and the (log-)softmax, each with its backward."""
 from __future__ import annotations
 
+from ..backend import activation as fast
 from ..tensor import Function, get_array_module
-from . import parallel
 
 
-class ReLU(Function):
+class ReLUOp(Function):
     """max(x, 0). Backward keeps the output (which the next layer usually holds anyway), not a
-    mask: gx = gy where y > 0. Both passes run over the batch split into one part per thread."""
+    mask: gx = gy where y > 0. Big batches run split over threads (:mod:`striate.backend.activation`)."""
 
     def forward(self, x):
-        xp = get_array_module(x)
-        self.parts = parallel.split(len(x), x.size) if x.ndim else parallel.WHOLE
-        if self.parts is parallel.WHOLE:
-            self.y = xp.maximum(x, 0)
-        else:
-            self.y = xp.empty_like(x)
-            parallel.map_parts(lambda s: xp.maximum(x[s], 0, out=self.y[s]), self.parts)
+        self.fast = fast.relu_parts(x)
+        self.y = fast.relu_forward(x, self.fast) if self.fast else get_array_module(x).maximum(x, 0)
         return self.y
 
     def backward(self, gy):
-        xp = get_array_module(gy)
-        if self.parts is parallel.WHOLE:
-            return (gy * (self.y > 0),)
-        gx = xp.empty_like(gy)
-        parallel.map_parts(lambda s: xp.multiply(gy[s], self.y[s] > 0, out=gx[s]), self.parts)
-        return (gx,)
+        return (fast.relu_backward(gy, self.y, self.fast) if self.fast else gy * (self.y > 0),)
 
 
-class LeakyReLU(Function):
+class LeakyReLUOp(Function):
     def __init__(self, negative_slope=0.01):
         self.negative_slope = negative_slope
 
@@ -41,7 +31,7 @@ class LeakyReLU(Function):
         return (xp.where(self.mask, gy, gy * gy.dtype.type(self.negative_slope)),)
 
 
-class Sigmoid(Function):
+class SigmoidOp(Function):
     def forward(self, x):
         xp = get_array_module(x)
         # exp of a non-positive number never overflows: split by sign.
@@ -53,7 +43,7 @@ class Sigmoid(Function):
         return (gy * self.y * (1 - self.y),)
 
 
-class Tanh(Function):
+class TanhOp(Function):
     def forward(self, x):
         self.y = get_array_module(x).tanh(x)
         return self.y
@@ -62,7 +52,7 @@ class Tanh(Function):
         return (gy * (1 - self.y * self.y),)
 
 
-class Softmax(Function):
+class SoftmaxOp(Function):
     """Softmax along ``axis``, shifted by the max for stability."""
 
     def __init__(self, axis=-1):
@@ -80,7 +70,7 @@ class Softmax(Function):
         return (y * (gy - (gy * y).sum(axis=self.axis, keepdims=True)),)
 
 
-class LogSoftmax(Function):
+class LogSoftmaxOp(Function):
     def __init__(self, axis=-1):
         self.axis = axis
 

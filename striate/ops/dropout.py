@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..tensor import Function
 
 
-class Dropout(Function):
+class DropoutOp(Function):
     def __init__(self, rate, rng):
         self.rate, self.rng = rate, rng
 

@@ -6,7 +6,7 @@ import itertools
 from ..tensor import Function, get_array_module
 
 
-class Linear(Function):
+class LinearOp(Function):
     """x (n, in) @ w (in, out) + b (out,) -> (n, out); one primitive, so one GEMM per direction."""
 
     def forward(self, x, w, b=None):
@@ -28,7 +28,7 @@ class Linear(Function):
         return gx, gw
 
 
-class Concat(Function):
+class ConcatOp(Function):
     """Join arrays along ``axis`` (GoogLeNet's inception outputs: the channel axis, -1 in NHWC)."""
 
     def __init__(self, axis=-1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..tensor import Function, get_array_module
 
 
-class CrossEntropy(Function):
+class CrossEntropyOp(Function):
     """Mean over the batch of -sum_k q_k log softmax(z)_k, q = one-hot labels, optionally smoothed.
 
     Label smoothing (Szegedy et al. 2016): q = (1 - eps) * onehot + eps / K.
@@ -40,7 +40,7 @@ class CrossEntropy(Function):
         return (g * (gy / n),)
 
 
-class BinaryCrossEntropyWithLogits(Function):
+class BinaryCrossEntropyWithLogitsOp(Function):
     """Mean of -[t log sigmoid(z) + (1 - t) log(1 - sigmoid(z))], computed without overflow as
     max(z, 0) - z t + log(1 + exp(-|z|))."""
 

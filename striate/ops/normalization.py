@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import normalization as fast
 from ..tensor import Function, get_array_module
-from . import accel, parallel
 from .reductions import channel_sum
 
 
-class BatchNorm(Function):
+class BatchNormOp(Function):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (Ioffe & Szegedy 2015).
 
     Training uses the batch's mean and biased variance, and updates ``running_mean`` /
@@ -17,9 +17,8 @@ class BatchNorm(Function):
 
     Written as per-channel coefficients applied in one pass: y = (x - mean) * scale + beta with
     scale = gamma / sqrt(var + eps), and in backward gx = a * gy + k * (x - mean) + e. Statistics
-    are kept in float64. Each pass runs over the batch split into one part per thread, through the
-    compiled kernels of :mod:`striate.ops.accel` when present (one read of x per pass instead of
-    a NumPy temporary per operation), else in NumPy.
+    are kept in float64. The passes below are the reference; :mod:`striate.backend.normalization`
+    runs them over parts of the batch on several threads, or as compiled loops.
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -28,12 +27,10 @@ class BatchNorm(Function):
 
     def forward(self, x, gamma, beta):
         xp = get_array_module(x)
-        c = x.shape[-1]
-        count = x.size // c  # values per channel
-        kernels = accel.kernels() if xp is np and x.size >= accel.MIN_SIZE else None
-        parts = parallel.split(x.shape[0], x.size)
+        self.fast = fast.batch_norm_strategy(x, self)  # None: the NumPy passes below, whole
+        count = x.size // x.shape[-1]  # values per channel
         if self.training:
-            mean, var = _moments(x, parts, kernels)
+            mean, var = (self.fast or self).moments(x)
             if self.running_mean is not None:
                 m = self.momentum
                 self.running_mean *= 1 - m
@@ -45,28 +42,15 @@ class BatchNorm(Function):
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         scale = (gamma * inv_std).astype(x.dtype)
         y = xp.empty_like(x)
-
-        def part(s):  # y = (x - mean) * scale + beta
-            if kernels is not None:
-                kernels.channel_affine(_rows(x[s]), mean.astype(x.dtype), scale, beta, _rows(y[s]))
-            else:
-                xp.subtract(x[s], mean.astype(x.dtype), out=y[s])
-                y[s] *= scale
-                y[s] += beta
-
-        parallel.map_parts(part, parts)
+        (self.fast or self).affine(x, mean.astype(x.dtype), scale, beta, y)
         self.x, self.mean, self.inv_std, self.gamma, self.count = x, mean, inv_std, gamma, count
-        self.parts, self.kernels = parts, kernels
         return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
-        x, mean, inv_std, n, kernels = self.x, self.mean, self.inv_std, self.count, self.kernels
+        x, mean, inv_std, n = self.x, self.mean, self.inv_std, self.count
         needs = self.needs_input_grad
-        # sums over the batch, per part then added: sum(gy) and sum(gy * (x - mean)), float64
-        sums = parallel.map_parts(lambda s: _grad_sums(gy[s], x[s], mean, kernels), self.parts)
-        sg = sum(p[0] for p in sums)
-        sgx = sum(p[1] for p in sums)
+        sg, sgx = (self.fast or self).grad_sums(gy, x, mean)  # sum(gy), sum(gy * (x - mean)): float64
         gbeta, ggamma = sg, sgx * inv_std
         gx = None
         if needs[0]:
@@ -78,73 +62,53 @@ class BatchNorm(Function):
                 # gx = a * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat = (x - mean) * inv_std
                 k, e = -a * inv_std * ggamma / n, -a * sg / n
                 dt = gy.dtype
-                a, k, e, m = a.astype(dt), k.astype(dt), e.astype(dt), mean.astype(dt)
                 gx = xp.empty_like(gy)
-
-                def part(s):  # gx = a * gy + k * (x - mean) + e
-                    if kernels is not None:
-                        kernels.bn_grad_apply(_rows(gy[s]), _rows(x[s]), m, a, k, e, _rows(gx[s]))
-                    else:
-                        t = x[s] - m
-                        t *= k
-                        t += e
-                        xp.multiply(gy[s], a, out=gx[s])
-                        gx[s] += t
-
-                parallel.map_parts(part, self.parts)
+                (self.fast or self).grad_apply(gy, x, mean.astype(dt), a.astype(dt), k.astype(dt), e.astype(dt), gx)
         dtype = self.gamma.dtype
         return gx, (ggamma.astype(dtype) if needs[1] else None), (gbeta.astype(dtype) if needs[2] else None)
 
+    # ----------------------------------------------------------------- the NumPy passes
+    # Each works on any batch slice (the backend calls them per part) and returns float64 sums.
+    @staticmethod
+    def moments(x):
+        """Per-channel mean and biased variance of x (..., c): the mean, then the mean of squared
+        deviations (two passes)."""
+        count = x.size // x.shape[-1]
+        mean = BatchNormOp.channel_total(x) / count
+        return mean, BatchNormOp.squared_deviations(x, mean) / count
 
-def _rows(a):
-    """(..., c) -> (m, c) view (the kernels take 2-D arrays)."""
-    return a.reshape(-1, a.shape[-1])
+    @staticmethod
+    def channel_total(x):
+        return channel_sum(x).astype(np.float64)
 
+    @staticmethod
+    def squared_deviations(x, mean):
+        d = x - mean.astype(x.dtype)
+        d *= d
+        return channel_sum(d).astype(np.float64)
 
-def _moments(x, parts, kernels):
-    """Per-channel mean and biased variance of x (..., c), float64, from per-part sums.
+    @staticmethod
+    def affine(x, mean, scale, beta, y):
+        """y = (x - mean) * scale + beta, written into y."""
+        get_array_module(x).subtract(x, mean, out=y)
+        y *= scale
+        y += beta
 
-    NumPy: the mean, then the mean of squared deviations (two passes). Compiled: one pass of
-    sum(d) and sum(d*d) with d = x - shift around a shift (the first pixel of the batch), so that
-    sum(d*d)/n - (sum(d)/n)**2 does not cancel catastrophically when the mean is large next to
-    the spread.
-    """
-    xp = get_array_module(x)
-    c = x.shape[-1]
-    count = x.size // c
-    if kernels is None:
-        mean = sum(parallel.map_parts(lambda s: channel_sum(x[s]).astype(np.float64), parts)) / count
+    @staticmethod
+    def grad_sums(gy, x, mean):
+        """(sum(gy), sum(gy * (x - mean))) per channel, float64."""
+        d = x - mean.astype(x.dtype)
+        d *= gy
+        return channel_sum(gy).astype(np.float64), channel_sum(d).astype(np.float64)
 
-        def squared_deviations(s):
-            d = x[s] - mean.astype(x.dtype)
-            d *= d
-            return channel_sum(d).astype(np.float64)
-
-        return mean, sum(parallel.map_parts(squared_deviations, parts)) / count
-
-    shift = _rows(x[:1])[0].astype(np.float64)
-
-    def moments(s):
-        total, squares = xp.empty(c), xp.empty(c)
-        kernels.channel_moments(_rows(x[s]), shift, total, squares)
-        return total, squares
-
-    sums = parallel.map_parts(moments, parts)
-    d_mean = sum(p[0] for p in sums) / count
-    var = sum(p[1] for p in sums) / count - d_mean * d_mean
-    return shift + d_mean, xp.maximum(var, 0.0)
-
-
-def _grad_sums(gy, x, mean, kernels):
-    """(sum(gy), sum(gy * (x - mean))) per channel, float64."""
-    xp = get_array_module(gy)
-    if kernels is not None:
-        sg, sgx = xp.empty(gy.shape[-1]), xp.empty(gy.shape[-1])
-        kernels.bn_grad_sums(_rows(gy), _rows(x), mean, sg, sgx)
-        return sg, sgx
-    d = x - mean.astype(x.dtype)
-    d *= gy
-    return channel_sum(gy).astype(np.float64), channel_sum(d).astype(np.float64)
+    @staticmethod
+    def grad_apply(gy, x, m, a, k, e, gx):
+        """gx = a * gy + k * (x - m) + e, written into gx."""
+        t = x - m
+        t *= k
+        t += e
+        get_array_module(gy).multiply(gy, a, out=gx)
+        gx += t
 
 
 def _channel_window_sum(v, before, after):
@@ -162,7 +126,7 @@ def _channel_window_sum(v, before, after):
     return s
 
 
-class LocalResponseNorm(Function):
+class LocalResponseNormOp(Function):
     """b_c = a_c / (k + alpha/n * sum_{c' near c} a_{c'}^2) ** beta (Krizhevsky et al. 2012, sec. 3.3).
 
     The window of channel c is [c - n//2, c + (n-1)//2], the Caffe/PyTorch convention.

@@ -1,20 +1,19 @@
 """Max and average pooling over NHWC windows, and their backward.
 
-Both loop over the kh*kw kernel offsets (never over pixels, images or channels): offset (i, j) of
-every window at once is the strided view ``xpad[:, i::sh, j::sw, :]`` of shape (n, oh, ow, c), so
-the forward is kh*kw element-wise max/add passes over output-sized arrays, with no copy of the
-(n, oh, ow, kh, kw, c) window tensor.
+Both loop over the kh*kw kernel taps (never over pixels, images or channels): tap (i, j) of every
+window at once is the strided view ``xpad[:, i::sh, j::sw, :]`` of shape (n, oh, ow, c)
+(:func:`striate.ops.geometry.offset_view`), so the forward is kh*kw element-wise max/add passes
+over output-sized arrays, with no copy of the (n, oh, ow, kh, kw, c) window tensor. Max pooling's
+faster strategy (threads, compiled loops) is :mod:`striate.backend.pooling`.
 """
 from __future__ import annotations
 
-import numpy as np
-
+from ..backend import pooling as fast
 from ..tensor import Function, get_array_module
-from . import accel, parallel
-from .conv import offset_view, pad_nhwc, unpad_nhwc
+from .geometry import offset_view, pad_nhwc, unpad_nhwc
 
 
-class MaxPool2d(Function):
+class MaxPool2dOp(Function):
     """Max over each window; padded cells are -inf so they never win.
 
     Ties: the gradient goes to the *first* maximum in row-major window order (top-left first),
@@ -33,39 +32,24 @@ class MaxPool2d(Function):
     def forward(self, x):
         xp = get_array_module(x)
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
+        self.fast = fast.max_pool_strategy(x)
         need_index = bool(self.needs_input_grad and self.needs_input_grad[0])
         kh, kw = self.kernel
         index_dtype = xp.uint8 if kh * kw <= 256 else xp.int32  # offsets i*kw + j
-        # The compiled kernel (numba, optional) is used for inputs big enough to repay its call,
-        # and never for inputs holding NaN, which it does not propagate (one cheap reduction).
-        compiled = accel.kernels() if xp is np and x.size >= accel.MIN_SIZE else None
-        if compiled is not None and np.isnan(x.sum()):
-            compiled = None
-        self.parts = parallel.split(x.shape[0], x.size)
-        if compiled is None and self.parts is parallel.WHOLE:
-            y, idx = self._forward_numpy(xpad, xp, index_dtype if need_index else None)
-        else:  # one part of the batch per thread
-            y = xp.empty((x.shape[0],) + tuple(self.out_hw) + (x.shape[3],), dtype=x.dtype)
-            idx = xp.empty(y.shape, dtype=index_dtype)
-
-            def part(s):
-                if compiled is not None:
-                    compiled.maxpool2d_forward(xpad[s], kh, kw, self.stride[0], self.stride[1], y[s], idx[s])
-                else:
-                    y[s], idx[s] = self._forward_numpy(xpad[s], xp, index_dtype)
-                if self.relu:
-                    xp.maximum(y[s], 0, out=y[s])
-
-            parallel.map_parts(part, self.parts)
-        if self.relu and self.parts is parallel.WHOLE and compiled is None:
-            xp.maximum(y, 0, out=y)
+        if self.fast is not None:
+            y, idx = self.fast.forward(self, xpad, index_dtype)
+        else:
+            y, idx = self.window_max(xpad, index_dtype if need_index else None)
+            if self.relu:
+                xp.maximum(y, 0, out=y)
         if need_index:
-            self.argmax, self.xpad_shape, self.compiled = idx, xpad.shape, compiled
+            self.argmax, self.xpad_shape = idx, xpad.shape
             self.y = y if self.relu else None
         return y
 
-    def _forward_numpy(self, xpad, xp, index_dtype):
+    def window_max(self, xpad, index_dtype):
         """kh*kw element-wise passes; with ``index_dtype``, also the first-maximum offsets."""
+        xp = get_array_module(xpad)
         kh, kw = self.kernel
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
         y = offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
@@ -82,28 +66,27 @@ class MaxPool2d(Function):
         xp.copyto(idx, 0, where=offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
         return y, idx
 
-    def backward(self, gy):
-        xp = get_array_module(gy)
+    def route_to_max(self, gy, argmax, y, gxpad):
+        """Add each window's gradient to its first maximum in ``gxpad`` (zeros, padded)."""
         kh, kw = self.kernel
-        # the compiled kernel zeroes each image itself, in its part's thread
-        gxpad = (xp.empty if self.compiled is not None else xp.zeros)(self.xpad_shape, dtype=gy.dtype)
+        if self.relu:
+            gy = gy * (y > 0)  # the ReLU's gradient
+        for k in range(kh * kw):
+            i, j = divmod(k, kw)
+            # windows overlap when stride < kernel: accumulate
+            offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (argmax == k)
 
-        def part(s):  # images s: route each window's gradient to its first maximum
-            gys = gy[s] * (self.y[s] > 0) if self.relu else gy[s]  # the ReLU's gradient
-            if self.compiled is not None:
-                self.compiled.maxpool2d_backward(gys, self.argmax[s], kw, self.stride[0], self.stride[1], gxpad[s])
-                return
-            for k in range(kh * kw):
-                i, j = divmod(k, kw)
-                # windows overlap when stride < kernel: accumulate
-                offset_view(gxpad[s], i, j, self.stride, self.out_hw)[...] += gys * (self.argmax[s] == k)
-
-        parallel.map_parts(part, self.parts)
+    def backward(self, gy):
+        if self.fast is not None:
+            gxpad = self.fast.backward(self, gy)
+        else:
+            gxpad = get_array_module(gy).zeros(self.xpad_shape, dtype=gy.dtype)
+            self.route_to_max(gy, self.argmax, self.y, gxpad)
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
 
 
-class AvgPool2d(Function):
+class AvgPool2dOp(Function):
     """Mean over each window; padded cells count as zeros (PyTorch's count_include_pad=True)."""
 
     def __init__(self, kernel, stride, pads, out_hw):

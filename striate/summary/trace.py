@@ -54,11 +54,11 @@ def format_shape(shape) -> str:
 def _op_macs(fn, inputs, out) -> int:
     """Multiply-accumulates of one op per image (bias additions excluded)."""
     n = out.shape[0] if out.ndim else 1
-    if isinstance(fn, ops.Conv2d):
+    if isinstance(fn, ops.Conv2dOp):
         kh, kw, cg, _ = inputs[1].shape  # HWIO, cg = in_channels / groups
         # per image: oh * ow * o * kh * kw * cin / groups
         return int(np.prod(out.shape[1:])) * kh * kw * cg
-    if isinstance(fn, ops.Linear):
+    if isinstance(fn, ops.LinearOp):
         return int(inputs[1].shape[0] * inputs[1].shape[1])  # in * out
     if type(fn).__name__ == "MatMul":
         return int(np.prod(out.shape)) * inputs[0].shape[-1] // max(n, 1)
@@ -82,9 +82,9 @@ def _op_field(fn, inputs, out, notes):
         return GLOBAL
     if GLOBAL in values:
         return GLOBAL  # e.g. squeeze-excitation: a global statistic scales every pixel
-    if isinstance(fn, (ops.Conv2d, ops.MaxPool2d, ops.AvgPool2d)):
+    if isinstance(fn, (ops.Conv2dOp, ops.MaxPool2dOp, ops.AvgPool2dOp)):
         fh, fw = fields[0]
-        if isinstance(fn, ops.Conv2d):
+        if isinstance(fn, ops.Conv2dOp):
             (kh, kw), (dh, dw) = inputs[1].shape[:2], fn.dilation
         else:
             (kh, kw), (dh, dw) = fn.kernel, (1, 1)

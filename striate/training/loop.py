@@ -97,7 +97,7 @@ def _summary_line(epoch, epochs, logs) -> str:
 
 # --------------------------------------------------------------------------- fit
 def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = None, loss="cross_entropy",
-        schedule=None, callbacks=(), verbose: int = 1, resume=None) -> History:
+        schedule=None, callbacks=(), verbose: int = 1, resume=None, reduce=None) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; return the :class:`History`.
 
     Each step: ``model.train()``, forward, loss, ``optimizer.zero_grad()``, backward,
@@ -119,6 +119,9 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
         resume: path of a checkpoint written by ``ModelCheckpoint``/``save_checkpoint`` to continue from:
             weights, optimiser, schedule, callbacks, history and random state are restored, and
             training goes on from the saved epoch — the result equals an uninterrupted run.
+        reduce: for data-parallel training, ``reduce(metrics, count) -> metrics`` combining every
+            process's epoch metrics (:func:`striate.distributed.reduce_metrics`), so that the logs,
+            the schedule and the callbacks see the whole epoch on every process.
 
     Returns:
         The History: ``history.history["loss"]`` etc., one value per epoch.
@@ -169,8 +172,12 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
         t0 = time.perf_counter()
         lr = optimizer.lr  # the rate this epoch trains with (the schedule changes it at the end)
         logs = _train_epoch(run, epoch, loss_fn, verbose)
+        if reduce is not None:  # the processes' training shares are equally long: equal weights
+            logs = reduce(logs, 1)
         if val is not None:
             result = evaluate(model, val, loss=loss_fn, details=False)
+            if reduce is not None:
+                result = reduce(result, result["num_samples"])
             logs["val_loss"], logs["val_acc"] = result["loss"], result["accuracy"]
         logs["lr"] = lr
         logs["seconds"] = time.perf_counter() - t0

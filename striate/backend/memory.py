@@ -1,16 +1,16 @@
-"""Keep freed memory for reuse instead of handing it back to the operating system (glibc only).
+"""Opt-in: keep freed memory for reuse instead of handing it back to the operating system (glibc).
 
 A training step allocates and frees the same large arrays (activations, gradients, patch blocks)
-every time. glibc's malloc serves arrays above its mmap threshold (128 KiB to 32 MiB, adjusted as
-it goes) with fresh pages from the kernel and returns them on free, so every step page-faults its
-way through memory it had a moment ago: on the 2-core machine of benchmarks/results.md about 2,000
-faults (8 MiB) in each LeNet-5 step, a third of its time (24.1 -> 14.7 ms per step without them).
-PyTorch's CPU allocator suffers the same, and its docs suggest jemalloc or tcmalloc; striate instead
-asks glibc, through ``mallopt``, to serve large arrays from its heap and to keep freed heap memory
-(the process's resident size then stays at its peak, as with any caching allocator).
+every time. glibc's malloc serves arrays above its mmap threshold with fresh pages from the kernel
+and returns them on free, so every step page-faults its way through memory it had a moment ago
+(figures: ``benchmarks/notes.md``). PyTorch's CPU allocator suffers the same, and its docs suggest
+jemalloc or tcmalloc; :func:`keep_freed_memory` instead asks glibc, through ``mallopt``, to serve
+large arrays from its heap and to keep freed heap memory (the process's resident size then stays at
+its peak, as with any caching allocator).
 
-This is done once, when striate is imported, on Linux with glibc; elsewhere it does nothing. Set the
-environment variable ``STRIATE_KEEP_MEMORY=0`` before importing striate to leave malloc alone.
+It changes the whole process, so ``import striate`` never calls it: the ``striate`` command and the
+benchmarks do, and a user may (``striate.backend.memory.keep_freed_memory()``). Linux with glibc
+only; elsewhere, or with the environment variable ``STRIATE_KEEP_MEMORY=0``, it does nothing.
 """
 from __future__ import annotations
 

@@ -1,25 +1,19 @@
-"""Every core for one op: split the batch into one part per thread and run the parts at once.
+"""The thread split every op's fast path uses, and the BLAS scope of striate's own calls.
 
-NumPy does element-wise work, copies and reductions on one core; only its BLAS uses more. With
-im2col, pooling, batch norm and activations on one core, half of a 2-core machine idled through a
-training step. So each heavy op splits its batch (images are independent) into one contiguous part
-per thread and runs the parts concurrently: NumPy's loops, BLAS and the numba kernels release the
-GIL while they compute, so the parts really run in parallel (measured on 2 cores: two halves of a
-ResNet-20 batch trained at once on two threads went 1.6x faster than the whole batch on one thread
-with a 2-thread BLAS; with the conv blocks of striate.ops.conv, training went 160 -> 236 img/s).
+NumPy runs element-wise work, copies and reductions on one core; only its BLAS uses more. The
+images of a batch are independent, so an op's strategy cuts the batch into contiguous parts
+(:func:`split`) and runs them at once (:func:`map_parts`): NumPy's loops, BLAS and the numba code
+release the GIL, so the parts really run in parallel. Measurements: ``benchmarks/notes.md``.
 
-BLAS then has to run single-threaded inside the parts. It would in any case: OpenBLAS's workers keep
-spinning for a while after each call, waiting for the next one, and they would fight striate's
-threads for the same cores (measured: a parallel loop 2.5x slower right after a GEMM). So while
-striate uses more than one thread it sets BLAS to one thread, through threadpoolctl (in the ``fast``
-extra), as PyTorch manages the threads of its own BLAS. Without threadpoolctl striate cannot do
-that, and stays on one thread and leaves BLAS its threads: plain NumPy behaviour.
+BLAS must then run on one thread inside the parts, or its own workers (which keep spinning for a
+while after each call) fight striate's threads for the same cores. That limit is scoped:
+:data:`blas_scope` pins BLAS to one thread when the outermost striate call (a module's call, an
+op's apply, a backward pass) begins and gives it back when that call returns, through
+threadpoolctl's context manager (the ``fast`` extra). The user's own NumPy code between striate
+calls keeps its BLAS threads. Without threadpoolctl striate stays on one thread.
 
-``set_num_threads(1)`` gives BLAS its threads back. The thread count defaults to the CPU cores this
-process may use, or to the environment variable ``STRIATE_NUM_THREADS``.
-
-Dispatching a part to a worker costs about 70 microseconds (a thread wake-up), so ops split only
-work big enough to repay it (:data:`MIN_PART`); a batch-1 forward never leaves the calling thread.
+The thread count defaults to the CPU cores this process may use, or ``STRIATE_NUM_THREADS``;
+:func:`set_num_threads` changes it. This module imports nothing else of striate.
 """
 from __future__ import annotations
 
@@ -27,13 +21,13 @@ import os
 import queue
 import threading
 
-# An op is split into parts of at least this many elements of work (each part then takes a few
-# hundred microseconds, well above the ~70 us it costs to hand it to a worker thread).
+# An op is split into parts of at least this many elements of work: a part then takes a few
+# hundred microseconds, well above the cost of waking a worker thread.
 MIN_PART = 1 << 17
-# Parts per thread of a big op: threads take parts as they come free, so with several parts each a
-# thread slowed down by another process does fewer of them (on this project's shared 2-core machine
-# one thread often runs 2x slower than the other for a while).
+# Parts per thread of a big op: threads take parts as they come free, so a thread slowed down by
+# another process on its core does fewer of them.
 PARTS_PER_THREAD = 2
+WHOLE = (slice(None),)  # the one part of an op too small to split
 
 
 def _default_threads() -> int:
@@ -108,17 +102,28 @@ class _Pool:
         return results
 
 
+# threads: the count in effect (None until first asked); pool: the workers (made on first use);
+# blas: None until first asked, then False without threadpoolctl, else threadpoolctl's controller
+# of the loaded BLAS libraries.
 _config = {"threads": None, "pool": None, "blas": None}
 _config_lock = threading.Lock()
 
 
 def _blas_controllers():
     """threadpoolctl's handles on the loaded BLAS libraries, or None without threadpoolctl."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    controller = _blas_controller()
+    return None if controller is None else controller.lib_controllers
+
+
+def _blas_controller():
+    if _config["blas"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _config["blas"] = False
+        else:
+            _config["blas"] = ThreadpoolController().select(user_api="blas")
+    return _config["blas"] or None
 
 
 def get_num_threads() -> int:
@@ -132,8 +137,8 @@ def get_num_threads() -> int:
 def set_num_threads(threads: int, _strict: bool = True) -> int:
     """Use ``threads`` threads for striate's ops; returns the number in effect.
 
-    With more than one, BLAS is set to one thread (striate's threads share the cores among
-    themselves); ``set_num_threads(1)`` restores BLAS's own thread count.
+    With more than one, BLAS runs on one thread during striate's calls (see :data:`blas_scope`);
+    with one, BLAS keeps its own thread count throughout.
 
     Raises:
         ValueError: ``threads`` is not a positive integer.
@@ -142,18 +147,15 @@ def set_num_threads(threads: int, _strict: bool = True) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer. Received: {threads!r}.")
     with _config_lock:
-        if _config["blas"] is None:  # first call: BLAS libraries with their own thread counts
-            libs = _blas_controllers()
-            _config["blas"] = False if libs is None else [(lib, lib.num_threads) for lib in libs]
-        if _config["blas"] is False and threads > 1:  # no threadpoolctl: BLAS cannot be pinned
+        if _config["blas"]:  # look again: BLAS libraries loaded since (scipy's) are limited too
+            _config["blas"] = None
+        if threads > 1 and _blas_controller() is None:  # no threadpoolctl: BLAS cannot be pinned
             if _strict:
                 raise ImportError(
                     "striate needs threadpoolctl to run ops on several threads (it must set BLAS "
                     "to one thread meanwhile). Install it with `pip install striate[fast]`, or "
                     "call set_num_threads(1).")
             threads = 1
-        for lib, own in _config["blas"] or []:
-            lib.set_num_threads(1 if threads > 1 else own)
         _config["threads"] = threads
         old, _config["pool"] = _config["pool"], None  # a new one is made on first use
         if old is not None:
@@ -162,7 +164,40 @@ def set_num_threads(threads: int, _strict: bool = True) -> int:
     return threads
 
 
-WHOLE = (slice(None),)  # the one part of an op too small to split
+class _BlasScope:
+    """Context manager around striate's own calls; re-entrant and shared by every thread.
+
+    The outermost entry limits BLAS to one thread (when striate runs on several) with
+    threadpoolctl's ``limit`` context manager; the matching exit restores the count BLAS had.
+    Inner entries only count. OpenBLAS's thread count is process-wide, so a user thread calling
+    BLAS while another thread is inside striate gets one thread too.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.limiter = None
+        self.lock = threading.Lock()
+
+    def __enter__(self):
+        with self.lock:
+            self.depth += 1
+            if self.depth == 1 and (_config["threads"] or get_num_threads()) > 1:
+                controller = _blas_controller()
+                if controller is not None:
+                    self.limiter = controller.limit(limits=1)
+                    self.limiter.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.limiter is not None:
+                self.limiter.__exit__(None, None, None)
+                self.limiter = None
+        return False
+
+
+blas_scope = _BlasScope()
 
 
 def split(n: int, work: int):
@@ -197,3 +232,8 @@ def map_parts(fn, parts):
         return pool.run([lambda part=part: fn(part) for part in parts])
     finally:
         pool.lock.release()
+
+
+def run_split(fn, n: int, work: int):
+    """``map_parts(fn, split(n, work))``: the one call an op's strategy makes to use every core."""
+    return map_parts(fn, split(n, work))

@@ -1,0 +1,284 @@
+"""The fast strategy of :class:`striate.ops.conv.Conv2dOp`: the same im2col + GEMM arithmetic, cut
+into parts (one per thread) and cache-sized blocks, or the planar loops for few channels.
+
+Two cuts of the work, neither of which changes the arithmetic of an output row: the batch is split
+into parts run on several threads (:mod:`striate.backend.threads`), and each part is worked through
+in blocks of output rows (:func:`blocks`), so that a patch matrix is read by its GEMM while still in
+the CPU cache instead of going out to memory and back. Patches are built in :mod:`scratch` buffers;
+small ones are kept from forward to backward for the weight gradient, larger ones rebuilt. The input
+gradient of a stride-1 conv is the transposed convolution run through this same path (planar where
+:func:`striate.backend.planar.planar_wins`); otherwise gradient patches are scattered back, by the
+compiled col2im when available. Measurements: ``benchmarks/notes.md``.
+
+2-D products go through ``xp.dot``, not ``@``: NumPy's matmul keeps the GIL through some BLAS calls,
+which stalls the other threads; dot releases it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.geometry import im2col, offset_view, pad_nhwc, sliding_windows, unpad_nhwc
+from ..ops.reductions import channel_sum
+from . import compiled, fast_paths_enabled, threads
+from .planar import PlanarConv, planar_wins
+from .scratch import fresh, scratch
+
+# Patch matrices are built and consumed one block at a time, each small enough to stay in the CPU
+# cache between the copy that writes it and the GEMM that reads it.
+BLOCK_BYTES = 4 * 2**20
+# Patch matrices up to this size in all are kept from forward to backward instead of being rebuilt
+# for the weight gradient.
+KEEP_PATCHES_BYTES = 16 * 2**20
+# Below this many output pixels (batch-1 inference) one strided copy beats kh*kw small row copies.
+PATCHES_MAJOR_MIN_ROWS = 4096
+
+WHOLE_BLOCK = ((slice(None), slice(None)),)  # every image, every row
+
+
+def applies(x) -> bool:
+    """Whether the fast path runs for input ``x``: NumPy arrays, unless turned off."""
+    return type(x) is np.ndarray and fast_paths_enabled()
+
+
+def blocks(images: int, oh: int, image_bytes: int):
+    """Cut ``images`` x ``oh`` output rows into blocks of at most :data:`BLOCK_BYTES` of patches
+    (``image_bytes`` per image; at least one row per block): several whole images when an image
+    fits, else bands of rows of one image. Returns ``(images slice, rows slice)`` pairs; the NHWC
+    output of a block, ``y[images, rows]``, is always one contiguous piece of memory.
+    """
+    if images * image_bytes <= BLOCK_BYTES:
+        return WHOLE_BLOCK
+    if image_bytes <= BLOCK_BYTES:  # groups of whole images, of even size
+        count = -(-images // (BLOCK_BYTES // image_bytes))
+        bounds = [images * i // count for i in range(count + 1)]
+        return [(slice(bounds[i], bounds[i + 1]), slice(None)) for i in range(count)]
+    count = -(-oh // max(1, BLOCK_BYTES * oh // image_bytes))  # bands of rows of one image, even
+    bounds = [oh * i // count for i in range(count + 1)]
+    return [(slice(b, b + 1), slice(bounds[i], bounds[i + 1])) for b in range(images) for i in range(count)]
+
+
+class FastConv:
+    """One call of a conv on the fast path: its geometry, and what its backward needs.
+
+    Args:
+        stride, pads, dilation, groups, out_hw: the op's geometry (pads: top, bottom, left, right).
+        x_shape, w_shape: NHWC input and HWIO weight shapes; ``needs``: the op's needs_input_grad.
+    """
+
+    def __init__(self, stride, pads, dilation, groups, out_hw, x_shape, w_shape, needs):
+        self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+        self.out_hw, self.x_shape, self.w_shape, self.needs = out_hw, x_shape, w_shape, needs
+        self.planar = self._planar(np)
+
+    # ----------------------------------------------------------------- geometry
+    def _planar(self, xp):
+        """A :class:`PlanarConv` when this conv runs planar (:func:`planar_wins`), else None."""
+        if xp is not np or self.groups != 1 or self.stride != (1, 1) or self.transposed_pads() is None \
+                or not planar_wins(self.w_shape, self.pads, self.x_shape[1:3], self.out_hw, self.dilation):
+            return None  # (the input gradient of a direct conv must be a conv too)
+        loops = compiled.load()
+        return None if loops is None else (loops, PlanarConv(self.x_shape, self.w_shape, self.pads,
+                                                             self.dilation, self.out_hw))
+
+    def _blocks(self, images, itemsize):
+        kh, kw, cg, _ = self.w_shape
+        oh, ow = self.out_hw
+        return blocks(images, oh, oh * ow * kh * kw * cg * self.groups * itemsize)
+
+    def padded_shape(self, images):
+        _, h, w, c = self.x_shape
+        top, bottom, left, right = self.pads
+        return (images, h + top + bottom, w + left + right, c)
+
+    def transposed_pads(self):
+        """Pads of the stride-1 transposed convolution that maps gy back onto x (None if a pad
+        would be negative, i.e. the forward padding exceeds the kernel's reach)."""
+        (kh, kw), (dh, dw) = self.w_shape[:2], self.dilation
+        top, bottom, left, right = self.pads
+        pads = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left, (kw - 1) * dw - right)
+        return pads if min(pads) >= 0 else None
+
+    def transposed(self):
+        """The stride-1 transposed convolution that maps gy back onto x, with nothing to save."""
+        kh, kw, cg, o = self.w_shape
+        gy_shape = (self.x_shape[0],) + tuple(self.out_hw) + (o,)  # its input is gy
+        w_shape = (kh, kw, o // self.groups, self.groups * cg)
+        return FastConv((1, 1), self.transposed_pads(), self.dilation, self.groups, self.x_shape[1:3],
+                        gy_shape, w_shape, (False, False))
+
+    # ----------------------------------------------------------------- patches
+    def patches(self, xpad, rows, keep=False):
+        """Patch matrix of output rows ``rows`` of every image of the padded ``xpad``:
+        ``(m, kh*kw*c)``, m = images * rows * ow, or ``(g, m, kh*kw*cg)`` when grouped. In a
+        :func:`scratch` buffer, valid until the next call on this thread, unless ``keep``.
+
+        With one input channel (a grayscale first layer) NHWC patches would be copied one float
+        at a time; there they are built patches-major, ``(kh*kw, m)``, from kh*kw row copies, and
+        returned transposed (BLAS takes the transposed operand for free).
+        """
+        xp = np
+        n, c = xpad.shape[0], xpad.shape[3]
+        kh, kw = self.w_shape[:2]
+        (oh, ow), g = self.out_hw, self.groups
+        r = oh if rows == slice(None) else len(range(oh)[rows])
+        alloc = fresh if keep else scratch
+        if g == 1 and c == 1 and n * r * ow >= PATCHES_MAJOR_MIN_ROWS:
+            out = alloc((kh, kw, n, r, ow, 1), xpad.dtype, xp)
+            for i in range(kh):
+                for j in range(kw):
+                    out[i, j] = offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
+            return out.reshape(kh * kw, n * r * ow).T
+        if g == 1:
+            return im2col(xpad, (kh, kw), self.stride, self.dilation, self.out_hw, rows, alloc)
+        win = sliding_windows(xpad, (kh, kw), self.stride, self.dilation, self.out_hw)[:, rows]
+        # (n, r, ow, kh, kw, g, cg) -> (g, n, r, ow, kh, kw, cg) -> (g, m, kh*kw*cg): a batched GEMM
+        win = win.reshape(n, r, ow, kh, kw, g, c // g).transpose(5, 0, 1, 2, 3, 4, 6)
+        out = alloc(win.shape, xpad.dtype, xp)
+        xp.copyto(out, win)
+        return out.reshape(g, n * r * ow, kh * kw * (c // g))
+
+    def grouped_weight(self, w):
+        kh, kw, cg, o = w.shape
+        g = self.groups
+        if g == 1:
+            return w.reshape(kh * kw * cg, o)
+        # (kh, kw, cg, g, og) -> (g, kh*kw*cg, og)
+        return w.reshape(kh, kw, cg, g, o // g).transpose(3, 0, 1, 2, 4).reshape(g, kh * kw * cg, o // g)
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, x, w, b=None):
+        """y = conv(x, w) + b, NHWC ``(n, oh, ow, o)``; saves on ``self`` what backward needs."""
+        kh, kw, _, o = w.shape
+        n = x.shape[0]
+        y = np.empty((n,) + tuple(self.out_hw) + (o,), dtype=np.result_type(x, w))
+        needs_w = len(self.needs) > 1 and self.needs[1]
+        self.parts = threads.split(n, y.size * kh * kw * x.shape[3])
+        self.w = w if self.needs and self.needs[0] else None
+        if self.planar is not None:
+            loops, planar = self.planar
+            planar.forward(loops, x, w, b, y, self.parts)
+            self.x, self.kept = (x if needs_w else None), None
+            return y
+        # the weight gradient needs the patches again: small ones are kept, larger ones rebuilt
+        # block by block from x (usually alive anyway as the previous layer's output)
+        keep = needs_w and n * y.shape[1] * y.shape[2] * kh * kw * x.shape[3] * x.itemsize <= KEEP_PATCHES_BYTES
+        w2 = self.grouped_weight(w)
+        kept = threads.map_parts(lambda s: self._forward_part(x[s], w2, b, y[s], keep), self.parts)
+        self.x = x if needs_w and not keep else None
+        self.kept = kept if keep else None  # per part, per block
+        return y
+
+    def _forward_part(self, x, w2, b, y, keep):
+        """Images x of the batch into y, block by block: patches, one GEMM, bias. Returns the
+        patches of each block when ``keep``."""
+        xpad, kept, o = pad_nhwc(x, self.pads), [], y.shape[3]
+        for images, rows in self._blocks(len(y), x.itemsize):
+            cols = self.patches(xpad[images], rows, keep)
+            if keep:
+                kept.append(cols)
+            yb = y[images, rows]  # contiguous: reshapes below are views
+            if self.groups == 1:
+                np.dot(cols, w2, out=yb.reshape(-1, o))  # (m, o) = (m, kh*kw*c) @ (kh*kw*c, o)
+            else:  # (g, m, og) = (g, m, kh*kw*cg) @ (g, kh*kw*cg, og) -> (m, g, og)
+                yb[...] = (cols @ w2).transpose(1, 0, 2).reshape(yb.shape)
+            if b is not None:
+                yb += b
+        return kept
+
+    # ----------------------------------------------------------------- backward
+    def backward(self, gy):
+        """(gx, gw[, gb]) of the forward call; None where not needed."""
+        kh, kw, cg, o = self.w_shape
+        g, needs = self.groups, self.needs
+        # Input gradient: for stride 1, when it reads no more than forward did (o <= c, or grouped)
+        # or runs planar, the transposed convolution; else a scatter per kernel offset. The weight
+        # gradient comes from the planar loops when forward ran planar, else from patches by GEMMs.
+        as_conv = self.stride == (1, 1) and self.transposed_pads() is not None and (
+            o <= g * cg or g > 1 or self.transposed().planar is not None)
+        plan = {"as_conv": needs[0] and as_conv, "scatter": needs[0] and not as_conv,
+                "planar_w": needs[1] and self.planar is not None,
+                "gemm_w": needs[1] and self.planar is None}
+        plan["col2im"] = compiled.load() if plan["scatter"] and g == 1 and self.dilation[1] == 1 else None
+        gx = np.empty(self.x_shape, dtype=gy.dtype) if needs[0] else None
+        gw_parts = threads.map_parts(lambda k_s: self._backward_part(k_s[0], k_s[1], gy, gx, plan),
+                                     list(enumerate(self.parts)))
+        gw = gb = None
+        if needs[1]:
+            gw = gw_parts[0]
+            for more in gw_parts[1:]:
+                gw += more
+            if g == 1:
+                gw = gw.reshape(self.w_shape)
+            else:  # (g, kh, kw, cg, og) -> (kh, kw, cg, g, og)
+                gw = gw.reshape(g, kh, kw, cg, o // g).transpose(1, 2, 3, 0, 4).reshape(self.w_shape)
+        if len(needs) > 2 and needs[2]:
+            gb = channel_sum(gy.reshape(-1, o))
+        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
+
+    def _backward_part(self, k, s, gy, gx, plan):
+        """Images s of the batch (part k): their gx, and their share of gw (or None)."""
+        kh, kw, cg, o = self.w_shape
+        gys = gy[s]
+        if plan["as_conv"]:
+            gx[s] = self.backward_data_as_conv(gys)
+        gw = self.planar[1].weight_grad(self.planar[0], self.x[s], gys) if plan["planar_w"] else None
+        if not (plan["scatter"] or plan["gemm_w"]):
+            return gw
+        g = self.groups
+        gxpad = np.zeros(self.padded_shape(len(gys)), dtype=gy.dtype) if plan["scatter"] else None
+        xpad = pad_nhwc(self.x[s], self.pads) if plan["gemm_w"] and self.kept is None else None
+        if plan["gemm_w"]:
+            gw = np.zeros((kh * kw * cg, o) if g == 1 else (g, kh * kw * cg, o // g), dtype=gy.dtype)
+        for block, (images, rows) in enumerate(self._blocks(len(gys), gy.itemsize)):
+            gy2 = gys[images, rows].reshape(-1, o)  # (m, o)
+            if plan["scatter"]:
+                self.scatter_block(gxpad[images], gy2, rows, plan["col2im"])
+            if plan["gemm_w"]:
+                cols = self.patches(xpad[images], rows) if xpad is not None else self.kept[k][block]
+                if g == 1:
+                    gw += np.dot(cols.T, gy2)  # (kh*kw*c, o) += (kh*kw*c, m) @ (m, o)
+                else:  # (g, kh*kw*cg, og) += (g, kh*kw*cg, m) @ (g, m, og)
+                    gw += cols.transpose(0, 2, 1) @ gy2.reshape(-1, g, o // g).transpose(1, 0, 2)
+        if plan["scatter"]:
+            gx[s] = unpad_nhwc(gxpad, self.pads)
+        return gw
+
+    def backward_data_as_conv(self, gy):
+        """Input gradient of a stride-1 convolution, computed as a convolution of gy with the
+        flipped, in/out-swapped kernel (the transposed convolution), through the same path.
+
+        gx[a] = sum_i gy[a + top - i*d] w[i]  ==  sum_i' gy_pad[a + i'*d] w[kh-1-i'],
+        with gy padded by (kh-1)*d - top above (likewise the other sides).
+        """
+        kh, kw, cg, o = self.w_shape
+        g = self.groups
+        # (kh, kw, cg, g, og) flipped -> (kh, kw, og, g*cg): output channel g*cg+ci reads group g
+        wt = self.w[::-1, ::-1].reshape(kh, kw, cg, g, o // g).transpose(0, 1, 4, 3, 2).reshape(kh, kw, o // g, g * cg)
+        return self.transposed().forward(gy, wt)
+
+    def scatter_block(self, gxpad, gy2, rows, loops):
+        """Add the input gradient of one block into ``gxpad`` (its images, padded). ``gy2`` is the
+        block's output gradient, (m, o).
+
+        With the compiled col2im (groups 1, column dilation 1): the gradient patches in one GEMM,
+        (m, kh*kw*c) = (m, o) @ (o, kh*kw*c), added back by the compiled loop. Otherwise one
+        kernel offset at a time: for offset (i, j), (m, c) = (m, o) @ (o, c) is added into the
+        strided view that offset read in forward.
+        """
+        kh, kw, cg, o = self.w_shape
+        g, n, ow = self.groups, gxpad.shape[0], self.out_hw[1]
+        c = g * cg
+        if loops is not None:
+            cols = np.dot(gy2, self.w.reshape(kh * kw * c, o).T, out=scratch((gy2.shape[0], kh * kw * c), gy2.dtype, np))
+            loops.col2im_add(cols.reshape(n, -1, ow, kh, kw * c), gxpad, rows.start or 0,
+                             self.stride[0], self.stride[1], self.dilation[0])
+            return
+        for i in range(kh):
+            for j in range(kw):
+                if g == 1:  # (m, c) = (m, o) @ (o, c)
+                    d = np.dot(gy2, self.w[i, j].T, out=scratch((gy2.shape[0], c), gy2.dtype, np))
+                else:  # (g, m, cg) = (g, m, og) @ (g, og, cg) -> (m, g, cg)
+                    wg = self.w[i, j].reshape(cg, g, o // g).transpose(1, 2, 0)
+                    d = (gy2.reshape(-1, g, o // g).transpose(1, 0, 2) @ wg).transpose(1, 0, 2)
+                view = offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
+                view += d.reshape(n, -1, ow, c)

@@ -1,0 +1,250 @@
+"""The compiled (numba) loops for the few ops NumPy does badly, each at module level.
+
+Importing this module imports numba and fails without it: :func:`striate.backend.compiled.load`
+imports it on first need. NumPy walks NHWC arrays with few channels in runs of c floats, and makes a
+temporary array per operation of a formula; a compiled loop does the work in one pass:
+
+* max pooling: the window max with its first-maximum index, and the gradient scatter;
+* batch normalisation: the per-channel sums, the normalisation, and the two passes of backward;
+* col2im, the scatter-add of gradient patches back onto a conv's input;
+* direct ("planar") convolution of few-channel images and its weight gradient (see
+  :mod:`striate.backend.planar`).
+
+Each loop is single-threaded and releases the GIL (``nogil``): striate's own threads run one part
+of the batch each (:mod:`striate.backend.threads`). numba's ``parallel=True`` would start a second
+thread pool fighting the first for the same cores. ``cache=True`` keeps the machine code on disk
+next to this file; where that folder is read-only numba warns once and compiles in memory.
+Measurements: ``benchmarks/notes.md``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numba
+
+
+def _compile(fastmath):
+    """numba.njit with the settings every loop here uses."""
+    def decorate(fn):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", numba.NumbaWarning)
+            return numba.njit(cache=True, nogil=True, fastmath=set(fastmath))(fn)
+    return decorate
+
+
+# "contract" lets LLVM fuse a*b + c into one FMA instruction (rounded once instead of twice); no
+# other IEEE rule is relaxed.
+jit = _compile({"contract"})
+# Sums whose order may be changed, so that LLVM can split them over vector lanes.
+jitr = _compile({"contract", "reassoc"})
+
+
+@jit
+def maxpool2d_forward(x, kh, kw, sh, sw, y, idx):
+    """y[b, p, q, c] = max over the (kh, kw) window at (p*sh, q*sw) of padded x;
+    idx = row-major offset i*kw + j of the first maximum. NaN is not handled (a NaN test in
+    the inner loop made it 3.5x slower): callers send inputs with NaN to the NumPy path."""
+    n, oh, ow, c = y.shape
+    for b in range(n):
+        for p in range(oh):
+            for q in range(ow):
+                for ch in range(c):
+                    best = x[b, p * sh, q * sw, ch]
+                    k_best = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            v = x[b, p * sh + i, q * sw + j, ch]
+                            if v > best:
+                                best = v
+                                k_best = i * kw + j
+                    y[b, p, q, ch] = best
+                    idx[b, p, q, ch] = k_best
+
+@jit
+def maxpool2d_backward(gy, idx, kw, sh, sw, gx):
+    """gx = 0, then gx[window's winner] += gy for every window (windows may overlap). Zeroing
+    an image just before its scatter keeps it in the cache, and in the calling thread."""
+    n, oh, ow, c = gy.shape
+    for b in range(n):
+        gx[b] = 0
+        for p in range(oh):
+            for q in range(ow):
+                for ch in range(c):
+                    k = idx[b, p, q, ch]
+                    i = k // kw
+                    gx[b, p * sh + i, q * sw + (k - i * kw), ch] += gy[b, p, q, ch]
+
+# Batch normalisation: each pass reads x (and gy) once, where NumPy makes a temporary per
+# operation. Sums are accumulated in float64. x, y, gy, gx: (m, c) rows; the rest (c,).
+@jit
+def channel_moments(x, shift, total, squares):
+    """total[j] = sum_i d, squares[j] = sum_i d*d, with d = x[i, j] - shift[j]."""
+    m, c = x.shape
+    for j in range(c):
+        total[j] = 0.0
+        squares[j] = 0.0
+    for i in range(m):
+        for j in range(c):
+            d = x[i, j] - shift[j]
+            total[j] += d
+            squares[j] += d * d
+
+@jit
+def channel_affine(x, mean, scale, beta, y):
+    """y = (x - mean) * scale + beta."""
+    m, c = x.shape
+    for i in range(m):
+        for j in range(c):
+            y[i, j] = (x[i, j] - mean[j]) * scale[j] + beta[j]
+
+@jit
+def bn_grad_sums(gy, x, mean, sg, sgx):
+    """sg[j] = sum_i gy[i, j], sgx[j] = sum_i gy[i, j] * (x[i, j] - mean[j])."""
+    m, c = x.shape
+    for j in range(c):
+        sg[j] = 0.0
+        sgx[j] = 0.0
+    for i in range(m):
+        for j in range(c):
+            g = gy[i, j]
+            sg[j] += g
+            sgx[j] += g * (x[i, j] - mean[j])
+
+@jit
+def bn_grad_apply(gy, x, mean, a, k, e, gx):
+    """gx = a * gy + k * (x - mean) + e."""
+    m, c = x.shape
+    for i in range(m):
+        for j in range(c):
+            gx[i, j] = a[j] * gy[i, j] + k[j] * (x[i, j] - mean[j]) + e[j]
+
+@jit
+def col2im_add(cols, gx, p0, sh, sw, dh):
+    """Adjoint of im2col for column dilation 1: gx[b, (p0+p)*sh + i*dh, q*sw + j, ch] +=
+    cols[b, p, q, i, j*c + ch]. cols (n, r, ow, kh, kw*c): gradient patches of output rows
+    p0.. p0+r; gx (n, hp, wp, c), padded. A kernel row's kw*c values land on one contiguous
+    run of gx, so the inner loop is a plain vector add (NumPy walks runs of c floats)."""
+    n, r, ow, kh, kwc = cols.shape
+    c = gx.shape[3]
+    g = gx.reshape(n, gx.shape[1], gx.shape[2] * c)
+    for b in range(n):
+        for p in range(r):
+            for i in range(kh):
+                row = g[b, (p0 + p) * sh + i * dh]
+                for q in range(ow):
+                    base = q * sw * c
+                    src = cols[b, p, q, i]
+                    for t in range(kwc):
+                        row[base + t] += src[t]
+
+# Direct convolution of few-channel images, stride 1 ("planar"). Each image is copied into a
+# zero-padded channel-major scratch xs (c, hp, wp), flattened. Output pixel (p, q) is lane
+# l = p*wp + q of a flat accumulator row, and kernel tap (ch, i, j) reads the input at
+# l + offs[t], offs[t] = ch*hp*wp + i*dh*wp + j*dw: so each tap is one long vector FMA over all
+# L = (oh-1)*wp + ow lanes (the lanes q >= ow of a row are computed and dropped). Taps go four
+# at a time and filters two at a time, so that a lane's four inputs, read once, feed eight
+# FMAs and the accumulators are stored once per four taps: im2col + GEMM on LeNet-5's 1- and
+# 6-channel layers is bound by moving patch matrices instead. The tap count T is padded to a
+# multiple of 4 (zero weights at offset 0) and the filter count O to a multiple of 2.
+#
+# The taps are read through slices, xs[o:o + L]: indexing xs[l + o] with a run-time offset makes
+# numba add a negative-index check per element, which stops LLVM from vectorising the loop
+# (measured 10x slower). The caller rounds L up to a multiple of LANE_BLOCK (acc's width) and
+# gives xs as many floats of zero slack at its end: LLVM's vector loop takes 32 lanes a step,
+# and a scalar tail of up to 31 lanes cost as much as the rest of a short row (LeNet's conv2:
+# 136 lanes).
+@jit
+def _load_planar(x, b, top, left, xs):
+    """xs[ch, top + r, left + col] = x[b, r, col, ch]; the border of xs is left as it is."""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    for ch in range(c):
+        for r in range(h):
+            src = x[b, r, :, ch]
+            dst = xs[ch, top + r, left:left + w]
+            for col in range(w):
+                dst[col] = src[col]
+
+@jit
+def conv_planar_forward(x, top, left, hp, wp, offs, wt, bias, y, xf, acc):
+    """y[b] = conv(x[b]) + bias for every image b, stride 1. x (n, h, w, c); offs (T,);
+    wt (T, O) tap-major weights; bias (O,); y (n, oh, ow, o) with o <= O. Scratch: xf, the flat
+    (c, hp, wp) padded image and its slack; acc, (O, L) lanes."""
+    n, c = x.shape[0], x.shape[3]
+    oh, ow, o = y.shape[1], y.shape[2], y.shape[3]
+    taps, filters = wt.shape
+    lanes = acc.shape[1]
+    xf[:] = 0
+    xs = xf[:c * hp * wp].reshape(c, hp, wp)
+    for b in range(n):
+        _load_planar(x, b, top, left, xs)
+        for f in range(filters):
+            acc[f] = bias[f]
+        for t in range(0, taps, 4):
+            v0 = xf[offs[t]:offs[t] + lanes]
+            v1 = xf[offs[t + 1]:offs[t + 1] + lanes]
+            v2 = xf[offs[t + 2]:offs[t + 2] + lanes]
+            v3 = xf[offs[t + 3]:offs[t + 3] + lanes]
+            for f in range(0, filters, 2):
+                w00, w10, w20, w30 = wt[t, f], wt[t + 1, f], wt[t + 2, f], wt[t + 3, f]
+                w01, w11, w21, w31 = wt[t, f + 1], wt[t + 1, f + 1], wt[t + 2, f + 1], wt[t + 3, f + 1]
+                a0 = acc[f]
+                a1 = acc[f + 1]
+                for l in range(lanes):
+                    x0, x1, x2, x3 = v0[l], v1[l], v2[l], v3[l]
+                    a0[l] += w00 * x0 + w10 * x1 + w20 * x2 + w30 * x3
+                    a1[l] += w01 * x0 + w11 * x1 + w21 * x2 + w31 * x3
+        for p in range(oh):  # lanes -> NHWC
+            row = y[b, p]
+            for f in range(o):
+                src = acc[f, p * wp:p * wp + ow]
+                for q in range(ow):
+                    row[q, f] = src[q]
+
+@jitr
+def conv_planar_wgrad(x, top, left, hp, wp, offs, gy, gw, xf, g):
+    """gw[t, f] += sum over images b and pixels of x at tap t times gy[b, ..., f]: the weight
+    gradient of :func:`conv_planar_forward`, same layouts; gw (T, O); scratch g (O, L)."""
+    n, c = x.shape[0], x.shape[3]
+    oh, ow, o = gy.shape[1], gy.shape[2], gy.shape[3]
+    taps, filters = gw.shape
+    lanes = g.shape[1]
+    xf[:] = 0
+    xs = xf[:c * hp * wp].reshape(c, hp, wp)
+    g[:] = 0  # the dropped lanes (q >= ow, and the slack) and padded filters stay zero
+    zero = gw.dtype.type(0)
+    for b in range(n):
+        _load_planar(x, b, top, left, xs)
+        for p in range(oh):  # NHWC -> lanes
+            row = gy[b, p]
+            for f in range(o):
+                dst = g[f, p * wp:p * wp + ow]
+                for q in range(ow):
+                    dst[q] = row[q, f]
+        for t in range(0, taps, 4):
+            v0 = xf[offs[t]:offs[t] + lanes]
+            v1 = xf[offs[t + 1]:offs[t + 1] + lanes]
+            v2 = xf[offs[t + 2]:offs[t + 2] + lanes]
+            v3 = xf[offs[t + 3]:offs[t + 3] + lanes]
+            for f in range(0, filters, 2):
+                g0 = g[f]
+                g1 = g[f + 1]
+                s00 = s10 = s20 = s30 = s01 = s11 = s21 = s31 = zero
+                for l in range(lanes):
+                    x0, x1, x2, x3 = v0[l], v1[l], v2[l], v3[l]
+                    ga, gb = g0[l], g1[l]
+                    s00 += x0 * ga
+                    s10 += x1 * ga
+                    s20 += x2 * ga
+                    s30 += x3 * ga
+                    s01 += x0 * gb
+                    s11 += x1 * gb
+                    s21 += x2 * gb
+                    s31 += x3 * gb
+                gw[t, f] += s00
+                gw[t + 1, f] += s10
+                gw[t + 2, f] += s20
+                gw[t + 3, f] += s30
+                gw[t, f + 1] += s01
+                gw[t + 1, f + 1] += s11
+                gw[t + 2, f + 1] += s21
+                gw[t + 3, f + 1] += s31

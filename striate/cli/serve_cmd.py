@@ -1,0 +1,106 @@
+"""``striate serve``: a local web page to draw a digit and watch every layer of the network respond."""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+import sys
+
+from .main import CommandError
+
+EPILOG = """\
+examples:
+  striate serve                                          # default model: digits_cnn, trained once and cached
+  striate serve --checkpoint runs/mnist-lenet5/weights.npz --port 8080
+  striate serve --checkpoint runs/digits-digits_cnn/weights.npz --host 0.0.0.0   # reachable from the network
+
+Then open the printed address in a browser. Ctrl-C stops the server.
+The page's JSON API can be scripted:
+  curl -s --data-binary @digit.png http://127.0.0.1:8000/api/predict
+  curl -s http://127.0.0.1:8000/api/model
+"""
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "serve", help="local web page: draw a digit, see every layer respond",
+        description="Serve a local web page where you draw a digit (or upload an image) and see the class\n"
+                    "probabilities and every layer's activation maps, computed by striate on this machine.\n"
+                    "Needs the serve extra: pip install striate[serve].",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
+                   help="weights.npz or checkpoint.npz written by striate train (default: a digits_cnn "
+                        "trained on the embedded digits, cached under ~/.cache/striate/serve)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: only this machine can connect)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--retrain", action="store_true", help="train the default model again even if it is cached")
+    p.set_defaults(command="serve")
+    return p
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(args) -> int:
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"--port must be between 0 and 65535. Received: {args.port}.")
+    if args.checkpoint is not None and args.retrain:
+        raise CommandError("--retrain trains the default model; it does not combine with --checkpoint.")
+    try:
+        import flask  # noqa: F401  (only to give the one-line hint when it is missing)
+        from werkzeug.serving import make_server
+    except ImportError:
+        raise CommandError("striate serve needs Flask: pip install striate[serve].") from None
+    from ..serve import ModelFileError, create_app, default_served_model, load_served_model
+
+    # bind first (a busy port is reported before any training) and here: werkzeug reports it
+    # with several lines and sys.exit(1)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        sock = socket.create_server((args.host, args.port), family=family)
+    except socket.gaierror as e:
+        raise CommandError(f"--host {args.host!r} is not an address to listen on ({e.strerror or e}).") from None
+    except OSError as e:
+        raise CommandError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}). "
+                           "Choose another --port (or --port 0 for a free one).") from None
+    except (ValueError, UnicodeError, OverflowError) as e:
+        raise CommandError(f"--host {args.host!r} is not an address to listen on ({e}).") from None
+    with sock:
+        try:
+            if args.checkpoint is None:
+                served = default_served_model(retrain=args.retrain, say=_say)
+            else:
+                served = load_served_model(args.checkpoint)
+        except (ModelFileError, ImportError) as e:
+            raise CommandError(" ".join(str(e).split())) from None
+        app = create_app(served)
+        # one access-log line per request would scroll by with every stroke; errors are still logged
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = make_server(args.host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+        return _serve(server, served)
+
+
+def _serve(server, served) -> int:
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in str(host) else host
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    shape = "x".join(str(s) for s in served.input_shape)
+    _say(f"serving {served.name} ({shape} input, {len(served.class_names)} classes) at http://{shown}:{port}/ "
+         "— Ctrl-C stops")
+    if not loopback:
+        _say(f"note: bound to {host}, so other machines on the network can reach this page")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print("striate serve: stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,131 @@
+"""Which model the page serves: a weights file given by the user, or a default trained in seconds.
+
+A weights or checkpoint file written by ``striate train`` describes its model in ``meta``
+(``model``: registry name and arguments; ``input_shape``; ``class_names``; ``preprocess``: the
+standardisation), so :func:`load_served_model` rebuilds it without being told the architecture.
+
+Without a file, :func:`default_served_model` trains ``digits_cnn`` on the 8x8 digits embedded in
+scikit-learn (a few seconds on a laptop CPU) and caches the weights in
+``<cache>/serve/digits_cnn.npz`` (``$STRIATE_CACHE``, else ``~/.cache/striate``, as the data
+downloads), in the same format, so later starts load it at once and ``striate predict`` can use it.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from .inference import ServedModel
+
+# Training recipe of the default model: the embedded digits recipe of `striate train`, shortened.
+DEFAULT_EPOCHS = 12        # test accuracy ~98% by epoch 10-12 of cosine decay; each epoch < 1 s on 2 cores
+DEFAULT_SEED = 0
+
+
+class ModelFileError(ValueError):
+    """A weights file that cannot be served (missing, corrupt, or not describing its model)."""
+
+
+def default_model_path() -> str:
+    """Where the default model's weights are cached: ``<cache>/serve/digits_cnn.npz``."""
+    from ..data.download import default_cache_dir
+
+    return os.path.join(default_cache_dir(), "serve", "digits_cnn.npz")
+
+
+def served_from_checkpoint(ckpt, source: str) -> ServedModel:
+    """A :class:`ServedModel` from a loaded :class:`~striate.training.Checkpoint` written by striate."""
+    from .. import models
+
+    meta = ckpt.meta or {}
+    spec = meta.get("model")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ModelFileError(f"{ckpt.path} does not record which model it holds (no meta['model']); it was "
+                             "not written by `striate train`.")
+    try:
+        model = models.get(spec["name"], **dict(spec.get("args") or {}))
+        model.load_state_dict(ckpt.model_state)
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelFileError(f"{ckpt.path}: the weights do not fit model {spec['name']!r}: "
+                             f"{' '.join(str(e).split())}") from None
+    shape = meta.get("input_shape") or getattr(model, "input_shape", None)
+    if not shape or len(shape) != 3:
+        raise ModelFileError(f"{ckpt.path} does not record the model's input shape (meta['input_shape']).")
+    pre = meta.get("preprocess") or {}
+    return ServedModel(model, tuple(shape), class_names=meta.get("class_names"),
+                       mean=pre.get("mean"), std=pre.get("std"), eps=pre.get("eps", 1e-7),
+                       name=spec["name"], source=source)
+
+
+def load_served_model(path) -> ServedModel:
+    """Serve the model in a weights or checkpoint file written by ``striate train``.
+
+    Raises:
+        ModelFileError: no such file, not a striate file, or weights that do not fit.
+    """
+    from ..training import CheckpointError, load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(path)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise ModelFileError(str(e)) from None
+    return served_from_checkpoint(ckpt, f"weights from {path}")
+
+
+def train_default_model(path: str, epochs: int = DEFAULT_EPOCHS, seed: int = DEFAULT_SEED) -> dict:
+    """Train ``digits_cnn`` on the embedded digits and save it to ``path`` (atomically).
+
+    Returns ``{"test_accuracy", "seconds", "epochs"}``.
+    """
+    from .. import models, optim, random
+    from ..data import DataLoader, load_dataset
+    from ..data.transforms import Standardize
+    from ..training import evaluate, fit, save_weights
+
+    started = time.perf_counter()
+    random.manual_seed(seed)
+    ds = load_dataset("digits")
+    standardize = Standardize().fit(ds.x_train)
+    args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
+    model = models.get("digits_cnn", rng=seed, **args)
+    # the recipe of `striate train` for the digits (see striate/cli/common.py, RECIPES["digits"])
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)
+    schedule = optim.CosineAnnealingLR(opt, t_max=epochs)
+    train = DataLoader(ds.x_train, ds.y_train, batch_size=32, shuffle=True, transform=standardize, rng=seed + 1)
+    fit(model, train, epochs=epochs, optimizer=opt, schedule=schedule, verbose=0)
+    test = DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=standardize)
+    accuracy = float(evaluate(model, test, details=False)["accuracy"])
+    seconds = time.perf_counter() - started
+    meta = {"model": {"name": "digits_cnn", "args": args}, "dataset": "digits",
+            "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
+            "preprocess": {"scale": 1 / 255, "mean": standardize.mean.tolist(), "std": standardize.std.tolist(),
+                           "eps": standardize.eps},
+            "trained_by": "striate serve", "epochs": int(epochs), "test_accuracy": accuracy,
+            "seconds": round(seconds, 2)}
+    save_weights(path, model, meta=meta)
+    return {"test_accuracy": accuracy, "seconds": seconds, "epochs": int(epochs)}
+
+
+def default_served_model(path: str | None = None, retrain: bool = False, say=print) -> ServedModel:
+    """The default model: cached weights at ``path`` (:func:`default_model_path`), trained first if absent.
+
+    ``say`` receives one line saying what happened (trained now, or loaded from the cache).
+    """
+    from ..training import CheckpointError, load_checkpoint
+
+    path = path or default_model_path()
+    if os.path.exists(path) and not retrain:
+        try:
+            ckpt = load_checkpoint(path)
+            served = served_from_checkpoint(ckpt, f"default model, cached at {path}")
+            acc = ckpt.meta.get("test_accuracy")
+            say(f"no --checkpoint given: serving the default digits_cnn cached at {path}"
+                + (f" (test accuracy {100 * acc:.1f}% on the embedded digits)" if isinstance(acc, float) else ""))
+            return served
+        except (CheckpointError, ModelFileError) as e:
+            say(f"the cached default model at {path} cannot be used ({e}); training it again")
+    say("no --checkpoint given and no default model cached: training digits_cnn on the embedded 8x8 digits "
+        f"({DEFAULT_EPOCHS} epochs, a few seconds) ...")
+    result = train_default_model(path)
+    say(f"trained in {result['seconds']:.1f} s, test accuracy {100 * result['test_accuracy']:.1f}%; "
+        f"cached at {path} (delete it or use --retrain to train again)")
+    return served_from_checkpoint(load_checkpoint(path), f"default model, trained now, cached at {path}")

@@ -1,0 +1,143 @@
+"""Every fast strategy of striate.backend against its op's reference (striate.backend.reference_only).
+
+The reference of each op is the short forward and backward in striate/ops; the strategies split
+the batch over threads, cut it into cache blocks, run compiled loops or the planar direct conv.
+Both must give the same numbers (float64, to rounding), on small inputs forced to split
+(`split_everything`) and with the compiled loops on and off.
+"""
+import numpy as np
+import pytest
+
+import striate as st
+import striate.functional as F
+from striate import backend
+from striate.backend import compiled
+
+CONV_CASES = [  # x shape, (kh, kw), filters, keyword arguments
+    ((2, 7, 6, 3), (3, 3), 4, dict(padding=1)),
+    ((3, 9, 8, 4), (3, 2), 6, dict(stride=2, padding=(1, 0))),
+    ((2, 9, 9, 2), (3, 3), 3, dict(dilation=2, padding="same")),
+    ((2, 8, 8, 4), (3, 3), 6, dict(groups=2, padding=1)),
+    ((2, 6, 6, 4), (1, 1), 4, dict(groups=4)),
+    ((3, 12, 12, 1), (5, 5), 6, dict(padding=2)),           # planar (few channels, stride 1)
+    ((2, 10, 10, 6), (5, 5), 16, dict()),
+    ((1, 5, 5, 3), (3, 3), 2, dict(stride=3, padding=2)),
+]
+
+
+def _conv(xs, k, o, kwargs, seed=0):
+    rng = np.random.default_rng(seed)
+    g = kwargs.get("groups", 1)
+    x = st.Tensor(rng.standard_normal(xs), requires_grad=True)
+    w = st.Tensor(rng.standard_normal(k + (xs[3] // g, o)), requires_grad=True)
+    b = st.Tensor(rng.standard_normal(o), requires_grad=True)
+    y = F.conv2d(x, w, b, **kwargs)
+    y.backward(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    return [y.data, x.grad, w.grad, b.grad]
+
+
+def _compare(run, tol=1e-10):
+    with backend.reference_only():
+        expected = run()
+    got = run()
+    assert len(got) == len(expected)
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def compiled_loops(request, monkeypatch):
+    old = compiled.set_enabled(request.param)
+    monkeypatch.setattr(compiled, "MIN_SIZE", 0)  # small test inputs take the compiled path too
+    yield request.param
+    compiled.set_enabled(old)
+
+
+@pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
+def test_conv_fast_paths_equal_the_reference(xs, k, o, kwargs, compiled_loops):
+    _compare(lambda: _conv(xs, k, o, kwargs))
+
+
+@pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
+def test_conv_split_into_parts_and_blocks_equals_the_reference(xs, k, o, kwargs, split_everything):
+    _compare(lambda: _conv(xs, k, o, kwargs))
+
+
+def test_reference_conv_runs_on_the_reference_path_only():
+    calls = []
+    real = backend.conv.FastConv.forward
+    try:
+        backend.conv.FastConv.forward = lambda self, *a: calls.append(1) or real(self, *a)
+        with backend.reference_only():
+            _conv((1, 5, 5, 2), (3, 3), 2, {})
+        assert calls == []
+        _conv((1, 5, 5, 2), (3, 3), 2, {})
+        assert calls, "NumPy arrays take the fast path outside reference_only()"
+    finally:
+        backend.conv.FastConv.forward = real
+
+
+def _pool(relu, seed=2):
+    rng = np.random.default_rng(seed)
+    x = st.Tensor(rng.standard_normal((4, 9, 8, 3)), requires_grad=True)
+    y = (F.relu_max_pool2d if relu else F.max_pool2d)(x, 3, 2, 1)
+    y.backward(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    return [y.data, x.grad]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_max_pool_fast_paths_equal_the_reference(relu, compiled_loops, split_everything):
+    _compare(lambda: _pool(relu))  # (overlapping windows add in another order: rounding only)
+
+
+def _relu_bn(training, seed=4):
+    rng = np.random.default_rng(seed)
+    x = st.Tensor(rng.standard_normal((6, 5, 4, 3)) * 3 + 2, requires_grad=True)
+    g, b = (st.Tensor(rng.standard_normal(3), requires_grad=True) for _ in range(2))
+    rm, rv = np.zeros(3), np.ones(3)
+    y = F.relu(F.batch_norm(x, g, b, rm, rv, training=training))
+    y.backward(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    return [y.data, x.grad, g.grad, b.grad, rm, rv]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_and_relu_fast_paths_equal_the_reference(training, compiled_loops, split_everything):
+    _compare(lambda: _relu_bn(training))
+
+
+def test_im2col_and_col2im_are_exact_adjoints():
+    from striate.ops.geometry import col2im, im2col
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 7, 6, 3))
+    cols = im2col(x, (3, 2), (2, 1), (1, 2), (3, 4))
+    p = rng.standard_normal(cols.shape)
+    # <im2col(x), p> == <x, col2im(p)>
+    np.testing.assert_allclose(np.sum(cols * p), np.sum(x * col2im(p, x.shape, (3, 2), (2, 1), (1, 2), (3, 4))),
+                               rtol=1e-12)
+
+
+def test_import_and_a_training_step_leave_blas_threads_and_malloc_alone():
+    # a fresh process: BLAS's thread count before `import striate` equals the one after a model's
+    # forward and backward, and glibc's malloc was not tuned (only the CLI and benchmarks ask)
+    pytest.importorskip("threadpoolctl")
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, threadpoolctl\n"
+        "def blas(): return {l['filepath']: l['num_threads'] for l in threadpoolctl.threadpool_info()\n"
+        "                    if l['user_api'] == 'blas'}\n"
+        "before = blas()\n"
+        "import striate as st, striate.functional as F\n"
+        "st.set_num_threads(2)\n"
+        "model = st.models.lenet5(rng=0)\n"
+        "x = st.Tensor(np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32))\n"
+        "F.cross_entropy(model(x), np.arange(8) % 10).backward()\n"
+        "import striate.backend.memory as m\n"
+        "after = blas()\n"
+        "print(all(after[k] == n for k, n in before.items()) and len(before) > 0, m.is_applied(), before, after)\n")
+    env = dict(os.environ, STRIATE_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    same, applied = out.stdout.split()[:2]
+    assert same == "True", out.stdout
+    assert applied == "False", out.stdout
