@@ -87,16 +87,16 @@ def _flatten_inputs(model, shape):
                              "a dense layer after a flatten: pass input_shape=(height, width, channels).")
         return {}
     from ..onnx.trace import trace  # the graph walk only: no onnx import
-    passthrough = {"ReLU", "LeakyReLU", "Sigmoid", "Tanh"}
+    passthrough = {"relu", "leaky_relu", "sigmoid", "tanh"}  # kinds of striate.onnx.trace.KINDS
     graph = trace(model, shape)
     found = {}
     for call in graph.calls:
-        if call.op != "Linear" or not isinstance(call.inputs[1], tuple) or call.inputs[1][0] != "param":
+        if call.op != "linear" or not isinstance(call.inputs[1], tuple) or call.inputs[1][0] != "param":
             continue
         src = call.inputs[0]
         while src is not None and not isinstance(src, tuple) and src.op in passthrough:
             src = src.inputs[0]
-        if src is None or isinstance(src, tuple) or src.op != "Reshape":
+        if src is None or isinstance(src, tuple) or src.op != "reshape":
             continue
         prev = src.inputs[0]
         in_shape = graph.input_shape if isinstance(prev, tuple) else prev.out_shape

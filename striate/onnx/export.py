@@ -1,7 +1,8 @@
 """``st.onnx.export``: write a striate model as an ONNX graph that onnxruntime, Netron and others read.
 
-The model is traced (:mod:`striate.onnx.trace`) and each op call becomes ONNX nodes through one
-table, :data:`EXPORTERS` (op class name -> function), so a renamed op class is a one-line fix.
+The model is traced (:mod:`striate.onnx.trace`) and each op call becomes ONNX nodes through
+:data:`EXPORTERS` (op kind -> function); the kinds of op classes are the one table
+:data:`striate.onnx.trace.KINDS`, so a renamed op class is a one-line fix there.
 
 Layout. striate is NHWC with HWIO weights; ONNX's conv and pooling operators are NCHW with OIHW
 weights. The conversion is made once, at the boundary: one Transpose after the (NHWC) graph input
@@ -301,28 +302,28 @@ def _concat_zeros(b, call, xs, axis):
     return Value(out, call.out_shape)
 
 
-# op class name (striate.ops / striate.tensor) -> exporter: the one table to edit when ops move
+# op kind (striate.onnx.trace.KINDS) -> exporter
 EXPORTERS = {
-    "Conv2d": _conv,
-    "BatchNorm": _batch_norm,
-    "MaxPool2d": _pool("MaxPool"),
-    "AvgPool2d": _pool("AveragePool"),
-    "LocalResponseNorm": _lrn,
-    "Linear": _linear,
-    "ReLU": _elementwise("Relu"),
-    "LeakyReLU": _elementwise("LeakyRelu", alpha="negative_slope"),
-    "Sigmoid": _elementwise("Sigmoid"),
-    "Tanh": _elementwise("Tanh"),
-    "Softmax": _softmax("Softmax"),
-    "LogSoftmax": _softmax("LogSoftmax"),
-    "Add": _add,
-    "Mul": _mul,
-    "Div": _div,
-    "Sum": _global_pool("GlobalAveragePool", "a global average pool"),
-    "Max": _global_pool("GlobalMaxPool", "a global max pool"),
-    "GetItem": _take,
-    "Reshape": _reshape,
-    "Concat": _concat,
+    "conv": _conv,
+    "batch_norm": _batch_norm,
+    "max_pool": _pool("MaxPool"),
+    "avg_pool": _pool("AveragePool"),
+    "lrn": _lrn,
+    "linear": _linear,
+    "relu": _elementwise("Relu"),
+    "leaky_relu": _elementwise("LeakyRelu", alpha="negative_slope"),
+    "sigmoid": _elementwise("Sigmoid"),
+    "tanh": _elementwise("Tanh"),
+    "softmax": _softmax("Softmax"),
+    "log_softmax": _softmax("LogSoftmax"),
+    "add": _add,
+    "mul": _mul,
+    "div": _div,
+    "sum": _global_pool("GlobalAveragePool", "a global average pool"),
+    "max": _global_pool("GlobalMaxPool", "a global max pool"),
+    "getitem": _take,
+    "reshape": _reshape,
+    "concat": _concat,
 }
 
 
