@@ -52,8 +52,8 @@ def flatten_perm(h: int, w: int, c: int) -> np.ndarray:
 class Builder:
     """Collects nodes and initializers; names values uniquely."""
 
-    def __init__(self, onnx):
-        self.onnx, self.nodes, self.inits, self.used = onnx, [], [], set()
+    def __init__(self, onnx, opset):
+        self.onnx, self.opset, self.nodes, self.inits, self.used = onnx, opset, [], [], set()
 
     def fresh(self, base: str) -> str:
         base = (base or "t").replace("/", ".")
@@ -129,19 +129,41 @@ def _batch_norm(b, call, x, gamma, beta):
                  call.out_shape)
 
 
+def _input_cells(fn, in_hw):
+    """Per window, the number of its taps on the input (ONNX's count_include_pad=0 divisor)."""
+    from ..ops import offset_view
+    (t, bo, le, r), (h, w) = fn.pads, in_hw
+    counted = np.zeros((1, h + t + bo, w + le + r, 1))
+    counted[:, t:t + h, le:le + w] = 1
+    return sum(offset_view(counted, i, j, fn.stride, fn.out_hw, fn.dilation)
+               for i in range(fn.kernel[0]) for j in range(fn.kernel[1]))
+
+
 def _pool(op):
     def export(b, call, x):
+        """Explicit pads (a ceil_mode op's extra rows included), so ceil_mode=0: the same windows.
+        Average pooling's divisor: count_include_pad=1 (kh*kw), =0 (the input cells), or else (the
+        windows ceil_mode adds with count_include_pad) an AveragePool times a constant map."""
         fn = call.fn
         x = _materialise(b, x)
         t, bo, le, r = fn.pads
-        attrs = dict(kernel_shape=list(fn.kernel), strides=list(fn.stride), pads=[t, le, bo, r],
-                     ceil_mode=int(bool(getattr(fn, "ceil_mode", False))))
-        if op == "AveragePool":
-            attrs["count_include_pad"] = int(getattr(fn, "count_include_pad", True))
+        attrs = dict(kernel_shape=list(fn.kernel), strides=list(fn.stride), pads=[t, le, bo, r])
         dilation = tuple(getattr(fn, "dilation", (1, 1)))
         if dilation != (1, 1):
+            if b.opset < 19 and op == "AveragePool":
+                raise UnsupportedOps("dilated average pooling (ONNX has it from opset 19: pass opset=19)")
             attrs["dilations"] = list(dilation)
-        out = b.node(op, [x.name], call.name or op.lower(), **attrs)
+        divisor = getattr(fn, "divisor", None)
+        correction = None
+        if op == "AveragePool":
+            exclude = divisor is not None and np.array_equal(divisor, _input_cells(fn, x.shape[1:3]))
+            attrs["count_include_pad"] = 0 if exclude else 1
+            if divisor is not None and not exclude:
+                correction = (fn.kernel[0] * fn.kernel[1] / divisor).transpose(0, 3, 1, 2)  # (1, 1, oh, ow)
+        n = call.name or op.lower()
+        out = b.node(op, [x.name], n, **attrs)
+        if correction is not None:
+            out = b.node("Mul", [out, b.init(n + ".divisor", correction)], n + ".mean")
         if getattr(fn, "relu", False):  # the fused relu -> max pool (relu commutes with max)
             out = b.node("Relu", [out], out + ".relu")
         return Value(out, call.out_shape)
@@ -355,7 +377,7 @@ def to_onnx(model, input_shape, opset: int = 17, nchw_input: bool = False, class
     if missing:
         raise ValueError(f"Cannot export to ONNX: no ONNX mapping for op(s) {', '.join(missing)}. "
                          f"Supported: {', '.join(sorted(EXPORTERS))}.")
-    b = Builder(onnx)
+    b = Builder(onnx, opset)
     image = len(shape) == 3
     if image and nchw_input:
         h, w, c = shape

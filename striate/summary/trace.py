@@ -87,7 +87,7 @@ def _op_field(fn, inputs, out, notes):
         if isinstance(fn, ops.Conv2dOp):
             (kh, kw), (dh, dw) = inputs[1].shape[:2], fn.dilation
         else:
-            (kh, kw), (dh, dw) = fn.kernel, (1, 1)
+            (kh, kw), (dh, dw) = fn.kernel, getattr(fn, "dilation", (1, 1))
         (sh, sw), pads = fn.stride, fn.pads
         return rf_step(fh, kh, sh, dh, pads[0]), rf_step(fw, kw, sw, dw, pads[2])
     if all(isinstance(t, Tensor) and t.ndim == 4 and t.shape[1:3] == out.shape[1:3] for t, _ in known):
