@@ -29,22 +29,49 @@ class BasicBlock(tnn.Module):
         return self.relu(self.bn2(self.conv2(y)) + identity)
 
 
-class ResNet18(tnn.Module):
-    """torchvision.models.resnet18's modules and names."""
+class Bottleneck(tnn.Module):
+    expansion = 4
 
-    def __init__(self, num_classes):
+    def __init__(self, cin, filters, stride):
+        super().__init__()
+        cout = filters * 4
+        self.conv1, self.bn1 = tnn.Conv2d(cin, filters, 1, bias=False), tnn.BatchNorm2d(filters)
+        self.conv2 = tnn.Conv2d(filters, filters, 3, stride, 1, bias=False)  # stride in the 3x3 (v1.5)
+        self.bn2 = tnn.BatchNorm2d(filters)
+        self.conv3, self.bn3 = tnn.Conv2d(filters, cout, 1, bias=False), tnn.BatchNorm2d(cout)
+        self.relu = tnn.ReLU()
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + identity)
+
+
+class ResNet18(tnn.Module):
+    """torchvision.models.resnet18's (or, with bottlenecks, resnet50's) modules and names."""
+
+    def __init__(self, num_classes, bottleneck=False):
         super().__init__()
         self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = tnn.BatchNorm2d(64)
         self.relu = tnn.ReLU()
         self.maxpool = tnn.MaxPool2d(3, 2, 1)
         cin = 64
-        for i, c in enumerate((64, 128, 256, 512), 1):
+        for i, (c, n) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3) if bottleneck else (2, 2, 2, 2)), 1):
             stride = 1 if i == 1 else 2
-            setattr(self, f"layer{i}", tnn.Sequential(BasicBlock(cin, c, stride), BasicBlock(c, c, 1)))
-            cin = c
+            if bottleneck:
+                blocks = [Bottleneck(cin, c, stride)] + [Bottleneck(4 * c, c, 1) for _ in range(n - 1)]
+                cin = 4 * c
+            else:
+                blocks = [BasicBlock(cin, c, stride)] + [BasicBlock(c, c, 1) for _ in range(n - 1)]
+                cin = c
+            setattr(self, f"layer{i}", tnn.Sequential(*blocks))
         self.avgpool = tnn.AdaptiveAvgPool2d(1)
-        self.fc = tnn.Linear(512, num_classes)
+        self.fc = tnn.Linear(cin, num_classes)
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -118,6 +145,15 @@ def test_resnet18_loads_torchvision_keys_from_safetensors(tmp_path):
     path = _save(net, tmp_path / "resnet18.safetensors")
     model = st.models.resnet18(num_classes=10, input_shape=(64, 64, 3), weights=str(path))
     _logits_match(net, model, (64, 64, 3))
+
+
+@pytest.mark.slow
+def test_resnet50_loads_torchvision_bottleneck_keys():
+    torch.manual_seed(5)
+    net = _random_stats(ResNet18(4, bottleneck=True))
+    sd = {k: v.numpy() for k, v in net.state_dict().items()}
+    model = st.models.resnet50(num_classes=4, input_shape=(32, 32, 3), weights=sd)
+    _logits_match(net, model, (32, 32, 3))
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])

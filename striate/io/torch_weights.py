@@ -249,7 +249,8 @@ def load_torch_state_dict(model, state_dict, key_map=None, eps=None, momentum=No
 
 
 def load_pretrained(model, weights, key_map=None):
-    """Load ``weights`` into ``model``: a ``.safetensors`` file, an ``.npz`` of PyTorch names, or a mapping of PyTorch names to arrays. What the zoo's ``weights=`` argument calls."""
+    """Load ``weights`` into ``model``: a ``.safetensors`` file, an ``.npz`` of PyTorch names, or a
+    mapping of PyTorch names to arrays. What the zoo's ``weights=`` argument calls."""
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if path.endswith(".safetensors"):

@@ -1,11 +1,11 @@
 """Layers with parameters (Modules) and weight initialisers."""
 from . import init
-from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, Identity,
-                     LeakyReLU, LocalResponseNorm, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
+from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D,
+                     Identity, LeakyReLU, LocalResponseNorm, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
 from .module import Module, Parameter, Sequential
 
 __all__ = [
-    "Module", "Parameter", "Sequential", "Conv2D", "Dense", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
-    "Flatten", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm",
+    "Module", "Parameter", "Sequential", "Conv2D", "Dense", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",
+    "GlobalMaxPool2D", "Flatten", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm",
     "LocalResponseNorm", "init",
 ]

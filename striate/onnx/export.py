@@ -123,7 +123,8 @@ def _batch_norm(b, call, x, gamma, beta):
         raise UnsupportedOps("BatchNorm in training mode (export runs the model in evaluation mode)")
     x = _materialise(b, x)
     n = call.name or "bn"
-    inputs = [x.name, b.init(n + ".scale", _param(gamma, "gamma", call)), b.init(n + ".bias", _param(beta, "beta", call)),
+    inputs = [x.name, b.init(n + ".scale", _param(gamma, "gamma", call)),
+              b.init(n + ".bias", _param(beta, "beta", call)),
               b.init(n + ".mean", fn.running_mean), b.init(n + ".var", fn.running_var)]
     return Value(b.node("BatchNormalization", inputs, n, epsilon=float(fn.eps), momentum=1.0 - float(fn.momentum)),
                  call.out_shape)

@@ -336,7 +336,8 @@ def _pad(im, node, a):
     value = float(im.const(node.input[2], node, "constant value").reshape(())) \
         if len(node.input) > 2 and node.input[2] else 0.0
     rank = len(pads) // 2
-    if mode != "constant" or value != 0.0 or pads.min() < 0 or x.tag not in ("cl", "id") or (x.tag == "cl" and rank != 4):
+    if mode != "constant" or value != 0.0 or pads.min() < 0 or x.tag not in ("cl", "id") or \
+            (x.tag == "cl" and rank != 4):
         raise Unsupported(f"Pad {node.name!r} other than with zeros")
     pairs = [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
     if x.tag == "cl":  # ONNX (n, c, h, w) -> striate (n, h, w, c)
