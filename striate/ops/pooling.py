@@ -29,6 +29,12 @@ class MaxPool2dOp(Function):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
         self.relu, self.dilation = relu, tuple(dilation)
 
+    def macs(self, inputs, out):
+        return 0  # comparisons or additions only
+
+    def window(self, inputs):
+        return self.kernel, self.stride, self.dilation, self.pads
+
     def forward(self, x):
         xp = get_array_module(x)
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
@@ -103,6 +109,12 @@ class AvgPool2dOp(Function):
         if self.divisor is None:
             return a * a.dtype.type(1.0 / (kh * kw))
         return a / self.divisor.astype(a.dtype)
+
+    def macs(self, inputs, out):
+        return 0  # comparisons or additions only
+
+    def window(self, inputs):
+        return self.kernel, self.stride, self.dilation, self.pads
 
     def forward(self, x):
         kh, kw = self.kernel
