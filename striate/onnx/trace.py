@@ -24,8 +24,8 @@ KINDS = {
     "LocalResponseNormOp": "lrn", "LinearOp": "linear", "ConcatOp": "concat",
     "ReLUOp": "relu", "LeakyReLUOp": "leaky_relu", "SigmoidOp": "sigmoid", "TanhOp": "tanh",
     "SoftmaxOp": "softmax", "LogSoftmaxOp": "log_softmax",
-    "Add": "add", "Mul": "mul", "Div": "div", "Sum": "sum", "Max": "max", "Reshape": "reshape",
-    "GetItem": "getitem",
+    "AddOp": "add", "MulOp": "mul", "DivOp": "div", "SumOp": "sum", "MaxOp": "max", "ReshapeOp": "reshape",
+    "GetItemOp": "getitem",
 }
 
 
@@ -47,9 +47,9 @@ class Call:
 
     @property
     def op(self) -> str:
-        """The op's kind (:data:`KINDS`), or its class name when it has none."""
+        """The op's kind (:data:`KINDS`), or its class name (less "Op") when it has none."""
         name = type(self.fn).__name__
-        return KINDS.get(name, name)
+        return KINDS.get(name, name[:-2] if name.endswith("Op") else name)
 
 
 @dataclass
