@@ -24,7 +24,8 @@ class ReLUMaxPool:
 
     def __call__(self, x):
         pool = self.pool
-        return F.relu_max_pool2d(x, pool.pool_size, pool.stride, pool.padding)
+        return F.relu_max_pool2d(x, pool.pool_size, pool.stride, pool.padding, pool.dilation,
+                                  pool.ceil_mode)
 
 
 # (type of a layer, type of the next one) -> the fused step, made from the two layers
