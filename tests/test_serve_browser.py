@@ -170,6 +170,9 @@ def test_conv_arithmetic_explorer(server, browser):
     page.goto(server + "/explorer")
     page.wait_for_function("document.getElementById('out-size').innerText.startsWith('output')")
     assert page.inner_text("#out-size") == "output 4×4"               # 7, kernel 3, stride 2, pad 1
+    # the numbers view: striate.vis frames for the same settings, one per output cell
+    page.wait_for_function("document.getElementById('n-status').innerText.includes('16 frames')", timeout=60_000)
+    assert page.evaluate("document.getElementById('frame').naturalWidth") > 200
     page.fill("#k-stride", "1")
     page.dispatch_event("#k-stride", "input")
     page.wait_for_function("document.getElementById('out-size').innerText === 'output 7×7'")

@@ -13,6 +13,8 @@ Routes:
 * ``GET /api/model`` — layers, shapes, parameters, receptive fields, first-layer filters.
 * ``GET /api/conv?input=7&kernel=3&stride=1&padding=0&dilation=1`` — the arithmetic of one layer
   (:func:`striate.summary.calc.conv_arithmetic`).
+* ``GET /api/conv/frames?...&kind=conv|transposed|max|avg`` — the same layer frame by frame with
+  the numbers, drawn by :mod:`striate.vis.animate` (PNG data URLs).
 
 Every mistake in a request (not an image, too large, wrong size, a bad parameter) is answered
 with HTTP 400 and ``{"error": "<one line>"}``; an unexpected failure with 500 and a JSON line,
@@ -20,6 +22,9 @@ never a traceback. The body size is capped (``max_bytes``, 4 MiB by default).
 """
 from __future__ import annotations
 
+import base64
+import functools
+import io
 import json
 import logging
 import time
@@ -173,4 +178,67 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
                        start=g.start[0], unused=g.unused[0], effective_kernel=g.effective_kernel[0])
         return flask.jsonify(out)
 
+    @app.get("/api/conv/frames")
+    def conv_frames():
+        args = flask.request.args
+        try:
+            spec = (_int_arg(args, "input", 5, 1, MAX_FRAME_INPUT), _int_arg(args, "kernel", 3, 1, MAX_FRAME_INPUT),
+                    _int_arg(args, "stride", 1, 1, MAX_FRAME_INPUT), args.get("padding", "0"),
+                    _int_arg(args, "dilation", 1, 1, MAX_FRAME_INPUT), args.get("kind", "conv"))
+            frames, describe = _frames(*spec)
+        except ValueError as e:
+            return error(" ".join(str(e).split()))
+        return flask.jsonify(frames=frames, describe=describe, count=len(frames))
+
     return app
+
+
+MAX_FRAME_INPUT = 16   # the numbers view: small inputs, where every value can be read
+MAX_FRAMES = 64        # one frame per output cell, each drawn and encoded by Pillow (~20 ms): ~1 s at most
+KINDS = ("conv", "transposed", "max", "avg")
+
+
+@functools.lru_cache(maxsize=64)
+def _frames(size: int, kernel: int, stride: int, padding: str, dilation: int, kind: str):
+    """The conv-arithmetic frames of :mod:`striate.vis.animate` (issue 12's animation) as PNG data URLs.
+
+    The values in them are computed by ``F.conv2d`` / ``F.max_pool2d`` / ``F.avg_pool2d`` (the
+    transposed convolution by the backward of ``F.conv2d``). Raises ValueError for settings the
+    animation cannot show.
+    """
+    from ..summary.calc import conv_arithmetic
+    from ..vis import conv_animation, draw_frames, pool_animation
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}.")
+    if padding == "same":
+        r = conv_arithmetic(size, kernel_size=kernel, stride=stride, padding="same", dilation=dilation)
+        if not r.ok:
+            raise ValueError(r.error)
+        top, bottom = r.layers[0].pads[:2]
+        if top != bottom:
+            raise ValueError(f"'same' pads this layer unevenly ({top} before, {bottom} after); the frames show "
+                             "even padding only. Choose a padding number.")
+        pad = top
+    else:
+        try:
+            pad = int(padding)
+        except ValueError:
+            raise ValueError(f"padding must be an integer or 'same'. Received: padding={padding!r}.") from None
+        if not 0 <= pad <= MAX_FRAME_INPUT:
+            raise ValueError(f"padding must be between 0 and {MAX_FRAME_INPUT}. Received: padding={pad}.")
+    if kind in ("max", "avg"):
+        if dilation != 1:
+            raise ValueError("pooling windows are not dilated here: set dilation to 1 for max or avg pooling.")
+        anim = pool_animation(size, kernel, stride, pad, mode=kind)
+    else:
+        anim = conv_animation(size, kernel, stride, pad, dilation, transposed=kind == "transposed")
+    if len(anim.frames) > MAX_FRAMES:
+        raise ValueError(f"these settings make {len(anim.frames)} frames; the numbers view draws at most "
+                         f"{MAX_FRAMES}. Use a smaller input or a larger stride.")
+    urls = []
+    for img in draw_frames(anim, numbers=True, cell=30):
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=1)   # fast; the frames are flat colours and text
+        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+    return urls, anim.describe()
