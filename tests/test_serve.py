@@ -401,6 +401,8 @@ def test_prepare_modes_and_inversion():
     np.testing.assert_allclose(same[..., 0], np.asarray(draw_digit("7", size=28, width=3)) / 255, atol=1e-6)
     with pytest.raises(ImageError, match="blank"):
         P.prepare(draw_digit("blank"), (28, 28, 1), "digit", False)
+    with pytest.raises(ImageError, match="this model takes 2 channels"):
+        P.prepare(draw_digit("7"), (28, 28, 2), "resize", False)
 
 
 def test_transparent_png_is_laid_over_white():
