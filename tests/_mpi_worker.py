@@ -99,6 +99,7 @@ def equivalence(comm, out):
         b[...] = comm.rank + 1.0
     dist.average_buffers(plain, comm)
     res["buffers_after_average"] = np.concatenate([b.ravel() for _, b in plain.named_buffers()])
+    res["threads"] = np.array(st.get_num_threads())
     np.savez(os.path.join(out, f"equivalence-rank{comm.rank}.npz"), **res)
 
 

