@@ -79,37 +79,53 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
         [28, 28, 1]
     """
     flask = _flask()
-    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
     if not isinstance(served, ServedModel):
         raise TypeError(f"create_app expects a ServedModel. Received: {type(served).__name__}.")
     app = flask.Flask(__name__, static_folder="static", static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = int(max_bytes)
     app.json.sort_keys = False
     app.json.compact = True
-    log = logging.getLogger("striate.serve")
-    model_info = served.describe()
-    default_mode = "digit" if served.input_shape[2] == 1 and served.input_shape[0] == served.input_shape[1] \
-        else "resize"
-    model_info["default_preprocess"] = default_mode
-    model_info["preprocess_modes"] = list(MODES)
-    model_info["max_bytes"] = int(max_bytes)
+    _add_error_handlers(app, flask, int(max_bytes))
+    _add_pages(app, flask, served, int(max_bytes))
+    _add_predict(app, flask, served, int(max_bytes))
+    _add_conv(app, flask)
+    return app
 
-    def error(message: str, status: int = 400):
-        return flask.jsonify(error=message), status
+
+def _default_mode(served: ServedModel) -> str:
+    """Drawn digits are centred for square one-channel models; anything else is resized."""
+    h, w, c = served.input_shape
+    return "digit" if c == 1 and h == w else "resize"
+
+
+def _error(flask, message: str, status: int = 400):
+    return flask.jsonify(error=message), status
+
+
+def _add_error_handlers(app, flask, max_bytes: int) -> None:
+    """Every error as one JSON line: 400 for a too-large body, the HTTP code otherwise, 500 without traceback."""
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+    log = logging.getLogger("striate.serve")
 
     @app.errorhandler(HTTPException)
     def http_error(e):
         if isinstance(e, RequestEntityTooLarge):
-            return error(f"the request body is too large: at most {max_bytes:,} bytes are accepted.", 400)
+            return _error(flask, f"the request body is too large: at most {max_bytes:,} bytes are accepted.", 400)
         if e.code and e.code >= 500:
-            return error("internal error", e.code)
-        return error(f"{e.name}: {e.description}", e.code or 400)
+            return _error(flask, "internal error", e.code)
+        return _error(flask, f"{e.name}: {e.description}", e.code or 400)
 
     @app.errorhandler(Exception)
     def unexpected(e):
         log.exception("unexpected error")  # the traceback goes to the server's log, not the client
-        return error(f"internal error ({type(e).__name__}); see the server's log.", 500)
+        return _error(flask, f"internal error ({type(e).__name__}); see the server's log.", 500)
+
+
+def _add_pages(app, flask, served: ServedModel, max_bytes: int) -> None:
+    """``/``, ``/explorer`` and ``/api/model`` (described once: the model does not change)."""
+    model_info = served.describe()
+    model_info.update(default_preprocess=_default_mode(served), preprocess_modes=list(MODES), max_bytes=max_bytes)
 
     @app.get("/")
     def index():
@@ -123,37 +139,49 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
     def model():
         return flask.jsonify(model_info)
 
-    def read_request():
-        """(image bytes, preprocess mode, invert) from a raw image body or a JSON body."""
-        req = flask.request
-        if req.content_length is not None and req.content_length > max_bytes:
-            raise RequestEntityTooLarge()
-        body = req.get_data(cache=False)
-        mode, invert = req.args.get("preprocess", default_mode), req.args.get("invert", "auto")
-        if req.mimetype == "application/json" or body[:1] in (b"{", b"["):
-            try:
-                doc = json.loads(body)
-            except (UnicodeDecodeError, ValueError) as e:
-                raise ImageError(f"the JSON body cannot be parsed ({e}).") from None
-            if not isinstance(doc, dict) or "image" not in doc:
-                raise ImageError("the JSON body must be an object with an 'image' data URL: "
-                                 "{\"image\": \"data:image/png;base64,...\"}.")
-            mode, invert = doc.get("preprocess", mode), doc.get("invert", invert)
-            body = decode_data_url(doc["image"])
-        return body, mode, _parse_invert(invert)
+
+def _read_request(flask, max_bytes: int, default_mode: str):
+    """(image bytes, preprocess mode, invert) from a raw image body or a JSON body."""
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    req = flask.request
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise RequestEntityTooLarge()
+    body = req.get_data(cache=False)
+    mode, invert = req.args.get("preprocess", default_mode), req.args.get("invert", "auto")
+    if req.mimetype == "application/json" or body[:1] in (b"{", b"["):
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ImageError(f"the JSON body cannot be parsed ({e}).") from None
+        if not isinstance(doc, dict) or "image" not in doc:
+            raise ImageError("the JSON body must be an object with an 'image' data URL: "
+                             "{\"image\": \"data:image/png;base64,...\"}.")
+        mode, invert = doc.get("preprocess", mode), doc.get("invert", invert)
+        body = decode_data_url(doc["image"])
+    return body, mode, _parse_invert(invert)
+
+
+def _add_predict(app, flask, served: ServedModel, max_bytes: int) -> None:
+    """``POST /api/predict``: decode, preprocess, run striate, answer with every layer."""
+    default_mode = _default_mode(served)
 
     @app.post("/api/predict")
     def predict():
         t0 = time.perf_counter()
         try:
-            body, mode, invert = read_request()
+            body, mode, invert = _read_request(flask, max_bytes, default_mode)
             x = prepare(decode_image(body), served.input_shape, mode=mode, invert=invert)
         except ImageError as e:
-            return error(str(e))
+            return _error(flask, str(e))
         result = served.run(x)
         result["preprocess"] = mode
         result["ms"] = round(1000 * (time.perf_counter() - t0), 2)
         return flask.jsonify(result)
+
+
+def _add_conv(app, flask) -> None:
+    """``GET /api/conv`` (one layer's arithmetic) and ``GET /api/conv/frames`` (the same, frame by frame)."""
 
     @app.get("/api/conv")
     def conv():
@@ -168,7 +196,7 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
             raw_pad = args.get("padding", "0")
             padding = raw_pad if raw_pad in ("same", "valid") else _int_arg(args, "padding", 0, 0, MAX_CONV_SIZE)
         except ValueError as e:
-            return error(str(e))
+            return _error(flask, str(e))
         r = conv_arithmetic(size, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
         out = {"ok": r.ok, "error": r.error, "input": size, "kernel": kernel, "stride": stride,
                "padding": padding, "dilation": dilation, "notes": r.notes()}
@@ -187,10 +215,8 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
                     _int_arg(args, "dilation", 1, 1, MAX_FRAME_INPUT), args.get("kind", "conv"))
             frames, describe = _frames(*spec)
         except ValueError as e:
-            return error(" ".join(str(e).split()))
+            return _error(flask, " ".join(str(e).split()))
         return flask.jsonify(frames=frames, describe=describe, count=len(frames))
-
-    return app
 
 
 MAX_FRAME_INPUT = 16   # the numbers view: small inputs, where every value can be read
