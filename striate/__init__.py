@@ -10,9 +10,10 @@ from .backend.threads import get_num_threads, set_num_threads
 from .random import manual_seed
 from .summary import summary
 from .tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from .validation import GeometryError
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "gradcheck",
-           "get_num_threads", "set_num_threads",
+           "get_num_threads", "set_num_threads", "GeometryError",
            "functional", "nn", "ops", "data", "models", "optim", "training", "summary"]

@@ -20,9 +20,10 @@ import numbers
 import numpy as np
 
 from . import ops
-from .ops.geometry import _is_int, conv_geometry, positive_pair
+from .ops.geometry import cached, conv_geometry, hashable
 from .random import check_random_state
 from .tensor import Tensor
+from .validation import check_int, check_rate, positive_pair
 
 __all__ = [
     "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "linear", "flatten", "concat",
@@ -71,28 +72,6 @@ def _same_dtype(a, b, names: str, op: str):
         )
 
 
-def _hashable(v):
-    return tuple(v) if isinstance(v, list) else v
-
-
-def _planned(plan, *key):
-    """``plan(*key)``, cached: the checks of a layer's call depend only on shapes, dtypes and
-    settings, which it repeats at every call (batch-1 inference pays for each microsecond).
-    Unhashable settings are checked uncached, so they still get the proper error message."""
-    try:
-        return plan(*key)
-    except TypeError as exc:
-        if "unhashable" not in str(exc):
-            raise
-        return plan.__wrapped__(*key)
-
-
-def _rate(rate, name: str) -> float:
-    if not isinstance(rate, numbers.Real) or not 0.0 <= rate < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1). Received: {name}={rate!r}.")
-    return float(rate)
-
-
 # --------------------------------------------------------------------------- convolution
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """2-D convolution (cross-correlation, as in every deep learning library).
@@ -121,9 +100,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     op = "conv2d"
     x, w = _tensor(x, "x", op), _tensor(w, "w", op)
     b = None if b is None else _tensor(b, "b", op)
-    plan = _planned(_conv_plan, x.shape, x.dtype, w.shape, w.dtype,
+    plan = cached(_conv_plan, x.shape, x.dtype, w.shape, w.dtype,
                     None if b is None else (b.shape, b.dtype),
-                    _hashable(stride), _hashable(padding), _hashable(dilation), groups)
+                    hashable(stride), hashable(padding), hashable(dilation), groups)
     fn = ops.Conv2dOp(*plan)
     return fn.apply(x, w) if b is None else fn.apply(x, w, b)
 
@@ -131,7 +110,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
 @functools.lru_cache(maxsize=1024)
 def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dilation, groups):
     """Validate a conv2d call; return the arguments of ``ops.Conv2dOp``: (stride, pads, dilation,
-    groups, out_hw). Called through :func:`_planned` (cached); raises, caching nothing, on bad
+    groups, out_hw). Called through :func:`striate.ops.geometry.cached`; raises, caching nothing, on bad
     arguments."""
     op = "conv2d"
     if len(x_shape) != 4:
@@ -142,8 +121,7 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
             f"got shape {w_shape}."
         )
     _same_dtype(x_dtype, w_dtype, "x and w", op)
-    if not _is_int(groups) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int. Received: groups={groups!r}.")
+    check_int(groups, "groups", owner=op)
     kh, kw, cg, o = w_shape
     c = x_shape[3]
     if c % groups:
@@ -174,14 +152,14 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
 # --------------------------------------------------------------------------- pooling
 def _pool_args(x, kernel_size, stride, padding, op):
     x = _nhwc(x, "x", op)
-    return (x,) + _planned(_pool_plan, x.shape[1:3], _hashable(kernel_size), _hashable(stride),
-                           _hashable(padding), op)
+    return (x,) + cached(_pool_plan, x.shape[1:3], hashable(kernel_size), hashable(stride),
+                           hashable(padding), op)
 
 
 @functools.lru_cache(maxsize=1024)
 def _pool_plan(in_hw, kernel_size, stride, padding, op):
     """Validate a pooling window; return (kernel, stride, pads, out_hw). Called through
-    :func:`_planned` (cached)."""
+    :func:`striate.ops.geometry.cached` (cached)."""
     kernel = positive_pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else positive_pair(stride, "stride")
     pads, out_hw = conv_geometry(in_hw, kernel, stride, padding, 1, op)
@@ -352,7 +330,7 @@ def dropout(x, rate: float, training: bool = True, rng=None) -> Tensor:
     Shape: any; output has the input's shape.
     """
     x = _tensor(x, "x", "dropout")
-    rate = _rate(rate, "rate")
+    rate = check_rate(rate, "rate")
     if not training or rate == 0.0:
         return x
     return ops.DropoutOp(rate, check_random_state(rng)).apply(x)
@@ -400,8 +378,7 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
     Shape: ``(n, h, w, c)`` (or any array with channels last); output has the input's shape.
     """
     x = _tensor(x, "x", "local_response_norm")
-    if not _is_int(size) or size < 1:
-        raise ValueError(f"local_response_norm: size must be a positive int. Received: size={size!r}.")
+    check_int(size, "size", owner="local_response_norm")
     return ops.LocalResponseNormOp(int(size), float(alpha), float(beta), float(k)).apply(x)
 
 
@@ -437,7 +414,7 @@ def cross_entropy(logits, labels, label_smoothing: float = 0.0) -> Tensor:
         raise ValueError(
             f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y.min()}, max={y.max()}."
         )
-    return ops.CrossEntropyOp(y, _rate(label_smoothing, "label_smoothing")).apply(logits)
+    return ops.CrossEntropyOp(y, check_rate(label_smoothing, "label_smoothing")).apply(logits)
 
 
 def _pair_loss_args(a, b, names, op):

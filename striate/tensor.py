@@ -6,9 +6,9 @@ result in a Tensor that remembers the function (``_ctx``) and its inputs. ``Tens
 that graph in reverse topological order and accumulates gradients (``+=``), so a tensor used twice
 (a residual connection) receives the sum of both paths.
 
-This module also holds the elementary primitives behind Tensor's operators (add, mul, matmul, sum,
-reshape, indexing, ...). The CNN primitives (conv, pooling, normalisation, losses) live in
-``striate.ops`` and build on the same :class:`Function` base.
+The primitives behind Tensor's operators (add, mul, matmul, sum, reshape, indexing, ...) live in
+:mod:`striate.ops.primitives`, next to the CNN ops (conv, pooling, normalisation, losses): all are
+Functions.
 """
 from __future__ import annotations
 
@@ -56,6 +56,19 @@ def enable_grad():
         yield
     finally:
         _state.grad_enabled = previous
+
+
+@contextlib.contextmanager
+def observe_ops(callback):
+    """Call ``callback(fn, inputs, out)`` after every op applied in this thread inside the block
+    (the summary's tracer). Other threads are not affected.
+    """
+    previous = getattr(_state, "op_observer", None)
+    _state.op_observer = callback
+    try:
+        yield
+    finally:
+        _state.op_observer = previous
 
 
 def get_array_module(*arrays):
@@ -151,6 +164,15 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self._ctx is None
 
+    @staticmethod
+    def _result(data, fn):
+        """The Tensor an op returns: ``data`` made by Function ``fn`` (None when not recorded).
+        The one factory of op outputs; skips ``__init__``'s conversions (the array is the op's)."""
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad, out.name, out._ctx = data, None, None, fn
+        out._requires_grad = fn is not None
+        return out
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -171,7 +193,7 @@ class Tensor:
         return Tensor(self.data)
 
     def astype(self, dtype) -> Tensor:
-        return Cast(dtype).apply(self)
+        return _primitives.CastOp(dtype).apply(self)
 
     def retain_grad(self) -> Tensor:
         """Keep ``.grad`` for this non-leaf tensor after ``backward()`` (leaves keep it always)."""
@@ -223,47 +245,47 @@ class Tensor:
 
     # ----------------------------------------------------------------- operators
     def __add__(self, other):
-        return Add().apply(self, _lift(other, self))
+        return _primitives.AddOp().apply(self, _lift(other, self))
 
     def __radd__(self, other):
-        return Add().apply(_lift(other, self), self)
+        return _primitives.AddOp().apply(_lift(other, self), self)
 
     def __sub__(self, other):
-        return Sub().apply(self, _lift(other, self))
+        return _primitives.SubOp().apply(self, _lift(other, self))
 
     def __rsub__(self, other):
-        return Sub().apply(_lift(other, self), self)
+        return _primitives.SubOp().apply(_lift(other, self), self)
 
     def __mul__(self, other):
-        return Mul().apply(self, _lift(other, self))
+        return _primitives.MulOp().apply(self, _lift(other, self))
 
     def __rmul__(self, other):
-        return Mul().apply(_lift(other, self), self)
+        return _primitives.MulOp().apply(_lift(other, self), self)
 
     def __truediv__(self, other):
-        return Div().apply(self, _lift(other, self))
+        return _primitives.DivOp().apply(self, _lift(other, self))
 
     def __rtruediv__(self, other):
-        return Div().apply(_lift(other, self), self)
+        return _primitives.DivOp().apply(_lift(other, self), self)
 
     def __neg__(self):
-        return Neg().apply(self)
+        return _primitives.NegOp().apply(self)
 
     def __pow__(self, exponent):
         if not isinstance(exponent, (int, float)):
             raise TypeError(f"Tensor ** only supports a Python number exponent. Received: {type(exponent).__name__}.")
-        return Pow(exponent).apply(self)
+        return _primitives.PowOp(exponent).apply(self)
 
     def __matmul__(self, other):
-        return MatMul().apply(self, _lift(other, self))
+        return _primitives.MatMulOp().apply(self, _lift(other, self))
 
     def __rmatmul__(self, other):
-        return MatMul().apply(_lift(other, self), self)
+        return _primitives.MatMulOp().apply(_lift(other, self), self)
 
     def __getitem__(self, index):
         if isinstance(index, Tensor):
             index = index.data
-        return GetItem(index).apply(self)
+        return _primitives.GetItemOp(index).apply(self)
 
     # comparisons give plain boolean arrays: they are not differentiable
     def __gt__(self, other):
@@ -279,7 +301,7 @@ class Tensor:
         return self.data <= _raw(other)
 
     def sum(self, axis=None, keepdims: bool = False) -> Tensor:
-        return Sum(axis, keepdims).apply(self)
+        return _primitives.SumOp(axis, keepdims).apply(self)
 
     def mean(self, axis=None, keepdims: bool = False) -> Tensor:
         n = self.size if axis is None else int(np.prod([self.shape[a] for a in _axes(axis)]))
@@ -288,31 +310,31 @@ class Tensor:
     def reshape(self, *shape) -> Tensor:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return Reshape(shape).apply(self)
+        return _primitives.ReshapeOp(shape).apply(self)
 
     def transpose(self, *axes) -> Tensor:
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return Transpose(axes or None).apply(self)
+        return _primitives.TransposeOp(axes or None).apply(self)
 
     @property
     def T(self) -> Tensor:
         return self.transpose()
 
     def exp(self) -> Tensor:
-        return Exp().apply(self)
+        return _primitives.ExpOp().apply(self)
 
     def log(self) -> Tensor:
-        return Log().apply(self)
+        return _primitives.LogOp().apply(self)
 
     def sqrt(self) -> Tensor:
         return self ** 0.5
 
     def abs(self) -> Tensor:
-        return Abs().apply(self)
+        return _primitives.AbsOp().apply(self)
 
     def max(self, axis=None, keepdims: bool = False) -> Tensor:
-        return Max(axis, keepdims).apply(self)
+        return _primitives.MaxOp(axis, keepdims).apply(self)
 
     def argmax(self, axis=None):
         return self.data.argmax(axis=axis)
@@ -435,16 +457,13 @@ class Function:
         self.needs_input_grad = tuple(flags) if record else (False,) * len(flags)
         with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
             y = self.forward(*[t.data for t in tensors])
-        out = Tensor.__new__(Tensor)
-        out.data = y
-        out.grad = None
-        out.name = None
-        out._requires_grad = record
-        out._ctx = None
         if record:
             self.parents = tuple((t._ctx or t) if t._requires_grad else None for t in tensors)
             self.out_shape = y.shape
-            out._ctx = self
+        out = Tensor._result(y, self if record else None)
+        observer = getattr(_state, "op_observer", None)
+        if observer is not None:  # see observe_ops
+            observer(self, inputs, out)
         return out
 
     def release(self):
@@ -459,220 +478,19 @@ class Function:
     def backward(self, gy):
         raise NotImplementedError
 
+    # What the summary needs to know of an op (striate.summary.trace); ``inputs`` are the arrays or
+    # Tensors given to ``apply``, ``out`` its result.
+    def macs(self, inputs, out):
+        """Multiply-accumulates per image (bias additions excluded), or None: not declared, which
+        counts as 0 (element-wise ops) but is reported for a sliding-window op."""
+        return None
 
-def unbroadcast(g, shape):
-    """Adjoint of NumPy broadcasting: sum ``g`` down to ``shape``."""
-    if g.shape == shape:
-        return g
-    extra = g.ndim - len(shape)
-    if extra:
-        g = g.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, (gs, s) in enumerate(zip(g.shape, shape)) if s == 1 and gs != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g
-
-
-# --------------------------------------------------------------------------- elementary primitives
-class Add(Function):
-    def forward(self, a, b):
-        self.shapes = a.shape, b.shape
-        return a + b
-
-    def backward(self, gy):
-        sa, sb = self.shapes
-        return (unbroadcast(gy, sa) if self.needs_input_grad[0] else None,
-                unbroadcast(gy, sb) if self.needs_input_grad[1] else None)
+    def window(self, inputs):
+        """``(kernel, stride, dilation, pads)`` of a sliding-window op (pads: top, bottom, left,
+        right), for receptive fields; None for every other op."""
+        return None
 
 
-class Sub(Function):
-    def forward(self, a, b):
-        self.shapes = a.shape, b.shape
-        return a - b
-
-    def backward(self, gy):
-        sa, sb = self.shapes
-        return (unbroadcast(gy, sa) if self.needs_input_grad[0] else None,
-                unbroadcast(-gy, sb) if self.needs_input_grad[1] else None)
-
-
-class Mul(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a * b
-
-    def backward(self, gy):
-        a, b = self.a, self.b
-        return (unbroadcast(gy * b, a.shape) if self.needs_input_grad[0] else None,
-                unbroadcast(gy * a, b.shape) if self.needs_input_grad[1] else None)
-
-
-class Div(Function):
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a / b
-
-    def backward(self, gy):
-        a, b = self.a, self.b
-        ga = unbroadcast(gy / b, a.shape) if self.needs_input_grad[0] else None
-        gb = unbroadcast(-gy * a / (b * b), b.shape) if self.needs_input_grad[1] else None
-        return ga, gb
-
-
-class Neg(Function):
-    def forward(self, a):
-        return -a
-
-    def backward(self, gy):
-        return (-gy,)
-
-
-class Pow(Function):
-    def __init__(self, exponent):
-        self.exponent = exponent
-
-    def forward(self, a):
-        self.a = a
-        return a ** self.exponent
-
-    def backward(self, gy):
-        p = self.exponent
-        return (gy * p * self.a ** (p - 1),)
-
-
-class Exp(Function):
-    def forward(self, a):
-        self.y = get_array_module(a).exp(a)
-        return self.y
-
-    def backward(self, gy):
-        return (gy * self.y,)
-
-
-class Log(Function):
-    def forward(self, a):
-        self.a = a
-        return get_array_module(a).log(a)
-
-    def backward(self, gy):
-        return (gy / self.a,)
-
-
-class Abs(Function):
-    def forward(self, a):
-        self.sign = get_array_module(a).sign(a)
-        return abs(a)
-
-    def backward(self, gy):
-        return (gy * self.sign,)
-
-
-class Cast(Function):
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-    def forward(self, a):
-        self.src = a.dtype
-        return a.astype(self.dtype)
-
-    def backward(self, gy):
-        return (gy.astype(self.src),)
-
-
-class MatMul(Function):
-    """Matrix product of 2-D (or batched) arrays: (..., m, k) @ (..., k, n) -> (..., m, n)."""
-
-    def forward(self, a, b):
-        self.a, self.b = a, b
-        return a @ b
-
-    def backward(self, gy):
-        a, b = self.a, self.b
-        ga = gb = None
-        if self.needs_input_grad[0]:
-            ga = unbroadcast(gy @ b.swapaxes(-1, -2), a.shape) if b.ndim > 1 else None
-        if self.needs_input_grad[1]:
-            gb = unbroadcast(a.swapaxes(-1, -2) @ gy, b.shape) if a.ndim > 1 else None
-        if (ga is None and self.needs_input_grad[0]) or (gb is None and self.needs_input_grad[1]):
-            raise NotImplementedError("backward of matmul with a 1-D operand; reshape it to 2-D")
-        return ga, gb
-
-
-class Sum(Function):
-    def __init__(self, axis=None, keepdims=False):
-        self.axis, self.keepdims = axis, keepdims
-
-    def forward(self, a):
-        self.shape = a.shape
-        return a.sum(axis=self.axis, keepdims=self.keepdims)
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        if self.axis is not None and not self.keepdims:
-            axes = tuple(ax % len(self.shape) for ax in _axes(self.axis))
-            gy = xp.expand_dims(gy, axes)
-        return (xp.broadcast_to(gy, self.shape).copy(),)
-
-
-class Max(Function):
-    """Maximum along axes; the gradient is split evenly among tied maxima."""
-
-    def __init__(self, axis=None, keepdims=False):
-        self.axis, self.keepdims = axis, keepdims
-
-    def forward(self, a):
-        y = a.max(axis=self.axis, keepdims=True)
-        self.mask = a == y
-        return y if self.keepdims else (y.reshape(()) if self.axis is None else y.squeeze(self.axis))
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        if not self.keepdims:
-            gy = gy.reshape(()) if self.axis is None else xp.expand_dims(gy, self.axis)
-        # the tie count is an integer array: cast it, or float32 / int64 would give float64
-        count = self.mask.sum(axis=self.axis, keepdims=True).astype(gy.dtype)
-        return (self.mask * (gy / count),)
-
-
-class Reshape(Function):
-    def __init__(self, shape):
-        self.shape = shape
-
-    def forward(self, a):
-        self.in_shape = a.shape
-        return a.reshape(self.shape)
-
-    def backward(self, gy):
-        return (gy.reshape(self.in_shape),)
-
-
-class Transpose(Function):
-    def __init__(self, axes=None):
-        self.axes = axes
-
-    def forward(self, a):
-        self.ndim = a.ndim
-        return a.transpose(self.axes)
-
-    def backward(self, gy):
-        if self.axes is None:
-            return (gy.transpose(),)
-        inverse = np.argsort([ax % self.ndim for ax in self.axes])
-        return (gy.transpose(inverse),)
-
-
-class GetItem(Function):
-    """Basic and advanced indexing; backward scatters with ``np.add.at`` so repeated indices add."""
-
-    def __init__(self, index):
-        self.index = index
-
-    def forward(self, a):
-        self.shape, self.dtype = a.shape, a.dtype
-        return a[self.index]
-
-    def backward(self, gy):
-        xp = get_array_module(gy)
-        g = xp.zeros(self.shape, dtype=self.dtype)
-        xp.add.at(g, self.index, gy)
-        return (g,)
+# The primitives behind Tensor's operators (``a + b`` is ``AddOp().apply(a, b)``) are ops like any
+# other, in striate/ops/primitives.py; imported last, once Tensor and Function exist.
+from .ops import primitives as _primitives  # noqa: E402

@@ -303,16 +303,38 @@ def test_mnist_style_fits_a_20x20_box_and_centres_the_mass():
     assert 20 <= len(rows) <= 21 and 5 <= len(cols) <= 8       # long side 20, aspect kept (60/210*20 ~ 6)
     ys, xs = np.indices(out.shape)
     m = out.sum()
-    assert abs((ys * out).sum() / m - 13.5) <= 0.5 and abs((xs * out).sum() / m - 13.5) <= 0.5
+    assert abs((ys * out).sum() / m - 14) <= 0.5 and abs((xs * out).sum() / m - 14) <= 0.5
     # an off-centre L shape: its centre of mass, not its box, goes to the middle
     gray = np.zeros((100, 100), np.float32)
     gray[10:60, 10:15] = 1
     gray[55:60, 10:60] = 1
     out = P.mnist_style(gray, 28)
     m = out.sum()
-    assert abs((ys * out).sum() / m - 13.5) <= 0.5 and abs((xs * out).sum() / m - 13.5) <= 0.5
+    assert abs((ys * out).sum() / m - 14) <= 0.5 and abs((xs * out).sum() / m - 14) <= 0.5
     r, c = _ink_rows_cols(out)
-    assert (r[0] + r[-1]) / 2 < 13.5 and (c[0] + c[-1]) / 2 > 13.5   # so the box is off-centre
+    assert (r[0] + r[-1]) / 2 < 13.5 and (c[0] + c[-1]) / 2 > 14.5   # so the box is off-centre
+
+
+MNIST_DIR = os.path.join(REPO, "..", "..", "shared", "data", "mnist")
+if not os.path.isdir(MNIST_DIR):
+    MNIST_DIR = "/work/shared/data/mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="shared MNIST copy not present")
+def test_mnist_style_reproduces_the_framing_of_real_mnist_digits():
+    """Re-normalising MNIST's own test digits gives their framing back: the 20-pixel box, the centre of mass."""
+    x = st.data.read_idx(os.path.join(MNIST_DIR, "t10k-images-idx3-ubyte.gz"))[:300].astype(np.float32) / 255
+
+    def framing(a):
+        rows, cols = np.flatnonzero((a > 0.1).any(axis=1)), np.flatnonzero((a > 0.1).any(axis=0))
+        ys, xs = np.indices(a.shape)
+        return max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1, (ys * a).sum() / a.sum(), (xs * a).sum() / a.sum()
+
+    real = np.array([framing(a) for a in x])
+    ours = np.array([framing(P.mnist_style(a, 28)) for a in x])
+    assert np.all(real[:, 0] == 20) and np.all(ours[:, 0] == 20)
+    np.testing.assert_allclose(ours[:, 1:].mean(axis=0), real[:, 1:].mean(axis=0), atol=0.15)
+    assert np.abs(ours[:, 1:] - real[:, 1:]).max() <= 1.0          # never more than a pixel off
 
 
 def test_optdigits_style_fills_the_height_like_the_embedded_digits():
@@ -328,6 +350,20 @@ def test_optdigits_style_fills_the_height_like_the_embedded_digits():
     ds = st.data.load_dataset("digits")
     zeros = ds.x_train[ds.y_train == 0][..., 0] / 255
     assert abs(x.mean() - zeros.mean()) < 0.15
+
+
+def test_optdigits_style_gives_the_embedded_digits_their_own_framing_back():
+    """The test digits, enlarged 35x like a drawing and normalised again, look and classify as before."""
+    ds = st.data.load_dataset("digits")
+    x, y = ds.x_test[:200, ..., 0].astype(np.float32) / 255, ds.y_test[:200]
+    again = np.stack([P.optdigits_style(np.kron(a, np.ones((35, 35), np.float32)), 8) for a in x])
+    assert np.abs(again - x).mean() < 0.08 and x.mean() > 0.25        # ~0.045 of a mean ink of ~0.30
+    served = load_served_model(trained_path())
+
+    def acc(imgs):
+        return np.mean([served.run(a[..., None])["top"][0]["class"] == str(t) for a, t in zip(imgs, y)])
+
+    assert acc(again) >= acc(x) - 0.02 and acc(again) > 0.95
 
 
 def test_prepare_modes_and_inversion():
@@ -419,8 +455,10 @@ def test_served_model_checks_its_arguments():
 
 
 # ------------------------------------------------------------------------------------------ the default model
-def test_default_model_is_trained_once_then_loaded_from_the_cache(tmp_path):
+def test_default_model_is_trained_once_then_loaded_from_the_cache(tmp_path, monkeypatch):
     import shutil
+
+    from striate.serve import model_file
     path = str(tmp_path / "serve" / "digits_cnn.npz")
     os.makedirs(os.path.dirname(path))
     shutil.copy(trained_path(), path)                      # trained once per test run (serve_helpers)
@@ -430,13 +468,16 @@ def test_default_model_is_trained_once_then_loaded_from_the_cache(tmp_path):
     assert served.input_shape == (8, 8, 1) and served.mean is not None
     meta = st.training.load_checkpoint(path).meta
     assert meta["model"]["name"] == "digits_cnn" and meta["test_accuracy"] > 0.95
-    # a corrupt cache is trained again, and says so
+    # a corrupt cache is trained again, and says so (2 epochs here: the flow, not the recipe, is tested)
     with open(path, "wb") as f:
         f.write(b"PK\x03\x04garbage")
+    short = model_file.train_default_model
+    monkeypatch.setattr(model_file, "train_default_model", lambda p: short(p, epochs=2))
     said = []
     served = default_served_model(path, say=said.append)
     assert "cannot be used" in said[0] and "training digits_cnn" in said[1] and "trained in" in said[2]
-    assert st.training.load_checkpoint(path).meta["test_accuracy"] > 0.95
+    meta = st.training.load_checkpoint(path).meta
+    assert meta["epochs"] == 2 and meta["test_accuracy"] > 0.5 and served.source.startswith("default model")
 
 
 def test_default_path_follows_striate_cache(monkeypatch, tmp_path):
@@ -470,6 +511,9 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert "--port must be between 0 and 65535" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", trained_path(), "--retrain"]) == 2
     assert "--retrain" in capsys.readouterr().err
+    assert main(["serve", "--host", "no-such-host.invalid"]) == 2
+    err = capsys.readouterr().err
+    assert "--host 'no-such-host.invalid' is not an address to listen on" in err and err.count("\n") == 1
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
@@ -477,6 +521,16 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
         assert main(["serve", "--checkpoint", trained_path(), "--port", str(port)]) == 2
         err = capsys.readouterr().err
         assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_missing_flask_is_named_with_the_extra(capsys, monkeypatch, lenet):
+    from striate.cli.main import main
+    monkeypatch.setitem(sys.modules, "flask", None)          # what an environment without Flask does
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "flask is missing" in err and "pip install striate[serve]" in err and "\n" not in err
+    with pytest.raises(ImportError, match=r"striate\[serve\]"):
+        create_app(lenet)
 
 
 def start_server(args, cache):

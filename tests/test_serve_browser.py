@@ -3,8 +3,8 @@
 The server runs in a thread on a free port with the default model (trained once per test run);
 the test draws a stroke with mouse events, waits for the answer, and checks the page: probabilities
 that sum to 1, an activation image for every layer, a receptive field on hover, an upload, the
-conv-arithmetic explorer. It saves a screenshot (to $STRIATE_SCREENSHOT_DIR as well when set,
-which is how docs/serve.png is made). It skips, saying why, only where Chromium is not installed.
+conv-arithmetic explorer, touch input. It saves screenshots (copied to $STRIATE_SCREENSHOT_DIR when set,
+to look at them). It skips, saying why, only where Chromium is not installed.
 """
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 from serve_helpers import draw_digit, png_bytes, trained_path  # noqa: E402
 
+# Debian's package installs /usr/bin/chromium; elsewhere take the one on PATH
 CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    CHROMIUM = shutil.which("chromium") or CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +150,19 @@ def test_draw_a_digit_and_watch_every_layer(server, browser, tmp_path):
     assert not problems, problems
     assert not external, f"the page fetched from elsewhere: {external}"
     page.close()
+
+
+def test_touch_draws_too(server, browser):
+    context = browser.new_context(has_touch=True, viewport={"width": 900, "height": 900})
+    page = context.new_page()
+    page.goto(server + "/")
+    page.wait_for_selector(".layer")
+    box = page.locator("#pad").bounding_box()
+    with page.expect_response(lambda r: "/api/predict" in r.url) as answer:
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)   # a dot
+    assert answer.value.status == 200
+    page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
+    context.close()
 
 
 def test_conv_arithmetic_explorer(server, browser):

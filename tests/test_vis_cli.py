@@ -270,3 +270,24 @@ def test_train_report_writes_the_page_at_the_end(tmp_path, capsys):
     assert "report ->" in capsys.readouterr().out
     page = (out / "report.html").read_text()
     assert "Training curves" in page and "First-layer filters" in page and page.count("data:image/png;base64,") > 10
+
+
+def test_images_are_resized_and_inverted_as_predict_does(trained, tmp_path):
+    from striate.cli.common import load_model_file
+    from striate.vis import saliency
+
+    big = tmp_path / "big.png"
+    Image.open(trained[1]).resize((24, 24), Image.NEAREST).save(big)
+    out, inv = tmp_path / "s.npy", tmp_path / "inv.npy"
+    ck = _ckpt(trained)
+    assert main(["visualize", "saliency", "--checkpoint", ck, "--image", str(big), "--target", "5", "--out", str(out)]) == 0
+    assert main(["visualize", "saliency", "--checkpoint", ck, "--image", str(big), "--target", "5", "--invert",
+                 "--out", str(inv)]) == 0
+    model, meta = load_model_file(ck)
+    from striate.cli.visualize_cmd import load_input
+
+    for path, flag in ((out, False), (inv, True)):
+        x, shown = load_input(str(big), meta, invert=flag)
+        assert x.shape == (8, 8, 1) and 0 <= shown.min() and shown.max() <= 1
+        np.testing.assert_allclose(np.load(path), saliency(model, x, 5))
+    assert not np.allclose(np.load(out), np.load(inv))

@@ -403,3 +403,62 @@ def test_animation_geometry_errors():
         vis.conv_animation(1, 1, padding=1, transposed=True)
     with pytest.raises(ValueError, match=r"stride must be an int >= 1 or a pair"):
         vis.conv_animation(5, 3, stride=0)
+
+
+def test_overlay_blends_the_colour_map_over_the_image(rng):
+    pytest.importorskip("matplotlib")
+    image = rng.random((6, 5))
+    heat = np.zeros((3, 3))
+    heat[1, 1] = 2.0
+    out = vis.overlay(image, heat, alpha=0.0)
+    np.testing.assert_allclose(out, np.repeat(vis.normalize(image)[..., None], 3, -1))
+    full = vis.overlay(image, heat, alpha=1.0, cmap="gray")      # the map alone: resized to 6 x 5, / its max
+    resized = vis.resize_bilinear(heat, (6, 5))
+    np.testing.assert_allclose(full[..., 0], resized / resized.max(), atol=1 / 255)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        vis.overlay(image, heat, alpha=2)
+
+
+def test_importing_vis_loads_no_drawing_library():
+    import subprocess
+    import sys
+
+    code = "import sys, striate.vis; print(sorted(m for m in ('PIL', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_maximize_activation_wakes_a_channel_that_is_off_everywhere():
+    m = small_model(channels=1, seed=2)
+    m[3].b.data[1] = -2.0                       # the ReLU after it is 0 everywhere for a small input
+    start = np.random.default_rng(0).normal(0, 0.1, size=(8, 8, 1))
+    assert vis.channel_activation(m, "4", 1, start) == 0
+    img = vis.maximize_activation(m, "4", 1, (8, 8, 1), steps=100, rng=0)
+    assert vis.channel_activation(m, "4", 1, img) > 0.2   # without the fallback: 0 at every step
+    assert not m[4]._forward_hooks              # the extra hook is gone
+
+
+def test_activation_grid_of_several_layers(model_and_image):
+    m, x = model_and_image
+    acts = vis.activations(m, x, ["0", "4", "6"])             # 8x8x4, 4x4x6 (enlarged to 8x8), a vector (left out)
+    g = vis.activation_grid(acts, ncols=4, gap=3)
+    one, two = vis.activation_grid(acts["0"], ncols=4), vis.activation_grid(np.repeat(np.repeat(acts["4"], 2, 0), 2, 1), ncols=4)
+    assert g.shape == (one.shape[0] + 3 + two.shape[0], max(one.shape[1], two.shape[1]))
+    np.testing.assert_array_equal(g[:one.shape[0], :one.shape[1]], one)
+
+
+def test_drawn_frames_shade_the_window_where_the_frame_says():
+    pytest.importorskip("PIL")
+    a = vis.conv_animation((5, 6), 3, stride=2, padding=1, dilation=1, rng=0)
+    cell = 20
+    images = vis.draw_frames(a, numbers=False, cell=cell)
+    assert len(images) == len(a.frames) == 3 * 3
+    window = (0x2F, 0x6D, 0xB3)
+    rows = a.input_size[0] + 2 * a.padding[0]        # the padded input is the taller panel here
+    for img, fr in zip(images, a.frames):
+        px = np.asarray(img.convert("RGB"))
+        for r in range(rows):
+            for c in range(a.input_size[1] + 2 * a.padding[1]):
+                centre = px[48 + r * cell + cell // 2, 16 + c * cell + cell // 2]
+                in_window = (r - a.padding[0], c - a.padding[1]) in fr.taps
+                assert (tuple(centre) == window) == in_window, (fr.cell, r, c)

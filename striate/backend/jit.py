@@ -43,7 +43,7 @@ jitr = _compile({"contract", "reassoc"})
 def maxpool2d_forward(x, kh, kw, sh, sw, y, idx):
     """y[b, p, q, c] = max over the (kh, kw) window at (p*sh, q*sw) of padded x;
     idx = row-major offset i*kw + j of the first maximum. NaN is not handled (a NaN test in
-    the inner loop made it 3.5x slower): callers send inputs with NaN to the NumPy path."""
+    the inner loop would slow it down several times): callers send inputs with NaN to NumPy."""
     n, oh, ow, c = y.shape
     for b in range(n):
         for p in range(oh):
@@ -149,7 +149,7 @@ def col2im_add(cols, gx, p0, sh, sw, dh):
 #
 # The taps are read through slices, xs[o:o + L]: indexing xs[l + o] with a run-time offset makes
 # numba add a negative-index check per element, which stops LLVM from vectorising the loop
-# (measured 10x slower). The caller rounds L up to a multiple of LANE_BLOCK (acc's width) and
+# (``benchmarks/notes.md``). The caller rounds L up to a multiple of LANE_BLOCK (acc's width) and
 # gives xs as many floats of zero slack at its end: LLVM's vector loop takes 32 lanes a step,
 # and a scalar tail of up to 31 lanes cost as much as the rest of a short row (LeNet's conv2:
 # 136 lanes).

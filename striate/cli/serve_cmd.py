@@ -52,23 +52,27 @@ def run(args) -> int:
         raise CommandError("--retrain trains the default model; it does not combine with --checkpoint.")
     try:
         import flask  # noqa: F401  (only to give the one-line hint when it is missing)
+        import PIL  # noqa: F401  (reads the drawn and uploaded images)
         from werkzeug.serving import make_server
-    except ImportError:
-        raise CommandError("striate serve needs Flask: pip install striate[serve].") from None
+    except ImportError as e:
+        raise CommandError(f"striate serve needs Flask and Pillow ({e.name} is missing): "
+                           "pip install striate[serve].") from None
     from ..serve import ModelFileError, create_app, default_served_model, load_served_model
 
     # bind first (a busy port is reported before any training) and here: werkzeug reports it
     # with several lines and sys.exit(1)
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    try:
+        found = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family = found[0][0]
+    except (socket.gaierror, UnicodeError, OverflowError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise CommandError(f"--host {args.host!r} is not an address to listen on ({why}). Use an IP address "
+                           "such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).") from None
     try:
         sock = socket.create_server((args.host, args.port), family=family)
-    except socket.gaierror as e:
-        raise CommandError(f"--host {args.host!r} is not an address to listen on ({e.strerror or e}).") from None
     except OSError as e:
         raise CommandError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}). "
                            "Choose another --port (or --port 0 for a free one).") from None
-    except (ValueError, UnicodeError, OverflowError) as e:
-        raise CommandError(f"--host {args.host!r} is not an address to listen on ({e}).") from None
     with sock:
         try:
             if args.checkpoint is None:

@@ -32,7 +32,7 @@ WHAT = ("filters", "activations", "saliency", "gradcam", "occlusion", "top-patch
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "visualize", help="pictures of filters, activations, saliency, Grad-CAM, occlusion, top patches",
+        "visualize", help="pictures of what a trained model learned and where it looks",
         description="See what a model trained by `striate train` learned: its filters and feature maps,\n"
                     "where it looks for a class, and what excites its units.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -40,7 +40,8 @@ def add_parser(subparsers):
     sub = p.add_subparsers(dest="what", metavar="WHAT")
 
     def common(name, help_, image=False, target=False):
-        q = sub.add_parser(name, help=help_, description=help_)
+        q = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         q.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
                        help="weights.npz or checkpoint.npz written by striate train")
         q.add_argument("--out", required=True, metavar="FILE", help="output picture (.png) or raw map (.npy)")
@@ -209,7 +210,7 @@ def _activations(args, model, meta):
     if not maps:
         raise CommandError(f"none of the layers {', '.join(names)} has feature maps (h, w, c) to draw.")
     # every layer's tiles drawn at the same on-screen size: small maps are enlarged more
-    tile_px = max(32, max(a.shape[0] for a in maps.values()) * 4)
+    tile_px = min(64, max(32, max(a.shape[0] for a in maps.values()) * 4))   # 16 tiles a row fit ~1000 px
     probs = _probabilities(model, x)
     k = int(np.argmax(probs))
     rows = [draw.compose([draw.enlarge(shown, 128)], [f"predicted {_class_name(meta, k)} (p = {probs[k]:.2f})"],

@@ -5,12 +5,7 @@ import numbers
 
 from ..nn import Module, Sequential
 from ..summary.trace import trace_forward
-
-
-def _positive(value, name):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
-    return int(value)
+from ..validation import check_int
 
 
 def resolve_input_shape(name: str, native: tuple, input_shape, in_channels) -> tuple:
@@ -37,7 +32,7 @@ def resolve_input_shape(name: str, native: tuple, input_shape, in_channels) -> t
                 f"({c} channels). Give one of them."
             )
     if in_channels is not None:
-        c = _positive(in_channels, "in_channels")
+        c = check_int(in_channels, "in_channels")
     return h, w, c
 
 

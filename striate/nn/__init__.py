@@ -2,7 +2,8 @@
 from . import init
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Identity,
                      LeakyReLU, LocalResponseNorm, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter
+from .sequential import Sequential
 
 __all__ = [
     "Module", "Parameter", "Sequential", "Conv2D", "Dense", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D",

@@ -28,8 +28,8 @@ def compute_fans(shape) -> tuple[int, int]:
 
 
 def _normal(rng, mean, std, shape, dtype):
-    """Gaussian draws made directly in float32 when asked (3-6x faster than float64 + cast: VGG-16
-    has 138M weights)."""
+    """Gaussian draws made directly in float32 when asked: several times faster than float64 + cast
+    (VGG-16 has 138M weights; ``benchmarks/notes.md``)."""
     dtype = np.dtype(dtype)
     draw_dtype = dtype if dtype in (np.float32, np.float64) else np.float64
     w = rng.standard_normal(shape, dtype=draw_dtype)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..ops.geometry import _is_int, pair, positive_pair
 from ..random import check_random_state
+from ..validation import check_int, check_rate, pair, positive_pair
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -33,12 +33,6 @@ def _layer_rng(rng):
     """An int seed becomes the layer's own Generator once: resolving it at every call would restart
     the stream each time (the same dropout mask every step, bias drawn like the kernel)."""
     return None if rng is None else check_random_state(rng)
-
-
-def _positive_int(value, name: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
-    return int(value)
 
 
 def _padding(padding):
@@ -85,12 +79,12 @@ class Conv2D(Module):
                  use_bias=True, activation=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", in_channels=None, rng=None):
         super().__init__()
-        self.filters = _positive_int(filters, "filters")
+        self.filters = check_int(filters, "filters")
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = positive_pair(stride, "stride")
         self.padding = _padding(padding)
         self.dilation = positive_pair(dilation, "dilation")
-        self.groups = _positive_int(groups, "groups")
+        self.groups = check_int(groups, "groups")
         if self.filters % self.groups:
             raise ValueError(
                 "The number of filters must be evenly divisible by the number of groups. "
@@ -105,7 +99,7 @@ class Conv2D(Module):
         self.w = None
         self.b = None
         if in_channels is not None:
-            self._build(_positive_int(in_channels, "in_channels"), np.float32)
+            self._build(check_int(in_channels, "in_channels"), np.float32)
 
     def _build(self, in_channels, dtype):
         if in_channels % self.groups:
@@ -149,7 +143,7 @@ class Dense(Module):
     def __init__(self, units, use_bias=True, activation=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", in_features=None, rng=None):
         super().__init__()
-        self.units = _positive_int(units, "units")
+        self.units = check_int(units, "units")
         self.use_bias = bool(use_bias)
         self.activation = _activation(activation)
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
@@ -159,7 +153,7 @@ class Dense(Module):
         self.w = None
         self.b = None
         if in_features is not None:
-            self._build(_positive_int(in_features, "in_features"), np.float32)
+            self._build(check_int(in_features, "in_features"), np.float32)
 
     def _build(self, in_features, dtype):
         self.in_features = in_features
@@ -234,12 +228,6 @@ class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
 
-    def _fused_with_next(self, layer):
-        # ReLU then max pooling: one op on the pooled output (F.relu_max_pool2d), same result
-        if type(self) is ReLU and type(layer) is MaxPool2D:
-            return lambda x: F.relu_max_pool2d(x, layer.pool_size, layer.stride, layer.padding)
-        return None
-
 
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01):
@@ -274,7 +262,7 @@ class Dropout(Module):
 
     def __init__(self, rate=0.5, rng=None):
         super().__init__()
-        self.rate = F._rate(rate, "rate")
+        self.rate = check_rate(rate, "rate")
         self.rng = _layer_rng(rng)
 
     def forward(self, x):
@@ -302,7 +290,7 @@ class BatchNorm(Module):
         self.register_buffer("running_mean", None)
         self.register_buffer("running_var", None)
         if num_features is not None:
-            self._build(_positive_int(num_features, "num_features"), np.float32)
+            self._build(check_int(num_features, "num_features"), np.float32)
 
     def _build(self, c, dtype):
         self.num_features = c

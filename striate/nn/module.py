@@ -1,4 +1,4 @@
-"""Module: the base of every layer and model, and Sequential.
+"""Module: the base of every layer and model.
 
 A Module owns Parameters (tensors that train), buffers (arrays that are state but not trained, e.g.
 batch-norm running statistics) and sub-modules, found by attribute assignment as in PyTorch. Layers
@@ -54,6 +54,7 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", [])
+        object.__setattr__(self, "_forward_pre_hooks", [])
         object.__setattr__(self, "training", True)
 
     # ----------------------------------------------------------------- attribute routing
@@ -99,25 +100,29 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        for hook in self._forward_pre_hooks:
+            hook(self, args)
         with blas_scope:  # once for the whole model, not per op (striate.backend.threads)
             out = self.forward(*args, **kwargs)
-        if not self._forward_hooks:
-            return out
-        for hook in list(self._forward_hooks):
+        for hook in self._forward_hooks:
             result = hook(self, args, out)
             if result is not None:
                 out = result
         return out
 
-    def _fused_with_next(self, layer):
-        """A function computing ``layer(self(x))`` in fewer passes, or None (the default). Only
-        :class:`Sequential` asks, for neighbouring layers (see ``Sequential._fused``)."""
-        return None
-
     def register_forward_hook(self, hook) -> _HookHandle:
-        """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
+        """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``.
+        A hook that returns a value replaces the output."""
         self._forward_hooks.append(hook)
         return _HookHandle(self._forward_hooks, hook)
+
+    def register_forward_pre_hook(self, hook) -> _HookHandle:
+        """Call ``hook(module, inputs)`` before every forward; returns a handle with ``remove()``."""
+        self._forward_pre_hooks.append(hook)
+        return _HookHandle(self._forward_pre_hooks, hook)
+
+    def has_hooks(self) -> bool:
+        return bool(self._forward_hooks or self._forward_pre_hooks)
 
     def build(self, input_shape, dtype=np.float32) -> Module:
         """Create lazily-shaped parameters by running zeros of ``input_shape`` through the model.
@@ -343,62 +348,3 @@ class Module:
         if len(lines) == 1:
             return lines[0] + ")"
         return "\n".join(lines) + "\n)"
-
-
-class Sequential(Module):
-    """Layers applied one after another: ``Sequential(Conv2D(6, 5), ReLU(), MaxPool2D(2))``.
-
-    Indexing returns a layer (or a Sequential for a slice); ``append`` adds one.
-    """
-
-    def __init__(self, *layers, name: str | None = None):
-        super().__init__()
-        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
-            layers = tuple(layers[0])
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Module):
-                raise TypeError(f"Sequential takes Modules. Received: layer {i} of type {type(layer).__name__}.")
-            self._modules[str(i)] = layer
-        self.name = name
-
-    def append(self, layer: Module) -> Sequential:
-        if not isinstance(layer, Module):
-            raise TypeError(f"Sequential.append takes a Module. Received: {type(layer).__name__}.")
-        self._modules[str(len(self._modules))] = layer
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
-
-    def forward(self, x):
-        layers = list(self._modules.values())
-        i = 0
-        while i < len(layers):
-            fused = self._fused(layers[i], layers[i + 1]) if i + 1 < len(layers) else None
-            if fused is not None:  # two layers as one op
-                x = fused(x)
-                i += 2
-            else:
-                x = layers[i](x)
-                i += 1
-        return x
-
-    @staticmethod
-    def _fused(layer, following):
-        """One function doing ``following(layer(x))``, when ``layer`` offers one for the pair (a
-        ReLU followed by a MaxPool2D: :func:`striate.functional.relu_max_pool2d`), else None.
-        Never for layers with forward hooks or with a forward replaced on the instance (the
-        summary tracer's): they must see their own calls."""
-        if layer._forward_hooks or following._forward_hooks or "forward" in vars(layer) \
-                or "forward" in vars(following):
-            return None
-        return layer._fused_with_next(following)

@@ -12,3 +12,5 @@ from .linear import ConcatOp, LinearOp
 from .loss import BinaryCrossEntropyWithLogitsOp, CrossEntropyOp
 from .normalization import BatchNormOp, LocalResponseNormOp
 from .pooling import AvgPool2dOp, MaxPool2dOp
+from .primitives import (AbsOp, AddOp, CastOp, DivOp, ExpOp, GetItemOp, LogOp, MatMulOp, MaxOp, MulOp, NegOp,
+                         PowOp, ReshapeOp, SubOp, SumOp, TransposeOp)

@@ -28,6 +28,9 @@ class Conv2dOp(Function):
         kh, kw, cg, _ = inputs[1].shape
         return int(out.shape[1] * out.shape[2] * out.shape[3]) * kh * kw * cg
 
+    def window(self, inputs):
+        return tuple(inputs[1].shape[:2]), self.stride, self.dilation, self.pads
+
     def forward(self, x, w, b=None):
         if fast.applies(x):
             self.fast = fast.FastConv(self.stride, self.pads, self.dilation, self.groups, self.out_hw,

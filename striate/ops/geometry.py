@@ -19,31 +19,7 @@ import functools
 import numpy as np
 
 from ..tensor import get_array_module
-
-# Python and NumPy integers, checked without the slow abstract-base-class machinery of
-# numbers.Integral (these checks run on every op call); bool is refused separately.
-_INTS = (int, np.integer)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, _INTS) and not isinstance(v, bool)
-
-
-def pair(value, name: str) -> tuple[int, int]:
-    """Normalise an int or a 2-sequence of ints to ``(height, width)``; names ``name`` on error."""
-    if _is_int(value):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and _is_int(value[0]) and _is_int(value[1]):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{name} must be an int or a pair of ints (height, width). Received: {name}={value!r}.")
-
-
-def positive_pair(value, name: str) -> tuple[int, int]:
-    p = pair(value, name)
-    if p[0] < 1 or p[1] < 1:
-        raise ValueError(f"{name} must be >= 1. Received: {name}={value!r}.")
-    return p
-
+from ..validation import GeometryError, pair, positive_pair
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
                      dilation: int = 1) -> int:
@@ -84,16 +60,28 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1)) ->
 def conv_geometry(in_hw, kernel_hw, stride, padding, dilation=1, op: str = "conv2d"):
     """Validate a sliding-window configuration and return ``(pads, (oh, ow))``.
 
-    ``pads`` is (top, bottom, left, right). Raises ValueError naming the offending sizes when the
+    ``pads`` is (top, bottom, left, right). Raises :class:`GeometryError` with the offending sizes when the
     kernel does not fit in the padded input. Results are cached: a layer asks the same question at
     every call.
     """
-    key = (tuple(in_hw), tuple(kernel_hw), _hashable(stride), _hashable(padding), _hashable(dilation), op)
-    return _conv_geometry(*key)
+    key = (tuple(in_hw), tuple(kernel_hw), hashable(stride), hashable(padding), hashable(dilation), op)
+    return cached(_conv_geometry, *key)
 
 
-def _hashable(v):
+def hashable(v):
+    """A list setting as a tuple (the same setting, usable as a cache key)."""
     return tuple(v) if isinstance(v, list) else v
+
+
+def cached(plan, *key):
+    """``plan(*key)`` through its ``functools.lru_cache``: a layer asks the same question at every
+    call (batch-1 inference pays for each microsecond). Keys that cannot be hashed (a dict given as
+    padding) are checked uncached, so they still get the proper error message."""
+    try:
+        hash(key)
+    except TypeError:
+        return plan.__wrapped__(*key)
+    return plan(*key)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -107,13 +95,7 @@ def _conv_geometry(in_hw, kernel_hw, stride, padding, dilation, op):
     if oh <= 0 or ow <= 0:
         eff = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
         padded = (in_hw[0] + pads[0] + pads[1], in_hw[1] + pads[2] + pads[3])
-        raise ValueError(
-            f"{op}: the kernel is larger than the padded input, so the computed output size would be "
-            f"zero or negative. Received: input (height, width)={tuple(in_hw)}, padded={padded}, "
-            f"kernel={tuple(kernel_hw)} (effective {eff} with dilation), stride={(sh, sw)}, "
-            f"padding={padding!r}; output would be {(oh, ow)}. Use a smaller kernel, more padding, "
-            "or padding='same'."
-        )
+        raise GeometryError(op, in_hw, padded, kernel_hw, eff, (sh, sw), padding, (oh, ow))
     return pads, (oh, ow)
 
 

@@ -9,6 +9,9 @@ from ..tensor import Function, get_array_module
 class LinearOp(Function):
     """x (n, in) @ w (in, out) + b (out,) -> (n, out); one primitive, so one GEMM per direction."""
 
+    def macs(self, inputs, out):
+        return int(inputs[1].shape[0] * inputs[1].shape[1])  # in * out per image
+
     def forward(self, x, w, b=None):
         self.x = x if len(self.needs_input_grad) > 1 and self.needs_input_grad[1] else None
         self.w = w if self.needs_input_grad and self.needs_input_grad[0] else None

@@ -29,6 +29,12 @@ class MaxPool2dOp(Function):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
         self.relu = relu
 
+    def macs(self, inputs, out):
+        return 0  # comparisons or additions only
+
+    def window(self, inputs):
+        return self.kernel, self.stride, (1, 1), self.pads
+
     def forward(self, x):
         xp = get_array_module(x)
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
@@ -91,6 +97,12 @@ class AvgPool2dOp(Function):
 
     def __init__(self, kernel, stride, pads, out_hw):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
+
+    def macs(self, inputs, out):
+        return 0  # comparisons or additions only
+
+    def window(self, inputs):
+        return self.kernel, self.stride, (1, 1), self.pads
 
     def forward(self, x):
         kh, kw = self.kernel

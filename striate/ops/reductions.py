@@ -6,7 +6,7 @@ def channel_sum(x):
     """Sum over every axis but the last (channels): ``(..., c) -> (c,)``.
 
     NumPy reduces a ``(m, c)`` array over axis 0 one short row of c values at a time, which for
-    16-64 channels is 5-10x slower than streaming memory. Viewing it as ``(m / k, k * c)`` rows
+    16-64 channels is several times slower than streaming memory (``benchmarks/notes.md``). Viewing it as ``(m / k, k * c)`` rows
     (k a power of two dividing m, k * c <= 512) makes the rows long; the k partial sums of each
     channel are then added. Also more accurate (pairwise over longer rows).
     """

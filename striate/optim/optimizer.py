@@ -11,30 +11,11 @@ saved from one model loads into a freshly built copy of it.
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 
 from ..tensor import Tensor
-
-
-def check_number(value, name: str, low=None, high=None, low_open=False, high_open=False, owner="") -> float:
-    """Validate a real hyper-parameter against an interval; return it as a Python float.
-
-    Python floats keep NumPy from upcasting float32 parameters (a NumPy float64 scalar would).
-    """
-    where = f"{owner}: " if owner else ""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
-        raise ValueError(f"{where}{name} must be a finite number. Received: {name}={value!r}.")
-    value = float(value)
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-        raise ValueError(f"{where}{name} must lie in {interval}. Received: {name}={value!r}.")
-    return value
+from ..validation import check_number  # noqa: F401  (also imported from here by optim's modules)
 
 
 class Optimizer:

@@ -20,16 +20,10 @@ Example::
 from __future__ import annotations
 
 import math
-import numbers
 
 
+from ..validation import check_int_at_least as _check_int
 from .optimizer import Optimizer, check_number
-
-
-def _check_int(value, name: str, low: int, owner: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{owner}: {name} must be an int >= {low}. Received: {name}={value!r}.")
-    return int(value)
 
 
 def _check_optimizer(optimizer, owner: str) -> Optimizer:

@@ -80,7 +80,6 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
         raise TypeError(f"create_app expects a ServedModel. Received: {type(served).__name__}.")
     app = flask.Flask(__name__, static_folder="static", static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = int(max_bytes)
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     app.json.compact = True
     log = logging.getLogger("striate.serve")

@@ -140,13 +140,12 @@ class ServedModel:
         with self._lock:
             out, calls = self._forward(x)
         self._output_shape = tuple(out.shape[1:])
-        fields = {}                                  # id(tensor) -> (ReceptiveField h, w) | GLOBAL
-        keep = []                                    # keeps the tensors alive: ids stay unique
+        # id(tensor) -> (ReceptiveField h, w) | GLOBAL | None; `calls` holds every tensor, so ids stay unique
+        fields = {}
         produced = set()
         first_input = self._input
         layers = []
         for index, call in enumerate(calls):
-            keep.append((call.input, call.output))
             y = call.output
             if y is None:
                 continue

@@ -149,7 +149,9 @@ def mnist_style(gray: np.ndarray, size: int = 28) -> np.ndarray:
         ys, xs = np.indices(patch.shape)
         cy, cx = (ys * patch).sum() / mass, (xs * patch).sum() / mass
     out = np.zeros((size, size), np.float32)
-    centre = (size - 1) / 2
+    # MNIST's own digits have their centre of mass at row/column index 14.0 of 28 (measured on the
+    # test set: 13.98, 14.01), i.e. at size / 2, not at the middle pixel's index 13.5
+    centre = size / 2
     _place(out, patch, int(round(centre - cy)), int(round(centre - cx)))
     return out
 

@@ -27,8 +27,9 @@ centred alike (every ResNet and GoogLeNet), that is the larger of the two fields
 """
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
+
+from ..validation import check_int_at_least as _int
 
 
 class ReceptiveField(NamedTuple):
@@ -65,12 +66,6 @@ def rf_union(fields) -> ReceptiveField:
     lo = min(f.start for f in fields)
     hi = max(f.start + f.size - 1 for f in fields)
     return ReceptiveField(hi - lo + 1, max(f.jump for f in fields), lo)
-
-
-def _int(value, name, minimum):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}. Received: {name}={value!r}.")
-    return int(value)
 
 
 def receptive_field(layers, per_layer: bool = False):

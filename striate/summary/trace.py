@@ -3,18 +3,19 @@
 :func:`trace_forward` is shared by :func:`striate.summary` (per-layer table) and by the model zoo's
 builders (which only need its error reporting). While it runs it
 
-* wraps each module's ``forward`` (an instance attribute, removed afterwards) to know which module
-  is executing: the innermost one is charged with the multiply-accumulates of the ops it runs and
-  named when an op fails ("at layer features.3 (MaxPool2D) ...");
-* optionally replaces :meth:`striate.tensor.Function.apply` by a wrapper that attaches receptive
-  field information (``tensor._rf``) to every tensor produced, so that fields propagate through
-  *every* op — residual adds, concatenations, slicing — not only through modules. The original
-  ``apply`` is restored in ``finally``. This is global for the duration of the forward: do not run
-  other models in other threads at the same time.
+* registers a forward pre-hook and a forward hook on each module (removed afterwards) to know
+  which module is executing: the innermost one is charged with the multiply-accumulates of the ops
+  it runs and named when an op fails ("at layer features.3 (MaxPool2D) ..."). The hooks act only
+  in the tracing thread, so another thread may run the same model meanwhile;
+* optionally observes every op applied in this thread (:func:`striate.tensor.observe_ops`) to
+  count its MACs (:meth:`Function.macs`) and attach receptive field information (``tensor._rf``)
+  to every tensor produced, so that fields propagate through *every* op — residual adds,
+  concatenations, slicing — not only through modules.
 
 Receptive field rules (per spatial axis; see :mod:`striate.summary.receptive_field`):
 
-* conv / pooling ops: the exact recurrence with their kernel, stride, dilation and padding;
+* sliding-window ops (conv, pooling: those whose :meth:`Function.window` gives their geometry): the
+  exact recurrence with their kernel, stride, dilation and padding;
 * ops whose 4-D output has the spatial size of their 4-D inputs (activations, BN, LRN, add, mul,
   concat along channels, dropout): the union of their inputs' fields (exact for residual adds);
 * ops that collapse the spatial axes (flatten, global pooling, dense, reductions): ``GLOBAL`` —
@@ -25,10 +26,12 @@ Receptive field rules (per spatial axis; see :mod:`striate.summary.receptive_fie
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from .. import ops
-from ..tensor import Function, Tensor, no_grad
+from ..tensor import Tensor, no_grad, observe_ops
+from ..validation import GeometryError
 from .receptive_field import IDENTITY, rf_step, rf_union
 
 GLOBAL = "global"    # the unit depends on the whole input (after flatten / global pooling / dense)
@@ -51,18 +54,12 @@ def format_shape(shape) -> str:
 
 
 # --------------------------------------------------------------------------- op-level rules
-def _op_macs(fn, inputs, out) -> int:
-    """Multiply-accumulates of one op per image (bias additions excluded)."""
-    n = out.shape[0] if out.ndim else 1
-    if isinstance(fn, ops.Conv2dOp):
-        kh, kw, cg, _ = inputs[1].shape  # HWIO, cg = in_channels / groups
-        # per image: oh * ow * o * kh * kw * cin / groups
-        return int(np.prod(out.shape[1:])) * kh * kw * cg
-    if isinstance(fn, ops.LinearOp):
-        return int(inputs[1].shape[0] * inputs[1].shape[1])  # in * out
-    if type(fn).__name__ == "MatMul":
-        return int(np.prod(out.shape)) * inputs[0].shape[-1] // max(n, 1)
-    return 0
+def _op_macs(fn, inputs, out, notes) -> int:
+    """Multiply-accumulates of one op per image, as the op declares them (bias additions excluded)."""
+    macs = fn.macs(inputs, out)
+    if macs is None and fn.window(inputs) is not None:
+        notes.append(f"{type(fn).__name__}: a sliding-window op that declares no MACs (counted as 0)")
+    return int(macs or 0)
 
 
 def _field(t):
@@ -82,13 +79,10 @@ def _op_field(fn, inputs, out, notes):
         return GLOBAL
     if GLOBAL in values:
         return GLOBAL  # e.g. squeeze-excitation: a global statistic scales every pixel
-    if isinstance(fn, (ops.Conv2dOp, ops.MaxPool2dOp, ops.AvgPool2dOp)):
+    window = fn.window(inputs)
+    if window is not None:
         fh, fw = fields[0]
-        if isinstance(fn, ops.Conv2dOp):
-            (kh, kw), (dh, dw) = inputs[1].shape[:2], fn.dilation
-        else:
-            (kh, kw), (dh, dw) = fn.kernel, (1, 1)
-        (sh, sw), pads = fn.stride, fn.pads
+        (kh, kw), (sh, sw), (dh, dw), pads = window
         return rf_step(fh, kh, sh, dh, pads[0]), rf_step(fw, kw, sw, dw, pads[2])
     if all(isinstance(t, Tensor) and t.ndim == 4 and t.shape[1:3] == out.shape[1:3] for t, _ in known):
         if len(values) == 1:
@@ -113,59 +107,52 @@ class Trace:
         self.failed_at: Call | None = None
         self.loose_macs = 0               # MACs of ops run outside every module
         self.notes: list[str] = []
-        self._saved = []
-        self._apply = None
+        self._handles = []
+        self._observing = None
 
-    def _wrap(self, name, module):
-        original = module.forward
+    def _before(self, name):
+        def hook(module, inputs):
+            if threading.get_ident() == self.thread:
+                self.stack.append(Call(name, module, len(self.calls)))
+        return hook
 
-        def forward(*args, **kwargs):
-            call = Call(name, module, len(self.calls))
-            self.stack.append(call)
-            try:
-                out = original(*args, **kwargs)
-            except Exception:
-                if self.failed_at is None:
-                    self.failed_at = call  # the innermost module sees the error first
-                raise
-            finally:
-                self.stack.pop()
+    def _after(self, module, inputs, out):
+        if threading.get_ident() == self.thread and self.stack and self.stack[-1].module is module:
+            call = self.stack.pop()
             call.output = out
             self.calls.append(call)
-            return out
 
-        return forward
+    def _on_op(self, fn, inputs, out):
+        macs = _op_macs(fn, inputs, out, self.notes)
+        if self.stack:
+            self.stack[-1].macs += macs
+        else:
+            self.loose_macs += macs
+        out._rf = _op_field(fn, inputs, out, self.notes)
 
     def __enter__(self):
+        self.thread = threading.get_ident()
+        seen = set()
         for name, module in self.model.named_modules():
-            if "forward" in module.__dict__:
-                continue  # already wrapped (a module registered under two names)
-            self._saved.append(module)
-            object.__setattr__(module, "forward", self._wrap(name, module))
+            if id(module) in seen:
+                continue  # a module registered under two names is traced under the first
+            seen.add(id(module))
+            self._handles += [module.register_forward_pre_hook(self._before(name)),
+                              module.register_forward_hook(self._after)]
         if self.track_fields:
-            self._apply = Function.apply
-            original, trace = Function.apply, self
-
-            def apply(fn, *inputs):
-                out = original(fn, *inputs)
-                macs = _op_macs(fn, inputs, out)
-                if trace.stack:
-                    trace.stack[-1].macs += macs
-                else:
-                    trace.loose_macs += macs
-                out._rf = _op_field(fn, inputs, out, trace.notes)
-                return out
-
-            Function.apply = apply
+            self._observing = observe_ops(self._on_op)
+            self._observing.__enter__()
         return self
 
-    def __exit__(self, *exc):
-        if self._apply is not None:
-            Function.apply = self._apply
-            self._apply = None
-        for module in self._saved:
-            module.__dict__.pop("forward", None)
-        self._saved = []
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None and self.stack and self.failed_at is None:
+            self.failed_at = self.stack[-1]  # the innermost module running when the error came
+        if self._observing is not None:
+            self._observing.__exit__(None, None, None)
+            self._observing = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self.stack = [], []
         return False
 
 
@@ -201,7 +188,7 @@ def trace_forward(model, input_shape, name: str | None = None, track_fields: boo
     except ValueError as e:
         where = trace.failed_at
         layer = f"layer {where.name or '(model)'} ({type(where.module).__name__})" if where else "its forward"
-        if "zero or negative" in str(e):
+        if isinstance(e, GeometryError):
             raise ValueError(
                 f"input {format_shape(shape)} is too small for {name}: at {layer} the output size would be "
                 f"zero or negative. Use a larger input (its native size) or fewer downsampling layers. "

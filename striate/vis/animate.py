@@ -218,10 +218,12 @@ def _fmt(v: float) -> str:
 def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
     """Paint each frame of ``anim`` as a Pillow RGB image (input left, output right, caption above).
 
-    Padding is drawn as pale dashed-looking cells around the input (direct) or as the cropped
-    ring around the output (transposed); the window's cells are dark blue, the output cell being
-    written dark green. With ``numbers`` the cells show the values (kernel weights small, in red,
-    in the corner of the cells they multiply); each frame is numbered.
+    Padding is drawn as pale gray cells around the input (direct) or as the cropped ring around
+    the output (transposed; the window's cells that fall there are dark gray); the window's cells
+    are dark blue (the light blue box around them spans a dilated kernel), the output cell being
+    written dark green, the cell max pooling picks outlined in orange. With ``numbers`` the cells
+    show the values (kernel weights small, in the corner of the cells they multiply); each frame
+    is numbered in its caption.
     """
     from .draw import _font, pil
 

@@ -134,11 +134,13 @@ def default_activation_layers(model, input_shape) -> list:
     return picked or [r.name for r in rows if len(r.output_shape) == 3]
 
 
-def activation_grid(maps, ncols: int | None = None, border: int = 1) -> np.ndarray:
+def activation_grid(maps, ncols: int | None = None, border: int = 1, gap: int = 4) -> np.ndarray:
     """Feature maps ``(h, w, c)`` of one layer as a grid of ``c`` grayscale tiles, each scaled on its own.
 
     A channel that is zero everywhere (a dead ReLU on this image) stays black rather than the
-    mid-gray of a constant tile, so that "nothing fired" reads as dark.
+    mid-gray of a constant tile, so that "nothing fired" reads as dark. Given the dict of
+    :func:`activations`, the layers with feature maps are drawn one under another (``ncols``
+    default 16), smaller maps enlarged to the size of the largest, ``gap`` white rows between.
 
     Returns:
         ``(H, W)`` in [0, 1] with white borders.
@@ -147,7 +149,21 @@ def activation_grid(maps, ncols: int | None = None, border: int = 1) -> np.ndarr
 
         >>> activation_grid(activations(model, x)["features.2"]).shape   # 32 maps of 8 x 8
         (55, 55)
+        >>> activation_grid(activations(model, x, ["features.2", "features.9"])).shape
+        (60, 145)
     """
+    if isinstance(maps, dict):
+        layers = [np.asarray(a) for a in maps.values() if np.ndim(a) == 3]
+        if not layers:
+            raise ValueError("activation_grid: none of the layers has feature maps (h, w, c).")
+        size = max(a.shape[0] for a in layers)
+        grids = [activation_grid(np.repeat(np.repeat(a, max(1, size // a.shape[0]), 0), max(1, size // a.shape[1]), 1),
+                                 ncols or 16, border) for a in layers]
+        width = max(g.shape[1] for g in grids)
+        parts = []
+        for g in grids:
+            parts += [np.pad(g, ((0, 0), (0, width - g.shape[1])), constant_values=1.0), np.ones((gap, width))]
+        return np.concatenate(parts[:-1], axis=0)
     a = np.asarray(maps, dtype=np.float64)
     if a.ndim != 3:
         raise ValueError(f"activation_grid expects feature maps (h, w, c) of one layer. Received: shape {a.shape}.")

@@ -72,7 +72,8 @@ def top_patches(model, data, layer: str, channel: int, k: int = 9, batch_size: i
 
     Args:
         model: a striate Module.
-        data: preprocessed images ``(n, h, w, c)`` as the model takes them.
+        data: preprocessed images ``(n, h, w, c)`` as the model takes them (uint8 is scaled to [0, 1] as the
+            data loader does).
         layer: a ``st.summary`` layer name with feature maps; channel: its channel index.
         k: patches to return (at most ``n``).
         batch_size: images per forward pass.
@@ -180,20 +181,35 @@ def maximize_activation(model, layer: str, channel: int, input_shape, steps: int
     gen = check_random_state(rng)
     dtype = model_dtype(model)
     x = gen.normal(0.0, init_std, size=(1,) + shape).astype(dtype)
-    with inspecting(model), recording({layer: module}) as outs:
-        for step in range(int(steps)):
-            dy, dx = (gen.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0))
-            xs = np.roll(x, (int(dy), int(dx)), axis=(1, 2))
-            t = Tensor(xs, requires_grad=True)
-            outs.clear()
-            model(t)
-            outs[layer][..., channel].mean().backward()
-            g = np.roll(t.grad, (-int(dy), -int(dx)), axis=(1, 2))
-            x = (x + lr * g / (np.sqrt(np.mean(g * g)) + 1e-8)) * (1 - l2)
-            if blur_every and (step + 1) % blur_every == 0:
-                x = _gaussian_blur(x, blur_sigma)
-            if clip is not None:
-                x = np.clip(x, clip[0], clip[1])
+    seen = {}
+
+    def keep_input(mod, inputs, out):
+        # an element-wise layer (ReLU) keeps its input: where the channel is off everywhere its
+        # output has no gradient, and the ascent climbs the pre-activation until the unit turns on
+        if inputs and isinstance(inputs[0], Tensor) and inputs[0].shape == out.shape:
+            seen["input"] = inputs[0]
+
+    handle = module.register_forward_hook(keep_input)
+    try:
+        with inspecting(model), recording({layer: module}) as outs:
+            for step in range(int(steps)):
+                dy, dx = (gen.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0))
+                xs = np.roll(x, (int(dy), int(dx)), axis=(1, 2))
+                t = Tensor(xs, requires_grad=True)
+                outs.clear()
+                seen.clear()
+                model(t)
+                out = outs[layer]
+                off = not np.any(out.data[..., channel] > 0) and "input" in seen
+                (seen["input"] if off else out)[..., channel].mean().backward()
+                g = np.roll(t.grad, (-int(dy), -int(dx)), axis=(1, 2))
+                x = (x + lr * g / (np.sqrt(np.mean(g * g)) + 1e-8)) * (1 - l2)
+                if blur_every and (step + 1) % blur_every == 0:
+                    x = _gaussian_blur(x, blur_sigma)
+                if clip is not None:
+                    x = np.clip(x, clip[0], clip[1])
+    finally:
+        handle.remove()
     return x[0].astype(dtype)
 
 
