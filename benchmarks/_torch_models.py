@@ -133,6 +133,30 @@ def torch_resnet20(num_classes: int = 10) -> nn.Module:
     return CifarResNet(3, num_classes)
 
 
+def torch_resnet_cifar(depth: int, num_classes: int = 10) -> nn.Module:
+    """Twin of ``st.models.resnet_cifar(depth)`` (option A), depth 6n + 2: ResNet-32, -56, ..."""
+    return CifarResNet((depth - 2) // 6, num_classes)
+
+
+_VGG = {11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]}
+
+
+def torch_vgg11_bn_cifar(num_classes: int = 10) -> nn.Module:
+    """Twin of ``st.models.vgg_cifar(11)``: VGG-11 convs (no bias) each with BN and ReLU, 2x2 max-pools,
+    then one dense layer on the 1x1x512 map. 9,228,362 parameters with 10 classes.
+
+    Shape: ``(n, 3, 32, 32)`` -> ``(n, num_classes)``.
+    """
+    layers, c = [], 3
+    for v in _VGG[11]:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        layers += [nn.Conv2d(c, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU()]
+        c = v
+    return _ConvNet(nn.Sequential(*layers), nn.Sequential(FlattenNHWC(), nn.Linear(512, num_classes)))
+
+
 def num_parameters(model: nn.Module) -> int:
     """Number of scalar parameters of a torch model (as striate's ``Module.num_parameters()``)."""
     return sum(p.numel() for p in model.parameters())
@@ -179,4 +203,5 @@ def to_torch_images(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
 
-TWINS = {"lenet5": torch_lenet5, "resnet20": torch_resnet20}
+TWINS = {"lenet5": torch_lenet5, "resnet20": torch_resnet20, "resnet32": lambda: torch_resnet_cifar(32),
+         "resnet56": lambda: torch_resnet_cifar(56), "vgg11_bn_cifar": torch_vgg11_bn_cifar}

@@ -26,37 +26,34 @@ import subprocess
 import sys
 import time
 
-DEFAULT_THREADS = 2   # the machine the project is benchmarked on has 2 cores
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECTIONS = ("check", "gemm", "conv", "train", "infer", "latency", "memory")
 BATCH = 128           # the training batch of both models (and of the inference throughput)
 LR, MOMENTUM = 0.01, 0.9
-INPUT_SHAPES = {"lenet5": (28, 28, 1), "resnet20": (32, 32, 3)}
+INPUT_SHAPES = {"lenet5": (28, 28, 1), "resnet20": (32, 32, 3), "resnet32": (32, 32, 3), "resnet56": (32, 32, 3),
+                "vgg11_bn_cifar": (32, 32, 3)}
+# (model, batch) timed by the train and infer sections; --extra adds EXTRA_WORKLOADS (ResNet-20 at other
+# batch sizes, so that the ratios are not tuned to one shape; batch 512 alone takes ~4x batch 128's time)
+WORKLOADS = [("lenet5", BATCH), ("resnet20", BATCH), ("vgg11_bn_cifar", BATCH)]
+EXTRA_WORKLOADS = [("resnet20", 32), ("resnet20", 512)]
 
 # Repeats: full ~2-3 min on 2 cores, quick < 1 min. Timed runs after `warmup` untimed ones; ResNet-20
 # steps take ~0.5 s in striate, so they get fewer runs than LeNet-5's ~15 ms steps. On a shared machine
 # single runs vary by +-30%, so the best of many is the figure that measures the code.
 REPEATS = {
     "full": dict(warmup=2, rounds=3, gemm=20, conv=12, train_lenet5=60, train_resnet20=12, infer_lenet5=60,
-                 infer_resnet20=12, latency=300, check_steps=5, memory_steps=2, conv_cases="all"),
+                 infer_resnet20=12, train_vgg11_bn_cifar=6, infer_vgg11_bn_cifar=6, latency=300, check_steps=5,
+                 memory_steps=2, conv_cases="all"),
     # quick: every code path once, a few runs each; conv only one layer of each kind
     "quick": dict(warmup=1, rounds=1, gemm=5, conv=2, train_lenet5=5, train_resnet20=2, infer_lenet5=5,
-                  infer_resnet20=2, latency=50, check_steps=2, memory_steps=1, conv_cases="quick"),
+                  infer_resnet20=2, train_vgg11_bn_cifar=2, infer_vgg11_bn_cifar=2, latency=50, check_steps=2,
+                  memory_steps=1, conv_cases="quick"),
 }
 
 
-def _threads_from_argv(argv) -> int:
-    """``--threads N`` from the raw command line (needed before argparse runs: see below)."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv) and argv[i + 1].isdigit():
-            return int(argv[i + 1])
-        if arg.startswith("--threads=") and arg.split("=", 1)[1].isdigit():
-            return int(arg.split("=", 1)[1])
-    return DEFAULT_THREADS
-
-
-def _blas_env(threads: int) -> dict:
-    return {var: str(threads) for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from _env import DEFAULT_THREADS, blas_env as _blas_env, threads_from_argv as _threads_from_argv  # noqa: E402
 
 
 if __name__ == "__main__":
@@ -66,8 +63,6 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 from bench_core import bench_conv, conv_cases, gemm_rate, measure  # noqa: E402
 
 from striate.atomic import atomic_write_text  # noqa: E402
@@ -75,12 +70,14 @@ from striate.backend.memory import keep_freed_memory  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- models and checks
-def build_twins(name: str, seed: int = 0):
+def build_twins(name: str, seed: int = 0, image: int | None = None):
     """A striate model and its PyTorch twin with the same weights, the twin in channels-last memory.
 
     Args:
-        name: ``"lenet5"`` or ``"resnet20"``.
+        name: a key of ``_torch_models.TWINS`` (``"lenet5"``, ``"resnet20"``, ``"vgg11_bn_cifar"``, ...).
         seed: initialisation seed of the striate model (the twin gets its weights).
+        image: build for ``image x image`` inputs instead of the native size (the CIFAR ResNets,
+            whose global pooling takes any size).
 
     Returns:
         ``(striate_model, torch_model)``, both in training mode.
@@ -97,16 +94,21 @@ def build_twins(name: str, seed: int = 0):
 
     if name not in TWINS:
         raise ValueError(f"name must be one of {sorted(TWINS)}. Received: name={name!r}.")
-    s_model = getattr(st.models, name)(rng=seed)
+    shape = None if image is None else (image, image, INPUT_SHAPES[name][2])
+    if name == "vgg11_bn_cifar":
+        s_model = st.models.vgg_cifar(11, rng=seed, input_shape=shape)
+    else:
+        s_model = getattr(st.models, name)(rng=seed, input_shape=shape)
     t_model = TWINS[name]().to(memory_format=torch.channels_last)
     copy_weights(s_model, t_model)
     return s_model, t_model
 
 
-def _batch(name: str, n: int = BATCH, seed: int = 0):
-    """A fixed float32 NHWC batch and integer labels (LeNet: [0, 1) pixels; ResNet: standardised)."""
+def _batch(name: str, n: int = BATCH, seed: int = 0, image: int | None = None):
+    """A fixed float32 NHWC batch and integer labels (LeNet: [0, 1) pixels; others: standardised)."""
     rng = np.random.default_rng(seed)
-    shape = (n,) + INPUT_SHAPES[name]
+    h, w, c = INPUT_SHAPES[name]
+    shape = (n, h, w, c) if image is None else (n, image, image, c)
     x = rng.random(shape, dtype=np.float32) if name == "lenet5" else rng.standard_normal(shape, dtype=np.float32)
     return x, rng.integers(0, 10, n)
 
@@ -114,16 +116,18 @@ def _batch(name: str, n: int = BATCH, seed: int = 0):
 class Pair:
     """A striate model and its torch twin with optimisers and one batch: step and predict functions."""
 
-    def __init__(self, torch, name: str):
+    def __init__(self, torch, name: str, batch: int = BATCH, image: int | None = None):
         import striate as st
         import striate.functional as F
         from _torch_models import to_torch_images
 
-        self.torch, self.st, self.F, self.name = torch, st, F, name
-        self.s_model, self.t_model = build_twins(name)
+        self.torch, self.st, self.F, self.name, self.batch = torch, st, F, name, batch
+        self.s_model, self.t_model = build_twins(name, image=image)
         self.s_opt = st.optim.SGD(self.s_model.parameters(), lr=LR, momentum=MOMENTUM)
         self.t_opt = torch.optim.SGD(self.t_model.parameters(), lr=LR, momentum=MOMENTUM)
-        self.x, self.y = _batch(name)
+        self.x, self.y = _batch(name, n=max(batch, 8), image=image)
+        self.x, self.y = self.x[:batch], self.y[:batch]
+        self.x8 = _batch(name, n=8, image=image)[0]   # the twin check's batch, whatever ``batch`` is
         self.tx, self.ty = to_torch_images(self.x), torch.from_numpy(self.y)
         self.x1, self.tx1 = self.x[:1].copy(), to_torch_images(self.x[:1])
 
@@ -167,7 +171,9 @@ def check_pair(pair: Pair, steps: int) -> dict:
     name = pair.name
     n_s, n_t = pair.s_model.num_parameters(), num_parameters(pair.t_model)
     assert n_s == n_t, f"{name}: striate has {n_s:,} parameters, its torch twin {n_t:,}"
-    x8, tx8 = pair.x[:8], pair.tx[:8]
+    from _torch_models import to_torch_images
+
+    x8, tx8 = pair.x8, to_torch_images(pair.x8)
     diffs = {}
     for mode in ("train", "eval"):
         pair.s_model.train(mode == "train")
@@ -187,7 +193,7 @@ def check_pair(pair: Pair, steps: int) -> dict:
         assert losses[-1] < losses[0], f"{name}: {who} loss did not decrease over {steps} steps: {losses}"
     assert np.allclose(s_losses, t_losses, rtol=1e-3, atol=1e-4), (
         f"{name}: the two frameworks' losses diverge: striate {s_losses}, torch {t_losses}")
-    return dict(model=name, params=n_s, max_diff_train=diffs["train"], max_diff_eval=diffs["eval"],
+    return dict(model=name, batch=pair.batch, params=n_s, max_diff_train=diffs["train"], max_diff_eval=diffs["eval"],
                 s_losses=s_losses, t_losses=t_losses)
 
 
@@ -219,8 +225,8 @@ def _maxrss_mb() -> float:
     return rss / 2 ** 20 if sys.platform == "darwin" else rss / 2 ** 10   # bytes on macOS, KiB on Linux
 
 
-def memory_child(kind: str, threads: int, steps: int) -> dict:
-    """Peak memory of ResNet-20 training steps at batch 128, measured in this (fresh) process.
+def memory_child(kind: str, threads: int, steps: int, batch: int = BATCH) -> dict:
+    """Peak memory of ResNet-20 training steps at ``batch`` (128), measured in this (fresh) process.
 
     ``kind`` is ``"striate"`` or ``"torch"`` — peak resident set size during the steps minus the
     resident set before them — or ``"striate-tracemalloc"``: the peak of the bytes numpy reported to
@@ -239,7 +245,7 @@ def memory_child(kind: str, threads: int, steps: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    x, y = _batch("resnet20")
+    x, y = _batch("resnet20", n=batch)
     x2, y2 = _batch("resnet20", n=2)
     if kind.startswith("striate"):
         import striate as st
@@ -288,7 +294,7 @@ def memory_child(kind: str, threads: int, steps: int) -> dict:
     return dict(kind=kind, method=method, baseline_mb=baseline, peak_mb=peak - baseline)
 
 
-def bench_memory(threads: int, steps: int) -> list[dict]:
+def bench_memory(threads: int, steps: int, batch: int = BATCH) -> list[dict]:
     """Run :func:`memory_child` for each kind in a fresh interpreter (this script, hidden flag).
 
     The children run at the same time: each measures only its own resident set, so they do not
@@ -298,7 +304,7 @@ def bench_memory(threads: int, steps: int) -> list[dict]:
     procs = {}
     for kind in ("striate", "torch", "striate-tracemalloc"):
         cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", kind, "--threads", str(threads),
-               "--memory-steps", str(steps)]
+               "--memory-steps", str(steps), "--memory-batch", str(batch)]
         procs[kind] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     rows = []
     for kind, proc in procs.items():
@@ -411,19 +417,19 @@ def render(results: dict) -> dict:
                        f"numpy **{g['numpy']:.1f} GFLOP/s**" + (f", torch.mm {g['torch']:.1f} GFLOP/s" if "torch" in g else "")
                        + ". This numpy rate is the 100% of the conv table.")
     if "check" in results:
-        rows = [(c["model"], f"{c['params']:,}", f"{c['max_diff_train']:.1e} / {c['max_diff_eval']:.1e}",
+        rows = [(_label(c["model"], c["batch"]), f"{c['params']:,}", f"{c['max_diff_train']:.1e} / {c['max_diff_eval']:.1e}",
                  " -> ".join(f"{v:.4f}" for v in c["s_losses"]), " -> ".join(f"{v:.4f}" for v in c["t_losses"]))
                 for c in results["check"]]
         out["check"] = _table(["model", "params (both)", "max logit diff train / eval",
                                "striate loss", "torch loss"], rows)
     if "train" in results:
         out["train"] = _table(
-            ["model (batch 128)", "striate img/s", "torch img/s", "striate / torch", "ratio of medians"],
+            ["model", "striate img/s", "torch img/s", "striate / torch", "ratio of medians"],
             [(r["model"], f"{r['s_ips']:,.0f}", f"{r['t_ips']:,.0f}", f"{r['s_ips'] / r['t_ips']:.2f}",
               f"{r['t_median'] / r['s_median']:.2f}") for r in results["train"]])
     if "infer" in results:
         out["infer"] = _table(
-            ["model (batch 128, eval, no_grad)", "striate img/s", "torch img/s", "striate / torch", "ratio of medians"],
+            ["model (eval, no_grad)", "striate img/s", "torch img/s", "striate / torch", "ratio of medians"],
             [(r["model"], f"{r['s_ips']:,.0f}", f"{r['t_ips']:,.0f}", f"{r['s_ips'] / r['t_ips']:.2f}",
               f"{r['t_median'] / r['s_median']:.2f}") for r in results["infer"]])
     if "latency" in results:
@@ -483,8 +489,23 @@ def write_report(results: dict, path: str, command: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the suite
-def run_suite(torch, sections: set, reps: dict, threads: int) -> dict:
-    """Run the chosen sections, printing each table as it is done; return the raw results."""
+def _repeats(reps: dict, kind: str, name: str, batch: int) -> int:
+    """Timed runs of ``kind`` ("train" / "infer") for ``name`` at ``batch``: the batch-128 count scaled
+    by 128 / batch (same total images), between 2 and 3x the batch-128 count."""
+    base = reps[f"{kind}_{name}"]
+    return int(min(3 * base, max(2, round(base * BATCH / batch))))
+
+
+def _label(name: str, batch: int) -> str:
+    return f"{name} (batch {batch})"
+
+
+def run_suite(torch, sections: set, reps: dict, threads: int, workloads=None) -> dict:
+    """Run the chosen sections, printing each table as it is done; return the raw results.
+
+    ``workloads``: ``(model, batch)`` pairs for the train and infer sections (default ``WORKLOADS``).
+    """
+    workloads = WORKLOADS if workloads is None else workloads
     start = time.perf_counter()
 
     def _show(results, key):
@@ -500,30 +521,32 @@ def run_suite(torch, sections: set, reps: dict, threads: int) -> dict:
         _show(results, "gemm")
 
     if sections & {"check", "train", "infer", "latency"}:
-        names = ["lenet5", "resnet20"] if sections & {"check", "train", "infer"} else ["lenet5"]  # latency: LeNet
-        pairs = {name: Pair(torch, name) for name in names}
-        results["check"] = [check_pair(pairs[name], reps["check_steps"]) for name in names]
+        # latency alone needs LeNet-5 only
+        chosen = workloads if sections & {"check", "train", "infer"} else [("lenet5", BATCH)]
+        pairs = {_label(name, batch): Pair(torch, name, batch) for name, batch in chosen}
+        results["check"] = [check_pair(pair, reps["check_steps"]) for pair in pairs.values()]
         _show(results, "check")
         if "train" in sections:
             results["train"] = []
-            for name, pair in pairs.items():
+            for label, pair in pairs.items():
                 # the check's SGD steps have warmed both models up already: one warm-up run fewer
-                s, t = measure([pair.s_step, pair.t_step], reps[f"train_{name}"], warmup - 1, reps["rounds"])
-                results["train"].append(dict(model=name, s_ips=BATCH / s.best, t_ips=BATCH / t.best,
+                s, t = measure([pair.s_step, pair.t_step], _repeats(reps, "train", pair.name, pair.batch),
+                               warmup - 1, reps["rounds"])
+                results["train"].append(dict(model=label, s_ips=pair.batch / s.best, t_ips=pair.batch / t.best,
                                              s_median=s.median, t_median=t.median))
             _show(results, "train")
         for pair in pairs.values():
             pair.eval()
         if "infer" in sections:
             results["infer"] = []
-            for name, pair in pairs.items():
+            for label, pair in pairs.items():
                 s, t = measure([lambda p=pair: p.s_predict(p.x), lambda p=pair: p.t_predict(p.tx)],
-                               reps[f"infer_{name}"], warmup, reps["rounds"])
-                results["infer"].append(dict(model=name, s_ips=BATCH / s.best, t_ips=BATCH / t.best,
+                               _repeats(reps, "infer", pair.name, pair.batch), warmup, reps["rounds"])
+                results["infer"].append(dict(model=label, s_ips=pair.batch / s.best, t_ips=pair.batch / t.best,
                                              s_median=s.median, t_median=t.median))
             _show(results, "infer")
         if "latency" in sections:
-            p = pairs["lenet5"]
+            p = pairs[_label("lenet5", BATCH)]
             s, t = measure([lambda: p.s_predict(p.x1), lambda: p.t_predict(p.tx1)], reps["latency"],
                            warmup=10, rounds=reps["rounds"])
             results["latency"] = dict(s_median=s.median, t_median=t.median, s_best=s.best, t_best=t.best)
@@ -564,6 +587,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     # hidden: one memory measurement in this fresh process (used by the memory section)
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--memory-steps", type=int, default=2, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-batch", type=int, default=BATCH, help=argparse.SUPPRESS)
+    parser.add_argument("--extra", action="store_true",
+                        help="also time ResNet-20 at batch 32 and 512 in the train and infer sections")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1. Received: --threads {args.threads}.")
@@ -588,10 +614,11 @@ def main(argv=None) -> int:
     limiter = _limit_threads(args.threads, torch)  # noqa: F841  (held for the whole run)
     keep_freed_memory()  # as the striate command does: malloc keeps freed memory (opt-in)
     if args.memory_child:
-        print(json.dumps(memory_child(args.memory_child, args.threads, args.memory_steps)))
+        print(json.dumps(memory_child(args.memory_child, args.threads, args.memory_steps, args.memory_batch)))
         return 0
     mode = "quick" if args.quick else "full"
-    results = run_suite(torch, args.sections, dict(REPEATS[mode]), args.threads)
+    workloads = WORKLOADS + (EXTRA_WORKLOADS if args.extra else [])
+    results = run_suite(torch, args.sections, dict(REPEATS[mode]), args.threads, workloads)
     results["mode"] = mode
     command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(results, args.out, command.strip())

@@ -23,7 +23,8 @@ def run():
     return module
 
 
-@pytest.mark.parametrize("name, params", [("lenet5", 61_706), ("resnet20", 269_722)])
+@pytest.mark.parametrize("name, params", [("lenet5", 61_706), ("resnet20", 269_722), ("resnet32", 464_154),
+                                          ("resnet56", 853_018), ("vgg11_bn_cifar", 9_228_362)])
 def test_twin_has_the_same_parameters(run, name, params):
     s_model, t_model = run.build_twins(name)
     n_torch = sum(p.numel() for p in t_model.parameters())
@@ -34,7 +35,7 @@ def test_twin_has_the_same_parameters(run, name, params):
     assert s_shapes == t_shapes
 
 
-@pytest.mark.parametrize("name", ["lenet5", "resnet20"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet20", "resnet32", "vgg11_bn_cifar"])
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_twin_computes_the_same_function(run, name, mode):
     import striate as st
@@ -66,3 +67,48 @@ def test_twin_check_catches_a_drifted_twin(run):
     pair.t_model.classifier[2] = torch.nn.Tanh()
     with pytest.raises(AssertionError, match="outputs differ"):
         run.check_pair(pair, steps=2)
+
+
+def test_pair_at_another_batch_and_image_size_passes_the_twin_check(run):
+    # the sweep's workloads: ResNet-20 at batch 3 on 64-pixel images, same function and losses
+    pair = run.Pair(torch, "resnet20", batch=3, image=64)
+    assert pair.x.shape == (3, 64, 64, 3) and tuple(pair.tx.shape) == (3, 3, 64, 64)
+    check = run.check_pair(pair, steps=2)
+    assert check["batch"] == 3 and check["max_diff_eval"] < 1e-4
+
+
+def test_workload_repeats_scale_with_the_batch(run):
+    reps = run.REPEATS["full"]
+    assert run._repeats(reps, "train", "resnet20", 128) == reps["train_resnet20"]
+    assert run._repeats(reps, "train", "resnet20", 512) == 3                     # 12 * 128 / 512
+    assert run._repeats(reps, "train", "resnet20", 32) == 3 * reps["train_resnet20"]   # capped
+    assert ("vgg11_bn_cifar", 128) in run.WORKLOADS
+    assert {("resnet20", 32), ("resnet20", 512)} <= set(run.EXTRA_WORKLOADS)
+
+
+def test_sweep_measures_plots_and_reports_a_tiny_plan(run, tmp_path):
+    # every sweep of benchmarks/sweep.py once, at one tiny point each (the real sweep takes minutes)
+    pytest.importorskip("matplotlib")
+    spec = importlib.util.spec_from_file_location("striate_benchmarks_sweep", os.path.join(BENCH, "sweep.py"))
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    plan = dict(batches=(2,), image_batch=2, images=(40,), depth_batch=2, depths=(32,),
+                memory_batches=(2,), runs=1, rounds=1, warmup=0)
+    results = sweep.run_sweeps(torch, set(sweep.SECTIONS), plan, threads=1)
+    assert [r["batch"] for r in results["batch"]] == [2]
+    assert [r["image"] for r in results["image"]] == [40]
+    assert [r["model"] for r in results["depth"]] == ["resnet32"]
+    for r in results["batch"] + results["image"] + results["depth"]:
+        assert r["s_ips"] > 0 and r["t_ips"] > 0 and r["ratio"] > 0
+    assert results["memory"][0]["batch"] == 2 and results["memory"][0]["s_mb"] >= 0
+    out = tmp_path / "cost.md"
+    sweep.plot(results, str(tmp_path / "cost.png"))
+    sweep.write_report(results, {"load": "test"}, str(out), "sweep test", "quick")
+    text = out.read_text()
+    for title in sweep.TITLES.values():
+        assert title in text
+    assert "![cost growth](cost.png)" in text
+    from PIL import Image
+    with Image.open(tmp_path / "cost.png") as im:
+        grey = np.asarray(im.convert("L"))
+    assert grey.shape[1] > 1000 and len(np.unique(grey)) > 10   # four drawn panels, not a blank image

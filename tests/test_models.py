@@ -217,3 +217,15 @@ def test_digits_cnn_reaches_98_percent():
     with st.no_grad():
         acc = (model(st.Tensor(xte)).data.argmax(1) == yte).mean()
     assert acc >= 0.98, acc
+
+
+def test_vgg_cifar_has_one_dense_layer_on_the_1x1_map():
+    model = models.vgg_cifar(11, rng=0)
+    assert model.num_parameters() == 9_228_362
+    assert model.input_shape == (32, 32, 3)
+    assert model.classifier[1].w.shape == (512, 10)
+    import striate as st
+    with st.no_grad():
+        assert model.eval()(st.Tensor(np.zeros((2, 32, 32, 3), np.float32))).shape == (2, 10)
+    with pytest.raises(ValueError, match="VGG depth must be one of"):
+        models.vgg_cifar(12)
