@@ -157,6 +157,27 @@ def torch_vgg11_bn_cifar(num_classes: int = 10) -> nn.Module:
     return _ConvNet(nn.Sequential(*layers), nn.Sequential(FlattenNHWC(), nn.Linear(512, num_classes)))
 
 
+def fold_torch_twin(model: nn.Module) -> nn.Module:
+    """Fold each BatchNorm2d into the Conv2d before it, in place (the twin of ``st.nn.fold_batch_norm``),
+    with ``torch.nn.utils.fusion.fuse_conv_bn_eval``: the twins' pairs are ``convK``/``bnK``
+    attributes of one module (ResNet) and neighbours in a Sequential (VGG). Returns the model, in eval mode.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    for module in list(model.modules()):
+        children = dict(module.named_children())
+        if isinstance(module, nn.Sequential):
+            pairs = [(a, b) for a, b in zip(list(children), list(children)[1:])
+                     if isinstance(children[a], nn.Conv2d) and isinstance(children[b], nn.BatchNorm2d)]
+        else:
+            pairs = [(n, "bn" + n[4:]) for n in children if n.startswith("conv") and "bn" + n[4:] in children]
+        for conv, bn in pairs:
+            setattr(module, conv, fuse_conv_bn_eval(children[conv], children[bn]))
+            setattr(module, bn, nn.Identity())
+    return model.to(memory_format=torch.channels_last)
+
+
 def num_parameters(model: nn.Module) -> int:
     """Number of scalar parameters of a torch model (as striate's ``Module.num_parameters()``)."""
     return sum(p.numel() for p in model.parameters())

@@ -17,6 +17,7 @@ PyTorch is needed only here (``pip install torch==2.13.0``); the library never i
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import gc
 import json
@@ -195,6 +196,41 @@ def check_pair(pair: Pair, steps: int) -> dict:
         f"{name}: the two frameworks' losses diverge: striate {s_losses}, torch {t_losses}")
     return dict(model=name, batch=pair.batch, params=n_s, max_diff_train=diffs["train"], max_diff_eval=diffs["eval"],
                 s_losses=s_losses, t_losses=t_losses)
+
+
+def bench_folded(pairs: dict, reps: dict, warmup: int) -> list[dict]:
+    """Inference with batch norm folded into the convs (``st.nn.fold_batch_norm``) for the models with
+    BN, against torch's twin folded the same way (``fuse_conv_bn_eval``); the folded models are
+    checked against the unfolded ones' logits first. Rows like the infer section's."""
+    from _torch_models import fold_torch_twin, to_torch_images
+
+    rows = []
+    for label, pair in pairs.items():
+        if pair.name == "lenet5" or pair.batch != BATCH:
+            continue
+        s_model = pair.st.nn.fold_batch_norm(pair.s_model)
+        t_model = fold_torch_twin(copy.deepcopy(pair.t_model))
+        # each folded model against its own unfolded one: after the timed training steps the two
+        # frameworks' weights have drifted apart by float rounding, so not across frameworks
+        tx8 = to_torch_images(pair.x8)
+        with pair.st.no_grad(), pair.torch.no_grad():
+            checks = (("striate", s_model(pair.st.Tensor(pair.x8)).data, pair.s_predict(pair.x8)),
+                      ("torch", t_model(tx8).numpy(), pair.t_predict(tx8).numpy()))
+        for who, folded, plain in checks:
+            assert np.allclose(folded, plain, rtol=1e-3, atol=1e-4), f"{label}: folded {who} logits differ"
+
+        def t_folded(model=t_model, tx=pair.tx):
+            with pair.torch.no_grad():
+                return model(tx)
+
+        def s_folded(model=s_model, x=pair.x):
+            with pair.st.no_grad():
+                return model(pair.st.Tensor(x)).data
+
+        s, t = measure([s_folded, t_folded], _repeats(reps, "infer", pair.name, pair.batch), warmup, reps["rounds"])
+        rows.append(dict(model=label + ", BN folded (both)", s_ips=pair.batch / s.best, t_ips=pair.batch / t.best,
+                         s_median=s.median, t_median=t.median))
+    return rows
 
 
 # ----------------------------------------------------------------------------- memory (subprocess)
@@ -544,6 +580,7 @@ def run_suite(torch, sections: set, reps: dict, threads: int, workloads=None) ->
                                _repeats(reps, "infer", pair.name, pair.batch), warmup, reps["rounds"])
                 results["infer"].append(dict(model=label, s_ips=pair.batch / s.best, t_ips=pair.batch / t.best,
                                              s_median=s.median, t_median=t.median))
+            results["infer"] += bench_folded(pairs, reps, warmup)
             _show(results, "infer")
         if "latency" in sections:
             p = pairs[_label("lenet5", BATCH)]

@@ -13,8 +13,9 @@ figure being the median of the timed runs:
 * ``depth``: ResNet-20, -32 and -56 (CIFAR, option A shortcuts) at 32x32 — images/s;
 * ``memory``: peak resident memory of a ResNet-20 step against batch size, each framework in a
   fresh process (``run.py``'s memory children);
-* ``ops`` (with ``--ops``): where striate's step time goes, by op, at a small and a large batch —
-  the per-layer evidence for the shape of the curves.
+* ``ops``: where each framework's step time goes, by op, at a small and a large batch, per image —
+  the per-layer evidence for the shape of the curves (striate: each op's forward and backward timed
+  by wrapping them; torch: ``torch.profiler``'s self CPU time per aten op).
 
 Both frameworks run twins (``_torch_models.py``) with the same weights, checked by ``run.check_pair``
 (same outputs, same decreasing losses) at every point up to batch 64 before it is timed; PyTorch in
@@ -44,14 +45,15 @@ from bench_core import measure  # noqa: E402
 
 from striate.atomic import atomic_write_text  # noqa: E402
 
-SECTIONS = ("batch", "image", "depth", "memory")
+SECTIONS = ("batch", "image", "depth", "memory", "ops")
 # points and repeats; `runs` timed runs per framework and point, split over `rounds` interleaved blocks
 PLANS = {
     "quick": dict(batches=(1, 8, 64, 512), image_batch=8, images=(32, 64, 128), depth_batch=32,
-                  depths=(20, 32, 56), memory_batches=(16, 128, 512), runs=3, rounds=3, warmup=1),
+                  depths=(20, 32, 56), memory_batches=(16, 128, 512), runs=3, rounds=3, warmup=1,
+                  ops_batches=(8, 256), ops_steps=2),
     "full": dict(batches=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), image_batch=32, images=(32, 64, 128),
                  depth_batch=128, depths=(20, 32, 56), memory_batches=(8, 32, 128, 512), runs=6, rounds=3,
-                 warmup=2),
+                 warmup=2, ops_batches=(8, 512), ops_steps=3),
 }
 CHECK_UP_TO = 64   # the twin check runs SGD steps on the point's batch: cheap up to here
 
@@ -81,6 +83,81 @@ def sweep_memory(threads: int, batches) -> list[dict]:
     return rows
 
 
+def _striate_op_times(pair, steps: int) -> dict:
+    """Seconds per step spent in each striate op's forward and backward (``ConvOp.forward`` ...).
+
+    Wraps ``forward`` and ``backward`` of every Function subclass for the duration; a call made inside
+    another wrapped call counts for the outer one only, so the times add up to (at most) the step.
+    """
+    from striate.tensor import Function
+
+    totals, depth, originals = {}, [0], []
+    classes, todo = [], list(Function.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo += cls.__subclasses__()
+
+    def wrap(cls, method):
+        inner = cls.__dict__[method]
+
+        def timed(self, *args, **kwargs):
+            depth[0] += 1
+            start = time.perf_counter()
+            try:
+                return inner(self, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    key = f"{type(self).__name__}.{method}"
+                    totals[key] = totals.get(key, 0.0) + time.perf_counter() - start
+        return timed
+
+    for cls in classes:
+        for method in ("forward", "backward"):
+            if method in cls.__dict__:
+                originals.append((cls, method, cls.__dict__[method]))
+                setattr(cls, method, wrap(cls, method))
+    try:
+        pair.s_step()   # warm-up, not counted
+        totals.clear()
+        start = time.perf_counter()
+        for _ in range(steps):
+            pair.s_step()
+        totals["(whole step)"] = time.perf_counter() - start
+    finally:
+        for cls, method, inner in originals:
+            setattr(cls, method, inner)
+    return {k: v / steps for k, v in totals.items()}
+
+
+def _torch_op_times(torch, pair, steps: int) -> dict:
+    """Seconds per step of self CPU time per aten op (``aten::convolution_backward`` ...)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    pair.t_step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            pair.t_step()
+        whole = time.perf_counter() - start
+    times = {e.key: e.self_cpu_time_total / 1e6 / steps for e in prof.key_averages()}
+    times["(whole step)"] = whole / steps
+    return times
+
+
+def sweep_ops(torch, plan: dict) -> list[dict]:
+    """Per-op time per image of a ResNet-20 step at each of ``plan["ops_batches"]``, both frameworks."""
+    rows = []
+    for batch in plan["ops_batches"]:
+        pair = run.Pair(torch, "resnet20", batch)
+        for who, times in (("striate", _striate_op_times(pair, plan["ops_steps"])),
+                           ("torch", _torch_op_times(torch, pair, plan["ops_steps"]))):
+            rows += [dict(who=who, batch=batch, op=op, ms_per_image=1e3 * t / batch) for op, t in times.items()]
+        print(f"  ops: batch {batch} done", flush=True)
+    return rows
+
+
 def run_sweeps(torch, sections: set, plan: dict, threads: int) -> dict:
     """Every chosen sweep, printing each point as it is measured; the raw results by sweep."""
     points = {"batch": [("resnet20", b, None) for b in plan["batches"]],
@@ -100,6 +177,8 @@ def run_sweeps(torch, sections: set, plan: dict, threads: int) -> dict:
                   flush=True)
     if "memory" in sections:
         results["memory"] = sweep_memory(threads, plan["memory_batches"])
+    if "ops" in sections:
+        results["ops"] = sweep_ops(torch, plan)
     return results
 
 
@@ -122,13 +201,34 @@ def render(results: dict) -> dict:
                 for r in results["memory"]]
         out["memory"] = run._table(["batch (ResNet-20 step)", "striate MiB", "torch MiB", "striate / torch",
                                     "striate numpy arrays MiB (tracemalloc)"], rows)
+    if "ops" in results:
+        out["ops"] = _ops_table(results["ops"])
     return out
+
+
+def _ops_table(rows: list, top: int = 8) -> str:
+    """The ``top`` ops of each framework by time at the largest batch, ms per image at each batch."""
+    batches = sorted({r["batch"] for r in rows})
+    at = {(r["who"], r["batch"], r["op"]): r["ms_per_image"] for r in rows}
+    lines = []
+    for who in ("striate", "torch"):
+        ops = sorted({r["op"] for r in rows if r["who"] == who and r["batch"] == batches[-1]},
+                     key=lambda op: -at[(who, batches[-1], op)])
+        ops = [op for op in ops if op != "(whole step)"][:top] + ["(whole step)"]
+        for op in ops:
+            per = [at.get((who, b, op), 0.0) for b in batches]
+            growth = f"{per[-1] / per[0]:.2f}" if per[0] > 0 else "n/a"
+            lines.append((who, op, *(f"{v:.3f}" for v in per), growth))
+    return run._table(["framework", "op (ResNet-20 step)", *(f"ms/image at batch {b}" for b in batches),
+                       f"batch {batches[-1]} / batch {batches[0]}"], lines)
 
 
 TITLES = {"batch": "Training throughput against batch size (higher is better)",
           "image": "Training throughput against image size",
           "depth": "Training throughput against depth",
-          "memory": "Peak memory of a training step against batch size (above the baseline; lower is better)"}
+          "memory": "Peak memory of a training step against batch size (above the baseline; lower is better)",
+          "ops": "Where the time goes: ms per image by op, small and large batch (1.0 in the last column: "
+                 "cost linear in the batch)"}
 
 
 def plot(results: dict, path: str) -> None:
@@ -137,8 +237,9 @@ def plot(results: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    keys = [k for k in SECTIONS if k in results]
+    keys = [k for k in SECTIONS if k in results and k != "ops"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
     for ax, key in zip(axes[0], keys):
         rows = results[key]
@@ -153,12 +254,14 @@ def plot(results: dict, path: str) -> None:
         ax.plot(xs, s, "o-", color="tab:blue", label="striate")
         ax.plot(xs, t, "s--", color="tab:orange", label="PyTorch")
         for x, a, b in zip(xs, s, t):
-            ax.annotate(f"{a / b:.2f}" if b else "", (x, a), textcoords="offset points", xytext=(0, 7),
+            ax.annotate(f"{a / b:.2f}" if b else "", (x, a), textcoords="offset points", xytext=(0, -14),
                         ha="center", fontsize=8, color="tab:blue")
         if key in ("batch", "memory"):
             ax.set_xscale("log", base=2)
         if key != "depth":
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xticks(xs)
         ax.set_xticklabels([str(x) for x in xs])
         ax.set_xlabel({"batch": "batch size (ResNet-20, 32 px)", "image": "image size, px (ResNet-20)",

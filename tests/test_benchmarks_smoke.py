@@ -93,7 +93,8 @@ def test_sweep_measures_plots_and_reports_a_tiny_plan(run, tmp_path):
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
     plan = dict(batches=(2,), image_batch=2, images=(40,), depth_batch=2, depths=(32,),
-                memory_batches=(2,), runs=1, rounds=1, warmup=0)
+                memory_batches=(2,), runs=1, rounds=1, warmup=0,
+                ops_batches=(2, 4), ops_steps=1)
     results = sweep.run_sweeps(torch, set(sweep.SECTIONS), plan, threads=1)
     assert [r["batch"] for r in results["batch"]] == [2]
     assert [r["image"] for r in results["image"]] == [40]
@@ -101,6 +102,11 @@ def test_sweep_measures_plots_and_reports_a_tiny_plan(run, tmp_path):
     for r in results["batch"] + results["image"] + results["depth"]:
         assert r["s_ips"] > 0 and r["t_ips"] > 0 and r["ratio"] > 0
     assert results["memory"][0]["batch"] == 2 and results["memory"][0]["s_mb"] >= 0
+    ops = {(r["who"], r["batch"], r["op"]): r["ms_per_image"] for r in results["ops"]}
+    for who in ("striate", "torch"):   # the conv ops are seen, and no op took longer than the step
+        assert any(w == who and "onv" in op for w, _, op in ops)
+        assert max(v for (w, b, op), v in ops.items() if w == who and b == 4 and op != "(whole step)") \
+            <= ops[(who, 4, "(whole step)")]
     out = tmp_path / "cost.md"
     sweep.plot(results, str(tmp_path / "cost.png"))
     sweep.write_report(results, {"load": "test"}, str(out), "sweep test", "quick")
@@ -112,3 +118,32 @@ def test_sweep_measures_plots_and_reports_a_tiny_plan(run, tmp_path):
     with Image.open(tmp_path / "cost.png") as im:
         grey = np.asarray(im.convert("L"))
     assert grey.shape[1] > 1000 and len(np.unique(grey)) > 10   # four drawn panels, not a blank image
+
+
+@pytest.mark.parametrize("name", ["resnet20", "vgg11_bn_cifar"])
+def test_folded_twins_compute_the_unfolded_function(run, name):
+    # the infer section's "BN folded" rows compare st.nn.fold_batch_norm with torch's twin folded alike
+    import copy
+
+    import striate as st
+    from _torch_models import fold_torch_twin, to_torch_images
+
+    s_model, t_model = run.build_twins(name, seed=2)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():   # real statistics on both sides (copy_weights gives torch striate's)
+        for m in s_model.modules():
+            if isinstance(m, st.nn.BatchNorm):
+                m.running_var[:] = rng.uniform(0.3, 2.0, m.num_features)
+                m.running_mean[:] = rng.normal(0, 0.3, m.num_features)
+    from _torch_models import copy_weights
+    copy_weights(s_model, t_model)
+    t_folded = fold_torch_twin(copy.deepcopy(t_model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in t_folded.modules())
+    s_folded = st.nn.fold_batch_norm(s_model)
+    x, _ = run._batch(name, n=3, seed=4)
+    with st.no_grad(), torch.no_grad():
+        want = t_model.eval()(to_torch_images(x)).numpy()
+        got_t = t_folded(to_torch_images(x)).numpy()
+        got_s = s_folded(st.Tensor(x)).data
+    np.testing.assert_allclose(got_t, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got_s, want, rtol=1e-4, atol=1e-4)
