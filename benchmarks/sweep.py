@@ -28,6 +28,7 @@ from runs interleaved in time, is the figure to read, and even it moves by +-20%
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -258,10 +259,14 @@ def plot(results: dict, path: str) -> None:
                         ha="center", fontsize=8, color="tab:blue")
         if key in ("batch", "memory"):
             ax.set_xscale("log", base=2)
-        if key != "depth":
+        if key in ("image", "memory"):   # these span decades
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
             ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        else:
+            ax.set_ylim(bottom=0)
+        ax.margins(y=0.12)
         ax.set_xticks(xs)
         ax.set_xticklabels([str(x) for x in xs])
         ax.set_xlabel({"batch": "batch size (ResNet-20, 32 px)", "image": "image size, px (ResNet-20)",
@@ -288,6 +293,8 @@ def write_report(results: dict, machine: dict, path: str, command: str, mode: st
     png = os.path.splitext(path)[0] + ".png"
     parts += [f"![cost growth]({os.path.basename(png)})", ""]
     atomic_write_text(path, "\n".join(parts))
+    # the raw numbers too, to re-plot or compare runs without measuring again
+    atomic_write_text(os.path.splitext(path)[0] + ".json", json.dumps(dict(machine=machine, results=results), indent=1))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
