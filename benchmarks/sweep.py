@@ -1,6 +1,6 @@
 """How cost grows: striate and PyTorch side by side against batch size, image size, depth, and memory.
 
-    python benchmarks/sweep.py --quick     # a few points, few repeats: ~5-10 minutes on 2 busy cores
+    python benchmarks/sweep.py --quick     # a few points, few repeats: ~10 minutes on 2 busy cores
     python benchmarks/sweep.py             # every point, more repeats
     python benchmarks/sweep.py --only batch,memory --out /tmp/cost.md
 
@@ -300,7 +300,7 @@ def write_report(results: dict, machine: dict, path: str, command: str, mode: st
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="How striate's and PyTorch's cost grow with batch, image "
                                                  "size, depth; and memory with batch.")
-    parser.add_argument("--quick", action="store_true", help="few points and repeats (~5-10 minutes)")
+    parser.add_argument("--quick", action="store_true", help="few points and repeats (~10 minutes)")
     parser.add_argument("--only", default=None, help=f"comma-separated sweeps among {', '.join(SECTIONS)}")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads of both frameworks")
     parser.add_argument("--out", default=os.path.join(HERE, "cost_growth.md"),
