@@ -162,3 +162,11 @@ def test_export_keeps_training_mode_and_frozen_flags(tmp_path):
     st.onnx.export(model, tmp_path / "m.onnx", (8, 8, 1))
     assert model.training and all(not p.requires_grad for p in model.features.parameters())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_import_striate_loads_neither_onnx_nor_safetensors():
+    import subprocess
+    import sys
+    code = "import sys, striate; print('onnx' in sys.modules, 'safetensors' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
