@@ -14,10 +14,11 @@ What it runs (each configuration in a fresh process, synthetic float32 images, S
 * ``mpiexec -n 2``: Allreduce of float32 buffers from 1 KiB to 16 MiB, fitted to
   ``t = alpha + beta * bytes``.
 
-Then the scaling model: N machines, one rank each with this machine's measured one-rank step time on
-its local batch, gradients allreduced by a ring (each rank sends and receives ``2 (N-1)/N`` of the
-gradient bytes, in ``2 (N-1)`` messages) over a 1 or 10 Gbit/s link, plus the measured per-byte
-reduction cost; no overlap of communication with backward (striate does not overlap).
+Then the scaling model: N machines, one rank each with this machine's measured one-rank step (CPU)
+time on its local batch, gradients allreduced as MPI does it (each rank sends and receives
+``2 (N-1)/N`` of the gradient bytes in ``2 log2 N`` rounds) over a 1 or 10 Gbit/s link, plus the
+measured local latency and per-byte cost; no overlap of communication with backward (striate does
+not overlap).
 The report goes to stdout and, as markdown, to ``--out`` (default benchmarks/distributed.md).
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -113,14 +115,15 @@ def worker_allreduce(out: str, quick: bool) -> None:
     results = []
     for log2 in range(10, 25, 2):
         buf = np.ones((1 << log2) // 4, np.float32)
-        repeats = 5 if quick else (30 if log2 < 20 else 10)
+        repeats = 5 if quick else (100 if log2 < 20 else 15)
         times = []
-        for _ in range(repeats + 2):
+        for i in range(repeats + 5):  # 5 untimed: the first messages of a size set up buffers
             comm.barrier()
             t0 = time.perf_counter()
             comm.allreduce_(buf)
-            times.append(time.perf_counter() - t0)
-        results.append((buf.nbytes, float(np.min(times[2:]))))  # the best: others' load only adds
+            if i >= 5:
+                times.append(time.perf_counter() - t0)
+        results.append((buf.nbytes, float(np.min(times))))  # the best: the other jobs' load only adds
     if comm.rank == 0:
         with open(out, "w") as f:
             json.dump(results, f)
@@ -154,22 +157,27 @@ def _median(values):
 
 
 def _fit(points):
-    """``t = alpha + beta * bytes``: alpha the time of the smallest message, beta the median of
-    (t - alpha) / bytes over the messages of 64 KiB and more (a least-squares line would be all
-    big messages, and its intercept noise)."""
-    alpha = points[0][1]
+    """``t = alpha + beta * bytes``: alpha the fastest message of 16 KiB or less, beta the median of
+    (t - alpha) / bytes over the messages of 64 KiB and more (robust to the odd message slowed down
+    by the other jobs, which a least-squares line is not)."""
+    alpha = min(t for b, t in points if b <= 1 << 14)
     slopes = sorted((t - alpha) / b for b, t in points if b >= 1 << 16)
     return alpha, _median(slopes)
 
 
-def ring_allreduce_seconds(nbytes, ranks, link_gbit, alpha_local, beta_local, messages=1):
-    """Ring allreduce of ``nbytes`` over ``ranks`` machines: 2(N-1)/N of the bytes cross each link,
-    in 2(N-1) steps, each paying the network latency; plus the local per-byte reduction cost."""
+def allreduce_seconds(nbytes, ranks, link_gbit, alpha_local, beta_local, messages=1):
+    """Allreduce of ``nbytes`` over ``ranks`` machines, as MPI libraries do it (Thakur, Rabenseifner
+    and Gropp 2005): large messages by reduce-scatter + allgather, in which each rank sends and
+    receives 2 (N-1)/N of the bytes in 2 log2(N) rounds; small ones by recursive doubling, log2(N)
+    rounds. Each round pays the network latency and the local one; each byte the link and the
+    measured local reduction cost. ``messages`` such allreduces."""
     if ranks == 1:
         return 0.0
-    wire = 2 * (ranks - 1) / ranks * nbytes * 8 / (link_gbit * 1e9)
-    latency = messages * 2 * (ranks - 1) * (NET_LATENCY_S + alpha_local)
-    return wire + latency + 2 * (ranks - 1) / ranks * nbytes * beta_local
+    rounds = math.ceil(math.log2(ranks))
+    if nbytes == 0:  # small: latency only
+        return messages * rounds * (NET_LATENCY_S + alpha_local)
+    moved = 2 * (ranks - 1) / ranks * nbytes
+    return messages * (2 * rounds * (NET_LATENCY_S + alpha_local) + moved * (8 / (link_gbit * 1e9) + beta_local))
 
 
 def main(argv=None) -> int:
@@ -263,10 +271,12 @@ def _report(runs, allreduce, alpha, beta, models, mode, started, load):
         "latency and per-byte cost of one Allreduce through shared memory.", "",
         "## Model: N machines, one rank each", "",
         "Each machine computes a local batch of 128 (weak scaling) in the CPU time of the one-rank run above "
-        "(the step's time on a core of its own; the wall time is inflated by the other jobs here); the gradients then cross a ring allreduce: "
-        f"2(N-1)/N of the bytes over the link, 2(N-1) messages of {1e6 * NET_LATENCY_S:.0f} us latency each "
-        "(an assumption for TCP over Ethernet; nothing here measures a network), plus the measured per-byte "
-        "reduction cost. ResNet-20 adds SyncBatchNorm's 2 x 19 small allreduces per step (latency only). "
+        "(the step's time on a core of its own; the wall time is inflated by the other jobs here); the gradients then "
+        "cross an allreduce as MPI does a large one (reduce-scatter + allgather: 2(N-1)/N of the bytes over the "
+        f"link in 2 log2 N rounds, each with {1e6 * NET_LATENCY_S:.0f} us of network latency, an assumption for "
+        "TCP over Ethernet, nothing here measures a network, plus the measured local latency and per-byte "
+        "cost). ResNet-20 adds SyncBatchNorm's 2 x 19 small allreduces per step (recursive doubling, "
+        "log2 N rounds of latency each). "
         "No overlap with backward. Efficiency = compute / (compute + allreduce); throughput in images/s of "
         "the whole cluster.", "",
     ]
@@ -280,8 +290,8 @@ def _report(runs, allreduce, alpha, beta, models, mode, started, load):
         for link in LINKS_GBIT:
             cells = []
             for n in MODEL_RANKS:
-                ar = ring_allreduce_seconds(grad_bytes, n, link, alpha, beta)
-                ar += ring_allreduce_seconds(0, n, link, alpha, 0.0, messages=bn_messages)
+                ar = allreduce_seconds(grad_bytes, n, link, alpha, beta)
+                ar += allreduce_seconds(0, n, link, alpha, 0.0, messages=bn_messages)
                 eff = compute / (compute + ar)
                 cells.append(f"{n * BATCH / (compute + ar):,.0f} img/s ({eff:.0%})")
             lines.append(f"| {model} ({grad_bytes / 1e6:.2f} MB of gradients) | {link} Gbit/s | " +

@@ -297,3 +297,30 @@ def test_mpiexec_command_adds_open_mpi_flags():
         assert "--oversubscribe" in cmd
     env = dist.mpiexec_env(A=1)
     assert env["A"] == "1" and env["OMPI_ALLOW_RUN_AS_ROOT"] == "1"
+
+
+# ------------------------------------------------------------------------------------------ random streams
+def test_rank_random_streams_differ_per_rank_but_spare_the_loader():
+    from striate.training import Run
+
+    def states(rank):
+        model = st.nn.Sequential(st.nn.Dense(4, rng=0), st.nn.Dropout(0.5, rng=7)).build((3,))
+        x, y = _indexed(8)
+        loader = dist.shard(DataLoader(x, y, batch_size=4, rng=1), Echo(rank=rank, size=2))
+        run = Run(model=model, optimizer=st.optim.SGD(model.parameters(), lr=0.1), train=loader)
+        dist.RankRandomStreams(Echo(rank=rank, size=2)).on_train_begin(run)
+        dropout = model.modules()[-1]
+        masks = dropout(st.Tensor(np.ones((2, 4), np.float32))).data
+        return masks, loader.rng.bit_generator.state
+
+    saved = st.random.get_state()  # rank 1 jumps the process's default generator too
+    try:
+        masks0, loader0 = states(0)
+        again0, _ = states(0)
+        masks1, loader1 = states(1)
+        assert st.random.get_state() != saved
+    finally:
+        st.random.set_state(saved)
+    np.testing.assert_array_equal(masks0, again0)      # reproducible
+    assert not np.array_equal(masks0, masks1)          # rank 1 draws other masks
+    assert loader0 == loader1                          # the shards' permutation stays common

@@ -179,6 +179,14 @@ def test_killed_rank_ends_the_job_and_the_last_checkpoint_resumes(tmp_path):
     ckpt = st.training.load_checkpoint(broken / "checkpoint.npz")
     assert ckpt.epoch == 2  # epochs 1 and 2 were saved; rank 1 died in epoch 3
 
+    # a checkpoint of 2 ranks resumes in one process too (plain BatchNorm, a plain SGD, a DataLoader)
+    x, y = worker.toy_data()
+    single = worker.bn_net(seed=5)
+    sgd = st.optim.SGD(single.parameters(), lr=0.05, momentum=0.9)
+    ckpt.restore(single, sgd, loader=DataLoader(x, y, batch_size=worker.GLOBAL_BATCH, rng=0))
+    np.testing.assert_array_equal(single.state_dict()["0.w"], ckpt.model_state["0.w"])
+    assert len(sgd.state) == len(single.parameters())  # the momentum buffers came along
+
     rc, log, _ = run_worker("resumed", broken)
     assert rc == 0, log[-3000:]
     expected = np.load(full / "full-rank0.npz")

@@ -263,6 +263,8 @@ def _run(args) -> int:
     callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
     if not main:
         callbacks = []  # checkpoints and the log come from rank 0 (every rank holds the same model)
+    if dist is not None:
+        callbacks.append(dist.RankRandomStreams())  # each rank its own dropout masks
 
     if verbose:
         print(f"training {config['model']} ({model.num_parameters():,} parameters) on {name}: "

@@ -22,6 +22,7 @@ from .launch import find_mpiexec, mpiexec_command, mpiexec_env
 from .metrics import evaluate, reduce_metrics
 from .optimizer import (DistributedOptimizer, average_buffers, broadcast_model, broadcast_optimizer_state,
                         broadcast_parameters, is_distributed)
+from .random_streams import RankRandomStreams
 from .sharding import ShardedLoader, shard
 from .sync_batchnorm import SyncBatchNorm, SyncBatchNormFunction, convert_sync_batchnorm
 
@@ -29,4 +30,4 @@ __all__ = ["Communicator", "MPICommunicator", "SingleProcess", "init", "get_comm
            "launched_by_mpi", "DistributedOptimizer", "is_distributed", "broadcast_parameters",
            "broadcast_optimizer_state", "broadcast_model", "average_buffers", "shard", "ShardedLoader",
            "SyncBatchNorm", "SyncBatchNormFunction", "convert_sync_batchnorm", "evaluate", "reduce_metrics",
-           "find_mpiexec", "mpiexec_command", "mpiexec_env"]
+           "find_mpiexec", "mpiexec_command", "mpiexec_env", "RankRandomStreams"]
