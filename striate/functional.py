@@ -26,7 +26,8 @@ from .tensor import Tensor
 from .validation import check_int, check_rate, positive_pair
 
 __all__ = [
-    "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "linear", "flatten", "concat",
+    "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
+    "flatten", "concat",
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
 ]
@@ -150,45 +151,92 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
 
 
 # --------------------------------------------------------------------------- pooling
-def _pool_args(x, kernel_size, stride, padding, op):
+def _pool_args(x, kernel_size, stride, padding, op, dilation=1, ceil_mode=False, count_include_pad=True):
     x = _nhwc(x, "x", op)
     return (x,) + cached(_pool_plan, x.shape[1:3], hashable(kernel_size), hashable(stride),
-                           hashable(padding), op)
+                         hashable(padding), hashable(dilation), bool(ceil_mode), bool(count_include_pad), op)
+
+
+def _ceil_extra(size, kernel, stride, before, after, dilation):
+    """Rows (or columns) to add after the input so that floor division gives ceil_mode's output
+    size: ceil((size + before + after - dilation * (kernel - 1) - 1) / stride) + 1, less one when the
+    last window would start past the input and its leading padding (PyTorch's and ONNX's rule)."""
+    span = size + before + after - dilation * (kernel - 1) - 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:
+        out -= 1
+    return max(0, (out - 1) * stride - span)
 
 
 @functools.lru_cache(maxsize=1024)
-def _pool_plan(in_hw, kernel_size, stride, padding, op):
-    """Validate a pooling window; return (kernel, stride, pads, out_hw). Called through
-    :func:`striate.ops.geometry.cached` (cached)."""
+def _pool_plan(in_hw, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, op):
+    """Validate a pooling window; return (kernel, stride, pads, out_hw, dilation, divisor). Called
+    through :func:`striate.ops.geometry.cached` (cached). ``pads`` include the rows ceil_mode adds at the bottom/right;
+    ``divisor`` is None (every window averages over kh*kw cells) or the per-window count."""
     kernel = positive_pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else positive_pair(stride, "stride")
-    pads, out_hw = conv_geometry(in_hw, kernel, stride, padding, 1, op)
-    # PyTorch's rule: a pad wider than half the kernel makes windows of padding only, which max
-    # pooling would turn into -inf outputs ('same' padding always satisfies it).
-    if max(pads[:2]) > kernel[0] // 2 or max(pads[2:]) > kernel[1] // 2:
+    dilation = positive_pair(dilation, "dilation")
+    pads, out_hw = conv_geometry(in_hw, kernel, stride, padding, dilation, op)
+    # The padding rule: every window must reach the input with at least one tap, i.e. a pad of at
+    # most dilation * (kernel - 1) cells per side (ONNX's "pad smaller than the kernel"); more would
+    # make windows of padding only (-inf for max pooling, 0 / 0 for an average without the pads).
+    # PyTorch is stricter (pad <= kernel // 2); 'same' padding always satisfies both.
+    reach = (dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1))
+    if max(pads[:2]) > reach[0] or max(pads[2:]) > reach[1]:
         raise ValueError(
-            f"{op}: padding must be at most half the kernel size, or some windows would cover only "
-            f"padding. Received: kernel_size={kernel}, padding={padding!r} "
-            f"(top, bottom, left, right = {pads}). Use padding <= {kernel[0] // 2} or padding='same'."
+            f"{op}: padding must not exceed dilation * (kernel_size - 1) = {reach} per side, or some windows "
+            f"would cover only padding. Received: kernel_size={kernel}, dilation={dilation}, padding={padding!r} "
+            f"(top, bottom, left, right = {pads}). Use smaller padding or padding='same'."
         )
-    return kernel, stride, pads, out_hw
+    extra = (0, 0)
+    if ceil_mode:
+        extra = tuple(_ceil_extra(in_hw[i], kernel[i], stride[i], pads[2 * i], pads[2 * i + 1], dilation[i])
+                      for i in range(2))
+        pads = (pads[0], pads[1] + extra[0], pads[2], pads[3] + extra[1])
+        out_hw = tuple((in_hw[i] + pads[2 * i] + pads[2 * i + 1] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
+                       for i in range(2))
+    divisor = None
+    if (not count_include_pad and any(pads)) or any(extra):
+        # count the cells each window averages over: an image of ones where cells count (the input,
+        # and its padding with count_include_pad), zeros in the padding that does not count
+        h, w = in_hw
+        counted = np.zeros((1, h + pads[0] + pads[1], w + pads[2] + pads[3], 1))
+        if count_include_pad:
+            counted[:, :pads[0] + h + pads[1] - extra[0], :pads[2] + w + pads[3] - extra[1]] = 1
+        else:
+            counted[:, pads[0]:pads[0] + h, pads[2]:pads[2] + w] = 1
+        divisor = sum(ops.offset_view(counted, i, j, stride, out_hw, dilation)
+                      for i in range(kernel[0]) for j in range(kernel[1]))
+        if np.all(divisor == kernel[0] * kernel[1]):
+            divisor = None
+    return kernel, stride, pads, out_hw, dilation, divisor
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:
     """Max pooling. Padded cells are -inf, so they never win.
 
     Overlapping windows (stride < kernel, AlexNet's 3x3 stride 2) are supported. On ties the
     gradient goes to the first maximum in row-major window order (deterministic, as PyTorch CPU).
 
+    Args:
+        padding: as in :func:`conv2d`; at most ``dilation * (kernel_size - 1)`` per side, so that
+            every window covers at least one input cell.
+        dilation: int or (dh, dw): spacing between the window's taps.
+        ceil_mode: round the output size up (PyTorch's and ONNX's ``ceil_mode``: torchvision's
+            GoogLeNet), adding windows that hang over the bottom/right edge; a window that would
+            start past the input and its leading padding is dropped.
+
     Shape:
         - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``,
-          ``oh = floor((h + pt + pb - kh) / sh) + 1``; ``stride`` defaults to ``kernel_size``.
+          ``oh = floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1`` (``ceil`` with ceil_mode);
+          ``stride`` defaults to ``kernel_size``.
     """
-    x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
-    return ops.MaxPool2dOp(kernel, stride, pads, out_hw).apply(x)
+    x, kernel, stride, pads, out_hw, dilation, _ = _pool_args(x, kernel_size, stride, padding, "max_pool2d",
+                                                              dilation, ceil_mode)
+    return ops.MaxPool2dOp(kernel, stride, pads, out_hw, dilation=dilation).apply(x)
 
 
-def relu_max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+def relu_max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:
     """``max_pool2d(relu(x), ...)`` as one op, with the same values and gradients.
 
     ReLU and max pooling commute, so this computes relu(max_pool2d(x)): the ReLU touches only
@@ -197,18 +245,28 @@ def relu_max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
 
     Shape: as :func:`max_pool2d`.
     """
-    x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "relu_max_pool2d")
-    return ops.MaxPool2dOp(kernel, stride, pads, out_hw, relu=True).apply(x)
+    x, kernel, stride, pads, out_hw, dilation, _ = _pool_args(x, kernel_size, stride, padding, "relu_max_pool2d",
+                                                              dilation, ceil_mode)
+    return ops.MaxPool2dOp(kernel, stride, pads, out_hw, relu=True, dilation=dilation).apply(x)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Average pooling; padded cells count as zeros in the mean (PyTorch's count_include_pad).
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               dilation=1) -> Tensor:
+    """Average pooling.
+
+    Args:
+        count_include_pad: True (default, PyTorch's default): padded cells count as zeros in the
+            mean. False: each window averages over its input cells only — what Keras and TensorFlow
+            compute for ``padding='same'`` average pooling, and ONNX's default.
+        ceil_mode, dilation, padding: as in :func:`max_pool2d`; the windows ceil_mode adds average
+            over their cells inside the (padded) input, as in PyTorch.
 
     Shape:
         - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``, same formula as :func:`max_pool2d`.
     """
-    x, kernel, stride, pads, out_hw = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
-    return ops.AvgPool2dOp(kernel, stride, pads, out_hw).apply(x)
+    x, kernel, stride, pads, out_hw, dilation, divisor = _pool_args(
+        x, kernel_size, stride, padding, "avg_pool2d", dilation, ceil_mode, count_include_pad)
+    return ops.AvgPool2dOp(kernel, stride, pads, out_hw, dilation, divisor).apply(x)
 
 
 def global_avg_pool2d(x) -> Tensor:
@@ -219,6 +277,16 @@ def global_avg_pool2d(x) -> Tensor:
     """
     x = _nhwc(x, "x", "global_avg_pool2d")
     return x.mean(axis=(1, 2))
+
+
+def global_max_pool2d(x) -> Tensor:
+    """Maximum over the spatial axes (the gradient goes to the maximum; split evenly among ties).
+
+    Shape:
+        - x: ``(n, h, w, c)``; output: ``(n, c)``.
+    """
+    x = _nhwc(x, "x", "global_max_pool2d")
+    return x.max(axis=(1, 2))
 
 
 # --------------------------------------------------------------------------- dense and shape ops

@@ -21,11 +21,18 @@ from .backend.threads import blas_scope
 
 DEFAULT_DTYPE = np.float32
 
-_state = threading.local()
+class _State(threading.local):
+    """Per-thread engine state; class attributes are the defaults (a read never misses: these are
+    read by every op)."""
+    grad_enabled = True
+    op_observer = None  # see observe_ops
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 @contextlib.contextmanager
@@ -63,7 +70,7 @@ def observe_ops(callback):
     """Call ``callback(fn, inputs, out)`` after every op applied in this thread inside the block
     (the summary's tracer). Other threads are not affected.
     """
-    previous = getattr(_state, "op_observer", None)
+    previous = _state.op_observer
     _state.op_observer = callback
     try:
         yield
@@ -241,6 +248,9 @@ class Tensor:
             _accumulate(self, "grad", grad)
             return
         with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
+            # at once: the first GEMMs of a backward (the classifier's) run unsplit, and BLAS's
+            # workers, left spinning by a multi-threaded GEMM, would slow the split ops after them
+            blas_scope.pin()
             _run_backward(fn, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators
@@ -453,15 +463,14 @@ class Function:
         # (runs for every op: kept lean, it is most of the cost of batch-1 inference)
         tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
         flags = [t._requires_grad for t in tensors]
-        record = True in flags and getattr(_state, "grad_enabled", True)
+        record = True in flags and _state.grad_enabled
         self.needs_input_grad = tuple(flags) if record else (False,) * len(flags)
-        with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
-            y = self.forward(*[t.data for t in tensors])
+        y = self.forward(*[t.data for t in tensors])
         if record:
             self.parents = tuple((t._ctx or t) if t._requires_grad else None for t in tensors)
             self.out_shape = y.shape
         out = Tensor._result(y, self if record else None)
-        observer = getattr(_state, "op_observer", None)
+        observer = _state.op_observer
         if observer is not None:  # see observe_ops
             observer(self, inputs, out)
         return out

@@ -1,4 +1,4 @@
-"""The direct ("planar") convolution kernels of striate.ops.accel against the im2col + GEMM path,
+"""The direct ("planar") convolution loops of striate.backend.planar against the im2col + GEMM path,
 PyTorch's answers (golden fixtures, and torch itself when installed) and finite differences.
 
 striate picks the planar kernels for stride-1 convs with few channels (``conv.planar_wins``); the

@@ -79,13 +79,15 @@ def test_pool_window_larger_than_input():
         F.avg_pool2d(X, (2, 10))
 
 
-def test_pool_padding_wider_than_half_the_kernel_is_refused():
-    # it would make windows of padding only (max pooling: -inf outputs)
-    with pytest.raises(ValueError, match=r"max_pool2d: padding must be at most half the kernel size.*"
-                                         r"kernel_size=\(2, 2\), padding=2"):
+def test_pool_padding_that_makes_windows_of_padding_only_is_refused():
+    # a pad beyond dilation * (kernel - 1) makes windows of padding only (max pooling: -inf outputs);
+    # kernel 3 with padding 2 is fine: every window still covers an input cell (see test_onnx_pooling)
+    with pytest.raises(ValueError, match=r"max_pool2d: padding must not exceed dilation \* \(kernel_size - 1\) = "
+                                         r"\(1, 1\) per side, or some windows would cover only padding.*"
+                                         r"kernel_size=\(2, 2\), dilation=\(1, 1\), padding=2"):
         F.max_pool2d(X, 2, padding=2)
-    with pytest.raises(ValueError, match=r"avg_pool2d: padding must be at most half the kernel size"):
-        F.avg_pool2d(X, 3, 1, padding=(0, 2))
+    with pytest.raises(ValueError, match=r"avg_pool2d: padding must not exceed dilation \* \(kernel_size - 1\)"):
+        F.avg_pool2d(X, 3, 1, padding=(0, 3))
 
 
 def test_groups_must_divide_input_channels():
@@ -386,7 +388,7 @@ def test_pool_checks_are_cached_per_combination_but_errors_are_raised_every_time
     import striate.functional as F
     x = np.zeros((1, 6, 6, 2), np.float32)
     for _ in range(2):
-        with pytest.raises(ValueError, match="padding must be at most half the kernel size"):
+        with pytest.raises(ValueError, match="padding must not exceed dilation"):
             F.max_pool2d(x, 2, padding=2)
     assert F.max_pool2d(x, 2).shape == (1, 3, 3, 2)
     assert F.max_pool2d(x, [3, 2], stride=[3, 2]).shape == (1, 2, 3, 2)   # lists are fine

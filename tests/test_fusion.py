@@ -98,7 +98,7 @@ def test_relu_max_pool2d_matches_torch():
 
 
 def test_relu_max_pool2d_validates_like_max_pool2d():
-    with pytest.raises(ValueError, match="relu_max_pool2d: padding must be at most half"):
+    with pytest.raises(ValueError, match="relu_max_pool2d: padding must not exceed dilation"):
         F.relu_max_pool2d(np.zeros((1, 4, 4, 1), np.float32), 2, padding=2)
 
 

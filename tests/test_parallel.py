@@ -1,5 +1,5 @@
-"""Ops split over threads (striate.ops.parallel) and over cache-sized blocks (conv), and the malloc
-setting (striate.ops.memory).
+"""Ops split over threads (striate.backend.threads) and over cache-sized blocks (conv), and the malloc
+setting (striate.backend.memory).
 
 The test inputs are small, so by default every op runs as one part and one block; the fixture
 `split_everything` makes each op split into as many parts and blocks as it can (one image per part,
@@ -79,17 +79,16 @@ def _blas_threads(threadpoolctl):
     return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
 
 
-class _SeesBlas(st.Function):
-    """An op that records BLAS's thread counts while striate runs it."""
-    seen = None
+class _SplitsTwice(st.nn.Module):
+    """A module running two split ops, recording BLAS's thread counts in them and between them."""
 
     def forward(self, x):
         import threadpoolctl
-        _SeesBlas.seen = _blas_threads(threadpoolctl)
-        return x.copy()
-
-    def backward(self, gy):
-        return (gy,)
+        parts = parallel.split(4, 10**6)
+        self.seen = parallel.map_parts(lambda s: _blas_threads(threadpoolctl), parts)
+        self.between = _blas_threads(threadpoolctl)  # an unsplit GEMM here keeps BLAS on one thread
+        self.seen += parallel.map_parts(lambda s: _blas_threads(threadpoolctl), parts)
+        return x
 
 
 def test_threads_pin_blas_to_one_inside_striate_calls_only():
@@ -100,12 +99,16 @@ def test_threads_pin_blas_to_one_inside_striate_calls_only():
     try:
         parallel.set_num_threads(2)
         assert _blas_threads(threadpoolctl) == own               # not changed by the setting itself
-        _SeesBlas().apply(st.Tensor(np.ones(3)))
-        assert _SeesBlas.seen and all(n == 1 for n in _SeesBlas.seen)  # pinned inside the op
-        assert _blas_threads(threadpoolctl) == own               # and given back after it
+        module = _SplitsTwice()
+        module(st.Tensor(np.ones(3)))
+        assert module.seen and all(n == 1 for seen in module.seen for n in seen)  # pinned in the parts
+        assert all(n == 1 for n in module.between)               # and between them, inside the call
+        assert _blas_threads(threadpoolctl) == own               # given back when the call returns
+        parallel.map_parts(lambda s: None, parallel.split(4, 10**6))
+        assert _blas_threads(threadpoolctl) == own               # a split outside any module too
         parallel.set_num_threads(1)
-        _SeesBlas().apply(st.Tensor(np.ones(3)))
-        assert _SeesBlas.seen == own                             # one thread of ours: BLAS keeps its own
+        module(st.Tensor(np.ones(3)))
+        assert all(seen == own for seen in module.seen)          # one thread of ours: BLAS keeps its own
     finally:
         parallel.set_num_threads(old)
 

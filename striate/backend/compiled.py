@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 # Lanes of the planar conv loops come in multiples of this (see jit.conv_planar_forward).
 LANE_BLOCK = 32
 # Inputs with fewer elements than this stay on the NumPy path (dispatching a numba call costs
@@ -42,5 +44,4 @@ def load():
 
 def load_for(x):
     """:func:`load` when ``x`` is a NumPy array big enough (:data:`MIN_SIZE`) to repay a call."""
-    import numpy as np
     return load() if type(x) is np.ndarray and x.size >= MIN_SIZE else None

@@ -35,9 +35,12 @@ PATCHES_MAJOR_MIN_ROWS = 4096
 WHOLE_BLOCK = ((slice(None), slice(None)),)  # every image, every row
 
 
-def applies(x) -> bool:
-    """Whether the fast path runs for input ``x``: NumPy arrays, unless turned off."""
-    return type(x) is np.ndarray and fast_paths_enabled()
+def conv_strategy(op, x, w):
+    """A :class:`FastConv` for one call of ``op`` (a Conv2dOp) on NumPy arrays, or None (other
+    array modules, or :func:`striate.backend.reference_only`)."""
+    if type(x) is not np.ndarray or not fast_paths_enabled():
+        return None
+    return FastConv(op.stride, op.pads, op.dilation, op.groups, op.out_hw, x.shape, w.shape, op.needs_input_grad)
 
 
 def blocks(images: int, oh: int, image_bytes: int):

@@ -6,11 +6,11 @@ images of a batch are independent, so an op's strategy cuts the batch into conti
 release the GIL, so the parts really run in parallel. Measurements: ``benchmarks/notes.md``.
 
 BLAS must then run on one thread inside the parts, or its own workers (which keep spinning for a
-while after each call) fight striate's threads for the same cores. That limit is scoped:
-:data:`blas_scope` pins BLAS to one thread when the outermost striate call (a module's call, an
-op's apply, a backward pass) begins and gives it back when that call returns, through
-threadpoolctl's context manager (the ``fast`` extra). The user's own NumPy code between striate
-calls keeps its BLAS threads. Without threadpoolctl striate stays on one thread.
+while after each call) fight striate's threads for the same cores. That limit is scoped
+(:data:`blas_scope`): taken when striate first splits work inside a module's call or a backward
+pass, given back when that call returns, through threadpoolctl (the ``fast`` extra). The user's
+own NumPy code between striate calls keeps its BLAS threads. Without threadpoolctl striate stays
+on one thread.
 
 The thread count defaults to the CPU cores this process may use, or ``STRIATE_NUM_THREADS``;
 :func:`set_num_threads` changes it. This module imports nothing else of striate.
@@ -164,37 +164,70 @@ def set_num_threads(threads: int, _strict: bool = True) -> int:
     return threads
 
 
-class _BlasScope:
-    """Context manager around striate's own calls; re-entrant and shared by every thread.
+class _Depth(threading.local):
+    depth = 0
 
-    The outermost entry limits BLAS to one thread (when striate runs on several) with
-    threadpoolctl's ``limit`` context manager; the matching exit restores the count BLAS had.
-    Inner entries only count. OpenBLAS's thread count is process-wide, so a user thread calling
-    BLAS while another thread is inside striate gets one thread too.
+
+class _BlasScope:
+    """Context manager around striate's calls that may use several threads (a module's call, a
+    backward pass); re-entrant.
+
+    BLAS is limited to one thread by :meth:`pin`: at the start of a backward pass, and in a
+    forward at the first :func:`map_parts` that runs parts on several threads; it gets its own
+    thread count back when the last thread leaves its outermost scope. A batch-1 forward, which
+    never splits, never touches BLAS; a training step keeps it limited through the unsplit GEMMs
+    between split ops.
+    OpenBLAS's thread count is process-wide, so a user thread calling BLAS while another thread is
+    inside striate gets one thread too.
+
+    The limit goes through threadpoolctl's controllers of the BLAS libraries; its ``limit()``
+    context manager re-reads every library's description on each entry, which would cost a batch-1
+    forward a good share of its time, so the scope keeps the thread counts itself.
     """
 
     def __init__(self):
-        self.depth = 0
-        self.limiter = None
+        self.local = _Depth()  # this thread's nesting
         self.lock = threading.Lock()
+        self.active = 0      # threads inside their outermost scope
+        self.restore = None  # [(library controller, its own thread count)] while BLAS is limited
 
     def __enter__(self):
-        with self.lock:
-            self.depth += 1
-            if self.depth == 1 and (_config["threads"] or get_num_threads()) > 1:
-                controller = _blas_controller()
-                if controller is not None:
-                    self.limiter = controller.limit(limits=1)
-                    self.limiter.__enter__()
+        depth = self.local.depth
+        self.local.depth = depth + 1
+        if not depth:
+            with self.lock:
+                self.active += 1
         return self
 
     def __exit__(self, *exc):
-        with self.lock:
-            self.depth -= 1
-            if self.depth == 0 and self.limiter is not None:
-                self.limiter.__exit__(None, None, None)
-                self.limiter = None
+        depth = self.local.depth - 1
+        self.local.depth = depth
+        if not depth:
+            with self.lock:
+                self.active -= 1
+                if not self.active:
+                    self._unpin()
         return False
+
+    def inside(self) -> bool:
+        """Whether this thread is inside the scope already (then entering it again does nothing)."""
+        return bool(self.local.depth)
+
+    def pin(self):
+        """Limit BLAS to one thread until the scope ends (called with several parts to run)."""
+        if self.restore is None and (_config["threads"] or 1) > 1:
+            with self.lock:
+                controller = _blas_controller()
+                if self.restore is None and controller is not None:
+                    self.restore = [(lib, lib.num_threads) for lib in controller.lib_controllers]
+                    for lib, _ in self.restore:
+                        lib.set_num_threads(1)
+
+    def _unpin(self):
+        if self.restore is not None:
+            for lib, own in self.restore:
+                lib.set_num_threads(own)
+            self.restore = None
 
 
 blas_scope = _BlasScope()
@@ -229,7 +262,9 @@ def map_parts(fn, parts):
     if not pool.lock.acquire(blocking=False):  # a part calling an op, or another user thread
         return [fn(part) for part in parts]
     try:
-        return pool.run([lambda part=part: fn(part) for part in parts])
+        with blas_scope:  # (held already by a module's call or a backward pass, usually)
+            blas_scope.pin()
+            return pool.run([lambda part=part: fn(part) for part in parts])
     finally:
         pool.lock.release()
 

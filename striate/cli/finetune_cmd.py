@@ -134,15 +134,8 @@ def finetune(model, head, train, epochs_head, epochs, config, freeze_until=None,
     return rows, opt
 
 
-def run(args) -> int:
-    from .. import random
-    from ..data import DataLoader
-    from ..data import transforms as T
-    from ..training import evaluate, save_checkpoint, save_weights
-    from .common import load_data, standardizer
-    from .import_cmd import load_base
-
-    started = time.perf_counter()
+def _check_args(args):
+    """The numeric options and ``--classes`` parsed; one-line errors."""
     for name in ("head_epochs", "epochs"):
         if getattr(args, name) < 0:
             raise CommandError(f"--{name.replace('_', '-')} must be >= 0. Received: {getattr(args, name)}.")
@@ -150,26 +143,75 @@ def run(args) -> int:
         raise CommandError(f"--lr and --lr-mult must be positive. Received: {args.lr}, {args.lr_mult}.")
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
-    classes = None
-    if args.classes:
-        try:
-            classes = [int(c) for c in args.classes.split(",") if c.strip()]
-        except ValueError:
-            raise CommandError(f"--classes must be comma-separated integers. Received: {args.classes!r}.") from None
+    if not args.classes:
+        return None
+    try:
+        return [int(c) for c in args.classes.split(",") if c.strip()]
+    except ValueError:
+        raise CommandError(f"--classes must be comma-separated integers. Received: {args.classes!r}.") from None
+
+
+def _check_layer(model, name):
+    layers = [n for n, _ in model.named_modules() if n]
+    if name is not None and name not in layers:
+        shown = ", ".join(layers[:12]) + (", ..." if len(layers) > 12 else "")
+        raise CommandError(f"--freeze-until must name a layer of the base model. Received: {name!r}. "
+                           f"Layers: {shown}.")
+
+
+def _write_run(out, args, model, meta, ds, standardize, rows, opt, result, started):
+    """weights.npz, checkpoint.npz, log.csv and metrics.json, as `striate train` writes them."""
+    from ..atomic import atomic_write_text
+    from ..training import save_checkpoint, save_weights
+
+    new_meta = dict(meta)
+    new_meta.update(class_names=list(ds.class_names), input_shape=list(ds.input_shape), dataset=args.dataset,
+                    preprocess={"scale": 1 / 255, "mean": np.asarray(standardize.mean).tolist(),
+                                "std": np.asarray(standardize.std).tolist(), "eps": standardize.eps},
+                    base=os.path.abspath(args.base))
+    spec = new_meta.get("model") or {}
+    if "graph" in spec:
+        new_meta["model"] = {"graph": model.current_spec()}
+    elif "name" in spec:  # a zoo model: `striate evaluate` / `predict` rebuild it with the new class count
+        new_meta["model"] = {"name": spec["name"], "args": dict(spec.get("args") or {}, num_classes=ds.num_classes)}
+    config = {k: getattr(args, k) for k in ("dataset", "classes", "per_class", "freeze_until", "train_bn",
+                                              "head_epochs", "epochs", "lr", "lr_mult", "batch_size",
+                                              "optimizer", "weight_decay", "seed")}
+    new_meta["config"] = config
+    epochs = args.head_epochs + args.epochs
+    save_weights(os.path.join(out, "weights.npz"), model, meta=new_meta)
+    save_checkpoint(os.path.join(out, "checkpoint.npz"), model, opt, epoch=epochs, meta=new_meta)
+    _write_log(os.path.join(out, "log.csv"), rows)
+    metrics = {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "epochs": epochs,
+               "seconds": round(time.perf_counter() - started, 2), "train_images": int(len(ds.y_train)),
+               "params": model.num_parameters(),
+               "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
+                                      for n, a in zip(ds.class_names, result["per_class_accuracy"])},
+               "confusion_matrix": result["confusion_matrix"].tolist(), "config": config}
+    atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def run(args) -> int:
+    from .. import random
+    from ..data import DataLoader
+    from ..data import transforms as T
+    from ..training import evaluate
+    from .common import load_data, standardizer
+    from .import_cmd import load_base
+
+    started = time.perf_counter()
+    classes = _check_args(args)
     model, meta = load_base(args.base)
     ds = _subset(load_data(args.dataset, args.data_dir), classes, args.per_class, args.seed)
     expected = tuple(meta.get("input_shape") or getattr(model, "input_shape", None) or ds.input_shape)
     if tuple(ds.input_shape) != expected:
         raise CommandError(f"the base model takes {'x'.join(map(str, expected))} images; {args.dataset} has "
                            f"{'x'.join(map(str, ds.input_shape))}.")
+    _check_layer(model, args.freeze_until)
     random.manual_seed(args.seed)
     # the base model's own preprocessing keeps its features' inputs as in pre-training
     standardize = standardizer(meta) or T.Standardize().fit(ds.x_train)
-    layers = [n for n, _ in model.named_modules() if n]
-    if args.freeze_until is not None and args.freeze_until not in layers:
-        shown = ", ".join(layers[:12]) + (", ..." if len(layers) > 12 else "")
-        raise CommandError(f"--freeze-until must name a layer of the base model. Received: {args.freeze_until!r}. "
-                           f"Layers: {shown}.")
     head = model.replace_head(ds.num_classes, rng=args.seed)
     config = {"optimizer": args.optimizer, "lr": args.lr, "momentum": 0.9, "weight_decay": args.weight_decay,
               "lr_mult": args.lr_mult}
@@ -186,36 +228,9 @@ def run(args) -> int:
                              args.train_bn, verbose)
     except FloatingPointError as e:
         raise CommandError(str(e).replace("fit: ", "") + " (--lr)") from None
-    test = DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=standardize)
-    result = evaluate(model, test)
-
+    result = evaluate(model, DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=standardize))
     out = args.out or os.path.join("runs", f"finetune-{os.path.basename(os.path.normpath(ds.name))}")
-    new_meta = dict(meta)
-    new_meta.update(class_names=list(ds.class_names), input_shape=list(ds.input_shape), dataset=args.dataset,
-                    preprocess={"scale": 1 / 255, "mean": np.asarray(standardize.mean).tolist(),
-                                "std": np.asarray(standardize.std).tolist(), "eps": standardize.eps},
-                    base=os.path.abspath(args.base))
-    spec = new_meta.get("model") or {}
-    if "graph" in spec:
-        new_meta["model"] = {"graph": model.current_spec()}
-    elif "name" in spec:
-        new_meta["model"] = {"name": spec["name"], "args": dict(spec.get("args") or {}, num_classes=ds.num_classes)}
-    config_out = {k: getattr(args, k) for k in ("dataset", "classes", "per_class", "freeze_until", "train_bn",
-                                                  "head_epochs", "epochs", "lr", "lr_mult", "batch_size",
-                                                  "optimizer", "weight_decay", "seed")}
-    new_meta["config"] = config_out
-    save_weights(os.path.join(out, "weights.npz"), model, meta=new_meta)
-    save_checkpoint(os.path.join(out, "checkpoint.npz"), model, opt, epoch=args.head_epochs + args.epochs,
-                    meta=new_meta)
-    _write_log(os.path.join(out, "log.csv"), rows)
-    metrics = {"test_accuracy": result["accuracy"], "test_loss": result["loss"],
-               "epochs": args.head_epochs + args.epochs, "seconds": round(time.perf_counter() - started, 2),
-               "train_images": int(len(ds.y_train)), "params": model.num_parameters(),
-               "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
-                                      for n, a in zip(ds.class_names, result["per_class_accuracy"])},
-               "confusion_matrix": result["confusion_matrix"].tolist(), "config": config_out}
-    from ..atomic import atomic_write_text
-    atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    metrics = _write_run(out, args, model, meta, ds, standardize, rows, opt, result, started)
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
           f"({metrics['epochs']} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
           "(weights.npz, checkpoint.npz, log.csv, metrics.json)")

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from ..backend.memory import keep_freed_memory
+
 # sub-command name -> module under striate.cli; add a line here for a new command.
 COMMANDS = {
     "models": "models_cmd",
@@ -51,6 +53,7 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    keep_freed_memory()  # the command opts in to malloc tuning (striate.backend.memory); imports never do
     module = importlib.import_module(f"striate.cli.{COMMANDS[args.command]}")
     try:
         return int(module.run(args) or 0)

@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from ..random import check_random_state
+from ..validation import check_int
 
 __all__ = ["DataLoader"]
 
@@ -69,8 +70,7 @@ class DataLoader:
             if not np.issubdtype(y.dtype, np.integer):
                 raise TypeError(f"y must hold integer class labels. Received: dtype {y.dtype}.")
             y = y.astype(np.int64, copy=False)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}.")
+        check_int(batch_size, "batch_size")
         if transform is not None and not callable(transform):
             raise TypeError(f"transform must be a callable t(xb, rng). Received: {transform!r}.")
         if not np.issubdtype(np.dtype(dtype), np.floating):

@@ -12,10 +12,11 @@ PyTorch (and torchvision) store, per layer, ``<module>.weight`` / ``.bias`` and 
 * batch norm: weight/bias -> gamma/beta, running statistics as they are (striate's ``momentum``
   follows PyTorch's convention; Keras's momentum is 1 - this), ``num_batches_tracked`` skipped.
 
-Layers are matched by name where striate's names equal PyTorch's module paths, else by position:
-the n-th conv / dense / batch-norm layer of the state dict (in its order, which is the modules'
-registration order) goes to the n-th of the model, checked for kind and shape. ``key_map`` overrides
-both. Nothing is changed in the model unless every layer fits.
+Layers are matched by name where striate's names equal PyTorch's module paths (``downsample`` is
+striate's ``shortcut``), the rest by order inside their parent (torchvision's ``classifier.0/3/6``
+are striate's ``classifier.1/4/7``: striate's Flatten is a layer), else by position over the whole
+model; always checked for kind and shape. ``key_map`` overrides all. Nothing is changed in the
+model unless every layer fits.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..nn import BatchNorm, Conv2D, Dense
+from ..nn import BatchNorm, Conv2D, Dense, Flatten
 
 _KINDS = {Conv2D: "conv", Dense: "dense", BatchNorm: "batch_norm"}
 
@@ -81,21 +82,21 @@ def _flatten_inputs(model, shape):
     """Dense layer name -> (h, w, c) of the feature map flattened into it (h * w > 1 only)."""
     shape = shape or getattr(model, "input_shape", None)
     if shape is None:
-        if any(isinstance(m, Dense) for m in model.modules()):
+        if any(isinstance(m, Flatten) for m in model.modules()):
             raise ValueError("The model does not record its input shape, which is needed to reorder the rows of "
                              "a dense layer after a flatten: pass input_shape=(height, width, channels).")
         return {}
     from ..onnx.trace import trace  # the graph walk only: no onnx import
-    passthrough = {"ReLU", "LeakyReLU", "Sigmoid", "Tanh"}
+    passthrough = {"relu", "leaky_relu", "sigmoid", "tanh"}  # kinds of striate.onnx.trace.KINDS
     graph = trace(model, shape)
     found = {}
     for call in graph.calls:
-        if call.op != "Linear" or not isinstance(call.inputs[1], tuple) or call.inputs[1][0] != "param":
+        if call.op != "linear" or not isinstance(call.inputs[1], tuple) or call.inputs[1][0] != "param":
             continue
         src = call.inputs[0]
         while src is not None and not isinstance(src, tuple) and src.op in passthrough:
             src = src.inputs[0]
-        if src is None or isinstance(src, tuple) or src.op != "Reshape":
+        if src is None or isinstance(src, tuple) or src.op != "reshape":
             continue
         prev = src.inputs[0]
         in_shape = graph.input_shape if isinstance(prev, tuple) else prev.out_shape
@@ -104,8 +105,20 @@ def _flatten_inputs(model, shape):
     return found
 
 
+# torchvision module names that striate spells differently (ResNet's projection shortcut)
+ALIASES = {"downsample": "shortcut"}
+
+
+def _index_key(name):
+    last = name.rpartition(".")[2]
+    return (0, int(last), "") if last.isdigit() else (1, 0, last)
+
+
 def _match(layers, groups, key_map):
-    names = {name: (m, kind) for name, m, kind in layers}
+    """Pairs (torch prefix, striate layer name): key_map; else by name (with ALIASES), the rest by
+    order inside each parent (torchvision's classifier.0/3/6 -> striate's classifier.1/4/7); else by
+    position over the whole model (for a state dict in the modules' registration order)."""
+    names = {name: kind for name, _, kind in layers}
     if key_map is not None:
         pairs = []
         for prefix in groups:
@@ -115,15 +128,34 @@ def _match(layers, groups, key_map):
                                f"Layers: {', '.join(list(names)[:8])}{', ...' if len(names) > 8 else ''}.")
             pairs.append((prefix, target))
         return pairs
-    if set(groups) == set(names):
-        return [(p, p) for p in groups]
-    if len(groups) != len(layers):
-        raise ValueError(
-            f"The state dict has {len(groups)} layers with weights, the model {len(layers)}: the architectures "
-            f"differ. First state-dict layers: {', '.join(list(groups)[:4])}; the model's: "
-            f"{', '.join(n for n, _, _ in layers[:4])}. Pass key_map= to pair them."
-        )
-    return [(p, name) for p, (name, _, _) in zip(groups, layers)]
+    pairs, free = {}, dict(names)
+    for prefix, arrays in groups.items():
+        alias = ".".join(ALIASES.get(part, part) for part in prefix.split("."))
+        if free.get(alias) == _torch_kind(arrays):
+            pairs[prefix] = alias
+            del free[alias]
+    left = [p for p in groups if p not in pairs]
+    by_parent = {}
+    for p in left:
+        by_parent.setdefault(".".join(ALIASES.get(q, q) for q in p.split("."))[:-len(p.rpartition(".")[2]) or None],
+                             []).append(p)
+    for parent, prefixes in by_parent.items():
+        mine = sorted((n for n in free if n[:-len(n.rpartition(".")[2]) or None] == parent), key=_index_key)
+        prefixes = sorted(prefixes, key=_index_key)
+        if len(mine) == len(prefixes) and all(free[n] == _torch_kind(groups[p]) for n, p in zip(mine, prefixes)):
+            for n, p in zip(mine, prefixes):
+                pairs[p] = n
+                del free[n]
+    if len(pairs) == len(groups) and not free:
+        return [(p, pairs[p]) for p in groups]
+    if len(groups) == len(layers) and all(_torch_kind(a) == k for a, (_, _, k) in zip(groups.values(), layers)):
+        return [(p, name) for p, (name, _, _) in zip(groups, layers)]
+    unmatched = [p for p in groups if p not in pairs]
+    raise ValueError(
+        f"The state dict does not fit the model: the architectures differ. State-dict layers without a match: "
+        f"{', '.join(unmatched[:5]) or 'none'}; model layers left without weights: "
+        f"{', '.join(list(free)[:5]) or 'none'}. Pass key_map= to pair them."
+    )
 
 
 def convert_torch_state_dict(model, state_dict, key_map=None, input_shape=None) -> OrderedDict:
@@ -217,7 +249,8 @@ def load_torch_state_dict(model, state_dict, key_map=None, eps=None, momentum=No
 
 
 def load_pretrained(model, weights, key_map=None):
-    """Load ``weights`` into ``model``: a ``.safetensors`` file, an ``.npz`` of PyTorch names, or a mapping of PyTorch names to arrays. What the zoo's ``weights=`` argument calls."""
+    """Load ``weights`` into ``model``: a ``.safetensors`` file, an ``.npz`` of PyTorch names, or a
+    mapping of PyTorch names to arrays. What the zoo's ``weights=`` argument calls."""
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if path.endswith(".safetensors"):

@@ -29,6 +29,7 @@ __all__ = [
     "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "nin", "googlenet",
     "resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnet_cifar", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-    "LeNet5", "DigitsCNN", "AlexNet", "AlexNetTV", "ZFNet", "VGG", "NiN", "GoogLeNet", "Inception", "ResNet", "CifarResNet",
+    "LeNet5", "DigitsCNN", "AlexNet", "AlexNetTV", "ZFNet", "VGG", "NiN", "GoogLeNet", "Inception", "ResNet",
+    "CifarResNet",
     "BasicBlock", "Bottleneck", "ZeroPadShortcut",
 ]

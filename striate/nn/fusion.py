@@ -15,12 +15,26 @@ from .. import functional as F
 from .layers import MaxPool2D, ReLU
 
 
-def _relu_max_pool(relu, pool):
-    return lambda x: F.relu_max_pool2d(x, pool.pool_size, pool.stride, pool.padding)
+class ReLUMaxPool:
+    """The step for a ReLU followed by a MaxPool2D: one :func:`F.relu_max_pool2d` with the pooling
+    layer's settings (read at each call)."""
+
+    def __init__(self, relu: ReLU, pool: MaxPool2D):
+        self.pool = pool
+
+    def __call__(self, x):
+        pool = self.pool
+        return F.relu_max_pool2d(x, pool.pool_size, pool.stride, pool.padding, pool.dilation,
+                                  pool.ceil_mode)
 
 
-# (type of a layer, type of the next one) -> function of the two layers returning the fused step
-RULES = {(ReLU, MaxPool2D): _relu_max_pool}
+# (type of a layer, type of the next one) -> the fused step, made from the two layers
+RULES = {(ReLU, MaxPool2D): ReLUMaxPool}
+
+
+def _fusable(layer) -> bool:
+    """Not a layer that must see its own call: one with hooks, or a forward replaced on the instance."""
+    return not layer.has_hooks() and "forward" not in vars(layer)
 
 
 def plan(layers) -> list:
@@ -29,7 +43,7 @@ def plan(layers) -> list:
     steps, i = [], 0
     while i < len(layers):
         rule = RULES.get((type(layers[i]), type(layers[i + 1]))) if i + 1 < len(layers) else None
-        if rule is not None and not (layers[i].has_hooks() or layers[i + 1].has_hooks()):
+        if rule is not None and _fusable(layers[i]) and _fusable(layers[i + 1]):
             steps.append(rule(layers[i], layers[i + 1]))
             i += 2
         else:

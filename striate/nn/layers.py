@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import functional as F
 from ..random import check_random_state
-from ..validation import check_int, check_rate, pair, positive_pair
+from ..validation import check_int, check_rate, is_int, pair, positive_pair
 from . import init as initializers
 from .module import Module, Parameter
 
@@ -41,7 +41,7 @@ def _padding(padding):
             raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints. Received: padding={padding!r}.")
         return padding.lower()
     if isinstance(padding, (tuple, list)) and len(padding) == 4:  # explicit (top, bottom, left, right)
-        if not all(_is_int(p) and p >= 0 for p in padding):
+        if not all(is_int(p) and p >= 0 for p in padding):
             raise ValueError(f"padding (top, bottom, left, right) must be ints >= 0. Received: padding={padding!r}.")
         return tuple(int(p) for p in padding)
     pair(padding, "padding")
@@ -178,31 +178,44 @@ class Dense(Module):
 
 
 class _Pool(Module):
-    def __init__(self, pool_size=2, stride=None, padding="valid"):
+    def __init__(self, pool_size=2, stride=None, padding="valid", dilation=1, ceil_mode=False):
         super().__init__()
         self.pool_size = positive_pair(pool_size, "pool_size")
         self.stride = self.pool_size if stride is None else positive_pair(stride, "stride")
         self.padding = _padding(padding)
+        self.dilation = positive_pair(dilation, "dilation")
+        self.ceil_mode = bool(ceil_mode)
 
     def extra_repr(self):
-        return f"{self.pool_size}, stride={self.stride}, padding={self.padding!r}"
+        s = f"{self.pool_size}, stride={self.stride}, padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        return s + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2D(_Pool):
-    """Max pooling over ``pool_size`` windows (stride defaults to ``pool_size``).
+    """Max pooling over ``pool_size`` windows (stride defaults to ``pool_size``); ``dilation`` and
+    ``ceil_mode`` as in :func:`striate.functional.max_pool2d`.
 
-    Shape: ``(n, h, w, c)`` -> ``(n, oh, ow, c)``, ``oh = floor((h + pt + pb - kh) / stride) + 1``.
+    Shape: ``(n, h, w, c)`` -> ``(n, oh, ow, c)``, ``oh = floor((h + pt + pb - dh * (kh - 1) - 1) / stride) + 1``.
     """
 
     def forward(self, x):
-        return F.max_pool2d(x, self.pool_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.pool_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
 
 class AvgPool2D(_Pool):
-    """Average pooling (padded cells count as zeros). Shape as :class:`MaxPool2D`."""
+    """Average pooling. ``count_include_pad=True`` (default): padded cells count as zeros;
+    False: Keras/TensorFlow's average over the window's input cells. Shape as :class:`MaxPool2D`."""
+
+    def __init__(self, pool_size=2, stride=None, padding="valid", dilation=1, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(pool_size, stride, padding, dilation, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.pool_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.pool_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.dilation)
 
 
 class GlobalAvgPool2D(Module):
@@ -210,6 +223,13 @@ class GlobalAvgPool2D(Module):
 
     def forward(self, x):
         return F.global_avg_pool2d(x)
+
+
+class GlobalMaxPool2D(Module):
+    """Maximum over height and width. Shape: ``(n, h, w, c)`` -> ``(n, c)``."""
+
+    def forward(self, x):
+        return F.global_max_pool2d(x)
 
 
 class Flatten(Module):

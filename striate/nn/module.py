@@ -25,6 +25,15 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):]
 
 
+# Bumped whenever a hook is added or removed anywhere: a Sequential's cached fusion plan depends
+# on which of its layers have hooks (striate.nn.fusion).
+_hooks_epoch = [0]
+
+
+def hooks_epoch() -> int:
+    return _hooks_epoch[0]
+
+
 class _HookHandle:
     def __init__(self, hooks: list, hook):
         self._hooks, self._hook = hooks, hook
@@ -32,6 +41,7 @@ class _HookHandle:
     def remove(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            _hooks_epoch[0] += 1
 
 
 class Module:
@@ -102,8 +112,11 @@ class Module:
     def __call__(self, *args, **kwargs):
         for hook in self._forward_pre_hooks:
             hook(self, args)
-        with blas_scope:  # once for the whole model, not per op (striate.backend.threads)
+        if blas_scope.local.depth:  # inside a model's call already
             out = self.forward(*args, **kwargs)
+        else:
+            with blas_scope:  # BLAS limited once for the whole model, not per op (striate.backend.threads)
+                out = self.forward(*args, **kwargs)
         for hook in self._forward_hooks:
             result = hook(self, args, out)
             if result is not None:
@@ -114,11 +127,13 @@ class Module:
         """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``.
         A hook that returns a value replaces the output."""
         self._forward_hooks.append(hook)
+        _hooks_epoch[0] += 1
         return _HookHandle(self._forward_hooks, hook)
 
     def register_forward_pre_hook(self, hook) -> _HookHandle:
         """Call ``hook(module, inputs)`` before every forward; returns a handle with ``remove()``."""
         self._forward_pre_hooks.append(hook)
+        _hooks_epoch[0] += 1
         return _HookHandle(self._forward_pre_hooks, hook)
 
     def has_hooks(self) -> bool:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import fusion
-from .module import Module
+from .module import Module, hooks_epoch
 
 
 class Sequential(Module):
@@ -40,7 +40,14 @@ class Sequential(Module):
         return layers[index]
 
     def forward(self, x):
-        # the steps of the layers, some neighbours fused into one op (striate.nn.fusion)
-        for step in fusion.plan(list(self._modules.values())):
+        for step in self._steps():
             x = step(x)
         return x
+
+    def _steps(self):
+        """The layers as the steps of :func:`striate.nn.fusion.plan` (some neighbours fused into
+        one op), made again only when the layers or anyone's hooks changed."""
+        key = (hooks_epoch(), tuple(self._modules.values()))
+        if self.__dict__.get("_plan_key") != key:
+            self.__dict__["_plan"], self.__dict__["_plan_key"] = fusion.plan(list(key[1])), key
+        return self.__dict__["_plan"]

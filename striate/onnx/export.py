@@ -1,7 +1,8 @@
 """``st.onnx.export``: write a striate model as an ONNX graph that onnxruntime, Netron and others read.
 
-The model is traced (:mod:`striate.onnx.trace`) and each op call becomes ONNX nodes through one
-table, :data:`EXPORTERS` (op class name -> function), so a renamed op class is a one-line fix.
+The model is traced (:mod:`striate.onnx.trace`) and each op call becomes ONNX nodes through
+:data:`EXPORTERS` (op kind -> function); the kinds of op classes are the one table
+:data:`striate.onnx.trace.KINDS`, so a renamed op class is a one-line fix there.
 
 Layout. striate is NHWC with HWIO weights; ONNX's conv and pooling operators are NCHW with OIHW
 weights. The conversion is made once, at the boundary: one Transpose after the (NHWC) graph input
@@ -51,8 +52,8 @@ def flatten_perm(h: int, w: int, c: int) -> np.ndarray:
 class Builder:
     """Collects nodes and initializers; names values uniquely."""
 
-    def __init__(self, onnx):
-        self.onnx, self.nodes, self.inits, self.used = onnx, [], [], set()
+    def __init__(self, onnx, opset):
+        self.onnx, self.opset, self.nodes, self.inits, self.used = onnx, opset, [], [], set()
 
     def fresh(self, base: str) -> str:
         base = (base or "t").replace("/", ".")
@@ -122,25 +123,48 @@ def _batch_norm(b, call, x, gamma, beta):
         raise UnsupportedOps("BatchNorm in training mode (export runs the model in evaluation mode)")
     x = _materialise(b, x)
     n = call.name or "bn"
-    inputs = [x.name, b.init(n + ".scale", _param(gamma, "gamma", call)), b.init(n + ".bias", _param(beta, "beta", call)),
+    inputs = [x.name, b.init(n + ".scale", _param(gamma, "gamma", call)),
+              b.init(n + ".bias", _param(beta, "beta", call)),
               b.init(n + ".mean", fn.running_mean), b.init(n + ".var", fn.running_var)]
     return Value(b.node("BatchNormalization", inputs, n, epsilon=float(fn.eps), momentum=1.0 - float(fn.momentum)),
                  call.out_shape)
 
 
+def _input_cells(fn, in_hw):
+    """Per window, the number of its taps on the input (ONNX's count_include_pad=0 divisor)."""
+    from ..ops import offset_view
+    (t, bo, le, r), (h, w) = fn.pads, in_hw
+    counted = np.zeros((1, h + t + bo, w + le + r, 1))
+    counted[:, t:t + h, le:le + w] = 1
+    return sum(offset_view(counted, i, j, fn.stride, fn.out_hw, fn.dilation)
+               for i in range(fn.kernel[0]) for j in range(fn.kernel[1]))
+
+
 def _pool(op):
     def export(b, call, x):
+        """Explicit pads (a ceil_mode op's extra rows included), so ceil_mode=0: the same windows.
+        Average pooling's divisor: count_include_pad=1 (kh*kw), =0 (the input cells), or else (the
+        windows ceil_mode adds with count_include_pad) an AveragePool times a constant map."""
         fn = call.fn
         x = _materialise(b, x)
         t, bo, le, r = fn.pads
-        attrs = dict(kernel_shape=list(fn.kernel), strides=list(fn.stride), pads=[t, le, bo, r],
-                     ceil_mode=int(bool(getattr(fn, "ceil_mode", False))))
-        if op == "AveragePool":
-            attrs["count_include_pad"] = int(getattr(fn, "count_include_pad", True))
+        attrs = dict(kernel_shape=list(fn.kernel), strides=list(fn.stride), pads=[t, le, bo, r])
         dilation = tuple(getattr(fn, "dilation", (1, 1)))
         if dilation != (1, 1):
+            if b.opset < 19 and op == "AveragePool":
+                raise UnsupportedOps("dilated average pooling (ONNX has it from opset 19: pass opset=19)")
             attrs["dilations"] = list(dilation)
-        out = b.node(op, [x.name], call.name or op.lower(), **attrs)
+        divisor = getattr(fn, "divisor", None)
+        correction = None
+        if op == "AveragePool":
+            exclude = divisor is not None and np.array_equal(divisor, _input_cells(fn, x.shape[1:3]))
+            attrs["count_include_pad"] = 0 if exclude else 1
+            if divisor is not None and not exclude:
+                correction = (fn.kernel[0] * fn.kernel[1] / divisor).transpose(0, 3, 1, 2)  # (1, 1, oh, ow)
+        n = call.name or op.lower()
+        out = b.node(op, [x.name], n, **attrs)
+        if correction is not None:
+            out = b.node("Mul", [out, b.init(n + ".divisor", correction)], n + ".mean")
         if getattr(fn, "relu", False):  # the fused relu -> max pool (relu commutes with max)
             out = b.node("Relu", [out], out + ".relu")
         return Value(out, call.out_shape)
@@ -301,28 +325,28 @@ def _concat_zeros(b, call, xs, axis):
     return Value(out, call.out_shape)
 
 
-# op class name (striate.ops / striate.tensor) -> exporter: the one table to edit when ops move
+# op kind (striate.onnx.trace.KINDS) -> exporter
 EXPORTERS = {
-    "Conv2d": _conv,
-    "BatchNorm": _batch_norm,
-    "MaxPool2d": _pool("MaxPool"),
-    "AvgPool2d": _pool("AveragePool"),
-    "LocalResponseNorm": _lrn,
-    "Linear": _linear,
-    "ReLU": _elementwise("Relu"),
-    "LeakyReLU": _elementwise("LeakyRelu", alpha="negative_slope"),
-    "Sigmoid": _elementwise("Sigmoid"),
-    "Tanh": _elementwise("Tanh"),
-    "Softmax": _softmax("Softmax"),
-    "LogSoftmax": _softmax("LogSoftmax"),
-    "Add": _add,
-    "Mul": _mul,
-    "Div": _div,
-    "Sum": _global_pool("GlobalAveragePool", "a global average pool"),
-    "Max": _global_pool("GlobalMaxPool", "a global max pool"),
-    "GetItem": _take,
-    "Reshape": _reshape,
-    "Concat": _concat,
+    "conv": _conv,
+    "batch_norm": _batch_norm,
+    "max_pool": _pool("MaxPool"),
+    "avg_pool": _pool("AveragePool"),
+    "lrn": _lrn,
+    "linear": _linear,
+    "relu": _elementwise("Relu"),
+    "leaky_relu": _elementwise("LeakyRelu", alpha="negative_slope"),
+    "sigmoid": _elementwise("Sigmoid"),
+    "tanh": _elementwise("Tanh"),
+    "softmax": _softmax("Softmax"),
+    "log_softmax": _softmax("LogSoftmax"),
+    "add": _add,
+    "mul": _mul,
+    "div": _div,
+    "sum": _global_pool("GlobalAveragePool", "a global average pool"),
+    "max": _global_pool("GlobalMaxPool", "a global max pool"),
+    "getitem": _take,
+    "reshape": _reshape,
+    "concat": _concat,
 }
 
 
@@ -354,7 +378,7 @@ def to_onnx(model, input_shape, opset: int = 17, nchw_input: bool = False, class
     if missing:
         raise ValueError(f"Cannot export to ONNX: no ONNX mapping for op(s) {', '.join(missing)}. "
                          f"Supported: {', '.join(sorted(EXPORTERS))}.")
-    b = Builder(onnx)
+    b = Builder(onnx, opset)
     image = len(shape) == 3
     if image and nchw_input:
         h, w, c = shape
@@ -405,6 +429,8 @@ def to_onnx(model, input_shape, opset: int = 17, nchw_input: bool = False, class
     if preprocess is not None:
         meta["preprocess"] = json.dumps(preprocess)
     helper.set_model_props(proto, meta)
+    # record every intermediate shape (viewers such as Netron label each edge with it)
+    proto = onnx.shape_inference.infer_shapes(proto)
     return proto, graph
 
 

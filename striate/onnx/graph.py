@@ -23,15 +23,6 @@ from ..tensor import Tensor, get_array_module
 LAYERS = {"Conv2D": Conv2D, "Dense": Dense, "BatchNorm": BatchNorm}
 
 
-def _avg_pool_excluding_pad(x, kernel, stride, pads):
-    """Mean over the window's cells inside the input (count_include_pad=False): the padded mean
-    divided by the share of real cells, which is the padded mean of an image of ones."""
-    y = F.avg_pool2d(x, kernel, stride, pads)
-    ones = np.ones((1,) + tuple(x.shape[1:3]) + (1,), dtype=x.dtype)
-    share = F.avg_pool2d(ones, kernel, stride, pads).data  # (1, oh, ow, 1), constant
-    return y / share
-
-
 def _pad(x, pads):
     """Zero padding of an NHWC tensor: ``pads`` = (before, after) per axis, as zero blocks
     concatenated on each side (differentiable through F.concat)."""
@@ -64,12 +55,13 @@ def run_op(node, args, module):
     if op in ("conv", "dense", "bn", "pad"):
         return module(args[0])
     x = args[0]
-    if op == "max_pool":
-        return F.max_pool2d(x, tuple(node["kernel"]), tuple(node["stride"]), tuple(node["pads"]))
-    if op == "avg_pool":
-        if not node.get("count_include_pad", True) and any(node["pads"]):
-            return _avg_pool_excluding_pad(x, tuple(node["kernel"]), tuple(node["stride"]), tuple(node["pads"]))
-        return F.avg_pool2d(x, tuple(node["kernel"]), tuple(node["stride"]), tuple(node["pads"]))
+    if op in ("max_pool", "avg_pool"):
+        window = (tuple(node["kernel"]), tuple(node["stride"]), tuple(node["pads"]))
+        dilation, ceil = tuple(node.get("dilation", (1, 1))), node.get("ceil_mode", False)
+        if op == "max_pool":
+            return F.max_pool2d(x, *window, dilation=dilation, ceil_mode=ceil)
+        return F.avg_pool2d(x, *window, ceil_mode=ceil, count_include_pad=node.get("count_include_pad", True),
+                            dilation=dilation)
     if op == "gap":
         return x.mean(axis=(1, 2), keepdims=True)
     if op == "gmp":

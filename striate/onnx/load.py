@@ -129,19 +129,6 @@ def _pads(attrs, node, in_hw, kernel, stride, dilation):
     return [int(p[0]), int(p[2]), int(p[1]), int(p[3])]
 
 
-def _ceil_extra(in_hw, kernel, stride, pads, dilation):
-    """Extra bottom/right padding that makes floor division give ceil_mode's output size (a last
-    window that starts inside the input or the left padding, as ONNX and PyTorch require)."""
-    extra = []
-    for i, (before, after) in enumerate(((pads[0], pads[1]), (pads[2], pads[3]))):
-        span = in_hw[i] + before + after - dilation[i] * (kernel[i] - 1) - 1
-        out = -(-span // stride[i]) + 1
-        if (out - 1) * stride[i] >= in_hw[i] + before:
-            out -= 1
-        extra.append(max(0, (out - 1) * stride[i] - span))
-    return extra
-
-
 # --------------------------------------------------------------------------- per-op importers
 def _conv(im, node, a):
     x = im.image(im.held(node.input[0]), node)
@@ -184,18 +171,10 @@ def _pool(op):
         kernel = tuple(int(k) for k in a["kernel_shape"])
         stride = tuple(int(s) for s in a.get("strides", [1, 1]))
         dilation = tuple(int(d) for d in a.get("dilations", [1, 1]))
-        if dilation != (1, 1):
-            raise Unsupported(f"{node.op_type} {node.name!r} with dilations {dilation}")
         in_hw = x.shape[2:4] if x.shape else None
         pads = _pads(a, node, in_hw, kernel, stride, dilation)
-        attrs = {"kernel": list(kernel), "stride": list(stride)}
-        if a.get("ceil_mode", 0):
-            if in_hw is None or None in in_hw:
-                raise Unsupported(f"{node.op_type} {node.name!r}: ceil_mode needs known input sizes")
-            eb, er = _ceil_extra(in_hw, kernel, stride, pads, dilation)
-            if (eb or er) and op == "avg_pool":
-                raise Unsupported(f"AveragePool {node.name!r} with ceil_mode=1 that adds windows")
-            pads = [pads[0], pads[1] + eb, pads[2], pads[3] + er]  # max pooling pads with -inf: exact
+        attrs = {"kernel": list(kernel), "stride": list(stride), "dilation": list(dilation),
+                 "ceil_mode": bool(a.get("ceil_mode", 0))}
         if op == "avg_pool":
             attrs["count_include_pad"] = bool(a.get("count_include_pad", 0))
         return Held(im.emit(op, [x.name], pads=pads, **attrs), "cl", im.shape(node.output[0]))
@@ -357,7 +336,8 @@ def _pad(im, node, a):
     value = float(im.const(node.input[2], node, "constant value").reshape(())) \
         if len(node.input) > 2 and node.input[2] else 0.0
     rank = len(pads) // 2
-    if mode != "constant" or value != 0.0 or pads.min() < 0 or x.tag not in ("cl", "id") or (x.tag == "cl" and rank != 4):
+    if mode != "constant" or value != 0.0 or pads.min() < 0 or x.tag not in ("cl", "id") or \
+            (x.tag == "cl" and rank != 4):
         raise Unsupported(f"Pad {node.name!r} other than with zeros")
     pairs = [(int(pads[i]), int(pads[i + rank])) for i in range(rank)]
     if x.tag == "cl":  # ONNX (n, c, h, w) -> striate (n, h, w, c)

@@ -17,6 +17,17 @@ import numpy as np
 
 from ..tensor import Function, Tensor, enable_grad
 
+# op class name (striate.ops, striate.tensor) -> what the op computes: the one table to edit when an
+# op class is renamed or moved; export, import checks and weight loading all go by these kinds
+KINDS = {
+    "Conv2dOp": "conv", "BatchNormOp": "batch_norm", "MaxPool2dOp": "max_pool", "AvgPool2dOp": "avg_pool",
+    "LocalResponseNormOp": "lrn", "LinearOp": "linear", "ConcatOp": "concat",
+    "ReLUOp": "relu", "LeakyReLUOp": "leaky_relu", "SigmoidOp": "sigmoid", "TanhOp": "tanh",
+    "SoftmaxOp": "softmax", "LogSoftmaxOp": "log_softmax",
+    "AddOp": "add", "MulOp": "mul", "DivOp": "div", "SumOp": "sum", "MaxOp": "max", "ReshapeOp": "reshape",
+    "GetItemOp": "getitem",
+}
+
 
 @dataclass
 class Call:
@@ -36,7 +47,9 @@ class Call:
 
     @property
     def op(self) -> str:
-        return type(self.fn).__name__
+        """The op's kind (:data:`KINDS`), or its class name (less "Op") when it has none."""
+        name = type(self.fn).__name__
+        return KINDS.get(name, name[:-2] if name.endswith("Op") else name)
 
 
 @dataclass

@@ -78,10 +78,13 @@ def cached(plan, *key):
     call (batch-1 inference pays for each microsecond). Keys that cannot be hashed (a dict given as
     padding) are checked uncached, so they still get the proper error message."""
     try:
-        hash(key)
+        return plan(*key)
     except TypeError:
-        return plan.__wrapped__(*key)
-    return plan(*key)
+        try:
+            hash(key)
+        except TypeError:  # the cache could not take the key: validate without it
+            return plan.__wrapped__(*key)
+        raise  # the plan's own TypeError (a bad argument type)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -25,20 +25,21 @@ class MaxPool2dOp(Function):
     the pooled output only, and the full-size relu(x) is never made.
     """
 
-    def __init__(self, kernel, stride, pads, out_hw, relu=False):
+    def __init__(self, kernel, stride, pads, out_hw, relu=False, dilation=(1, 1)):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
-        self.relu = relu
+        self.relu, self.dilation = relu, tuple(dilation)
 
     def macs(self, inputs, out):
         return 0  # comparisons or additions only
 
     def window(self, inputs):
-        return self.kernel, self.stride, (1, 1), self.pads
+        return self.kernel, self.stride, self.dilation, self.pads
 
     def forward(self, x):
         xp = get_array_module(x)
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
-        self.fast = fast.max_pool_strategy(x)
+        # (the compiled loops take contiguous windows only)
+        self.fast = fast.max_pool_strategy(x) if self.dilation == (1, 1) else None
         need_index = bool(self.needs_input_grad and self.needs_input_grad[0])
         kh, kw = self.kernel
         index_dtype = xp.uint8 if kh * kw <= 256 else xp.int32  # offsets i*kw + j
@@ -60,7 +61,7 @@ class MaxPool2dOp(Function):
         offsets = [(i, j) for i in range(kh) for j in range(kw)]
         y = offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
         for i, j in offsets[1:]:
-            xp.maximum(y, offset_view(xpad, i, j, self.stride, self.out_hw), out=y)
+            xp.maximum(y, offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation), out=y)
         if index_dtype is None:
             return y, None
         # index of the first maximum of each window: assign from the last offset to the first so
@@ -68,7 +69,7 @@ class MaxPool2dOp(Function):
         idx = xp.zeros(y.shape, dtype=index_dtype)
         for k in range(len(offsets) - 1, 0, -1):
             i, j = offsets[k]
-            xp.copyto(idx, k, where=offset_view(xpad, i, j, self.stride, self.out_hw) == y)
+            xp.copyto(idx, k, where=offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation) == y)
         xp.copyto(idx, 0, where=offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
         return y, idx
 
@@ -80,7 +81,7 @@ class MaxPool2dOp(Function):
         for k in range(kh * kw):
             i, j = divmod(k, kw)
             # windows overlap when stride < kernel: accumulate
-            offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += gy * (argmax == k)
+            offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[...] += gy * (argmax == k)
 
     def backward(self, gy):
         if self.fast is not None:
@@ -93,16 +94,27 @@ class MaxPool2dOp(Function):
 
 
 class AvgPool2dOp(Function):
-    """Mean over each window; padded cells count as zeros (PyTorch's count_include_pad=True)."""
+    """Sum over each window divided by ``divisor``: kh*kw by default, padded cells counting as zeros
+    (PyTorch's count_include_pad=True), or a (1, oh, ow, 1) array of each window's count of counted
+    cells (count_include_pad=False, Keras/TensorFlow's 'same' average; the windows ceil_mode adds),
+    made by :func:`striate.functional.avg_pool2d`."""
 
-    def __init__(self, kernel, stride, pads, out_hw):
+    def __init__(self, kernel, stride, pads, out_hw, dilation=(1, 1), divisor=None):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
+        self.dilation, self.divisor = tuple(dilation), divisor
+
+    def scale(self, a):
+        """``a`` divided by each window's divisor (in ``a``'s dtype)."""
+        kh, kw = self.kernel
+        if self.divisor is None:
+            return a * a.dtype.type(1.0 / (kh * kw))
+        return a / self.divisor.astype(a.dtype)
 
     def macs(self, inputs, out):
         return 0  # comparisons or additions only
 
     def window(self, inputs):
-        return self.kernel, self.stride, (1, 1), self.pads
+        return self.kernel, self.stride, self.dilation, self.pads
 
     def forward(self, x):
         kh, kw = self.kernel
@@ -111,17 +123,16 @@ class AvgPool2dOp(Function):
         y = offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
         for k in range(1, kh * kw):
             i, j = divmod(k, kw)
-            y += offset_view(xpad, i, j, self.stride, self.out_hw)
-        y *= x.dtype.type(1.0 / (kh * kw))
-        return y
+            y += offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation)
+        return self.scale(y)
 
     def backward(self, gy):
         xp = get_array_module(gy)
         kh, kw = self.kernel
-        share = gy * gy.dtype.type(1.0 / (kh * kw))
+        share = self.scale(gy)
         gxpad = xp.zeros(self.xpad_shape, dtype=gy.dtype)
         for k in range(kh * kw):
             i, j = divmod(k, kw)
-            offset_view(gxpad, i, j, self.stride, self.out_hw)[...] += share
+            offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[...] += share
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)

@@ -189,6 +189,9 @@ def prepare(img, input_shape, mode: str = "digit", invert="auto") -> np.ndarray:
         returns ``input_shape``.
     """
     h, w, c = (int(s) for s in input_shape)
+    if c not in (1, 3):
+        raise ImageError(f"pictures become 1-channel (grayscale) or 3-channel (RGB) inputs; this model takes {c} "
+                         "channels. Call the model from Python with your own arrays.")
     if mode not in MODES:
         raise ImageError(f"preprocess must be one of {', '.join(MODES)}. Received: preprocess={mode!r}.")
     if invert not in (True, False, "auto"):

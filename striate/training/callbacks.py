@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from ..atomic import atomic_write_text
+from ..validation import check_int_at_least as _check_int
 from .checkpoint import save_checkpoint, save_weights
 
 
@@ -79,12 +80,6 @@ def _monitored(owner, monitor, logs):
     if monitor not in logs:
         check_monitor(owner, monitor, [k for k in logs])
     return float(logs[monitor])
-
-
-def _check_int(value, name, low, owner):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{owner}: {name} must be an int >= {low}. Received: {name}={value!r}.")
-    return int(value)
 
 
 class History(Callback):

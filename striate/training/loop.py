@@ -25,6 +25,7 @@ from .. import functional as F
 from ..nn import Module
 from ..optim import Optimizer, ReduceLROnPlateau
 from ..tensor import Tensor, no_grad
+from ..validation import check_int, check_int_at_least
 from . import metrics
 from .callbacks import Callback, History, check_monitor
 from .checkpoint import load_checkpoint
@@ -131,8 +132,7 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
     _check_data(train, "train", "fit")
     if val is not None:
         _check_data(val, "val", "fit")
-    if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool) or epochs < 0:
-        raise ValueError(f"fit: epochs must be an int >= 0. Received: epochs={epochs!r}.")
+    check_int_at_least(epochs, "epochs", 0, owner="fit")
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit: verbose must be 0, 1 or 2. Received: verbose={verbose!r}.")
     if optimizer is None:
@@ -378,8 +378,7 @@ def predict(model, x, class_names=None, batch_size: int = 256, transform=None) -
     if x.ndim != 4:
         hint = " If this is one image, add a batch axis with x[None]." if x.ndim == 3 else ""
         raise ValueError(f"predict: expected 4D input (batch, height, width, channels), got shape {x.shape}.{hint}")
-    if not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"predict: batch_size must be a positive int. Received: batch_size={batch_size!r}.")
+    check_int(batch_size, "batch_size", owner="predict")
     was_training = model.training
     model.eval()
     out = []

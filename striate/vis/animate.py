@@ -205,7 +205,6 @@ def pool_animation(input_size, kernel_size, stride=None, padding=0, mode: str = 
 _COLORS = dict(
     input="#9ec5e8", pad="#f2f2f2", grid="#3a5f85", window="#2f6db3", window_box="#cfe0f1",
     output="#b9e4d6", filled="#7fcfb3", current="#1f8f6a", cropped="#e6e6e6", text="#111111",
-    kernel="#b03030",
 )
 
 
@@ -213,6 +212,93 @@ def _fmt(v: float) -> str:
     if np.isnan(v):
         return ""
     return str(int(v)) if float(v).is_integer() else f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+class _Painter:
+    """Cells of a grid on one frame: ``box`` fills a cell, ``text`` writes in its centre or corner."""
+
+    def __init__(self, draw, cell, font, small):
+        self.d, self.cell, self.font, self.small = draw, cell, font, small
+
+    def box(self, x0, y0, r, c, fill, outline=_COLORS["grid"], width=1):
+        k = self.cell
+        self.d.rectangle([x0 + c * k, y0 + r * k, x0 + (c + 1) * k - 1, y0 + (r + 1) * k - 1],
+                         fill=fill, outline=outline, width=width)
+
+    def text(self, x0, y0, r, c, s, color=_COLORS["text"], corner=False):
+        if not s:
+            return
+        k = self.cell
+        cx, cy = (x0 + (c + 1) * k - k // 5, y0 + (r + 1) * k - k // 5) if corner else \
+            (x0 + c * k + k // 2, y0 + r * k + k // 2)
+        self.d.text((cx, cy), s, fill=color, font=self.small if corner else self.font, anchor="mm")
+
+
+def _kernel_value(anim, fr, cell):
+    """The kernel weight that multiplies (direct) or spreads onto (transposed) ``cell`` of this frame."""
+    k = fr.taps.index(cell)
+    return _fmt(anim.w[k // anim.kernel[1], k % anim.kernel[1]])
+
+
+def _paint_direct(p, anim, fr, numbers, left, right):
+    """Direct conv / pooling: the padded input with the window (left), the output so far (right)."""
+    (ih, iw), (ph, pw), (kh, kw), (dh, dw) = anim.input_size, anim.padding, anim.kernel, anim.dilation
+    taps, (oy, ox) = set(fr.taps), fr.origin
+    best = None
+    if anim.kind == "max":  # the cell max pooling picks (first maximum, row-major, as the op)
+        inside = [(r, c) for r, c in fr.taps if 0 <= r < ih and 0 <= c < iw]
+        best = max(inside, key=lambda rc: (anim.x[rc], -inside.index(rc)))
+    for r in range(ih + 2 * ph):
+        for c in range(iw + 2 * pw):
+            cell = (r - ph, c - pw)                        # input coordinates; outside = padding
+            inside = 0 <= cell[0] < ih and 0 <= cell[1] < iw
+            in_box = oy <= cell[0] <= oy + dh * (kh - 1) and ox <= cell[1] <= ox + dw * (kw - 1)
+            fill = _COLORS["window"] if cell in taps else (
+                _COLORS["window_box"] if in_box else (_COLORS["input"] if inside else _COLORS["pad"]))
+            p.box(*left, r, c, fill, outline=_COLORS["grid"] if inside else "#b0b0b0")
+            if cell == best:
+                p.box(*left, r, c, None, outline="#ff9900", width=3)
+            if numbers:
+                v = anim.x[cell] if inside else (None if anim.kind == "max" else 0)   # max pads with -inf
+                color = "white" if cell in taps else (_COLORS["text"] if inside else "#999999")
+                p.text(*left, r, c, "" if v is None else _fmt(v), color=color)
+                if anim.w is not None and cell in taps:
+                    p.text(*left, r, c, _kernel_value(anim, fr, cell), color="#ffd0d0", corner=True)
+    for r in range(anim.output_size[0]):
+        for c in range(anim.output_size[1]):
+            current = (r, c) == fr.cell
+            fill = _COLORS["current"] if current else (
+                _COLORS["output"] if np.isnan(fr.output[r, c]) else _COLORS["filled"])
+            p.box(*right, r, c, fill, outline="#2a7a60")
+            if numbers:
+                p.text(*right, r, c, _fmt(fr.output[r, c]), color="white" if current else _COLORS["text"])
+
+
+def _paint_transposed(p, anim, fr, numbers, left, right):
+    """Transposed conv: the input cell spread (left), its window on the uncropped output (right)."""
+    (ih, iw), (oh, ow), (ph, pw) = anim.input_size, anim.output_size, anim.padding
+    taps = set(fr.taps)
+    for r in range(ih):
+        for c in range(iw):
+            current = (r, c) == fr.cell
+            p.box(*left, r, c, _COLORS["window"] if current else _COLORS["input"])
+            if numbers:
+                p.text(*left, r, c, _fmt(anim.x[r, c]), color="white" if current else _COLORS["text"])
+    for r in range(oh + 2 * ph):
+        for c in range(ow + 2 * pw):
+            cell = (r - ph, c - pw)                        # output coordinates; outside = cropped
+            inside = 0 <= cell[0] < oh and 0 <= cell[1] < ow
+            if cell in taps:  # written by this input cell; dark gray where cropped away
+                fill = _COLORS["current"] if inside else "#8c8c8c"
+            elif inside:
+                fill = _COLORS["output"] if np.isnan(fr.output[cell]) else _COLORS["filled"]
+            else:
+                fill = _COLORS["cropped"]
+            p.box(*right, r, c, fill, outline="#2a7a60" if inside else "#b0b0b0")
+            if numbers and inside:
+                p.text(*right, r, c, _fmt(fr.output[cell]), color="white" if cell in taps else _COLORS["text"])
+            if numbers and cell in taps:
+                p.text(*right, r, c, _kernel_value(anim, fr, cell), color="#ffd0d0", corner=True)
 
 
 def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
@@ -233,105 +319,31 @@ def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
     # panel sizes in cells: the padded input (direct) / the uncropped output canvas (transposed)
     left_rows, left_cols = (ih, iw) if transposed else (ih + 2 * ph, iw + 2 * pw)
     right_rows, right_cols = (oh + 2 * ph, ow + 2 * pw) if transposed else (oh, ow)
-    margin, gap = 16, 2 * cell
-    head = 48
-    font = _font(max(10, int(cell * 0.42)))
-    small = _font(max(8, int(cell * 0.28)))
-    caption = _font(14)
+    margin, gap, head = 16, 2 * cell, 48
+    font, small, caption = _font(max(10, int(cell * 0.42))), _font(max(8, int(cell * 0.28))), _font(14)
     # wide enough for the grids and for the caption lines
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     longest = max(probe.textlength(anim.describe(), font=caption),
                   probe.textlength("frame 999/999: output cell (99, 99), window at (-99, -99)", font=caption))
     width = max(margin * 2 + left_cols * cell + gap + right_cols * cell, int(longest) + 2 * margin)
-    height = head + max(left_rows, right_rows) * cell + margin + 22
-    y_left = head + (max(left_rows, right_rows) - left_rows) * cell // 2
-    y_right = head + (max(left_rows, right_rows) - right_rows) * cell // 2
-    x_left, x_right = margin, margin + left_cols * cell + gap
+    rows = max(left_rows, right_rows)
+    height = head + rows * cell + margin + 22
+    left = (margin, head + (rows - left_rows) * cell // 2)
+    right = (margin + left_cols * cell + gap, head + (rows - right_rows) * cell // 2)
+    paint = _paint_transposed if transposed else _paint_direct
+    what = "input cell" if transposed else "output cell"
     images = []
     for n, fr in enumerate(anim.frames):
         img = Image.new("RGB", (width, height), "white")
         d = ImageDraw.Draw(img)
-
-        def box(x0, y0, r, c, fill, outline=_COLORS["grid"], w=1):
-            d.rectangle([x0 + c * cell, y0 + r * cell, x0 + (c + 1) * cell - 1, y0 + (r + 1) * cell - 1],
-                        fill=fill, outline=outline, width=w)
-
-        def text(x0, y0, r, c, s, f=font, color=_COLORS["text"], corner=False):
-            if not s:
-                return
-            cx, cy = x0 + c * cell + cell // 2, y0 + r * cell + cell // 2
-            if corner:
-                cx, cy = x0 + (c + 1) * cell - cell // 5, y0 + (r + 1) * cell - cell // 5
-            d.text((cx, cy), s, fill=color, font=f, anchor="mm")
-
-        taps = set(fr.taps)
-        best = None
-        if anim.kind == "max":  # the cell max pooling picks (first maximum, row-major, as the op)
-            inside = [(r, c) for r, c in fr.taps if 0 <= r < ih and 0 <= c < iw]
-            best = max(inside, key=lambda rc: (anim.x[rc], -inside.index(rc)))
-        if not transposed:
-            # left: padded input; padded cells are rows/cols outside [0, ih) x [0, iw)
-            oy, ox = fr.origin
-            for r in range(left_rows):
-                for c in range(left_cols):
-                    ri, ci = r - ph, c - pw
-                    inside = 0 <= ri < ih and 0 <= ci < iw
-                    in_box = oy <= ri < oy + anim.dilation[0] * (anim.kernel[0] - 1) + 1 and \
-                        ox <= ci < ox + anim.dilation[1] * (anim.kernel[1] - 1) + 1
-                    fill = _COLORS["window"] if (ri, ci) in taps else (
-                        _COLORS["window_box"] if in_box else (_COLORS["input"] if inside else _COLORS["pad"]))
-                    box(x_left, y_left, r, c, fill, outline=_COLORS["grid"] if inside else "#b0b0b0")
-                    if (ri, ci) == best:
-                        box(x_left, y_left, r, c, None, outline="#ff9900", w=3)
-                    if numbers:
-                        v = anim.x[ri, ci] if inside else (0 if anim.kind != "max" else None)
-                        color = "white" if (ri, ci) in taps else (_COLORS["text"] if inside else "#999999")
-                        text(x_left, y_left, r, c, "" if v is None else _fmt(v), color=color)
-                        if anim.w is not None and (ri, ci) in taps:
-                            a, b = fr.taps.index((ri, ci)) // anim.kernel[1], fr.taps.index((ri, ci)) % anim.kernel[1]
-                            text(x_left, y_left, r, c, _fmt(anim.w[a, b]), f=small, color="#ffd0d0", corner=True)
-            # right: output
-            for r in range(oh):
-                for c in range(ow):
-                    done = not np.isnan(fr.output[r, c])
-                    fill = _COLORS["current"] if (r, c) == fr.cell else (_COLORS["filled"] if done else _COLORS["output"])
-                    box(x_right, y_right, r, c, fill, outline="#2a7a60")
-                    if numbers:
-                        text(x_right, y_right, r, c, _fmt(fr.output[r, c]),
-                             color="white" if (r, c) == fr.cell else _COLORS["text"])
-        else:
-            for r in range(ih):
-                for c in range(iw):
-                    fill = _COLORS["window"] if (r, c) == fr.cell else _COLORS["input"]
-                    box(x_left, y_left, r, c, fill)
-                    if numbers:
-                        text(x_left, y_left, r, c, _fmt(anim.x[r, c]),
-                             color="white" if (r, c) == fr.cell else _COLORS["text"])
-            for r in range(right_rows):
-                for c in range(right_cols):
-                    ro, co = r - ph, c - pw
-                    inside = 0 <= ro < oh and 0 <= co < ow
-                    done = inside and not np.isnan(fr.output[ro, co])
-                    if (ro, co) in taps:  # written by this input cell; dark gray where cropped away
-                        fill = _COLORS["current"] if inside else "#8c8c8c"
-                    else:
-                        fill = (_COLORS["filled"] if done else _COLORS["output"]) if inside else _COLORS["cropped"]
-                    box(x_right, y_right, r, c, fill, outline="#2a7a60" if inside else "#b0b0b0")
-                    if numbers and inside:
-                        text(x_right, y_right, r, c, _fmt(fr.output[ro, co]),
-                             color="white" if (ro, co) in taps else _COLORS["text"])
-                    if numbers and (ro, co) in taps:
-                        k = fr.taps.index((ro, co))
-                        text(x_right, y_right, r, c, _fmt(anim.w[k // anim.kernel[1], k % anim.kernel[1]]),
-                             f=small, color="#ffd0d0", corner=True)
-        what = "input cell" if transposed else "output cell"
+        paint(_Painter(d, cell, font, small), anim, fr, numbers, left, right)
         d.text((margin, 6), anim.describe(), fill=_COLORS["text"], font=caption)
         d.text((margin, 26), f"frame {n + 1}/{len(anim.frames)}: {what} ({fr.cell[0]}, {fr.cell[1]}), "
                f"window at ({fr.origin[0]}, {fr.origin[1]})", fill=_COLORS["text"], font=caption)
-        base = height - 20
-        d.text((x_left, base), "input" + ("" if transposed or (ph, pw) == (0, 0) else " (padding shaded)"),
+        d.text((left[0], height - 20), "input" + ("" if transposed or (ph, pw) == (0, 0) else " (padding shaded)"),
                fill=_COLORS["text"], font=caption)
-        d.text((x_right, base), "output" + (" (cropped padding shaded)" if transposed and (ph, pw) != (0, 0) else ""),
+        d.text((right[0], height - 20),
+               "output" + (" (cropped padding shaded)" if transposed and (ph, pw) != (0, 0) else ""),
                fill=_COLORS["text"], font=caption)
         images.append(img)
     return images

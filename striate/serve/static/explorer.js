@@ -5,6 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const knobs = ["input", "kernel", "stride", "padding", "dilation"];
 const anim = { geo: null, pos: 0, playing: true, timer: null };
+// the numbers view: frames of striate.vis.animate for the same settings (GET /api/conv/frames)
+const numbers = { frames: [], pos: 0, timer: null, request: 0 };
 
 function params() {
   const p = {};
@@ -19,8 +21,7 @@ async function update() {
   const p = params();
   const res = await fetch("/api/conv?" + new URLSearchParams(p));
   const g = await res.json();
-  if (!res.ok) { showImpossible(g.error); return; }
-  if (!g.ok) { showImpossible(g.error); return; }
+  if (!res.ok || !g.ok) { showImpossible(g.error); return; }
   anim.geo = g;
   anim.pos = 0;
   const [pt, pb] = g.pads;
@@ -32,10 +33,54 @@ async function update() {
     (g.dilation > 1 ? ` (dilation ${g.dilation} spreads ${g.kernel} taps)` : ""),
     ...g.notes.map((n) => n.replace(/^layer 1: /, ""))].join("<br>");
   draw();
+  scheduleFrames();
+}
+
+function scheduleFrames() {
+  clearTimeout(numbers.timer);
+  numbers.timer = setTimeout(loadFrames, 250);   // drawing frames takes the server ~20 ms each
+}
+
+async function loadFrames() {
+  const q = new URLSearchParams(params());
+  q.set("kind", $("kind").value);
+  const ticket = ++numbers.request;
+  $("n-status").textContent = "drawing the frames…";
+  const res = await fetch("/api/conv/frames?" + q);
+  const body = await res.json();
+  if (ticket !== numbers.request) return;        // the settings changed meanwhile
+  if (!res.ok) {
+    numbers.frames = [];
+    $("frame").hidden = true;
+    $("n-error").textContent = body.error;
+    $("n-status").textContent = "";
+    return;
+  }
+  numbers.frames = body.frames;
+  numbers.pos = 0;
+  $("n-error").textContent = "";
+  $("n-status").textContent = `${body.describe} · ${body.count} frames`;
+  showFrame();
+}
+
+function showFrame() {
+  if (!numbers.frames.length) return;
+  // a convolution's frames follow the output cells in the order of the window above: keep them in step
+  if ($("kind").value === "conv" && anim.geo && numbers.frames.length === anim.geo.output * anim.geo.output) {
+    numbers.pos = anim.pos;
+  }
+  const img = $("frame");
+  img.src = numbers.frames[numbers.pos % numbers.frames.length];
+  img.hidden = false;
 }
 
 function showImpossible(message) {
   anim.geo = null;
+  numbers.request++;                             // drop frames still being drawn for older settings
+  numbers.frames = [];
+  $("frame").hidden = true;
+  $("n-status").textContent = "";
+  $("n-error").textContent = "";
   $("out-size").textContent = "impossible";
   $("formula").textContent = message || "";
   $("notes").textContent = "";
@@ -115,12 +160,18 @@ function draw() {
 }
 
 function tick() {
-  if (anim.geo && anim.playing) { anim.pos = (anim.pos + 1) % (anim.geo.output * anim.geo.output); draw(); }
+  if (!anim.playing) return;
+  if (anim.geo) { anim.pos = (anim.pos + 1) % (anim.geo.output * anim.geo.output); draw(); }
+  if (numbers.frames.length) { numbers.pos = (numbers.pos + 1) % numbers.frames.length; showFrame(); }
 }
 
 for (const k of knobs) $("k-" + k).addEventListener("input", update);
 $("k-same").addEventListener("change", update);
 $("play").addEventListener("click", () => { anim.playing = !anim.playing; $("play").textContent = anim.playing ? "Pause" : "Play"; });
-$("step").addEventListener("click", () => { if (anim.geo) { anim.pos = (anim.pos + 1) % (anim.geo.output * anim.geo.output); draw(); } });
+$("step").addEventListener("click", () => {
+  if (anim.geo) { anim.pos = (anim.pos + 1) % (anim.geo.output * anim.geo.output); draw(); }
+  if (numbers.frames.length) { numbers.pos = (numbers.pos + 1) % numbers.frames.length; showFrame(); }
+});
+$("kind").addEventListener("change", scheduleFrames);
 anim.timer = setInterval(tick, 700);
 update();
