@@ -208,87 +208,35 @@ def run(args) -> int:
         comm.abort(2)
 
 
-def _run(args) -> int:
-    from .. import __version__, random
-    from ..data import DataLoader
-    from ..training import CheckpointError, CSVLogger, ModelCheckpoint, evaluate, fit, save_weights
-
-    started = time.perf_counter()
-    config = _resolve(args)
-    dist = comm = None
-    if args.distributed:
-        from .. import distributed as dist
-        try:
-            comm = dist.init()
-        except ImportError as e:
-            raise CommandError(f"--distributed: {e}") from None
-        if config["batch_size"] % comm.size:
-            raise CommandError(f"--batch-size (the global batch) must be a multiple of the {comm.size} processes. "
-                               f"Received: {config['batch_size']}.")
-    main = comm is None or comm.rank == 0  # the one process that prints and writes files
-    verbose = 0 if args.quiet or not main else 1
-    ds = load_data(config["dataset"], args.data_dir)
-    name = os.path.basename(os.path.normpath(ds.name)) or "data"
-    out = args.out or os.path.join("runs", f"{name}-{config['model']}")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CommandError(f"--out {out!r} exists and is not a folder.")
-
-    random.manual_seed(config["seed"])
-    x_tr, y_tr, x_val, y_val = _split(ds, config["val_split"], config["seed"])
-    train_t, eval_t = _transforms(config, x_tr, ds.input_shape)
-    model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
-    model = build_model(config["model"], model_args, rng=config["seed"])
-    opt = _optimizer(config, model.parameters())
-    if dist is not None:  # statistics of the global batch; gradients averaged over the ranks
-        model = dist.convert_sync_batchnorm(model)
-        opt = dist.DistributedOptimizer(opt)
-    schedule = _schedule(config, opt)
-
-    train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
-                       rng=config["seed"] + 1)
-    val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
-    if dist is not None:  # each rank's share: batch_size / size images per step, 1/size of the validation
-        train = dist.shard(train)
-        val = None if val is None else dist.shard(val, evaluation=True)
-    meta = {
-        "model": {"name": config["model"], "args": model_args},
-        "dataset": config["dataset"], "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
-        "preprocess": {"scale": 1 / 255, "mean": eval_t.mean.tolist(), "std": eval_t.std.tolist(), "eps": eval_t.eps},
-        "config": config, "striate_version": __version__,
-    }
-    callbacks = [ModelCheckpoint(os.path.join(out, "checkpoint.npz"), meta=meta)]
-    if val is not None:
-        callbacks.append(ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
-                                         save_best_only=True, meta=meta))
-    callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
-    if not main:
-        callbacks = []  # checkpoints and the log come from rank 0 (every rank holds the same model)
-    if dist is not None:
-        callbacks.append(dist.RankRandomStreams())  # each rank its own dropout masks
-
-    if verbose:
-        print(f"training {config['model']} ({model.num_parameters():,} parameters) on {name}: "
-              f"{len(y_tr)} train / {0 if y_val is None else len(y_val)} val / {len(ds.y_test)} test images, "
-              f"{config['epochs']} epochs, {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
-              f"{config['schedule']} schedule, augment {config['augment']}"
-              + (f", {comm.size} processes x {config['batch_size'] // comm.size}" if comm else ""))
+def _init_distributed(config: dict):
+    """The communicator of ``--distributed``, once the global batch is known to split evenly."""
+    from .. import distributed as dist
     try:
-        history = fit(model, train, val, epochs=config["epochs"], optimizer=opt, schedule=schedule,
-                      callbacks=callbacks, verbose=verbose, resume=args.resume,
-                      reduce=None if dist is None else dist.reduce_metrics)
-    except CheckpointError as e:
-        raise CommandError(str(e)) from None
-    except FloatingPointError as e:
-        raise CommandError(str(e).replace("fit: ", "") + " (--lr)") from None
-    train_seconds = time.perf_counter() - started
+        comm = dist.init()
+    except ImportError as e:
+        raise CommandError(f"--distributed: {e}") from None
+    if config["batch_size"] % comm.size:
+        raise CommandError(f"--batch-size (the global batch) must be a multiple of the {comm.size} processes. "
+                           f"Received: {config['batch_size']}.")
+    return comm
 
-    test = DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=eval_t)
-    result = evaluate(model, test) if dist is None else dist.evaluate(model, test)
-    if not main:
-        return 0
-    save_weights(os.path.join(out, "weights.npz"), model, meta=meta)
+
+def _distribute(model, opt, train, val, callbacks, comm):
+    """The data-parallel run: batch norm over the global batch, gradients averaged over the ranks,
+    each rank's shares of the data, files from rank 0 only, each rank its own dropout masks."""
+    from .. import distributed as dist
+    model = dist.convert_sync_batchnorm(model)
+    opt = dist.DistributedOptimizer(opt)  # before the schedule, which must be made on it
+    train = dist.shard(train)             # batch_size / size images per step
+    val = None if val is None else dist.shard(val, evaluation=True)
+    callbacks = (callbacks if comm.rank == 0 else []) + [dist.RankRandomStreams()]
+    return model, opt, train, val, callbacks
+
+
+def _metrics(result, history, model, ds, config, started, train_seconds, comm) -> dict:
+    """What metrics.json records of a finished run."""
     h = history.history
-    metrics = {
+    return {
         "test_accuracy": result["accuracy"],
         "test_loss": result["loss"],
         "test_top5_accuracy": result.get("top5_accuracy"),
@@ -307,6 +255,72 @@ def _run(args) -> int:
         "config": config,
         "processes": 1 if comm is None else comm.size,
     }
+
+
+def _run(args) -> int:
+    from .. import __version__, random
+    from .. import distributed as dist  # (mpi4py is imported only by dist.init, under mpiexec)
+    from ..data import DataLoader
+    from ..training import CheckpointError, CSVLogger, ModelCheckpoint, evaluate, fit, save_weights
+
+    started = time.perf_counter()
+    config = _resolve(args)
+    comm = _init_distributed(config) if args.distributed else None
+    main = comm is None or comm.rank == 0  # the one process that prints and writes files
+    verbose = 0 if args.quiet or not main else 1
+    ds = load_data(config["dataset"], args.data_dir)
+    name = os.path.basename(os.path.normpath(ds.name)) or "data"
+    out = args.out or os.path.join("runs", f"{name}-{config['model']}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandError(f"--out {out!r} exists and is not a folder.")
+
+    random.manual_seed(config["seed"])
+    x_tr, y_tr, x_val, y_val = _split(ds, config["val_split"], config["seed"])
+    train_t, eval_t = _transforms(config, x_tr, ds.input_shape)
+    model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
+    model = build_model(config["model"], model_args, rng=config["seed"])
+    opt = _optimizer(config, model.parameters())
+
+    train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
+                       rng=config["seed"] + 1)
+    val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
+    meta = {
+        "model": {"name": config["model"], "args": model_args},
+        "dataset": config["dataset"], "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
+        "preprocess": {"scale": 1 / 255, "mean": eval_t.mean.tolist(), "std": eval_t.std.tolist(), "eps": eval_t.eps},
+        "config": config, "striate_version": __version__,
+    }
+    callbacks = [ModelCheckpoint(os.path.join(out, "checkpoint.npz"), meta=meta)]
+    if val is not None:
+        callbacks.append(ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
+                                         save_best_only=True, meta=meta))
+    callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
+    if comm is not None:
+        model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
+    schedule = _schedule(config, opt)
+
+    if verbose:
+        print(f"training {config['model']} ({model.num_parameters():,} parameters) on {name}: "
+              f"{len(y_tr)} train / {0 if y_val is None else len(y_val)} val / {len(ds.y_test)} test images, "
+              f"{config['epochs']} epochs, {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
+              f"{config['schedule']} schedule, augment {config['augment']}"
+              + (f", {comm.size} processes x {config['batch_size'] // comm.size}" if comm else ""))
+    try:
+        history = fit(model, train, val, epochs=config["epochs"], optimizer=opt, schedule=schedule,
+                      callbacks=callbacks, verbose=verbose, resume=args.resume,
+                      reduce=None if comm is None else dist.reduce_metrics)
+    except CheckpointError as e:
+        raise CommandError(str(e)) from None
+    except FloatingPointError as e:
+        raise CommandError(str(e).replace("fit: ", "") + " (--lr)") from None
+    train_seconds = time.perf_counter() - started
+
+    test = DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=eval_t)
+    result = evaluate(model, test) if comm is None else dist.evaluate(model, test)
+    if not main:
+        return 0
+    save_weights(os.path.join(out, "weights.npz"), model, meta=meta)
+    metrics = _metrics(result, history, model, ds, config, started, train_seconds, comm)
     from ..atomic import atomic_write_text
     atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
