@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # sub-command name -> module under striate.cli; add a line here for a new command.
@@ -53,6 +54,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"striate {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`striate models | head`): as for other Unix tools, stop quietly with
+        # 128 + SIGPIPE. stdout is pointed at /dev/null so that Python's flush at exit does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":
