@@ -96,12 +96,15 @@ def main(argv=None) -> int:
     p.add_argument("--kind", choices=KINDS, default="hard")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preview", metavar="PNG", help="also save a grid of 40 training images")
+    p.add_argument("--train-size", type=int, metavar="N", help="keep only the first N training images (quicker checks)")
     args = p.parse_args(argv)
     from striate.data import load_dataset
 
     ds = load_dataset("mnist", data_dir=args.mnist_dir)
     rng = np.random.default_rng(args.seed)
     os.makedirs(args.out, exist_ok=True)
+    n = len(ds.y_train) if args.train_size is None else max(1, min(args.train_size, len(ds.y_train)))
+    ds.x_train, ds.y_train = ds.x_train[:n], ds.y_train[:n]
     x_train = make(ds.x_train[..., 0], args.kind, rng)
     x_test = make(ds.x_test[..., 0], args.kind, rng)
     for name, a in (("train-images-idx3-ubyte.gz", x_train), ("train-labels-idx1-ubyte.gz", ds.y_train),

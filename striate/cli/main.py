@@ -47,7 +47,9 @@ def main(argv=None) -> int:
         return 0
     module = importlib.import_module(f"striate.cli.{COMMANDS[args.command]}")
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at the interpreter's exit
+        return code
     except CommandError as e:
         print(f"striate {args.command}: error: {e}", file=sys.stderr)
         return 2
