@@ -441,3 +441,19 @@ def test_the_readme_install_brings_the_fast_path():
     assert {"numba", "threadpoolctl"} <= names
     readme = open(os.path.join(ROOT, "README.md")).read()
     assert 'pip install -e ".[cli]" && striate train' in readme
+
+
+def test_choosing_lenet5_on_mnist_takes_its_own_rate():
+    from striate.cli import train_cmd
+    from striate.cli.main import build_parser
+
+    def resolve(*argv):
+        return train_cmd._resolve(build_parser().parse_args(["train", *argv]))
+
+    recipe = common.RECIPES["mnist"]
+    default = resolve("--dataset", "mnist")
+    assert (default["model"], default["lr"], default["epochs"]) == ("mnist_cnn", recipe["lr"], recipe["epochs"])
+    lenet = resolve("--dataset", "MNIST", "--model", "LeNet-5")
+    assert (lenet["model"], lenet["lr"], lenet["epochs"]) == ("lenet5", 0.02, 10)
+    assert resolve("--dataset", "mnist", "--model", "lenet5", "--lr", "0.05")["lr"] == 0.05  # options win
+    assert "models" not in lenet

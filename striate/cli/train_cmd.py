@@ -133,8 +133,13 @@ def _resolve(args, ckpt=None) -> dict:
         if data_dir is None:
             data_dir = saved.get("data_dir")
     config = recipe_for(dataset)
+    per_model = config.pop("models", {})
     config.update({k: v for k, v in saved.items() if k in TUNABLE})
     config.update(given)
+    chosen = config["model"] = resolve_model(config["model"])
+    for k, v in per_model.get(chosen, {}).items():  # e.g. --model lenet5 on MNIST: its own rate
+        if k not in given and k not in saved:
+            config[k] = v
     config["dataset"] = dataset
     config["data_dir"] = data_dir
     config["verify"] = not args.no_verify if (args.no_verify or ckpt is None) else saved.get("verify", True)
