@@ -186,6 +186,7 @@ def test_fashion_spelling_trains_the_fashion_recipe(tmp_path):
     recipe = common.RECIPES["fashion_mnist"]
     assert config["dataset"] == "fashion_mnist" and config["model"] == recipe["model"] == "fashion_cnn"
     assert config["batch_size"] == recipe["batch_size"] and config["augment"] == recipe["augment"]
+    assert recipe["warmup"] == 1 and config["warmup"] == 0  # the recipe's warm-up shortened for a 1-epoch run
 
 
 def test_models_optimizers_augmentations_match_forgivingly(tmp_path, capsys):

@@ -29,3 +29,6 @@ def test_registered_in_the_zoo_and_recipes():
     # digits are not mirror-symmetric: no flips in the digit recipes; clothes are
     assert "flip" not in RECIPES["mnist"]["augment"] and "flip" not in RECIPES["digits"]["augment"]
     assert "flip" in RECIPES["fashion_mnist"]["augment"]
+    # the wide flattened head needs a warm-up at the recipe's rate; LeNet-5 keeps its own settings
+    fashion = RECIPES["fashion_mnist"]
+    assert fashion["warmup"] == 1 < fashion["epochs"] and fashion["models"]["lenet5"] == {"lr": 0.02, "warmup": 0}

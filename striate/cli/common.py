@@ -47,18 +47,19 @@ RECIPES = {
     ),
     "fashion_mnist": dict(
         model="fashion_cnn",   # wider 24-48-96 batch-norm CNN: LeNet-5 under-fits clothes (89.9% in 15 epochs)
-        epochs=15,             # more epochs than digits: textures and fine shapes keep improving
+        epochs=15,             # more than digits: textures and fine shapes keep improving; ~6 min on 2 cores
         batch_size=128,
         optimizer="sgd",
         lr=0.05,
         momentum=0.9,
         weight_decay=5e-4,
         schedule="cosine",
-        warmup=0,
+        warmup=1,              # measured on a hard MNIST variant (textures, clutter, inversion): without it
+                               # the wide flattened head diverges early at 0.05 (59.7% vs 87.0% in 6 epochs)
         augment="crop,flip",   # clothes are left-right symmetric, so mirrors are new, valid examples
         crop_padding=2,        # the objects fill the frame: 2-pixel shifts keep them whole
         val_split=0.05,
-        models={"lenet5": dict(lr=0.02)},  # no batch norm: the rate a plain LeNet tolerates
+        models={"lenet5": dict(lr=0.02, warmup=0)},  # no batch norm: the rate a plain LeNet tolerates
     ),
     "cifar10": dict(
         model="resnet20",      # He et al. 2016's CIFAR ResNet: 0.27M weights, ~91% in the paper's schedule

@@ -140,6 +140,8 @@ def _resolve(args, ckpt=None) -> dict:
     for k, v in per_model.get(chosen, {}).items():  # e.g. --model lenet5 on MNIST: its own rate
         if k not in given and k not in saved:
             config[k] = v
+    if "warmup" not in given and "warmup" not in saved and config["warmup"] >= config["epochs"]:
+        config["warmup"] = config["epochs"] - 1  # the recipe's warm-up shortened for a short run (not an error)
     config["dataset"] = dataset
     config["data_dir"] = data_dir
     config["verify"] = not args.no_verify if (args.no_verify or ckpt is None) else saved.get("verify", True)
