@@ -17,7 +17,8 @@ EPILOG = """\
 examples:
   striate train                                   # 8x8 digits (ships with scikit-learn), digits_cnn, < 1 min
   striate train --epochs 3 --out runs/quick       # a shorter run into runs/quick
-  striate train --dataset mnist --data-dir ../shared/data       # LeNet-5 on MNIST (local files)
+  striate train --dataset mnist --data-dir ../shared/data/mnist # mnist_cnn on MNIST (local files)
+  striate train --data-dir ../shared/data/mnist   # the same: the files (SHA-256) say they are MNIST
   striate train --dataset mnist --model lenet5 --lr 0.02 --optimizer sgd --augment none
   striate train --dataset cifar10 --model resnet20 --augment crop,flip
   striate train --dataset path/to/folder          # one sub-folder of images per class
