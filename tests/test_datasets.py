@@ -239,6 +239,7 @@ def test_image_folder_gray_resize_and_own_split(tmp_path):
     assert ds.class_names == ["a", "b", "c"] and ds.y_test.tolist() == [0, 1, 2]
 
 
+@pytest.mark.filterwarnings("ignore:Image folder .* have no test images")  # 2 + 3 images: one class gets none
 def test_image_folder_empty_and_bad_image(tmp_path):
     (tmp_path / "e" / "x").mkdir(parents=True)
     with pytest.raises(ValueError, match="No images found"):
