@@ -465,14 +465,38 @@ def _metrics(result, history, model, ds, config, started, train_seconds, comm) -
     }
 
 
+def _meta(config, model_args, run_id, ds, eval_t) -> dict:
+    """What the run's weights and checkpoints record: the model, the data (name, folder), the run's
+    id (which folder holds which run), the classes and the preprocessing that predict repeats."""
+    from .. import __version__
+    return {
+        "model": {"name": config["model"], "args": model_args},
+        "dataset": config["dataset"], "data_dir": config["data_dir"], "run_id": run_id,
+        "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
+        "preprocess": {"scale": 1 / 255, "mean": eval_t.mean.tolist(), "std": eval_t.std.tolist(), "eps": eval_t.eps},
+        "config": config, "striate_version": __version__,
+    }
+
+
+def _callbacks(out: str, meta: dict, with_best: bool) -> list:
+    """The run's files: checkpoint.npz every epoch, checkpoint_best.npz (best val_acc), log.csv."""
+    from ..training import CSVLogger, ModelCheckpoint
+    callbacks = [ModelCheckpoint(os.path.join(out, "checkpoint.npz"), meta=meta)]
+    if with_best:
+        callbacks.append(ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
+                                         save_best_only=True, meta=meta))
+    callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
+    return callbacks
+
+
 def _run(args) -> int:
     import uuid
 
-    from .. import __version__, random
+    from .. import random
     from .. import distributed as dist  # (mpi4py is imported only by dist.init, under mpiexec)
     from ..atomic import atomic_write_text
     from ..data import DataLoader
-    from ..training import CheckpointError, CSVLogger, ModelCheckpoint, evaluate, fit, save_weights
+    from ..training import CheckpointError, evaluate, fit, save_weights
 
     started = time.perf_counter()
     ckpt = _load_resume(args.resume) if args.resume else None
@@ -500,18 +524,8 @@ def _run(args) -> int:
     train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
                        rng=config["seed"] + 1)
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
-    meta = {
-        "model": {"name": config["model"], "args": model_args},
-        "dataset": config["dataset"], "data_dir": config["data_dir"], "run_id": run_id,
-        "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
-        "preprocess": {"scale": 1 / 255, "mean": eval_t.mean.tolist(), "std": eval_t.std.tolist(), "eps": eval_t.eps},
-        "config": config, "striate_version": __version__,
-    }
-    callbacks = [ModelCheckpoint(os.path.join(out, "checkpoint.npz"), meta=meta)]
-    if val is not None:
-        callbacks.append(ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
-                                         save_best_only=True, meta=meta))
-    callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
+    meta = _meta(config, model_args, run_id, ds, eval_t)
+    callbacks = _callbacks(out, meta, with_best=val is not None)
     if comm is not None:
         model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
     schedule = _schedule(config, opt)
