@@ -229,14 +229,19 @@ def load_model_file(path):
     except (CheckpointError, FileNotFoundError) as e:
         raise CommandError(str(e)) from None
     spec = ckpt.meta.get("model")
-    if not isinstance(spec, dict) or "name" not in spec:
+    if isinstance(spec, dict) and "graph" in spec:  # a graph read by `striate import` (or fine-tuned from one)
+        from ..onnx import GraphModule
+        model, what = GraphModule(spec["graph"]), "the recorded graph"
+    elif isinstance(spec, dict) and "name" in spec:
+        model, what = build_model(spec["name"], dict(spec.get("args") or {})), f"model {spec['name']!r}"
+    else:
         raise CommandError(f"{path} does not record which model it holds (no meta['model']); it was not "
-                           "written by `striate train`. Load it in Python with st.training.load_weights.")
-    model = build_model(spec["name"], dict(spec.get("args") or {}))
+                           "written by `striate train` or `striate import`. Load it in Python with "
+                           "st.training.load_weights.")
     try:
         model.load_state_dict(ckpt.model_state)
     except (KeyError, ValueError) as e:
-        raise CommandError(f"{path}: the weights do not fit model {spec['name']!r}: {' '.join(str(e).split())}") from None
+        raise CommandError(f"{path}: the weights do not fit {what}: {' '.join(str(e).split())}") from None
     return model, ckpt.meta
 
 

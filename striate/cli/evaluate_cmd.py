@@ -115,7 +115,7 @@ def run(args) -> int:
         print(json.dumps(out, indent=2))
         return 0
     tta = " with test-time augmentation" if args.tta else ""
-    print(f"{meta['model']['name']} on {ds.name} test set ({result['num_samples']} images){tta}")
+    print(f"{meta['model'].get('name', 'imported graph')} on {ds.name} test set ({result['num_samples']} images){tta}")
     print(f"  accuracy  {100 * result['accuracy']:.2f}%")
     if "top5_accuracy" in result:
         print(f"  top-5     {100 * result['top5_accuracy']:.2f}%")
