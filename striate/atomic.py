@@ -50,3 +50,21 @@ def atomic_write_text(path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def remove_stale_temporaries(folder) -> list:
+    """Delete the temporary files (``.tmp-*``) that writes killed half-way left in ``folder``; return
+    their names. Call it only on a folder no other process is writing into (e.g. a run's own folder)."""
+    folder = os.fspath(folder)
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(".tmp-") and os.path.isfile(path):
+            try:
+                os.unlink(path)
+            except OSError:
+                continue
+            removed.append(name)
+    return removed

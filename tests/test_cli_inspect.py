@@ -30,9 +30,10 @@ def test_summary_options(capsys):
 
 
 def test_unknown_model_exits_2_with_the_list(capsys):
-    assert main(["summary", "resnet-50"]) == 2
+    assert main(["summary", "resnet500"]) == 2
     err = capsys.readouterr().err
-    assert "Unknown model 'resnet-50'" in err and "Did you mean 'resnet50'" in err and "vgg16" in err
+    assert "unknown --model 'resnet500'" in err and "Did you mean 'resnet50'" in err and "vgg16" in err
+    assert main(["summary", "ResNet-50"]) == 0  # case, '-' and '_' do not matter
 
 
 def test_too_small_input_exits_2_naming_the_layer(capsys):

@@ -89,11 +89,11 @@ def test_resume_continues_the_run(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--model", "lenet6"], "Unknown model 'lenet6'. Did you mean 'lenet5'?"),
-    (["train", "--dataset", "imagenet1k"], "Unknown data set 'imagenet1k'"),
+    (["train", "--model", "lenet6"], "unknown --model 'lenet6'. Did you mean 'lenet5'?"),
+    (["train", "--dataset", "imagenet1k"], "unknown --dataset 'imagenet1k'"),
     (["train", "--epochs", "-3"], "--epochs must be a positive integer. Received: -3."),
     (["train", "--lr", "0"], "--lr must be a positive number"),
-    (["train", "--augment", "crop,rotate"], "unknown --augment rotate"),
+    (["train", "--augment", "crop,rotate"], "unknown --augment 'rotate'"),
     (["train", "--dataset", "mnist", "--data-dir", "/nonexistent/folder"], "--data-dir '/nonexistent/folder' is not a folder"),
     (["train", "--resume", "/nonexistent/ckpt.npz"], "No checkpoint at"),
     (["evaluate"], "give the model file with --checkpoint PATH"),

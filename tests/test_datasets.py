@@ -64,7 +64,7 @@ def _write_mnist(folder, gz=True, n_train=7, n_test=4, seed=0):
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_files_from_data_dir(tmp_path, gz):
     arrays = _write_mnist(tmp_path, gz=gz)
-    ds = load_dataset("mnist", data_dir=str(tmp_path), download=False)
+    ds = load_dataset("mnist", data_dir=str(tmp_path), verify=False, download=False)
     np.testing.assert_array_equal(ds.x_train[..., 0], arrays["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte"])
     assert ds.x_train.shape == (7, 6, 5, 1) and ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
@@ -72,7 +72,7 @@ def test_idx_files_from_data_dir(tmp_path, gz):
 
 def test_fashion_mnist_names_and_alias(tmp_path):
     _write_mnist(tmp_path / "fashion_mnist")
-    ds = load_dataset("Fashion-MNIST", data_dir=str(tmp_path))
+    ds = load_dataset("Fashion-MNIST", data_dir=str(tmp_path), verify=False)
     assert ds.name == "fashion_mnist" and ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
 
 
@@ -88,7 +88,7 @@ def test_bad_magic_names_file(tmp_path):
     bad = tmp_path / "train-images-idx3-ubyte.gz"
     bad.write_bytes(gzip.compress(b"\x12\x34\x56\x78" + b"\x00" * 100))
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz.*bad magic"):
-        load_dataset("mnist", data_dir=str(tmp_path))
+        load_dataset("mnist", data_dir=str(tmp_path), verify=False)
 
 
 def test_truncated_payload_names_file(tmp_path):
@@ -96,7 +96,7 @@ def test_truncated_payload_names_file(tmp_path):
     bad = tmp_path / "t10k-images-idx3-ubyte"
     bad.write_bytes(bad.read_bytes()[:-7])
     with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.*truncated"):
-        load_dataset("mnist", data_dir=str(tmp_path))
+        load_dataset("mnist", data_dir=str(tmp_path), verify=False)
 
 
 def test_truncated_gzip_names_file(tmp_path):
@@ -104,7 +104,7 @@ def test_truncated_gzip_names_file(tmp_path):
     bad = tmp_path / "train-labels-idx1-ubyte.gz"
     bad.write_bytes(bad.read_bytes()[:-12])
     with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz.*(truncated|corrupt)"):
-        load_dataset("mnist", data_dir=str(tmp_path))
+        load_dataset("mnist", data_dir=str(tmp_path), verify=False)
 
 
 def test_swapped_files_detected(tmp_path):
@@ -114,14 +114,14 @@ def test_swapped_files_detected(tmp_path):
     a.write_bytes(blob_b)
     b.write_bytes(blob_a)
     with pytest.raises(ValueError, match="expected 3"):
-        load_dataset("mnist", data_dir=str(tmp_path))
+        load_dataset("mnist", data_dir=str(tmp_path), verify=False)
 
 
 def test_label_count_mismatch(tmp_path):
     _write_mnist(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(np.arange(3))))
     with pytest.raises(ValueError, match="7 images but .* 3 labels"):
-        load_dataset("mnist", data_dir=str(tmp_path))
+        load_dataset("mnist", data_dir=str(tmp_path), verify=False)
 
 
 def test_missing_file_in_data_dir(tmp_path):
@@ -158,7 +158,7 @@ def _cifar_tarball(path, n_per_batch=3, seed=0):
 
 def test_cifar_tarball_nchw_rows_to_nhwc(tmp_path):
     batches = _cifar_tarball(tmp_path / "cifar-10-python.tar.gz")
-    ds = load_dataset("cifar10", data_dir=str(tmp_path), download=False)
+    ds = load_dataset("cifar10", data_dir=str(tmp_path), verify=False, download=False)
     assert ds.x_train.shape == (15, 32, 32, 3) and ds.x_test.shape == (3, 32, 32, 3)
     assert ds.class_names == [f"c{i}" for i in range(10)]
     data, labels = batches["data_batch_2"]
@@ -175,7 +175,7 @@ def test_cifar_extracted_folder(tmp_path):
     with tarfile.open(tmp_path / "c.tar.gz") as tar:
         tar.extractall(tmp_path / "x", filter="data")
     x_train, y_train, x_test, y_test, names = read_cifar10(str(tmp_path / "x" / "cifar-10-batches-py"))
-    ds = load_dataset("cifar10", data_dir=str(tmp_path / "x"))
+    ds = load_dataset("cifar10", data_dir=str(tmp_path / "x"), verify=False)
     np.testing.assert_array_equal(ds.x_train, x_train)
     assert x_test.shape == (3, 32, 32, 3)
 
@@ -185,7 +185,7 @@ def test_cifar_truncated_tarball(tmp_path):
     p = tmp_path / "cifar-10-python.tar.gz"
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
     with pytest.raises(ValueError, match="cifar-10-python.tar.gz.*(truncated|corrupt|missing)"):
-        load_dataset("cifar10", data_dir=str(tmp_path))
+        load_dataset("cifar10", data_dir=str(tmp_path), verify=False)
 
 
 def test_cifar_pickle_with_code_refused(tmp_path):
@@ -239,6 +239,7 @@ def test_image_folder_gray_resize_and_own_split(tmp_path):
     assert ds.class_names == ["a", "b", "c"] and ds.y_test.tolist() == [0, 1, 2]
 
 
+@pytest.mark.filterwarnings("ignore:Image folder .* have no test images")  # 2 + 3 images: one class gets none
 def test_image_folder_empty_and_bad_image(tmp_path):
     (tmp_path / "e" / "x").mkdir(parents=True)
     with pytest.raises(ValueError, match="No images found"):

@@ -153,3 +153,32 @@ def test_cli_export_import_round_trip(tmp_path, capsys):
     np.testing.assert_allclose(again(x).data, model.eval()(x).data, rtol=1e-4, atol=1e-5)
     assert main(["import", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "x.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_evaluate_and_predict_read_an_imported_model(tmp_path, capsys):
+    # a weights file written by `striate import` holds a graph, not a zoo name: evaluate and predict
+    # rebuild it and give the same answers as the model it came from
+    pytest.importorskip("PIL")
+    pytest.importorskip("sklearn")
+    from PIL import Image
+
+    model = st.models.digits_cnn(rng=0)
+    meta = {"model": {"name": "digits_cnn", "args": {"num_classes": 10}}, "input_shape": [8, 8, 1],
+            "dataset": "digits", "class_names": [str(i) for i in range(10)],
+            "preprocess": {"scale": 1 / 255, "mean": [0.3], "std": [0.4]}}
+    st.training.save_weights(tmp_path / "w.npz", model, meta=meta)
+    assert main(["export", "--checkpoint", str(tmp_path / "w.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "imp.npz")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "w.npz"), "--dataset", "digits"]) == 0
+    original = capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "imp.npz"), "--dataset", "digits"]) == 0
+    imported = capsys.readouterr().out
+    accuracy = [line for line in original.splitlines() if "accuracy" in line]
+    assert accuracy and accuracy == [line for line in imported.splitlines() if "accuracy" in line]
+    image = (np.random.default_rng(1).random((8, 8)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "d.png")
+    assert main(["predict", str(tmp_path / "d.png"), "--checkpoint", str(tmp_path / "w.npz")]) == 0
+    by_zoo = capsys.readouterr().out.split()[1:]
+    assert main(["predict", str(tmp_path / "d.png"), "--checkpoint", str(tmp_path / "imp.npz")]) == 0
+    assert capsys.readouterr().out.split()[1:] == by_zoo

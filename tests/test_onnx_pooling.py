@@ -109,3 +109,13 @@ def test_pooling_variants_export_to_onnx(layer, opset, tmp_path):
     x = _x(dtype=np.float32)
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], model(x).data, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+    lambda x: F.avg_pool2d(x, 2, 1, "same", count_include_pad=False, dilation=2),
+    lambda x: F.max_pool2d(x, 2, 2, 1, dilation=2, ceil_mode=True),
+])
+def test_new_pooling_gradients_by_finite_differences(fn):
+    x = st.Tensor(np.random.default_rng(3).standard_normal((2, 6, 5, 2)), requires_grad=True)
+    assert st.gradcheck(fn, [x])

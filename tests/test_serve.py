@@ -417,7 +417,7 @@ def test_transparent_png_is_laid_over_white():
 # ------------------------------------------------------------------------------------------ rendering
 def test_png_encoder_round_trips_through_pillow():
     rng = np.random.default_rng(0)
-    for shape in [(1, 1), (5, 7), (4, 3, 3), (2, 9, 4)]:
+    for shape in [(1, 1), (5, 7), (4, 3, 3), (2, 9, 4), (40, 40, 3)]:     # stored and compressed streams
         a = rng.integers(0, 256, shape, dtype=np.uint8)
         assert np.array_equal(decode_data_url_png(render.png_data_url(a)), a)
 

@@ -166,15 +166,18 @@ def test_finetune_command_writes_the_run_files(tmp_path, capsys):
     st.training.save_weights(tmp_path / "base.npz", base, meta=meta)
     out = tmp_path / "ft"
     code = main(["finetune", "--base", str(tmp_path / "base.npz"), "--dataset", "digits", "--classes", "7,8,9",
-                 "--per-class", "10", "--head-epochs", "1", "--epochs", "1", "--freeze-until", "features.4",
+                 "--per-class", "10", "--val-split", "0.2", "--head-epochs", "1", "--epochs", "1",
+                 "--freeze-until", "features.4",
                  "--out", str(out), "-q"])
     assert code == 0
-    assert {p.name for p in out.iterdir()} == {"weights.npz", "checkpoint.npz", "log.csv", "metrics.json"}
+    assert {p.name for p in out.iterdir()} == {"weights.npz", "checkpoint.npz", "checkpoint_best.npz", "log.csv",
+                                               "metrics.json"}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["train_images"] == 30 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["train_images"] == 24 and 0 <= metrics["test_accuracy"] <= 1   # 6 of 30 held out
     ckpt = st.training.load_checkpoint(out / "weights.npz")
     assert ckpt.meta["class_names"] == ["7", "8", "9"] and ckpt.meta["model"]["args"]["num_classes"] == 3
-    assert (out / "log.csv").read_text().splitlines()[0].startswith("phase,epoch,loss,acc,lr")
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].startswith("phase,epoch,loss,acc,lr") and "val_acc" in log[0] and len(log) == 3
     assert main(["finetune", "--base", str(tmp_path / "base.npz"), "--dataset", "digits",
                  "--freeze-until", "nope"]) == 2
     assert "--freeze-until must name a layer" in capsys.readouterr().err

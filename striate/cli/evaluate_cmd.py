@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 
-from .common import load_data, load_model_file, standardizer
+from .common import dataset_key, load_data, load_model_file, standardizer
 from .main import CommandError
 
 EPILOG = """\
@@ -15,10 +16,11 @@ examples:
   striate evaluate --checkpoint runs/digits-digits_cnn/checkpoint_best.npz --tta
   striate evaluate --weights runs/mnist-lenet5/weights.npz --data-dir ../shared/data --json
 
-The data set is the one the model was trained on (recorded in the file) unless --dataset names another
-with the same image size and classes. --tta averages the softmax over 10 crops (corners, centre and
-their mirrors) of the test images padded by --tta-padding pixels; it suits models trained with crop and
-flip augmentation (mirrored digits are other shapes: on digits it lowers accuracy).
+The data set and its folder are the ones the model was trained on (recorded in the file) unless
+--dataset / --data-dir name others with the same image size and classes; only the test files are read.
+--tta averages the softmax over views of the test images made only with the augmentations the run
+trained with: the 4 corner and centre crops of the images padded by --tta-padding pixels (crop), and
+their mirror images (flip). A run trained without flips is never shown mirrored images.
 """
 
 
@@ -32,9 +34,12 @@ def add_parser(subparsers):
     p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
                    help="weights.npz or checkpoint.npz written by striate train")
     p.add_argument("--dataset", metavar="NAME|DIR", help="data set (default: the one recorded in the file)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: the one the "
+                   "run was trained from)")
+    p.add_argument("--no-verify", action="store_true", help="accept files that are not the published ones (SHA-256)")
     p.add_argument("--batch-size", type=int, default=256, metavar="N", help="images per forward pass (256)")
-    p.add_argument("--tta", action="store_true", help="10-crop test-time augmentation")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation with the run's own augmentations "
+                   "(crops, and mirrors if it trained with flips)")
     p.add_argument("--tta-padding", type=int, metavar="PX",
                    help="padding before the 10 crops (default: the training crop padding, 0 without crop)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -42,16 +47,21 @@ def add_parser(subparsers):
     return p
 
 
-def _tta(meta: dict, padding: int, standardize):
-    """Views (10, n, h, w, c): pad by ``padding``, take the 10 crops of the model's size, standardise each."""
-    from ..data import transforms as T
-
+def _tta(meta: dict, padding: int, flips: bool, standardize):
+    """Views ``(v, n, h, w, c)``: the 4 corner and the centre crops of the model's size from the images
+    padded by ``padding`` (one view when ``padding`` is 0), and their mirror images when ``flips``."""
     h, w = meta["input_shape"][:2]
-    tencrop = T.TenCrop((h, w))
 
     def views(xb):
         padded = np.pad(xb, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-        crops = tencrop(padded)
+        ph, pw = padded.shape[1:3]
+        corners = [(0, 0), (0, pw - w), (ph - h, 0), (ph - h, pw - w), ((ph - h) // 2, (pw - w) // 2)]
+        if padding == 0:
+            corners = corners[-1:]
+        crops = [padded[:, t:t + h, s:s + w] for t, s in corners]
+        if flips:
+            crops += [c[:, :, ::-1] for c in crops]
+        crops = np.stack(crops)
         return np.stack([standardize(v) for v in crops]) if standardize is not None else crops
 
     return views
@@ -64,10 +74,19 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
     model, meta = load_model_file(args.checkpoint)
-    dataset = args.dataset or meta.get("dataset")
+    config = meta.get("config") or {}
+    recorded = meta.get("dataset")
+    dataset = dataset_key(args.dataset) if args.dataset else recorded
     if not dataset:
         raise CommandError(f"{args.checkpoint} does not record its data set: give --dataset.")
-    ds = load_data(dataset, args.data_dir)
+    data_dir = args.data_dir
+    if data_dir is None and dataset == recorded:
+        data_dir = meta.get("data_dir") or config.get("data_dir")
+        if data_dir is not None and not os.path.isdir(data_dir):
+            raise CommandError(f"the run was trained from --data-dir {data_dir!r}, which is no longer a folder: give "
+                               "--data-dir with the data set's files.")
+    verify = not args.no_verify and (bool(config.get("verify", True)) or args.data_dir is not None)
+    ds = load_data(dataset, data_dir, verify=verify, test_only=True)
     expected = tuple(meta.get("input_shape") or ds.input_shape)
     if tuple(ds.input_shape) != expected:
         raise CommandError(f"the model takes {expected} images; {ds.name} has {tuple(ds.input_shape)}.")
@@ -76,14 +95,14 @@ def run(args) -> int:
         raise CommandError(f"the model has {len(names)} classes; {ds.name} has {ds.num_classes}.")
     standardize = standardizer(meta)
     if args.tta:
+        augment = str(config.get("augment", "none")).split(",")
         padding = args.tta_padding
         if padding is None:  # the shifts the model saw in training (none without crop augmentation)
-            config = meta.get("config") or {}
-            padding = int(config.get("crop_padding") or 0) if "crop" in str(config.get("augment", "")) else 0
+            padding = int(config.get("crop_padding") or 0) if "crop" in augment else 0
         if padding < 0:
             raise CommandError(f"--tta-padding must be >= 0. Received: {padding}.")
         loader = DataLoader(ds.x_test, ds.y_test, batch_size=args.batch_size, shuffle=False)
-        result = evaluate(model, loader, tta=_tta(meta, padding, standardize))
+        result = evaluate(model, loader, tta=_tta(meta, padding, "flip" in augment, standardize))
     else:
         loader = DataLoader(ds.x_test, ds.y_test, batch_size=args.batch_size, shuffle=False, transform=standardize)
         result = evaluate(model, loader)
@@ -95,8 +114,8 @@ def run(args) -> int:
                "confusion_matrix": result["confusion_matrix"].tolist()}
         print(json.dumps(out, indent=2))
         return 0
-    tta = " with 10-crop TTA" if args.tta else ""
-    print(f"{meta['model']['name']} on {ds.name} test set ({result['num_samples']} images){tta}")
+    tta = " with test-time augmentation" if args.tta else ""
+    print(f"{meta['model'].get('name', 'imported graph')} on {ds.name} test set ({result['num_samples']} images){tta}")
     print(f"  accuracy  {100 * result['accuracy']:.2f}%")
     if "top5_accuracy" in result:
         print(f"  top-5     {100 * result['top5_accuracy']:.2f}%")

@@ -44,6 +44,8 @@ def add_parser(subparsers):
     p.add_argument("--classes", metavar="LIST", help="comma-separated class indices to keep (e.g. 5,6,7,8,9); "
                    "they are renumbered 0..k-1")
     p.add_argument("--per-class", type=int, metavar="N", help="use only N training images per class (seeded)")
+    p.add_argument("--val-split", type=float, default=0.0, metavar="F",
+                   help="hold out this fraction of the training images to pick checkpoint_best.npz (default 0)")
     p.add_argument("--freeze-until", metavar="NAME", help="freeze the layers up to and including NAME in the head "
                    "phase (default: everything but the new head)")
     p.add_argument("--train-bn", action="store_true", help="keep batch-norm layers trainable while frozen")
@@ -103,8 +105,10 @@ def _write_log(path, rows):
     atomic_write_text(path, buf.getvalue())
 
 
-def finetune(model, head, train, epochs_head, epochs, config, freeze_until=None, train_bn=False, verbose=1):
-    """The two phases on a model whose head was just replaced; returns the log rows and the optimiser."""
+def finetune(model, head, train, epochs_head, epochs, config, freeze_until=None, train_bn=False, verbose=1,
+             val=None, callbacks=()):
+    """The two phases on a model whose head was just replaced; returns the log rows and the optimiser.
+    ``val`` and ``callbacks`` (e.g. the best checkpoint) serve the fine-tuning phase."""
     from .. import optim
     from ..training import fit
     from .train_cmd import _optimizer
@@ -128,7 +132,8 @@ def finetune(model, head, train, epochs_head, epochs, config, freeze_until=None,
     opt = _optimizer(config, groups if body else head.parameters())
     if epochs:
         schedule = optim.CosineAnnealingLR(opt, t_max=epochs)
-        history = fit(model, train, epochs=epochs, optimizer=opt, schedule=schedule, verbose=verbose)
+        history = fit(model, train, val, epochs=epochs, optimizer=opt, schedule=schedule, callbacks=callbacks,
+                      verbose=verbose)
         rows += [dict(phase="finetune", epoch=epochs_head + i + 1, **{k: v[i] for k, v in history.history.items()})
                  for i in range(len(history.epoch))]
     return rows, opt
@@ -143,6 +148,8 @@ def _check_args(args):
         raise CommandError(f"--lr and --lr-mult must be positive. Received: {args.lr}, {args.lr_mult}.")
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
+    if not 0 <= args.val_split < 1:
+        raise CommandError(f"--val-split must lie in [0, 1). Received: {args.val_split}.")
     if not args.classes:
         return None
     try:
@@ -159,11 +166,8 @@ def _check_layer(model, name):
                            f"Layers: {shown}.")
 
 
-def _write_run(out, args, model, meta, ds, standardize, rows, opt, result, started):
-    """weights.npz, checkpoint.npz, log.csv and metrics.json, as `striate train` writes them."""
-    from ..atomic import atomic_write_text
-    from ..training import save_checkpoint, save_weights
-
+def _run_meta(args, model, meta, ds, standardize):
+    """The description stored with the fine-tuned weights (model, classes, preprocessing, config)."""
     new_meta = dict(meta)
     new_meta.update(class_names=list(ds.class_names), input_shape=list(ds.input_shape), dataset=args.dataset,
                     preprocess={"scale": 1 / 255, "mean": np.asarray(standardize.mean).tolist(),
@@ -174,20 +178,29 @@ def _write_run(out, args, model, meta, ds, standardize, rows, opt, result, start
         new_meta["model"] = {"graph": model.current_spec()}
     elif "name" in spec:  # a zoo model: `striate evaluate` / `predict` rebuild it with the new class count
         new_meta["model"] = {"name": spec["name"], "args": dict(spec.get("args") or {}, num_classes=ds.num_classes)}
-    config = {k: getattr(args, k) for k in ("dataset", "classes", "per_class", "freeze_until", "train_bn",
-                                              "head_epochs", "epochs", "lr", "lr_mult", "batch_size",
+    config = {k: getattr(args, k) for k in ("dataset", "classes", "per_class", "val_split", "freeze_until",
+                                              "train_bn", "head_epochs", "epochs", "lr", "lr_mult", "batch_size",
                                               "optimizer", "weight_decay", "seed")}
     new_meta["config"] = config
+    return new_meta
+
+
+def _write_run(out, args, model, new_meta, ds, rows, opt, result, started, train_images):
+    """weights.npz, checkpoint.npz, log.csv and metrics.json, as `striate train` writes them
+    (checkpoint_best.npz is written during training when there is a validation split)."""
+    from ..atomic import atomic_write_text
+    from ..training import save_checkpoint, save_weights
+
     epochs = args.head_epochs + args.epochs
     save_weights(os.path.join(out, "weights.npz"), model, meta=new_meta)
     save_checkpoint(os.path.join(out, "checkpoint.npz"), model, opt, epoch=epochs, meta=new_meta)
     _write_log(os.path.join(out, "log.csv"), rows)
     metrics = {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "epochs": epochs,
-               "seconds": round(time.perf_counter() - started, 2), "train_images": int(len(ds.y_train)),
+               "seconds": round(time.perf_counter() - started, 2), "train_images": int(train_images),
                "params": model.num_parameters(),
                "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
                                       for n, a in zip(ds.class_names, result["per_class_accuracy"])},
-               "confusion_matrix": result["confusion_matrix"].tolist(), "config": config}
+               "confusion_matrix": result["confusion_matrix"].tolist(), "config": new_meta["config"]}
     atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -196,9 +209,10 @@ def run(args) -> int:
     from .. import random
     from ..data import DataLoader
     from ..data import transforms as T
-    from ..training import evaluate
+    from ..training import ModelCheckpoint, evaluate
     from .common import load_data, standardizer
     from .import_cmd import load_base
+    from .train_cmd import _split
 
     started = time.perf_counter()
     classes = _check_args(args)
@@ -215,22 +229,27 @@ def run(args) -> int:
     head = model.replace_head(ds.num_classes, rng=args.seed)
     config = {"optimizer": args.optimizer, "lr": args.lr, "momentum": 0.9, "weight_decay": args.weight_decay,
               "lr_mult": args.lr_mult}
-    train = DataLoader(ds.x_train, ds.y_train, batch_size=args.batch_size, shuffle=True, transform=standardize,
-                       rng=args.seed + 1)
+    x_tr, y_tr, x_val, y_val = _split(ds, args.val_split, args.seed)
+    train = DataLoader(x_tr, y_tr, batch_size=args.batch_size, shuffle=True, transform=standardize, rng=args.seed + 1)
+    val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=standardize)
+    out = args.out or os.path.join("runs", f"finetune-{os.path.basename(os.path.normpath(ds.name))}")
+    new_meta = _run_meta(args, model, meta, ds, standardize)
+    best = [] if val is None else [ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
+                                                   save_best_only=True, meta=new_meta)]
     verbose = 0 if args.quiet else 2
     if verbose:
         print(f"fine-tuning {args.base} ({model.num_parameters():,} parameters) on {ds.name}: "
-              f"{len(ds.y_train)} train / {len(ds.y_test)} test images, {ds.num_classes} classes; "
+              f"{len(y_tr)} train / {0 if y_val is None else len(y_val)} val / {len(ds.y_test)} test images, "
+              f"{ds.num_classes} classes; "
               f"{args.head_epochs} head epoch(s) at lr {args.lr:g}, then {args.epochs} at lr {args.lr:g} "
               f"(head) / {args.lr / args.lr_mult:g} (base)")
     try:
         rows, opt = finetune(model, head, train, args.head_epochs, args.epochs, config, args.freeze_until,
-                             args.train_bn, verbose)
+                             args.train_bn, verbose, val, best)
     except FloatingPointError as e:
         raise CommandError(str(e).replace("fit: ", "") + " (--lr)") from None
     result = evaluate(model, DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=standardize))
-    out = args.out or os.path.join("runs", f"finetune-{os.path.basename(os.path.normpath(ds.name))}")
-    metrics = _write_run(out, args, model, meta, ds, standardize, rows, opt, result, started)
+    metrics = _write_run(out, args, model, new_meta, ds, rows, opt, result, started, len(y_tr))
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
           f"({metrics['epochs']} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
           "(weights.npz, checkpoint.npz, log.csv, metrics.json)")

@@ -62,23 +62,11 @@ def load_base(path):
         except Exception as e:  # noqa: BLE001  (protobuf decode errors of a damaged file)
             raise CommandError(f"{path} is not a readable ONNX file ({type(e).__name__}).") from None
         return model, _graph_meta(model, meta)
-    from ..training import CheckpointError, load_checkpoint
-    try:
-        ckpt = load_checkpoint(path)
-    except (CheckpointError, FileNotFoundError) as e:
-        raise CommandError(str(e)) from None
-    spec = (ckpt.meta.get("model") or {}).get("graph") if isinstance(ckpt.meta.get("model"), dict) else None
-    if spec is None:
-        from .common import load_model_file
-        return load_model_file(path)
-    from ..onnx import GraphModule
-    model = GraphModule(spec)
-    try:
-        model.load_state_dict(ckpt.model_state)
-    except (KeyError, ValueError) as e:
-        raise CommandError(f"{path}: the weights do not fit the recorded graph: {' '.join(str(e).split())}") from None
-    model.eval()
-    return model, ckpt.meta
+    from .common import load_model_file
+    model, meta = load_model_file(path)
+    if "graph" in meta.get("model", {}):
+        model.eval()
+    return model, meta
 
 
 def run(args) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..backend.memory import keep_freed_memory
@@ -56,13 +57,24 @@ def main(argv=None) -> int:
     keep_freed_memory()  # the command opts in to malloc tuning (striate.backend.memory); imports never do
     module = importlib.import_module(f"striate.cli.{COMMANDS[args.command]}")
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at the interpreter's exit
+        return code
     except CommandError as e:
         print(f"striate {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"striate {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`striate models | head`): as for other Unix tools, stop quietly with
+        # 128 + SIGPIPE. stdout is pointed at /dev/null so that Python's flush at exit does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
 
 
 if __name__ == "__main__":

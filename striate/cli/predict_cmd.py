@@ -39,33 +39,46 @@ def add_parser(subparsers):
     return p
 
 
-def load_images(paths, input_shape, invert: bool = False) -> np.ndarray:
-    """Read image files with Pillow into uint8 ``(n, h, w, c)`` of the model's input shape."""
+def _pillow():
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
     except ImportError:
         raise CommandError("reading images needs Pillow: pip install pillow (or pip install striate[cli]).") from None
+    return Image
+
+
+def load_image(path, input_shape, invert: bool = False) -> np.ndarray:
+    """Read one image file with Pillow into uint8 ``(h, w, c)`` of the model's input shape; a
+    CommandError (one line) for a file that cannot be used."""
+    Image = _pillow()
     h, w, c = input_shape
-    images = []
-    for path in paths:
-        if not os.path.isfile(path):
-            raise CommandError(f"no image file at {path!r}.")
-        try:
-            with Image.open(path) as img:
-                img = img.convert("L" if c == 1 else "RGB")
-                if img.size != (w, h):
-                    img = img.resize((w, h), Image.BILINEAR)
-                a = np.asarray(img, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise CommandError(f"cannot read {path!r} as an image ({e}).") from None
-        a = a.reshape(h, w, -1)
-        if a.shape[-1] != c:
-            raise CommandError(f"{path}: the model takes {c} channel(s), the image has {a.shape[-1]}.")
-        images.append(255 - a if invert else a)
-    return np.stack(images)
+    if not os.path.isfile(path):
+        raise CommandError(f"no image file at {path!r}.")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if c == 1 else "RGB")
+            if img.size != (w, h):
+                img = img.resize((w, h), Image.BILINEAR)
+            a = np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError as e:
+        raise CommandError(f"{path}: this image is too large to decode safely ({' '.join(str(e).split())}). "
+                           "Shrink it first.") from None
+    except (OSError, ValueError, MemoryError) as e:
+        raise CommandError(f"cannot read {path!r} as an image ({' '.join(str(e).split()) or type(e).__name__}).") from None
+    a = a.reshape(h, w, -1)
+    if a.shape[-1] != c:
+        raise CommandError(f"{path}: the model takes {c} channel(s), the image has {a.shape[-1]}.")
+    return 255 - a if invert else a
+
+
+def load_images(paths, input_shape, invert: bool = False) -> np.ndarray:
+    """Read image files into uint8 ``(n, h, w, c)``; the first unusable one raises a CommandError."""
+    return np.stack([load_image(p, input_shape, invert) for p in paths])
 
 
 def run(args) -> int:
+    import sys
+
     from ..training import predict
 
     if args.top_k < 1:
@@ -74,16 +87,33 @@ def run(args) -> int:
     shape = meta.get("input_shape")
     if not shape:
         raise CommandError(f"{args.checkpoint} does not record the model's input shape.")
-    x = load_images(args.images, tuple(shape), invert=args.invert)
+    # Every file is tried: an unreadable one is reported and skipped, and the exit code says so at the end.
+    images, paths, failed = [], [], []
+    for path in args.images:
+        try:
+            images.append(load_image(path, tuple(shape), invert=args.invert))
+            paths.append(path)
+        except CommandError as e:
+            if len(args.images) == 1:
+                raise
+            print(f"striate predict: error: {e}", file=sys.stderr)
+            failed.append(path)
+    if not images:
+        raise CommandError(f"none of the {len(args.images)} image(s) could be read.")
+    x = np.stack(images)
     standardize = standardizer(meta)
     names = meta.get("class_names")
     pred = predict(model, x, class_names=names, transform=standardize)
     tops = pred.top_k(args.top_k)
     if args.json:
         print(json.dumps([{"image": path, "top_k": [{"class": str(n), "probability": p} for n, p in top]}
-                          for path, top in zip(args.images, tops)], indent=2))
-        return 0
-    width = max(len(p) for p in args.images)
-    for path, top in zip(args.images, tops):
-        print(f"{path.ljust(width)}  " + "  ".join(f"{n} {100 * p:5.1f}%" for n, p in top))
+                          for path, top in zip(paths, tops)], indent=2))
+    else:
+        width = max(len(p) for p in paths)
+        for path, top in zip(paths, tops):
+            print(f"{path.ljust(width)}  " + "  ".join(f"{n} {100 * p:5.1f}%" for n, p in top))
+    if failed:
+        print(f"striate predict: error: {len(failed)} of {len(args.images)} image(s) could not be read: "
+              f"{', '.join(failed)}", file=sys.stderr)
+        return 2
     return 0

@@ -23,7 +23,8 @@ import numpy as np
 from .download import default_cache_dir, download_file, sha256_file
 from .formats import read_cifar10, read_idx
 
-__all__ = ["Dataset", "RemoteFile", "DatasetInfo", "DATASETS", "load_dataset", "stratified_split"]
+__all__ = ["Dataset", "RemoteFile", "DatasetInfo", "DATASETS", "load_dataset", "stratified_split", "canonical_name",
+           "identify_files"]
 
 
 # ---------------------------------------------------------------------------------------- container
@@ -96,11 +97,16 @@ class Dataset:
 # --------------------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class RemoteFile:
-    """A published file: its name, SHA-256 and mirror URLs (tried in order)."""
+    """A published file: its name, SHA-256 and mirror URLs (tried in order).
+
+    ``raw_sha256`` is the SHA-256 of the gunzipped bytes of a ``.gz`` file, where known, so that a
+    gunzipped local copy can be verified too.
+    """
 
     filename: str
     sha256: str
     urls: tuple
+    raw_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,11 @@ _FASHION_SHA256 = ("3aede38d61863908ad78613f6a32ed271626dd12800ba263656951236926
                    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
                    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
                    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5")
+# SHA-256 of the gunzipped MNIST files, computed from the verified .gz files above.
+_MNIST_RAW_SHA256 = ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                     "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                     "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")
 _CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 
 DATASETS: dict = {
@@ -150,7 +161,8 @@ DATASETS: dict = {
         description="scikit-learn 8x8 digits: 1,437 train + 360 test, 8x8x1, embedded (no download)"),
     "mnist": DatasetInfo(
         "mnist", "idx",
-        files=tuple(RemoteFile(f, s, _mirrors(f, *_MNIST_MIRRORS)) for f, s in zip(_IDX_FILES, _MNIST_SHA256)),
+        files=tuple(RemoteFile(f, s, _mirrors(f, *_MNIST_MIRRORS), r)
+                    for f, s, r in zip(_IDX_FILES, _MNIST_SHA256, _MNIST_RAW_SHA256)),
         class_names=tuple(str(i) for i in range(10)),
         description="MNIST: 60,000 train + 10,000 test, 28x28x1"),
     "fashion_mnist": DatasetInfo(
@@ -168,12 +180,37 @@ DATASETS: dict = {
 }
 
 
-def _lookup(name: str):
-    key = name.lower()
+def _key(name: str) -> str:
+    """The spelling-free form of a name: lower case, without '-', '_', '.' and spaces."""
+    return "".join(ch for ch in str(name).lower() if ch not in "-_. ")
+
+
+def canonical_name(name) -> str | None:
+    """The :data:`DATASETS` key a user's spelling of a data set name means, or None.
+
+    Case, ``-``, ``_`` and spaces do not matter: ``"Fashion-MNIST"``, ``"fashionmnist"`` and
+    ``"Fashion_MNIST"`` all give ``"fashion_mnist"``; ``"CIFAR-10"`` gives ``"cifar10"``. A path to a
+    folder is not a name (None), unless it is spelled exactly like one and no such folder exists.
+
+    Example:
+        >>> canonical_name("FashionMNIST"), canonical_name("cifar-10"), canonical_name("my_photos")
+        ('fashion_mnist', 'cifar10', None)
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        return None
+    name = os.fspath(name)
+    if os.sep in name or (os.altsep and os.altsep in name):
+        return None  # a path, even if its last part is spelled like a data set
+    key = _key(name)
     for info in DATASETS.values():
-        if key == info.name or key in info.aliases:
-            return info
+        if key == _key(info.name) or key in {_key(a) for a in info.aliases}:
+            return info.name
     return None
+
+
+def _lookup(name: str):
+    canonical = canonical_name(name)
+    return DATASETS.get(canonical) if canonical is not None else None
 
 
 # ------------------------------------------------------------------------------------------ splits
@@ -241,28 +278,102 @@ def _find_local(data_dir: str, info: DatasetInfo, filename: str):
     return None
 
 
-def _resolve_files(info: DatasetInfo, data_dir, download: bool, cache_dir, progress: bool) -> list:
-    """One local path per RemoteFile: from data_dir, else the verified cache (downloading if allowed)."""
+def _which_file(sha: str) -> str:
+    """' (it is <data set>'s <file>)' when a SHA-256 is that of another known published file, else ''."""
+    for other in DATASETS.values():
+        for f in other.files:
+            if sha in (f.sha256, f.raw_sha256):
+                return f" (it is {other.name}'s {f.filename}{'' if sha == f.sha256 else ', gunzipped'})"
+    return ""
+
+
+def _verify_local(info: DatasetInfo, remote: RemoteFile, path: str) -> None:
+    """Refuse a local file that is not the published one (checked by SHA-256)."""
+    way_out = ("Use the files as published, or load your own copy unchecked with verify=False "
+               "(striate: --no-verify).")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: an extracted folder cannot be checked against the published SHA-256 of "
+                         f"{info.name}'s {remote.filename}. Put {remote.filename} itself there. {way_out}")
+    gunzipped = remote.filename.endswith(".gz") and not path.endswith(".gz")
+    expected = remote.raw_sha256 if gunzipped else remote.sha256
+    if expected is None:
+        raise ValueError(f"{path}: a gunzipped copy of {info.name}'s {remote.filename} cannot be checked (only "
+                         f"the SHA-256 of the published .gz file is known). Put {remote.filename} there. {way_out}")
+    got = sha256_file(path)
+    if got != expected:
+        raise ValueError(f"{path} is not {info.name}'s published {remote.filename}: SHA-256 {got[:12]}... does not "
+                         f"match the published {expected[:12]}...{_which_file(got)}. {way_out}")
+
+
+def identify_files(data_dir) -> tuple:
+    """Which known data set a folder's files are: ``(name or None, layout or None)``.
+
+    ``layout`` is ``"idx"`` when the folder (or a sub-folder named after a data set) holds the four
+    MNIST-layout files (``train-images-idx3-ubyte.gz``, ...), ``"cifar10"`` for the CIFAR-10 archive,
+    else None. ``name`` is the data set whose published training labels match by SHA-256 (MNIST and
+    Fashion-MNIST share their file names, so only the bytes tell them apart), else None.
+
+    Example:
+        >>> identify_files("../shared/data/mnist")  # doctest: +SKIP
+        ('mnist', 'idx')
+    """
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        return None, None
+    layout = None
+    for info in DATASETS.values():
+        if not info.files:
+            continue
+        found = [_find_local(data_dir, info, f.filename) for f in info.files]
+        if info.kind == "cifar10" and found[0] is None:
+            if any(os.path.isdir(os.path.join(d, "cifar-10-batches-py")) for d in (data_dir, os.path.join(data_dir, info.name))):
+                return info.name, "cifar10"
+        if any(p is None for p in found):
+            continue
+        layout = info.kind
+        if info.kind == "cifar10":
+            return info.name, layout
+        labels = found[1]  # the training labels: small, and different in every data set
+        got = sha256_file(labels)
+        if got in (info.files[1].sha256, info.files[1].raw_sha256):
+            return info.name, layout
+    return None, layout
+
+
+def _needed(info: DatasetInfo, test_only: bool) -> list:
+    """Indices of ``info.files`` a load needs: the IDX test files alone when only the test split is asked for."""
+    if test_only and info.kind == "idx":
+        return [2, 3]
+    return list(range(len(info.files)))
+
+
+def _resolve_files(info: DatasetInfo, data_dir, download: bool, cache_dir, progress: bool,
+                   verify: bool = True, test_only: bool = False) -> list:
+    """One local path per needed RemoteFile: from data_dir, else the verified cache (downloading if allowed)."""
+    files = [info.files[i] for i in _needed(info, test_only)]
     if data_dir is not None:
         if not os.path.isdir(data_dir):
             raise FileNotFoundError(f"data_dir {data_dir!r} is not a folder.")
-        found = [_find_local(data_dir, info, f.filename) for f in info.files]
+        found = [_find_local(data_dir, info, f.filename) for f in files]
         if info.kind == "cifar10" and found[0] is None:
             for folder in (data_dir, os.path.join(data_dir, info.name)):
                 extracted = os.path.join(folder, "cifar-10-batches-py")
                 if os.path.isdir(extracted):
                     found = [extracted]
-        missing = [f.filename for f, p in zip(info.files, found) if p is None]
+        missing = [f.filename for f, p in zip(files, found) if p is None]
         if missing:
             raise FileNotFoundError(
                 f"{info.name}: {', '.join(missing)} not found in data_dir={data_dir!r}. Put the files as "
                 f"published there (gunzipped copies are accepted too), or drop data_dir to download them "
                 f"into the cache."
             )
+        if verify:
+            for f, p in zip(files, found):
+                _verify_local(info, f, p)
         return found
     cache = os.path.join(cache_dir or default_cache_dir(), info.name)
     paths = []
-    for f in info.files:
+    for f in files:
         path = os.path.join(cache, f.filename)
         if os.path.exists(path) and sha256_file(path) != f.sha256:
             if not download:
@@ -284,9 +395,14 @@ def _resolve_files(info: DatasetInfo, data_dir, download: bool, cache_dir, progr
 
 
 def _load_idx(info: DatasetInfo, paths: list):
-    x_train, y_train, x_test, y_test = (
-        read_idx(p, expected_ndim=3 if i % 2 == 0 else 1) for i, p in enumerate(paths)
-    )
+    if len(paths) == 2:  # the test split only: an empty training split of the same image shape
+        x_test, y_test = read_idx(paths[0], expected_ndim=3), read_idx(paths[1], expected_ndim=1)
+        x_train, y_train = np.zeros((0,) + x_test.shape[1:], np.uint8), np.zeros(0, np.int64)
+        paths = [paths[0], paths[1]] + paths
+    else:
+        x_train, y_train, x_test, y_test = (
+            read_idx(p, expected_ndim=3 if i % 2 == 0 else 1) for i, p in enumerate(paths)
+        )
     for x, y, px, py in ((x_train, y_train, paths[0], paths[1]), (x_test, y_test, paths[2], paths[3])):
         if len(x) != len(y):
             raise ValueError(f"{px} holds {len(x)} images but {py} holds {len(y)} labels.")
@@ -306,7 +422,7 @@ def _load_cifar10(info: DatasetInfo, paths: list):
 
 # --------------------------------------------------------------------------------------- the door
 def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_dir=None, image_size=None,
-                 progress: bool = True) -> Dataset:
+                 progress: bool = True, verify: bool = True, test_only: bool = False) -> Dataset:
     """Load a data set by name (see :data:`DATASETS`) or from an image folder.
 
     Args:
@@ -320,6 +436,12 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
         image_size: ``(height, width)`` or an int; images are resized to it (bilinear). For an image folder
             the default is the first image's size.
         progress: print download progress to stderr.
+        verify: check files from ``data_dir`` against the data set's published SHA-256 (downloads and
+            the cache are always checked). ``False`` accepts a re-packaged copy of your own.
+        test_only: read only the test files where they are separate (MNIST layout); the training
+            split is then empty. What ``striate evaluate`` needs.
+
+    Names are matched without regard to case, ``-`` and ``_`` (:func:`canonical_name`).
 
     Returns:
         A :class:`Dataset` with uint8 NHWC images and int64 labels.
@@ -337,14 +459,17 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
         if os.path.isdir(name_or_path):
             from .image_folder import load_image_folder
             return load_image_folder(name_or_path, image_size=image_size)
+        import difflib
+        close = difflib.get_close_matches(_key(name_or_path), [_key(n) for n in DATASETS], n=1, cutoff=0.6)
+        hint = "".join(f" Did you mean {n!r}?" for n in DATASETS if close and _key(n) == close[0])
         raise ValueError(
-            f"Unknown data set {name_or_path!r}: not a known name and not a folder. Known names: "
+            f"Unknown data set {name_or_path!r}: not a known name and not a folder.{hint} Known names: "
             f"{', '.join(sorted(DATASETS))}; or pass a folder with one sub-folder of images per class."
         )
     if info.kind == "digits":
         ds = _load_digits(info)
     else:
-        paths = _resolve_files(info, data_dir, download, cache_dir, progress)
+        paths = _resolve_files(info, data_dir, download, cache_dir, progress, verify=verify, test_only=test_only)
         ds = {"idx": _load_idx, "cifar10": _load_cifar10}[info.kind](info, paths)
     if image_size is not None:
         from .transforms import resize_images

@@ -13,6 +13,7 @@ Class names are the sub-folder names in sorted order (label ``i`` is the ``i``-t
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -51,6 +52,19 @@ def _list_images(root: str, class_names: list):
     return paths, np.asarray(labels, dtype=np.int64)
 
 
+def _open_errors(Image) -> tuple:
+    """What Pillow raises for a file it cannot or will not decode: OSError, and DecompressionBombError
+    (an image of more than twice ``Image.MAX_IMAGE_PIXELS`` pixels, a guard against memory bombs)."""
+    return (OSError, Image.DecompressionBombError)
+
+
+def _unreadable(path: str, err, Image) -> ValueError:
+    if isinstance(err, Image.DecompressionBombError):
+        return ValueError(f"{path}: this image is too large to decode safely ({' '.join(str(err).split())}). "
+                          "Shrink it or remove it from the folder.")
+    return ValueError(f"{path}: cannot read this image ({err}). Remove it or replace it.")
+
+
 def _decode(paths: list, size, gray: bool) -> np.ndarray:
     """Decode and resize every image into one uint8 array (N, H, W, C); Pillow does the per-file work."""
     Image = _pillow()
@@ -63,10 +77,36 @@ def _decode(paths: list, size, gray: bool) -> np.ndarray:
                 if im.size != (w, h):
                     im = im.resize((w, h), Image.BILINEAR)  # Pillow sizes are (width, height)
                 a = np.asarray(im, dtype=np.uint8)
-        except OSError as err:
-            raise ValueError(f"{path}: cannot read this image ({err}). Remove it or replace it.") from None
+        except _open_errors(Image) as err:
+            raise _unreadable(path, err, Image) from None
         out[i] = a.reshape(h, w, -1)
     return out
+
+
+def _check_classes(root: str, class_names: list, y_train, y_test, own_split: bool) -> None:
+    """Refuse folders a classifier cannot learn from or be tested on: one class, an empty class,
+    a class too small to appear in both splits."""
+    if len(class_names) < 2:
+        raise ValueError(f"Image folder {root!r} has {len(class_names)} class sub-folder(s) "
+                         f"({', '.join(class_names) or 'none'}); a classifier needs at least 2 classes, one "
+                         "sub-folder of images per class.")
+    n_train = np.bincount(y_train, minlength=len(class_names))
+    n_test = np.bincount(y_test, minlength=len(class_names))
+    empty = [c for c, a, b in zip(class_names, n_train, n_test) if a + b == 0]
+    if empty:
+        raise ValueError(f"Image folder {root!r}: the class folder(s) {', '.join(map(repr, empty))} hold no images "
+                         f"({', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder(s).")
+    no_train = [c for c, a in zip(class_names, n_train) if a == 0]
+    if no_train:
+        raise ValueError(f"Image folder {root!r}: class(es) {', '.join(map(repr, no_train))} have no training "
+                         "images" + (" in train/" if own_split else " after the split (too few images)")
+                         + ". Add images so every class has some for training.")
+    no_test = [c for c, b in zip(class_names, n_test) if b == 0]
+    if no_test and len(y_test):
+        where = "in the test folder" if own_split else "after the split: too few images to appear in both splits"
+        warnings.warn(f"Image folder {root!r}: class(es) {', '.join(map(repr, no_test))} have no test images "
+                      f"({where}); their test accuracy cannot be measured. Give each class more images "
+                      "(about 1 / test_fraction at least).", UserWarning, stacklevel=3)
 
 
 def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, seed: int = 0):
@@ -113,6 +153,7 @@ def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, se
             f"No images found in {root!r}. Expected one sub-folder per class holding image files "
             f"({', '.join(IMAGE_EXTENSIONS)}). Found sub-folders: {subdirs or 'none'}."
         )
+    _check_classes(root, class_names, y_train, y_test, own_split=test_dir is not None and "train" in subdirs)
 
     Image = _pillow()
     gray = True
@@ -122,8 +163,8 @@ def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, se
                 if im.mode not in _GRAY_MODES:
                     gray = False
                     break
-        except OSError as err:
-            raise ValueError(f"{path}: cannot read this image ({err}). Remove it or replace it.") from None
+        except _open_errors(Image) as err:
+            raise _unreadable(path, err, Image) from None
     if image_size is None:
         with Image.open(train_paths[0]) as im:
             size = (im.height, im.width)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..nn import BatchNorm, Module
+from ..ops.normalization import update_running_stats
 from ..tensor import Function, as_tensor
 from .comm import Communicator, get_comm
 
@@ -50,11 +51,7 @@ class SyncBatchNormFunction(Function):
         var = np.maximum(sums[c:2 * c] / count - d_mean * d_mean, 0.0)
         mean = shift + d_mean
         if self.running_mean is not None:
-            m = self.momentum
-            self.running_mean *= 1 - m
-            self.running_mean += m * mean
-            self.running_var *= 1 - m
-            self.running_var += (m * count / max(count - 1, 1)) * var
+            update_running_stats(self.running_mean, self.running_var, mean, var, count, self.momentum)
         inv_std = 1.0 / np.sqrt(var + self.eps)
         scale = (gamma * inv_std).astype(x.dtype)
         y = (x - mean.astype(x.dtype)) * scale + beta

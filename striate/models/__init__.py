@@ -12,6 +12,7 @@ An unknown name raises ValueError listing the available ones (with the closest m
 """
 # Import order is registration order, which is the order of `st.models.list()`: by family, oldest first.
 from .lenet import DigitsCNN, LeNet5, digits_cnn, lenet5  # isort: skip
+from .bncnn import BNCNN, bn_cnn, fashion_cnn, mnist_cnn  # isort: skip
 from .alexnet import AlexNet, AlexNetTV, ZFNet, alexnet, alexnet_torchvision, zfnet  # isort: skip
 from .vgg import VGG, vgg, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_cifar  # isort: skip
 from .nin import NiN, nin  # isort: skip
@@ -25,11 +26,12 @@ list = list_models  # noqa: A001  (st.models.list(), as the issue names it)
 
 __all__ = [
     "list", "list_models", "get", "info", "register", "ModelInfo",
-    "lenet5", "digits_cnn", "alexnet", "alexnet_torchvision", "zfnet", "vgg", "vgg11", "vgg13", "vgg16", "vgg19",
-    "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg_cifar", "nin", "googlenet",
+    "lenet5", "digits_cnn", "mnist_cnn", "fashion_cnn", "bn_cnn", "alexnet", "alexnet_torchvision", "zfnet",
+    "vgg", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn", "vgg_cifar", "nin",
+    "googlenet",
     "resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnet_cifar", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-    "LeNet5", "DigitsCNN", "AlexNet", "AlexNetTV", "ZFNet", "VGG", "NiN", "GoogLeNet", "Inception", "ResNet",
-    "CifarResNet",
+    "LeNet5", "DigitsCNN", "BNCNN", "AlexNet", "AlexNetTV", "ZFNet", "VGG", "NiN", "GoogLeNet", "Inception",
+    "ResNet", "CifarResNet",
     "BasicBlock", "Bottleneck", "ZeroPadShortcut",
 ]

@@ -123,6 +123,8 @@ class GraphModule(Module):
             for key in ("kernel_size", "stride", "dilation"):
                 if key in args:
                     args[key] = tuple(args[key])
+            if kind is not BatchNorm:  # the weights are loaded next: skip drawing random ones
+                args.setdefault("kernel_initializer", "zeros")
             self.add_module(_attr_name(name), kind(**args))
         for i, node in enumerate(spec["nodes"]):
             if node["op"] == "pad":

@@ -68,7 +68,7 @@ def trace(model, input_shape, seed: int = 0) -> Graph:
     x = Tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32), requires_grad=True)
     params = list(model.named_parameters())
     names = {id(p): name for name, p in params}
-    flags = [p._requires_grad for _, p in params]
+    flags = [p.requires_grad for _, p in params]
     outputs, owners, handles = {}, {}, []
 
     def hook(name):
@@ -81,7 +81,7 @@ def trace(model, input_shape, seed: int = 0) -> Graph:
     was_training = model.training
     try:
         for _, p in params:
-            p._requires_grad = True
+            p.requires_grad = True
         for name, module in model.named_modules():
             handles.append(module.register_forward_hook(hook(name or "model")))
         model.eval()
@@ -91,7 +91,7 @@ def trace(model, input_shape, seed: int = 0) -> Graph:
         for h in handles:
             h.remove()
         for (_, p), flag in zip(params, flags):
-            p._requires_grad = flag
+            p.requires_grad = flag
             p.grad = None
         model.train(was_training)
     if not isinstance(y, Tensor):

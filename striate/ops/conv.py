@@ -6,7 +6,7 @@ Layouts: x is NHWC ``(n, h, w, c)``, the weight HWIO ``(kh, kw, c // groups, o)`
 weight reshaped to ``(kh*kw*c, o)``, so no transposes are needed. With groups, channels split into
 g independent convolutions: a batched GEMM over the leading group axis.
 
-The faster strategy for NumPy arrays (threads, cache blocks, direct kernels for few channels) is
+The faster strategy for NumPy arrays (threads, cache blocks, direct planar loops for few channels) is
 :mod:`striate.backend.conv`; it computes the same numbers, and tests compare the two.
 """
 from __future__ import annotations

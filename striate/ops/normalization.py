@@ -8,6 +8,15 @@ from ..tensor import Function, get_array_module
 from .reductions import channel_sum
 
 
+def update_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
+    """In place: running = (1 - momentum) * running + momentum * batch statistic, the variance
+    unbiased (count / (count - 1)) as PyTorch keeps it; ``count`` values per channel."""
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += (momentum * count / max(count - 1, 1)) * var
+
+
 class BatchNormOp(Function):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (Ioffe & Szegedy 2015).
 
@@ -32,11 +41,7 @@ class BatchNormOp(Function):
         if self.training:
             mean, var = (self.fast or self).moments(x)
             if self.running_mean is not None:
-                m = self.momentum
-                self.running_mean *= 1 - m
-                self.running_mean += m * mean
-                self.running_var *= 1 - m
-                self.running_var += (m * count / max(count - 1, 1)) * var
+                update_running_stats(self.running_mean, self.running_var, mean, var, count, self.momentum)
         else:
             mean, var = self.running_mean.astype(np.float64), self.running_var.astype(np.float64)
         inv_std = 1.0 / xp.sqrt(var + self.eps)

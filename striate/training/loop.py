@@ -13,10 +13,12 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +30,7 @@ from ..tensor import Tensor, no_grad
 from ..validation import check_int, check_int_at_least
 from . import metrics
 from .callbacks import Callback, History, check_monitor
-from .checkpoint import load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass
@@ -96,6 +98,18 @@ def _summary_line(epoch, epochs, logs) -> str:
     return "  ".join(parts)
 
 
+@contextlib.contextmanager
+def _quiet_numerics():
+    """Silence NumPy's floating-point RuntimeWarnings (overflow, invalid value, divide by zero) while
+    training: a diverging run would print a screenful of them, from every thread, before the loss
+    check reports the divergence once. ``warnings`` filters are process-wide, so the op threads
+    (:mod:`striate.ops.parallel`) are covered too, which ``np.errstate`` (per thread) would not."""
+    with warnings.catch_warnings():
+        for what in ("overflow", "invalid value", "divide by zero", "underflow"):
+            warnings.filterwarnings("ignore", message=f".*{what}", category=RuntimeWarning)
+        yield
+
+
 # --------------------------------------------------------------------------- fit
 def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = None, loss="cross_entropy",
         schedule=None, callbacks=(), verbose: int = 1, resume=None, reduce=None) -> History:
@@ -117,12 +131,17 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
         callbacks: :class:`~striate.training.callbacks.Callback` objects (EarlyStopping, ModelCheckpoint, ...).
         verbose: 0 silent, 1 progress bar (on a terminal, if tqdm is installed) and a line per epoch,
             2 a line per epoch.
-        resume: path of a checkpoint written by ``ModelCheckpoint``/``save_checkpoint`` to continue from:
+        resume: path of a checkpoint written by ``ModelCheckpoint``/``save_checkpoint`` (or a
+            :class:`~striate.training.checkpoint.Checkpoint` already loaded) to continue from:
             weights, optimiser, schedule, callbacks, history and random state are restored, and
             training goes on from the saved epoch — the result equals an uninterrupted run.
         reduce: for data-parallel training, ``reduce(metrics, count) -> metrics`` combining every
             process's epoch metrics (:func:`striate.distributed.reduce_metrics`), so that the logs,
             the schedule and the callbacks see the whole epoch on every process.
+
+    A loss that becomes NaN or infinite stops training with a ``FloatingPointError`` naming the epoch
+    and batch; NumPy's overflow / invalid-value RuntimeWarnings on the way there are not printed (the
+    error says it once).
 
     Returns:
         The History: ``history.history["loss"]`` etc., one value per epoch.
@@ -156,13 +175,13 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
 
     start = 0
     if resume is not None:
-        ckpt = load_checkpoint(resume)
+        ckpt = resume if isinstance(resume, Checkpoint) else load_checkpoint(resume)
         ckpt.restore(model, optimizer, schedule, callbacks, loader=train, history=run.history)
         start = ckpt.epoch
         if ckpt.state.get("stopped"):
             run.stop_training = True
         if verbose:
-            print(f"resumed from {resume} after epoch {start}")
+            print(f"resumed from {ckpt.path} after epoch {start}")
 
     for cb in [run.history] + callbacks:
         cb.on_train_begin(run)
@@ -171,14 +190,15 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
         run.epoch = epoch
         t0 = time.perf_counter()
         lr = optimizer.lr  # the rate this epoch trains with (the schedule changes it at the end)
-        logs = _train_epoch(run, epoch, loss_fn, verbose)
-        if reduce is not None:  # the processes' training shares are equally long: equal weights
-            logs = reduce(logs, 1)
-        if val is not None:
-            result = evaluate(model, val, loss=loss_fn, details=False)
-            if reduce is not None:
-                result = reduce(result, result["num_samples"])
-            logs["val_loss"], logs["val_acc"] = result["loss"], result["accuracy"]
+        with _quiet_numerics():
+            logs = _train_epoch(run, epoch, loss_fn, verbose)
+            if reduce is not None:  # the processes' training shares are equally long: equal weights
+                logs = reduce(logs, 1)
+            if val is not None:
+                result = evaluate(model, val, loss=loss_fn, details=False)
+                if reduce is not None:
+                    result = reduce(result, result["num_samples"])
+                logs["val_loss"], logs["val_acc"] = result["loss"], result["accuracy"]
         logs["lr"] = lr
         logs["seconds"] = time.perf_counter() - t0
         run.history.on_epoch_end(epoch, logs)
