@@ -80,15 +80,7 @@ class ShardedLoader:
         epoch_seed = loader.rng.integers(0, 2**63)
         epoch_rng = np.random.default_rng(epoch_seed if self.comm.size == 1 else [epoch_seed, self.comm.rank])
         for idx in self._batches(order):
-            xb = loader.x[idx]                        # a copy: fancy indexing
-            if xb.dtype == np.uint8:
-                xb = xb.astype(loader.dtype)
-                xb /= loader.dtype.type(255)
-            else:
-                xb = xb.astype(loader.dtype, copy=False)
-            if loader.transform is not None:
-                xb = loader.transform(xb, epoch_rng)
-            yield xb, (None if loader.y is None else loader.y[idx])
+            yield loader._make_batch(idx, epoch_rng)  # the loader's own scaling and transform
 
     def __repr__(self):
         kind = "evaluation" if self.evaluation else "training"

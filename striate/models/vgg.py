@@ -21,6 +21,22 @@ class VGG(ConvNet):
     """VGG (see :func:`vgg`)."""
 
 
+def _conv_layers(depth: int, batch_norm: bool, rng, use_bias: bool) -> list:
+    """VGG's convolutional part: 3x3 'same' convs (He init, fan-out) with ReLU, optionally batch
+    norm between them, and 2x2 max pooling at each 'M' of the configuration."""
+    conv_init = VarianceScaling(2.0, "fan_out", "normal")
+    layers = []
+    for v in _CONFIGS[depth]:
+        if v == "M":
+            layers.append(MaxPool2D(2))
+            continue
+        layers.append(Conv2D(v, 3, padding=1, use_bias=use_bias, kernel_initializer=conv_init, rng=rng))
+        if batch_norm:
+            layers.append(BatchNorm())
+        layers.append(ReLU())
+    return layers
+
+
 def vgg(depth: int, num_classes: int = 1000, in_channels: int | None = None, input_shape=None,
         batch_norm: bool = False, rng=None, include_top: bool = True, weights=None) -> VGG:
     """VGG network (Simonyan & Zisserman 2014, "Very deep convolutional networks for large-scale
@@ -50,16 +66,7 @@ def vgg(depth: int, num_classes: int = 1000, in_channels: int | None = None, inp
     if depth not in _CONFIGS:
         raise ValueError(f"VGG depth must be one of {sorted(_CONFIGS)}. Received: depth={depth!r}.")
     rng = check_random_state(rng)
-    conv_init = VarianceScaling(2.0, "fan_out", "normal")
-    layers = []
-    for v in _CONFIGS[depth]:
-        if v == "M":
-            layers.append(MaxPool2D(2))
-            continue
-        layers.append(Conv2D(v, 3, padding=1, kernel_initializer=conv_init, rng=rng))
-        if batch_norm:
-            layers.append(BatchNorm())
-        layers.append(ReLU())
+    layers = _conv_layers(depth, batch_norm, rng, use_bias=True)
     w = Normal(0.01)
     classifier = Sequential(
         Flatten(),
@@ -128,14 +135,7 @@ def vgg_cifar(depth: int = 11, num_classes: int = 10, in_channels: int | None = 
     if depth not in _CONFIGS:
         raise ValueError(f"VGG depth must be one of {sorted(_CONFIGS)}. Received: depth={depth!r}.")
     rng = check_random_state(rng)
-    conv_init = VarianceScaling(2.0, "fan_out", "normal")
-    layers = []
-    for v in _CONFIGS[depth]:
-        if v == "M":
-            layers.append(MaxPool2D(2))
-            continue
-        layers.append(Conv2D(v, 3, padding=1, use_bias=not batch_norm, kernel_initializer=conv_init, rng=rng))
-        layers += [BatchNorm(), ReLU()] if batch_norm else [ReLU()]
+    layers = _conv_layers(depth, batch_norm, rng, use_bias=not batch_norm)
     classifier = Sequential(Flatten(), Dense(num_classes, kernel_initializer=Normal(0.01), rng=rng))
     name = f"vgg{depth}" + ("_bn" if batch_norm else "") + "_cifar"
     return build(VGG(Sequential(*layers), top(classifier, include_top)), name, (32, 32, 3), input_shape,
