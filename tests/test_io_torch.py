@@ -8,6 +8,7 @@ import striate as st
 torch = pytest.importorskip("torch")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 tnn = torch.nn
+from torch_layout import randomize_batch_norm  # noqa: E402
 
 
 # --------------------------------------------------------------------------- torchvision-layout twins
@@ -114,15 +115,7 @@ def alexnet_twin(num_classes, spatial):
 
 
 def _random_stats(net):
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, tnn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-    return net.eval()
+    return randomize_batch_norm(net).eval()
 
 
 def _save(net, path):

@@ -11,6 +11,7 @@ from striate.cli.main import main
 onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 nn = torch.nn
+from torch_layout import randomize_batch_norm  # noqa: E402
 
 
 def _export(net, x, path, opset=17):
@@ -33,18 +34,6 @@ def _compare(net, x, path, tol=1e-4):
     return model
 
 
-def _randomise(net):
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-    return net
-
-
 class PoolZoo(nn.Module):
     """Conv (grouped, dilated, asymmetric stride), BN, every pooling flavour, flatten -> dense."""
 
@@ -64,7 +53,7 @@ class PoolZoo(nn.Module):
 
 @pytest.mark.parametrize("ceil,include_pad,opset", [(True, False, 17), (False, True, 13), (True, True, 11)])
 def test_pytorch_pooling_and_conv_model_round_trips(tmp_path, ceil, include_pad, opset):
-    net = _randomise(PoolZoo(ceil, include_pad))
+    net = randomize_batch_norm(PoolZoo(ceil, include_pad))
     x = torch.randn(2, 3, 15, 15)
     _export(net, x, tmp_path / "m.onnx", opset)  # opset 11 goes through onnx.version_converter
     model = _compare(net, x, tmp_path / "m.onnx")
@@ -92,7 +81,7 @@ class Residual(nn.Module):
 
 
 def test_pytorch_residual_concat_model_round_trips(tmp_path):
-    net = _randomise(Residual())
+    net = randomize_batch_norm(Residual())
     x = torch.randn(3, 4, 12, 10)
     _export(net, x, tmp_path / "m.onnx")
     _compare(net, x, tmp_path / "m.onnx")

@@ -5,6 +5,7 @@ striate's geometry, so the oracle checks it rather than repeating it).
 """
 import math
 
+import torch
 import torch.nn.functional as TF
 
 
@@ -44,3 +45,17 @@ def torch_pad(x, pads, value=0.0):
     """Pad an NCHW tensor by (top, bottom, left, right)."""
     top, bottom, left, right = pads
     return TF.pad(x, (left, right, top, bottom), value=value)
+
+
+def randomize_batch_norm(net, seed=0):
+    """Give every BatchNorm2d of a torch module non-trivial running statistics and affine weights
+    (fresh ones are 0/1, which would hide a swapped or missing conversion); return ``net``."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+    return net
