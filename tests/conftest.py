@@ -15,7 +15,7 @@ import pytest
 import striate as st
 import striate.functional as F
 
-from striate.backend import conv, threads as parallel
+from striate.backend import conv, threads as parallel, winograd
 
 RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 2e-4}
 
@@ -65,6 +65,7 @@ def split_everything(monkeypatch):
     old = parallel.get_num_threads()
     monkeypatch.setattr(parallel, "MIN_PART", 1)
     monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
+    monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
     try:
         if parallel._blas_controllers() is None:  # no threadpoolctl: parts run on this thread
             monkeypatch.setitem(parallel._config, "threads", 3)

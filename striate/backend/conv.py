@@ -22,6 +22,7 @@ from ..ops.reductions import channel_sum
 from . import compiled, fast_paths_enabled, threads
 from .planar import PlanarConv, planar_wins
 from .scratch import fresh, scratch
+from .winograd import WinogradConv, winograd_wins
 
 # Patch matrices are built and consumed one block at a time, each small enough to stay in the CPU
 # cache between the copy that writes it and the GEMM that reads it.
@@ -71,7 +72,9 @@ class FastConv:
     def __init__(self, stride, pads, dilation, groups, out_hw, x_shape, w_shape, needs):
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
         self.out_hw, self.x_shape, self.w_shape, self.needs = out_hw, x_shape, w_shape, needs
-        self.planar = self._planar(np)
+        self.winograd = WinogradConv(pads, out_hw, x_shape, w_shape) \
+            if winograd_wins(w_shape, stride, dilation, groups) else None
+        self.planar = None if self.winograd is not None else self._planar(np)
 
     # ----------------------------------------------------------------- geometry
     def _planar(self, xp):
@@ -157,6 +160,9 @@ class FastConv:
         needs_w = len(self.needs) > 1 and self.needs[1]
         self.parts = threads.split(n, y.size * kh * kw * x.shape[3])
         self.w = w if self.needs and self.needs[0] else None
+        if self.winograd is not None:
+            self.x, self.kept = (x if needs_w else None), None
+            return self.winograd.forward(x, w, b, y, self.parts)
         if self.planar is not None:
             loops, planar = self.planar
             planar.forward(loops, x, w, b, y, self.parts)
@@ -193,6 +199,11 @@ class FastConv:
         """(gx, gw[, gb]) of the forward call; None where not needed."""
         kh, kw, cg, o = self.w_shape
         g, needs = self.groups, self.needs
+        if self.winograd is not None:  # gx: the transposed conv, Winograd too; gw: its own transform
+            gx = self.backward_data_as_conv(gy) if needs[0] else None
+            gw = self.winograd.weight_grad(self.x, gy, self.parts) if needs[1] else None
+            gb = channel_sum(gy.reshape(-1, o)) if len(needs) > 2 and needs[2] else None
+            return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
         # Input gradient: for stride 1, when it reads no more than forward did (o <= c, or grouped)
         # or runs planar, the transposed convolution; else a scatter per kernel offset. The weight
         # gradient comes from the planar loops when forward ran planar, else from patches by GEMMs.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 
 import numba
+import numpy as np
 
 
 def _compile(fastmath):
@@ -248,3 +249,124 @@ def conv_planar_wgrad(x, top, left, hp, wp, offs, gy, gw, xf, g):
                 gw[t + 1, f + 1] += s11
                 gw[t + 2, f + 1] += s21
                 gw[t + 3, f + 1] += s31
+
+
+
+# Winograd F(4x4, 3x3) transforms (striate.backend.winograd), one 6- or 4-vector at a time, written
+# out so that the channel loop around them vectorises. float32 constants: an int literal would
+# promote float32 arithmetic to float64.
+_2, _4, _5, _8 = np.float32(2), np.float32(4), np.float32(5), np.float32(8)
+
+
+@jit
+def _bt(d0, d1, d2, d3, d4, d5):
+    """B^T d: the input transform of one column (or row) of a 6x6 tile."""
+    return (_4 * d0 - _5 * d2 + d4, d3 + d4 - _4 * (d1 + d2), _4 * (d1 - d2) + d4 - d3,
+            _2 * (d3 - d1) + d4 - d2, _2 * (d1 - d3) + d4 - d2, _4 * d1 - _5 * d3 + d5)
+
+
+@jit
+def _at(m0, m1, m2, m3, m4, m5):
+    """A^T m: the output transform of one column (or row) of a 6x6 tile, to 4 values."""
+    s, d = m1 + m2, m1 - m2
+    s2, d2 = m3 + m4, m3 - m4
+    return m0 + s + s2, d + _2 * d2, s + _4 * s2, d + _8 * d2 + m5
+
+
+@jit
+def _a(g0, g1, g2, g3):
+    """A g: the transform of one column (or row) of a 4x4 output-gradient tile, to 6 values."""
+    e, o = g0 + g2, g1 + g3
+    e4, o2 = g0 + _4 * g2, _2 * g1 + _8 * g3
+    return g0, e + o, e - o, e4 + o2, e4 - o2, g3
+
+
+@jit
+def winograd_input_tiles(x, top, left, rows, cols, out):
+    """out[p, q, t, c] = (B^T d_t B)[p, q] for tile t = (b*rows + i)*cols + j: d_t the 6x6 patch of
+    x (n, h, w, c) at (4i - top, 4j - left), zero outside x; out is (6, 6, n*rows*cols, c)."""
+    n, h, w, c = x.shape
+    d = np.empty((6, 6, c), x.dtype)
+    tmp = np.empty((6, 6, c), x.dtype)
+    t = 0
+    for b in range(n):
+        for i in range(rows):
+            for j in range(cols):
+                x0 = 4 * j - left
+                v0, v1 = max(0, -x0), min(6, w - x0)  # the patch's columns inside x
+                for u in range(6):  # the patch, rows of 6 pixels x c channels
+                    yy = 4 * i - top + u
+                    d[u] = 0
+                    if 0 <= yy < h and v0 < v1:
+                        d[u, v0:v1] = x[b, yy, x0 + v0:x0 + v1]
+                for v in range(6):  # columns: tmp = B^T d
+                    for ch in range(c):
+                        r0, r1, r2, r3, r4, r5 = _bt(d[0, v, ch], d[1, v, ch], d[2, v, ch], d[3, v, ch],
+                                                     d[4, v, ch], d[5, v, ch])
+                        tmp[0, v, ch], tmp[1, v, ch], tmp[2, v, ch] = r0, r1, r2
+                        tmp[3, v, ch], tmp[4, v, ch], tmp[5, v, ch] = r3, r4, r5
+                for p in range(6):  # rows: out = tmp B
+                    for ch in range(c):
+                        r0, r1, r2, r3, r4, r5 = _bt(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch],
+                                                     tmp[p, 3, ch], tmp[p, 4, ch], tmp[p, 5, ch])
+                        out[p, 0, t, ch], out[p, 1, t, ch], out[p, 2, t, ch] = r0, r1, r2
+                        out[p, 3, t, ch], out[p, 4, t, ch], out[p, 5, t, ch] = r3, r4, r5
+                t += 1
+
+
+@jit
+def winograd_grad_tiles(gy, rows, cols, out):
+    """out[p, q, t, o] = (A g_t A^T)[p, q]: g_t the 4x4 tile (i, j) of gy (n, oh, ow, o), zero
+    outside; out is (6, 6, n*rows*cols, o), tiles in winograd_input_tiles' order."""
+    n, oh, ow, o = gy.shape
+    d = np.empty((4, 4, o), gy.dtype)
+    tmp = np.empty((6, 4, o), gy.dtype)
+    t = 0
+    for b in range(n):
+        for i in range(rows):
+            for j in range(cols):
+                v1 = min(4, ow - 4 * j)
+                for u in range(4):
+                    yy = 4 * i + u
+                    d[u] = 0
+                    if yy < oh:
+                        d[u, :v1] = gy[b, yy, 4 * j:4 * j + v1]
+                for v in range(4):  # columns: tmp = A d
+                    for ch in range(o):
+                        r0, r1, r2, r3, r4, r5 = _a(d[0, v, ch], d[1, v, ch], d[2, v, ch], d[3, v, ch])
+                        tmp[0, v, ch], tmp[1, v, ch], tmp[2, v, ch] = r0, r1, r2
+                        tmp[3, v, ch], tmp[4, v, ch], tmp[5, v, ch] = r3, r4, r5
+                for p in range(6):  # rows: out = tmp A^T
+                    for ch in range(o):
+                        r0, r1, r2, r3, r4, r5 = _a(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch], tmp[p, 3, ch])
+                        out[p, 0, t, ch], out[p, 1, t, ch], out[p, 2, t, ch] = r0, r1, r2
+                        out[p, 3, t, ch], out[p, 4, t, ch], out[p, 5, t, ch] = r3, r4, r5
+                t += 1
+
+
+@jit
+def winograd_output_tiles(m, bias, y):
+    """y tile t = A^T M_t A + bias, cropped to y (n, oh, ow, o); m is (6, 6, n*rows*cols, o), tiles
+    in winograd_input_tiles' order; bias (o,)."""
+    n, oh, ow, o = y.shape
+    rows, cols = (oh + 3) // 4, (ow + 3) // 4
+    tmp = np.empty((4, 6, o), m.dtype)
+    res = np.empty((4, o), m.dtype)
+    t = 0
+    for b in range(n):
+        for i in range(rows):
+            for j in range(cols):
+                for q in range(6):  # columns: tmp = A^T M
+                    for ch in range(o):
+                        r0, r1, r2, r3 = _at(m[0, q, t, ch], m[1, q, t, ch], m[2, q, t, ch], m[3, q, t, ch],
+                                             m[4, q, t, ch], m[5, q, t, ch])
+                        tmp[0, q, ch], tmp[1, q, ch], tmp[2, q, ch], tmp[3, q, ch] = r0, r1, r2, r3
+                v1 = min(4, ow - 4 * j)
+                for p in range(min(4, oh - 4 * i)):  # rows: y = tmp A + bias, inside y only
+                    for ch in range(o):
+                        r0, r1, r2, r3 = _at(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch], tmp[p, 3, ch],
+                                             tmp[p, 4, ch], tmp[p, 5, ch])
+                        bc = bias[ch]
+                        res[0, ch], res[1, ch], res[2, ch], res[3, ch] = r0 + bc, r1 + bc, r2 + bc, r3 + bc
+                    y[b, 4 * i + p, 4 * j:4 * j + v1] = res[:v1]
+                t += 1

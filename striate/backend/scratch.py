@@ -13,12 +13,13 @@ SCRATCH_BUFFERS = 8
 _scratch = threading.local()
 
 
-def scratch(shape, dtype, xp):
+def scratch(shape, dtype, xp, tag: str = ""):
     """A reusable array of ``shape`` and ``dtype``, valid until the next call on this thread with the
-    same shape and dtype. The caller must not let it escape the call (never return it, never save it).
+    same shape, dtype and ``tag`` (two buffers alive at once with one shape need two tags). The caller
+    must not let it escape the call (never return it, never save it).
     """
     pool = _scratch.__dict__.setdefault("buffers", {})  # per thread: threads never share one
-    key = (tuple(shape), xp.dtype(dtype).str, xp.__name__)
+    key = (tuple(shape), xp.dtype(dtype).str, xp.__name__, tag)
     buf = pool.pop(key, None)
     if buf is None:
         buf = xp.empty(shape, dtype=dtype)

@@ -1,0 +1,193 @@
+"""Winograd's minimal filtering F(4x4, 3x3): stride-1 3x3 convolutions with 4x fewer multiplies.
+
+The reference conv (:mod:`striate.ops.conv`) spends 9 multiplies per output pixel, input channel and
+filter. Winograd (Lavin & Gray, 2015) cuts the output into 4x4 tiles; tile t of the output reads a
+6x6 tile d_t of the (zero-padded) input, and for one input channel c and filter o
+
+    y_t = A^T [ (G g G^T) ⊙ (B^T d_t B) ] A             (6x6 element-wise product ⊙)
+
+with the constant matrices below (points 0, +-1, +-2 and infinity). Summed over channels, the 36
+element-wise products become 36 GEMMs, one per position (p, q) of the 6x6 transformed tile:
+
+    M[p, q] = V[p, q] @ U[p, q]      (tiles, o) = (tiles, c) @ (c, o)
+    V = B^T d B per tile and channel (the *input transform*), U = G g G^T (the *weight transform*),
+
+and y = A^T M A per tile and filter (the *output transform*): 36 multiplies per 16 outputs instead of
+144. The transforms are additions with small constants, done by :func:`transform_tiles` and
+:func:`untile` (compiled loops when numba is present, else NumPy).
+
+The same algebra gives the other two products of training. The input gradient of a stride-1 conv is
+itself a stride-1 conv (the transposed one, :meth:`striate.backend.conv.FastConv.backward_data_as_conv`)
+and runs through the forward. The weight gradient follows from y being linear in g:
+
+    dL/dg = G^T [ sum_t (A dy_t A^T) ⊙ (B^T d_t B) ] G    (dy_t: the 4x4 tile t of dL/dy)
+
+that is, 36 GEMMs GW[p, q] = V[p, q]^T @ Y[p, q], (c, o) = (c, tiles) @ (tiles, o), with Y the
+transform of the output-gradient tiles by A (6x4) in place of B^T.
+
+The price is float32 rounding: the transforms mix values with weights up to 8 (1e-6 to 1e-5 relative
+error against the exact sum, where the reference has ~1e-7); the tests hold the two within the
+tolerance the PyTorch comparisons use.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import compiled, threads
+from .scratch import scratch
+
+M = 4                     # output tile: 4x4
+R = 3                     # kernel: 3x3
+ALPHA = M + R - 1         # input tile: 6x6
+
+BT = np.array([[4, 0, -5, 0, 1, 0],
+               [0, -4, -4, 1, 1, 0],
+               [0, 4, -4, -1, 1, 0],
+               [0, -2, -1, 2, 1, 0],
+               [0, 2, -1, -2, 1, 0],
+               [0, 4, 0, -5, 0, 1]], dtype=np.float64)          # (6, 6)
+G = np.array([[1 / 4, 0, 0],
+              [-1 / 6, -1 / 6, -1 / 6],
+              [-1 / 6, 1 / 6, -1 / 6],
+              [1 / 24, 1 / 12, 1 / 6],
+              [1 / 24, -1 / 12, 1 / 6],
+              [0, 0, 1]], dtype=np.float64)                      # (6, 3)
+AT = np.array([[1, 1, 1, 1, 1, 0],
+               [0, 1, -1, 2, -2, 0],
+               [0, 1, 1, 4, 4, 0],
+               [0, 1, -1, 8, -8, 1]], dtype=np.float64)          # (4, 6)
+
+# Fewer channels than this (in or out) and the 36 GEMMs are too thin to beat the direct paths.
+MIN_CHANNELS = 16
+# Transformed tiles of a block of images, V and M together, stay within this many bytes (the CPU
+# cache), so the GEMMs read what the transforms just wrote.
+BLOCK_BYTES = 2 * 2**20
+
+
+def winograd_wins(w_shape, stride, dilation, groups) -> bool:
+    """Whether a conv of this geometry runs as Winograd F(4x4, 3x3): 3x3 kernels, stride 1, no
+    dilation, no groups, at least :data:`MIN_CHANNELS` channels in and out, and the compiled
+    transforms at hand (NumPy's take longer than the multiplies saved)."""
+    kh, kw, c, o = w_shape
+    return (kh, kw) == (R, R) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 \
+        and min(c, o) >= MIN_CHANNELS and compiled.load() is not None
+
+
+def tiles_of(out_hw) -> tuple:
+    """(rows, columns) of 4x4 output tiles covering an output of ``out_hw`` (the last ones cropped)."""
+    return -(-out_hw[0] // M), -(-out_hw[1] // M)
+
+
+# ----------------------------------------------------------------------------- transforms
+def transform_tiles(x, top, left, L, grid, out):
+    """out[p, q, t, c] = (L d_t L^T)[p, q] for every tile t of every image of x (n, h, w, c).
+
+    Tile t = (image b, row i, column j) of ``grid`` = (rows, columns) is the k x k patch
+    (k = L.shape[1]) of x at (4i - top, 4j - left), zero outside x; ``out`` is (a, a, n*rows*cols, c)
+    with a = L.shape[0]. The input transform is L = B^T (k = 6); the output gradient's, L = A (k = 4).
+    """
+    loops = compiled.load()
+    if loops is not None and L.shape[1] == ALPHA:
+        loops.winograd_input_tiles(x, top, left, grid[0], grid[1], out)
+        return out
+    if loops is not None:
+        loops.winograd_grad_tiles(x, grid[0], grid[1], out)
+        return out
+    n, h, w, c = x.shape
+    k = L.shape[1]
+    rows, cols = grid
+    # zero-pad x so that every tile lies inside, then a strided view of the tiles
+    hp, wp = M * (rows - 1) + k, M * (cols - 1) + k
+    xp = np.zeros((n, hp, wp, c), x.dtype)
+    r0, r1, c0, c1 = max(0, top), min(hp, top + h), max(0, left), min(wp, left + w)
+    xp[:, r0:r1, c0:c1] = x[:, r0 - top:r1 - top, c0 - left:c1 - left]
+    s = xp.strides
+    tiles = np.lib.stride_tricks.as_strided(xp, (n, rows, cols, k, k, c),
+                                            (s[0], M * s[1], M * s[2], s[1], s[2], s[3]), writeable=False)
+    Lx = L.astype(x.dtype)
+    out.reshape(L.shape[0], L.shape[0], n, rows, cols, c)[...] = np.einsum(
+        "pi,nrsijc,qj->pqnrsc", Lx, tiles, Lx, optimize=True)
+    return out
+
+
+def untile(m, bias, y):
+    """y tile t = A^T M_t A (+ bias), cropped to y (n, oh, ow, o); m is (6, 6, n*rows*cols, o)."""
+    loops = compiled.load()
+    at = AT.astype(m.dtype)
+    if loops is not None:
+        bias = np.zeros(y.shape[3], m.dtype) if bias is None else bias.astype(m.dtype, copy=False)
+        loops.winograd_output_tiles(m, bias, y)
+        return y
+    n, oh, ow, o = y.shape
+    rows, cols = tiles_of((oh, ow))
+    tiles = np.einsum("ip,pqnrso,jq->nrisjo", at, m.reshape(ALPHA, ALPHA, n, rows, cols, o), at, optimize=True)
+    full = tiles.reshape(n, rows * M, cols * M, o)
+    y[...] = full[:, :oh, :ow]
+    if bias is not None:
+        y += bias
+    return y
+
+
+def weight_transform(w):
+    """U[p, q] = G g G^T for every (channel, filter): (6, 6, c, o) from HWIO (3, 3, c, o)."""
+    g = G.astype(w.dtype)
+    return np.ascontiguousarray(np.einsum("pi,ijco,qj->pqco", g, w, g, optimize=True))
+
+
+# ----------------------------------------------------------------------------- the conv
+class WinogradConv:
+    """One stride-1 3x3 conv as F(4x4, 3x3): its forward, and its weight gradient.
+
+    Args:
+        pads: (top, bottom, left, right); out_hw: the output's (oh, ow); x_shape, w_shape: NHWC
+        input and HWIO weight shapes.
+    """
+
+    def __init__(self, pads, out_hw, x_shape, w_shape):
+        self.top, self.left = pads[0], pads[2]
+        self.out_hw, self.x_shape, self.w_shape = tuple(out_hw), x_shape, w_shape
+        self.grid = tiles_of(out_hw)
+
+    def _image_blocks(self, images, channels):
+        """Slices of ``range(images)``: blocks whose transformed tiles fit :data:`BLOCK_BYTES`."""
+        per_image = ALPHA * ALPHA * self.grid[0] * self.grid[1] * channels * 4
+        step = max(1, BLOCK_BYTES // per_image)
+        return [slice(i, min(images, i + step)) for i in range(0, images, step)]
+
+    def forward(self, x, w, b, y, parts):
+        """y = conv(x, w) + b into ``y`` (n, oh, ow, o), the batch cut into ``parts``."""
+        u = weight_transform(w)  # (6, 6, c, o)
+        threads.map_parts(lambda s: self._forward_part(x[s], u, b, y[s]), parts)
+        return y
+
+    def _forward_part(self, x, u, b, y):
+        c, o = u.shape[2], u.shape[3]
+        bt = BT.astype(x.dtype)
+        for images in self._image_blocks(len(x), c + o):
+            t = (images.stop - images.start) * self.grid[0] * self.grid[1]
+            v = transform_tiles(x[images], self.top, self.left, bt, self.grid, scratch((ALPHA, ALPHA, t, c), x.dtype, np))
+            m = scratch((ALPHA, ALPHA, t, o), x.dtype, np, "out")
+            # (36, t, o) = (36, t, c) @ (36, c, o): one call (36 np.dot calls would each take the GIL)
+            np.matmul(v.reshape(-1, t, c), u.reshape(-1, c, o), out=m.reshape(-1, t, o))
+            untile(m, b, y[images])
+
+    def weight_grad(self, x, gy, parts):
+        """dL/dw (3, 3, c, o) of the forward on x, given dL/dy ``gy``."""
+        gws = threads.map_parts(lambda s: self._weight_grad_part(x[s], gy[s]), parts)
+        gw = gws[0]
+        for more in gws[1:]:
+            gw += more
+        g = G.astype(gw.dtype)
+        return np.einsum("pi,pqco,qj->ijco", g, gw, g, optimize=True).astype(x.dtype, copy=False)
+
+    def _weight_grad_part(self, x, gy):
+        c, o = self.w_shape[2], self.w_shape[3]
+        bt, a = BT.astype(x.dtype), AT.T.astype(x.dtype)  # A: (6, 4)
+        gw = np.zeros((ALPHA, ALPHA, c, o), x.dtype)
+        for images in self._image_blocks(len(x), c + o):
+            t = (images.stop - images.start) * self.grid[0] * self.grid[1]
+            v = transform_tiles(x[images], self.top, self.left, bt, self.grid, scratch((ALPHA, ALPHA, t, c), x.dtype, np))
+            yt = transform_tiles(gy[images], 0, 0, a, self.grid, scratch((ALPHA, ALPHA, t, o), x.dtype, np, "out"))
+            # (36, c, o) += (36, c, t) @ (36, t, o)
+            gw += np.matmul(v.reshape(-1, t, c).transpose(0, 2, 1), yt.reshape(-1, t, o)).reshape(gw.shape)
+        return gw
