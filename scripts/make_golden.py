@@ -174,7 +174,7 @@ def cases(rng):
     yield "relu_max_pool2d_2x2", "relu_max_pool2d", {"kernel_size": 2}, {"x": x}, {}, "float64"
     yield "relu_max_pool2d_3x3_s2_same", "relu_max_pool2d", {"kernel_size": 3, "stride": 2, "padding": "same"}, {"x": r((1, 7, 6, 2))}, {}, "float64"
     # 3x3 stride 1 with 16+ channels: the shapes striate computes with Winograd F(4x4, 3x3)
-    yield conv("conv2d_winograd_pad1_float32", (2, 6, 5, 16), (3, 3, 16, 16), padding=1, dtype="float32")
+    yield conv("conv2d_winograd_pad1_float32", (2, 8, 7, 16), (3, 3, 16, 16), padding=1, dtype="float32")
     yield conv("conv2d_winograd_valid_wide_float32", (1, 7, 6, 16), (3, 3, 16, 24), padding="valid", dtype="float32")
     yield conv("conv2d_winograd_asymmetric_pads", (1, 5, 7, 16), (3, 3, 16, 16), padding=(2, 0), bias=False)
 

@@ -22,7 +22,9 @@ WINOGRAD_GOLDEN = sorted((Path(__file__).parent / "golden").glob("conv2d_winogra
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Counts of the compiled Winograd transforms' calls in this test."""
+    """Counts of the compiled Winograd transforms' calls in this test, whose small batches take
+    Winograd too (by default a call needs MIN_TILES tiles)."""
+    monkeypatch.setattr(W, "MIN_TILES", 1)
     old = compiled.set_enabled(True)
     kernels = compiled.load()
     assert kernels is not None, "numba is installed, so the kernels must compile"
@@ -164,7 +166,7 @@ def test_non_contiguous_inputs(calls, assert_close):
 
 def test_gradcheck(calls):
     rng = np.random.default_rng(4)
-    x, w, b = rng.standard_normal((1, 5, 6, 16)), rng.standard_normal((3, 3, 16, 16)) / 12, rng.standard_normal(16)
+    x, w, b = rng.standard_normal((1, 4, 8, 16)), rng.standard_normal((3, 3, 16, 16)) / 12, rng.standard_normal(16)
     assert st.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), [x, w, b])
     assert calls["input"] > 0 and calls["grad"] > 0
 
@@ -184,6 +186,17 @@ def test_other_convs_do_not_take_winograd(w_shape, kwargs, calls, assert_close):
     with reference_only():
         assert_close(y, F.conv2d(st.Tensor(x), st.Tensor(w), **kwargs).data)
     assert calls == {"input": 0, "grad": 0, "output": 0}
+
+
+def test_small_calls_and_small_images_do_not_take_winograd(calls, monkeypatch):
+    monkeypatch.setattr(W, "MIN_TILES", 128)
+    rng = np.random.default_rng(6)
+    w = st.Tensor(rng.standard_normal((3, 3, 16, 16)))
+    F.conv2d(st.Tensor(rng.standard_normal((1, 32, 32, 16))), w, padding=1)  # batch 1: 64 tiles
+    F.conv2d(st.Tensor(rng.standard_normal((200, 2, 2, 16))), w, padding=1)  # a quarter of each tile used
+    assert calls == {"input": 0, "grad": 0, "output": 0}
+    F.conv2d(st.Tensor(rng.standard_normal((2, 32, 32, 16))), w, padding=1)  # 128 tiles
+    assert calls["input"] > 0
 
 
 def test_without_numba_the_gemm_path_runs(calls, assert_close):

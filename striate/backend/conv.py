@@ -73,7 +73,7 @@ class FastConv:
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
         self.out_hw, self.x_shape, self.w_shape, self.needs = out_hw, x_shape, w_shape, needs
         self.winograd = WinogradConv(pads, out_hw, x_shape, w_shape) \
-            if winograd_wins(w_shape, stride, dilation, groups) else None
+            if winograd_wins(w_shape, stride, dilation, groups, x_shape[0], out_hw) else None
         self.planar = None if self.winograd is not None else self._planar(np)
 
     # ----------------------------------------------------------------- geometry

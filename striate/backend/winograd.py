@@ -59,18 +59,29 @@ AT = np.array([[1, 1, 1, 1, 1, 0],
 
 # Fewer channels than this (in or out) and the 36 GEMMs are too thin to beat the direct paths.
 MIN_CHANNELS = 16
+# Fewer tiles than this in a call and the weight transform (36 c o values written) costs more than
+# the multiplies it saves.
+MIN_TILES = 128
 # Transformed tiles of a block of images, V and M together, stay within this many bytes (the CPU
-# cache), so the GEMMs read what the transforms just wrote.
+# cache), so the GEMMs read what the transforms just wrote...
 BLOCK_BYTES = 2 * 2**20
+# ...unless that leaves a block fewer tiles than this: the 36 GEMMs read all of U (36 c o values)
+# once per block, and with many channels and few tiles per block that read would cost more than
+# the multiplies.
+MIN_BLOCK_TILES = 256
 
 
-def winograd_wins(w_shape, stride, dilation, groups) -> bool:
+def winograd_wins(w_shape, stride, dilation, groups, images, out_hw) -> bool:
     """Whether a conv of this geometry runs as Winograd F(4x4, 3x3): 3x3 kernels, stride 1, no
-    dilation, no groups, at least :data:`MIN_CHANNELS` channels in and out, and the compiled
-    transforms at hand (NumPy's take longer than the multiplies saved)."""
+    dilation, no groups, at least :data:`MIN_CHANNELS` channels in and out, the compiled transforms
+    at hand (NumPy's take longer than the multiplies saved), at least :data:`MIN_TILES` tiles in
+    the batch (the weight transform is paid once per call) and tiles at least half used (a 2x2
+    output fills a quarter of its tile: 9 multiplies per output, no gain)."""
     kh, kw, c, o = w_shape
+    rows, cols = tiles_of(out_hw)
     return (kh, kw) == (R, R) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 \
-        and min(c, o) >= MIN_CHANNELS and compiled.load() is not None
+        and min(c, o) >= MIN_CHANNELS and images * rows * cols >= MIN_TILES \
+        and 2 * out_hw[0] * out_hw[1] >= M * M * rows * cols and compiled.load() is not None
 
 
 def tiles_of(out_hw) -> tuple:
@@ -128,10 +139,20 @@ def untile(m, bias, y):
     return y
 
 
+def sandwich(L, a):
+    """L a L^T over the first two axes of ``a`` (k, k, ...) -> (m, m, ...), L (m, k): two GEMMs
+    over the trailing axes at once (an einsum of this takes several times longer for wide convs)."""
+    k, rest = a.shape[0], a.shape[2:]
+    left = np.dot(L, a.reshape(k, -1)).reshape(L.shape[0], k, -1)  # (m, k, ...)
+    out = np.empty((L.shape[0], L.shape[0], left.shape[2]), a.dtype)
+    for p in range(L.shape[0]):
+        np.dot(L, left[p], out=out[p])
+    return out.reshape((L.shape[0], L.shape[0]) + rest)
+
+
 def weight_transform(w):
     """U[p, q] = G g G^T for every (channel, filter): (6, 6, c, o) from HWIO (3, 3, c, o)."""
-    g = G.astype(w.dtype)
-    return np.ascontiguousarray(np.einsum("pi,ijco,qj->pqco", g, w, g, optimize=True))
+    return sandwich(G.astype(w.dtype), w)
 
 
 # ----------------------------------------------------------------------------- the conv
@@ -150,8 +171,8 @@ class WinogradConv:
 
     def _image_blocks(self, images, channels):
         """Slices of ``range(images)``: blocks whose transformed tiles fit :data:`BLOCK_BYTES`."""
-        per_image = ALPHA * ALPHA * self.grid[0] * self.grid[1] * channels * 4
-        step = max(1, BLOCK_BYTES // per_image)
+        tiles = self.grid[0] * self.grid[1]
+        step = max(1, BLOCK_BYTES // (ALPHA * ALPHA * tiles * channels * 4), -(-MIN_BLOCK_TILES // tiles))
         return [slice(i, min(images, i + step)) for i in range(0, images, step)]
 
     def forward(self, x, w, b, y, parts):
@@ -177,17 +198,20 @@ class WinogradConv:
         gw = gws[0]
         for more in gws[1:]:
             gw += more
-        g = G.astype(gw.dtype)
-        return np.einsum("pi,pqco,qj->ijco", g, gw, g, optimize=True).astype(x.dtype, copy=False)
+        return sandwich(G.T.astype(gw.dtype), gw)  # G^T GW G: (3, 3, c, o)
 
     def _weight_grad_part(self, x, gy):
         c, o = self.w_shape[2], self.w_shape[3]
         bt, a = BT.astype(x.dtype), AT.T.astype(x.dtype)  # A: (6, 4)
-        gw = np.zeros((ALPHA, ALPHA, c, o), x.dtype)
-        for images in self._image_blocks(len(x), c + o):
+        gw = np.empty((ALPHA * ALPHA, c, o), x.dtype)
+        for k, images in enumerate(self._image_blocks(len(x), c + o)):
             t = (images.stop - images.start) * self.grid[0] * self.grid[1]
             v = transform_tiles(x[images], self.top, self.left, bt, self.grid, scratch((ALPHA, ALPHA, t, c), x.dtype, np))
             yt = transform_tiles(gy[images], 0, 0, a, self.grid, scratch((ALPHA, ALPHA, t, o), x.dtype, np, "out"))
-            # (36, c, o) += (36, c, t) @ (36, t, o)
-            gw += np.matmul(v.reshape(-1, t, c).transpose(0, 2, 1), yt.reshape(-1, t, o)).reshape(gw.shape)
-        return gw
+            # (36, c, o) (+)= (36, c, t) @ (36, t, o)
+            vt, yt = v.reshape(-1, t, c).transpose(0, 2, 1), yt.reshape(-1, t, o)
+            if k == 0:
+                np.matmul(vt, yt, out=gw)
+            else:
+                gw += np.matmul(vt, yt)
+        return gw.reshape(ALPHA, ALPHA, c, o)
