@@ -29,7 +29,7 @@ __all__ = [
     "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
     "flatten", "concat",
     "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
-    "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
+    "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
 ]
 
 
@@ -416,7 +416,21 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, moment
         - x: ``(n, h, w, c)`` or ``(n, c)``; gamma, beta, running_mean, running_var: ``(c,)``
         - output: same as x.
     """
-    op = "batch_norm"
+    return _batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm", False)
+
+
+def batch_norm_relu(x, gamma, beta, running_mean, running_var, training: bool, momentum: float = 0.1,
+                    eps: float = 1e-5) -> Tensor:
+    """``relu(batch_norm(x, ...))`` as one op, with the same values and gradients: the ReLU is
+    applied in batch norm's own pass, and its gradient mask in batch norm's backward passes
+    (:class:`striate.nn.Sequential` runs a BatchNorm layer followed by a ReLU layer this way).
+
+    Arguments and shapes: as :func:`batch_norm`.
+    """
+    return _batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, "batch_norm_relu", True)
+
+
+def _batch_norm(x, gamma, beta, running_mean, running_var, training, momentum, eps, op, relu) -> Tensor:
     x = _tensor(x, "x", op)
     if x.ndim not in (2, 4):
         raise ValueError(f"{op}: expected (batch, channels) or (batch, height, width, channels) input, got shape {x.shape}.")
@@ -434,7 +448,7 @@ def batch_norm(x, gamma, beta, running_mean, running_var, training: bool, moment
             f"{op}: training needs more than one value per channel to compute a variance. "
             f"Received: x.shape={x.shape}. Use a batch of 2 or more, or evaluation mode."
         )
-    return ops.BatchNormOp(rm, rv, bool(training), float(momentum), float(eps)).apply(x, gamma, beta)
+    return ops.BatchNormOp(rm, rv, bool(training), float(momentum), float(eps), relu).apply(x, gamma, beta)
 
 
 def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> Tensor:

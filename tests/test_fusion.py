@@ -1,8 +1,9 @@
-"""ReLU followed by max pooling as one op (F.relu_max_pool2d), and Sequential running such pairs.
+"""Fused pairs of ops: ReLU then max pooling (F.relu_max_pool2d), batch norm then ReLU
+(F.batch_norm_relu), and Sequential and the ResNet blocks running such pairs.
 
-The fused op must give what the two ops give one after the other, values and gradients, on both
-pooling paths (compiled and NumPy) and split over threads; PyTorch's answers for it are in the
-golden fixtures (tests/golden/relu_max_pool2d_*.npz).
+A fused op must give what the two ops give one after the other, values and gradients, on both
+paths (compiled and NumPy) and split over threads; PyTorch's answers for relu_max_pool2d are in the
+golden fixtures (tests/golden/relu_max_pool2d_*.npz), batch norm + ReLU is compared with torch here.
 """
 from __future__ import annotations
 
@@ -177,3 +178,112 @@ def test_summary_still_lists_the_fused_layers():
     rows = [line.split()[:3] for line in str(st.summary(model, (28, 28, 1))).splitlines()]
     assert ["features.1", "ReLU", "28x28x6"] in rows and ["features.2", "MaxPool2D", "14x14x6"] in rows
     assert ["features.4", "ReLU", "10x10x16"] in rows and ["features.5", "MaxPool2D", "5x5x16"] in rows
+
+
+# --------------------------------------------------------------------------- batch norm + ReLU
+def bn_pair(x, gy, training, fused, dtype):
+    """[y, gx, ggamma, gbeta, running mean, running var] of relu(batch_norm(x)) or batch_norm_relu."""
+    c = x.shape[-1]
+    rng = np.random.default_rng(7)
+    gamma = st.Tensor(rng.uniform(0.5, 2.0, c).astype(dtype), requires_grad=True)
+    beta = st.Tensor(rng.standard_normal(c).astype(dtype), requires_grad=True)
+    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2.0, c).astype(dtype)
+    t = st.Tensor(x, requires_grad=True)
+    if fused:
+        y = F.batch_norm_relu(t, gamma, beta, rm, rv, training)
+    else:
+        y = F.relu(F.batch_norm(t, gamma, beta, rm, rv, training))
+    y.backward(gy)
+    return [np.asarray(y.data), t.grad, gamma.grad, beta.grad, rm, rv]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(4, 6, 5, 8), (16, 3)])
+def test_batch_norm_relu_is_batch_norm_then_relu(shape, training, dtype, compiled, monkeypatch, assert_close):
+    if compiled:
+        pytest.importorskip("numba")
+        monkeypatch.setattr(accel, "MIN_SIZE", 0)
+    old = accel.set_enabled(compiled)
+    try:
+        rng = np.random.default_rng(8)
+        x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+        gy = rng.standard_normal(shape).astype(dtype)
+        unfused = bn_pair(x, gy, training, False, dtype)
+        fused = bn_pair(x, gy, training, True, dtype)
+    finally:
+        accel.set_enabled(old)
+    assert (fused[0] == 0).mean() > 0.2  # the ReLU cut a good share of the outputs
+    for what, a, e in zip(["y", "gx", "ggamma", "gbeta", "running_mean", "running_var"], fused, unfused):
+        assert a.dtype == dtype
+        assert_close(a, e, what=what)
+
+
+def test_batch_norm_relu_split_matches_whole(whole_and_split, assert_close):
+    rng = np.random.default_rng(9)
+    x, gy = rng.standard_normal((6, 5, 4, 3)), rng.standard_normal((6, 5, 4, 3))
+    whole, split = whole_and_split(lambda: bn_pair(x, gy, True, True, np.float64))
+    for a, e in zip(split, whole):
+        assert_close(a, e)
+
+
+def test_batch_norm_relu_gradcheck():
+    rng = np.random.default_rng(10)
+    x, gamma, beta = rng.standard_normal((3, 4, 4, 2)), rng.uniform(0.5, 2, 2), rng.standard_normal(2)
+    rm, rv = np.zeros(2), np.ones(2)
+    assert st.gradcheck(lambda x, g, b: F.batch_norm_relu(x, g, b, rm.copy(), rv.copy(), True), [x, gamma, beta])
+
+
+def test_batch_norm_relu_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    x, gy = rng.standard_normal((4, 5, 5, 3)), rng.standard_normal((4, 5, 5, 3))
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    tx, tg, tb = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    trm, trv = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
+    ty = torch.relu(torch.nn.functional.batch_norm(tx.permute(0, 3, 1, 2), trm, trv, tg, tb, training=True))
+    ty = ty.permute(0, 2, 3, 1)
+    ty.backward(torch.tensor(gy))
+    sx, sg, sb = (st.Tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    rm, rv = np.zeros(3), np.ones(3)
+    y = F.batch_norm_relu(sx, sg, sb, rm, rv, True)
+    y.backward(gy)
+    for a, e in ((y.data, ty.detach()), (sx.grad, tx.grad), (sg.grad, tg.grad), (sb.grad, tb.grad), (rm, trm), (rv, trv)):
+        np.testing.assert_allclose(a, e.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_sequential_runs_batch_norm_then_relu_as_one_op():
+    model = nn.Sequential(nn.Conv2D(4, 3, padding=1), nn.BatchNorm(), nn.ReLU(), nn.Flatten(), nn.Dense(3))
+    x = np.random.default_rng(12).standard_normal((4, 6, 6, 2)).astype(np.float32)
+    y = model(st.Tensor(x))
+    t = st.Tensor(x)
+    for layer in model:
+        t = layer(t)
+    np.testing.assert_array_equal(y.data, t.data)
+    ops = _ops_in_graph(model(st.Tensor(x, requires_grad=True)))
+    assert ("BatchNormOp", True) in ops and ("ReLUOp", None) not in ops
+
+
+def test_resnet_blocks_fuse_and_keep_their_values_and_gradients(monkeypatch):
+    from striate.nn import fusion
+
+    model = st.models.get("resnet20", rng=0)
+    x = np.random.default_rng(13).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    labels = np.arange(4)
+
+    def run():
+        model.zero_grad()
+        t = st.Tensor(x, requires_grad=True)
+        loss = F.cross_entropy(model(t), labels)
+        ops = _ops_in_graph(loss)  # (before backward frees the ops' state)
+        loss.backward()
+        return [loss.data] + [p.grad.copy() for p in model.parameters()], ops
+
+    fused, ops = run()
+    assert ops.count(("BatchNormOp", True)) == 10  # the stem and the first BN of each of 9 blocks
+    monkeypatch.setattr(fusion, "RULES", {})       # every layer on its own
+    unfused, ops = run()
+    assert ("BatchNormOp", True) not in ops
+    for a, b in zip(fused, unfused):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(np.abs(b).max()))

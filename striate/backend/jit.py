@@ -91,33 +91,44 @@ def channel_moments(x, shift, total, squares):
             squares[j] += d * d
 
 @jit
-def channel_affine(x, mean, scale, beta, y):
-    """y = (x - mean) * scale + beta."""
+def channel_affine(x, mean, scale, beta, relu, y):
+    """y = (x - mean) * scale + beta, then max(y, 0) when ``relu`` (a ReLU fused after)."""
     m, c = x.shape
     for i in range(m):
         for j in range(c):
             y[i, j] = (x[i, j] - mean[j]) * scale[j] + beta[j]
+        if relu:
+            for j in range(c):
+                y[i, j] = max(y[i, j], 0)
 
 @jit
-def bn_grad_sums(gy, x, mean, sg, sgx):
-    """sg[j] = sum_i gy[i, j], sgx[j] = sum_i gy[i, j] * (x[i, j] - mean[j])."""
+def bn_grad_sums(gy, x, mean, relu_out, sg, sgx):
+    """sg[j] = sum_i g, sgx[j] = sum_i g * (x[i, j] - mean[j]) with g = gy[i, j], or 0 where a
+    fused ReLU cut the output (``relu_out`` (m, c) <= 0; an empty relu_out: no ReLU)."""
     m, c = x.shape
+    masked = relu_out.shape[0] == m
     for j in range(c):
         sg[j] = 0.0
         sgx[j] = 0.0
     for i in range(m):
         for j in range(c):
             g = gy[i, j]
+            if masked and not relu_out[i, j] > 0:
+                g = 0
             sg[j] += g
             sgx[j] += g * (x[i, j] - mean[j])
 
 @jit
-def bn_grad_apply(gy, x, mean, a, k, e, gx):
-    """gx = a * gy + k * (x - mean) + e."""
+def bn_grad_apply(gy, x, mean, a, k, e, relu_out, gx):
+    """gx = a * g + k * (x - mean) + e, g as in bn_grad_sums."""
     m, c = x.shape
+    masked = relu_out.shape[0] == m
     for i in range(m):
         for j in range(c):
-            gx[i, j] = a[j] * gy[i, j] + k[j] * (x[i, j] - mean[j]) + e[j]
+            g = gy[i, j]
+            if masked and not relu_out[i, j] > 0:
+                g = 0
+            gx[i, j] = a[j] * g + k[j] * (x[i, j] - mean[j]) + e[j]
 
 @jit
 def col2im_add(cols, gx, p0, sh, sw, dh):

@@ -58,30 +58,36 @@ class FastBatchNorm:
         d_mean = total / count
         return shift + d_mean, np.maximum(squares / count - d_mean * d_mean, 0.0)
 
-    def affine(self, x, mean, scale, beta, y):
-        """y = (x - mean) * scale + beta."""
+    def affine(self, x, mean, scale, beta, relu, y):
+        """y = (x - mean) * scale + beta (then max(y, 0) if ``relu``)."""
         if self.loops is None:
-            threads.map_parts(lambda s: self.passes.affine(x[s], mean, scale, beta, y[s]), self.parts)
+            threads.map_parts(lambda s: self.passes.affine(x[s], mean, scale, beta, relu, y[s]), self.parts)
         else:
-            threads.map_parts(lambda s: self.loops.channel_affine(_rows(x[s]), mean, scale, beta, _rows(y[s])),
+            threads.map_parts(lambda s: self.loops.channel_affine(_rows(x[s]), mean, scale, beta, relu, _rows(y[s])),
                               self.parts)
 
-    def grad_sums(self, gy, x, mean):
-        """(sum(gy), sum(gy * (x - mean))) per channel, float64, per part then added."""
+    def grad_sums(self, gy, x, mean, relu_out):
+        """(sum(g), sum(g * (x - mean))) per channel, float64, per part then added; g is gy, or 0
+        where a fused ReLU's output ``relu_out`` is 0 (None: no ReLU)."""
         def part(s):
             if self.loops is None:
-                return self.passes.grad_sums(gy[s], x[s], mean)
+                return self.passes.grad_sums(gy[s], x[s], mean, None if relu_out is None else relu_out[s])
             sg, sgx = np.empty(gy.shape[-1]), np.empty(gy.shape[-1])
-            self.loops.bn_grad_sums(_rows(gy[s]), _rows(x[s]), mean, sg, sgx)
+            self.loops.bn_grad_sums(_rows(gy[s]), _rows(x[s]), mean, self._mask(relu_out, s, gy.dtype), sg, sgx)
             return sg, sgx
 
         return _sum_parts(threads.map_parts(part, self.parts))
 
-    def grad_apply(self, gy, x, m, a, k, e, gx):
-        """gx = a * gy + k * (x - m) + e."""
+    def grad_apply(self, gy, x, relu_out, m, a, k, e, gx):
+        """gx = a * g + k * (x - m) + e, g as in :meth:`grad_sums`."""
         def part(s):
             if self.loops is None:
-                return self.passes.grad_apply(gy[s], x[s], m, a, k, e, gx[s])
-            self.loops.bn_grad_apply(_rows(gy[s]), _rows(x[s]), m, a, k, e, _rows(gx[s]))
+                return self.passes.grad_apply(gy[s], x[s], None if relu_out is None else relu_out[s], m, a, k, e, gx[s])
+            self.loops.bn_grad_apply(_rows(gy[s]), _rows(x[s]), m, a, k, e, self._mask(relu_out, s, gy.dtype), _rows(gx[s]))
 
         threads.map_parts(part, self.parts)
+
+    @staticmethod
+    def _mask(relu_out, s, dtype):
+        """The compiled loops' ReLU argument: rows of relu_out[s], or no rows (no ReLU)."""
+        return np.empty((0, 0), dtype) if relu_out is None else _rows(relu_out[s])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..nn import BatchNorm, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D, Module, ReLU, Sequential
+from ..nn.fusion import call_pair
 from ..nn.init import VarianceScaling
 from ..random import check_random_state
 from ..tensor import get_array_module
@@ -38,7 +39,7 @@ class BasicBlock(Module):
 
     def forward(self, x):
         identity = self.shortcut(x) if "shortcut" in self._modules else x
-        y = self.relu1(self.bn1(self.conv1(x)))
+        y = call_pair(self.bn1, self.relu1, self.conv1(x))  # relu1(bn1(...)), fused
         y = self.bn2(self.conv2(y))
         return self.relu2(y + identity)
 
@@ -66,8 +67,8 @@ class Bottleneck(Module):
 
     def forward(self, x):
         identity = self.shortcut(x) if "shortcut" in self._modules else x
-        y = self.relu1(self.bn1(self.conv1(x)))
-        y = self.relu2(self.bn2(self.conv2(y)))
+        y = call_pair(self.bn1, self.relu1, self.conv1(x))  # relu1(bn1(...)), fused
+        y = call_pair(self.bn2, self.relu2, self.conv2(y))
         y = self.bn3(self.conv3(y))
         return self.relu3(y + identity)
 
@@ -128,7 +129,7 @@ class ResNet(Module):
             self.fc = Dense(num_classes, rng=rng)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(call_pair(self.bn1, self.relu, self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (n, 7, 7, 512 * expansion)
         return self.fc(self.avgpool(x)) if self.include_top else x
 
@@ -156,7 +157,7 @@ class CifarResNet(Module):
             self.fc = Dense(num_classes, rng=rng)
 
     def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = call_pair(self.bn1, self.relu, self.conv1(x))
         x = self.layer3(self.layer2(self.layer1(x)))  # (n, 8, 8, 64)
         return self.fc(self.avgpool(x)) if self.include_top else x
 

@@ -6,13 +6,15 @@ gradients; every other layer is a step of its own. The rules match exact layer t
 may do anything in its forward), and never layers with forward hooks: a hooked layer (the
 summary's tracer, a user's probe) must see its own call.
 
-One rule today: a ReLU followed by a MaxPool2D is :func:`striate.functional.relu_max_pool2d`
-(ReLU and max pooling commute, so the ReLU touches only the pooled output).
+The rules: a ReLU followed by a MaxPool2D is :func:`striate.functional.relu_max_pool2d` (ReLU and
+max pooling commute, so the ReLU touches only the pooled output); a BatchNorm followed by a ReLU is
+:func:`striate.functional.batch_norm_relu` (the ReLU in batch norm's own passes). Modules that call
+their layers in their own forward (a ResNet block) fuse a pair with :func:`call_pair`.
 """
 from __future__ import annotations
 
 from .. import functional as F
-from .layers import MaxPool2D, ReLU
+from .layers import BatchNorm, MaxPool2D, ReLU
 
 
 class ReLUMaxPool:
@@ -28,13 +30,31 @@ class ReLUMaxPool:
                                   pool.ceil_mode)
 
 
+class BatchNormReLU:
+    """The step for a BatchNorm followed by a ReLU: the batch norm layer's op with the ReLU fused."""
+
+    def __init__(self, bn: BatchNorm, relu: ReLU):
+        self.bn = bn
+
+    def __call__(self, x):
+        return self.bn.normalize(x, relu=True)
+
+
 # (type of a layer, type of the next one) -> the fused step, made from the two layers
-RULES = {(ReLU, MaxPool2D): ReLUMaxPool}
+RULES = {(ReLU, MaxPool2D): ReLUMaxPool, (BatchNorm, ReLU): BatchNormReLU}
 
 
 def _fusable(layer) -> bool:
     """Not a layer that must see its own call: one with hooks, or a forward replaced on the instance."""
     return not layer.has_hooks() and "forward" not in vars(layer)
+
+
+def call_pair(first, second, x):
+    """``second(first(x))``, as one fused step when the pair matches a rule of :data:`RULES`."""
+    rule = RULES.get((type(first), type(second)))
+    if rule is not None and _fusable(first) and _fusable(second):
+        return rule(first, second)(x)
+    return second(first(x))
 
 
 def plan(layers) -> list:

@@ -320,12 +320,18 @@ class BatchNorm(Module):
         self.register_buffer("running_var", np.ones(c, dtype=dtype))
 
     def forward(self, x):
+        return self.normalize(x)
+
+    def normalize(self, x, relu: bool = False):
+        """This layer's batch norm of ``x``; with ``relu``, followed by a ReLU in the same op
+        (:func:`F.batch_norm_relu`, what :mod:`striate.nn.fusion` calls)."""
         if self.gamma is None:
             x = F._tensor(x, "x", "BatchNorm")
             self._build(x.shape[-1], x.dtype)
         # a frozen layer (trainable=False) normalises with its running statistics, even in training
-        return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
-                            self.training and self.trainable, self.momentum, self.eps)
+        fn = F.batch_norm_relu if relu else F.batch_norm
+        return fn(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                  self.training and self.trainable, self.momentum, self.eps)
 
 
 class LocalResponseNorm(Module):

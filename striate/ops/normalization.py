@@ -28,11 +28,14 @@ class BatchNormOp(Function):
     scale = gamma / sqrt(var + eps), and in backward gx = a * gy + k * (x - mean) + e. Statistics
     are kept in float64. The passes below are the reference; :mod:`striate.backend.normalization`
     runs them over parts of the batch on several threads, or as compiled loops.
+
+    ``relu=True`` is batch norm followed by a ReLU, in the same passes: y = max(0, ...) forward,
+    and backward the output gradient counts only where y > 0 (what the ReLU would pass back).
     """
 
-    def __init__(self, running_mean, running_var, training, momentum, eps):
+    def __init__(self, running_mean, running_var, training, momentum, eps, relu=False):
         self.running_mean, self.running_var = running_mean, running_var
-        self.training, self.momentum, self.eps = training, momentum, eps
+        self.training, self.momentum, self.eps, self.relu = training, momentum, eps, relu
 
     def forward(self, x, gamma, beta):
         xp = get_array_module(x)
@@ -47,28 +50,33 @@ class BatchNormOp(Function):
         inv_std = 1.0 / xp.sqrt(var + self.eps)
         scale = (gamma * inv_std).astype(x.dtype)
         y = xp.empty_like(x)
-        (self.fast or self).affine(x, mean.astype(x.dtype), scale, beta, y)
+        (self.fast or self).affine(x, mean.astype(x.dtype), scale, beta, self.relu, y)
         self.x, self.mean, self.inv_std, self.gamma, self.count = x, mean, inv_std, gamma, count
+        self.relu_out = y if self.relu else None  # (the next layer's input: kept alive anyway)
         return y
 
     def backward(self, gy):
         xp = get_array_module(gy)
         x, mean, inv_std, n = self.x, self.mean, self.inv_std, self.count
         needs = self.needs_input_grad
-        sg, sgx = (self.fast or self).grad_sums(gy, x, mean)  # sum(gy), sum(gy * (x - mean)): float64
+        # sum(gy), sum(gy * (x - mean)), float64; with the ReLU, gy is 0 where it cut the output
+        sg, sgx = (self.fast or self).grad_sums(gy, x, mean, self.relu_out)
         gbeta, ggamma = sg, sgx * inv_std
         gx = None
         if needs[0]:
             a = self.gamma * inv_std
             if not self.training:  # fixed statistics: an affine map
                 gx = gy * a.astype(gy.dtype)
+                if self.relu:
+                    gx[self.relu_out <= 0] = 0
             else:
                 # the batch statistics depend on x too, which projects out two directions:
                 # gx = a * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat = (x - mean) * inv_std
                 k, e = -a * inv_std * ggamma / n, -a * sg / n
                 dt = gy.dtype
                 gx = xp.empty_like(gy)
-                (self.fast or self).grad_apply(gy, x, mean.astype(dt), a.astype(dt), k.astype(dt), e.astype(dt), gx)
+                (self.fast or self).grad_apply(gy, x, self.relu_out, mean.astype(dt), a.astype(dt), k.astype(dt),
+                                               e.astype(dt), gx)
         dtype = self.gamma.dtype
         return gx, (ggamma.astype(dtype) if needs[1] else None), (gbeta.astype(dtype) if needs[2] else None)
 
@@ -93,22 +101,30 @@ class BatchNormOp(Function):
         return channel_sum(d).astype(np.float64)
 
     @staticmethod
-    def affine(x, mean, scale, beta, y):
-        """y = (x - mean) * scale + beta, written into y."""
-        get_array_module(x).subtract(x, mean, out=y)
+    def affine(x, mean, scale, beta, relu, y):
+        """y = (x - mean) * scale + beta (then max(y, 0) if ``relu``), written into y."""
+        xp = get_array_module(x)
+        xp.subtract(x, mean, out=y)
         y *= scale
         y += beta
+        if relu:
+            xp.maximum(y, 0, out=y)
 
     @staticmethod
-    def grad_sums(gy, x, mean):
-        """(sum(gy), sum(gy * (x - mean))) per channel, float64."""
+    def grad_sums(gy, x, mean, relu_out=None):
+        """(sum(g), sum(g * (x - mean))) per channel, float64: g = gy, or 0 where the fused ReLU's
+        output ``relu_out`` is 0."""
+        if relu_out is not None:
+            gy = gy * (relu_out > 0)
         d = x - mean.astype(x.dtype)
         d *= gy
         return channel_sum(gy).astype(np.float64), channel_sum(d).astype(np.float64)
 
     @staticmethod
-    def grad_apply(gy, x, m, a, k, e, gx):
-        """gx = a * gy + k * (x - m) + e, written into gx."""
+    def grad_apply(gy, x, relu_out, m, a, k, e, gx):
+        """gx = a * g + k * (x - m) + e, written into gx; g as in :meth:`grad_sums`."""
+        if relu_out is not None:
+            gy = gy * (relu_out > 0)
         t = x - m
         t *= k
         t += e
