@@ -293,33 +293,44 @@ def _a(g0, g1, g2, g3):
 
 
 @jit
+def _load_padded(x, b, top, left, xp):
+    """The interior of the zero-bordered image buffer xp (hp, wp, c) = image b of x (n, h, w, c)
+    placed at (top, left), cropped to xp; xp's border is never written, so it stays zero. (Loops:
+    numba's slice assignment and array views cost more than the copy itself.)"""
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    hp, wp = xp.shape[0], xp.shape[1]
+    xf, xq = x[b].reshape(h, w * c), xp.reshape(hp, wp * c)
+    run = min(w, wp - left) * c
+    for r in range(max(0, -top), min(h, hp - top)):
+        src, dst = xf[r], xq[r + top]
+        for e in range(run):
+            dst[left * c + e] = src[e]
+
+
+@jit
 def winograd_input_tiles(x, top, left, rows, cols, out):
     """out[p, q, t, c] = (B^T d_t B)[p, q] for tile t = (b*rows + i)*cols + j: d_t the 6x6 patch of
-    x (n, h, w, c) at (4i - top, 4j - left), zero outside x; out is (6, 6, n*rows*cols, c)."""
-    n, h, w, c = x.shape
-    d = np.empty((6, 6, c), x.dtype)
+    x (n, h, w, c) at (4i - top, 4j - left), zero outside x; out is (6, 6, n*rows*cols, c).
+    top, left >= 0 (a conv's pads)."""
+    n, c = x.shape[0], x.shape[3]
+    xp = np.zeros((4 * rows + 2, 4 * cols + 2, c), x.dtype)  # one image, zero-padded around
     tmp = np.empty((6, 6, c), x.dtype)
     t = 0
     for b in range(n):
+        _load_padded(x, b, top, left, xp)
         for i in range(rows):
             for j in range(cols):
-                x0 = 4 * j - left
-                v0, v1 = max(0, -x0), min(6, w - x0)  # the patch's columns inside x
-                for u in range(6):  # the patch, rows of 6 pixels x c channels
-                    yy = 4 * i - top + u
-                    d[u] = 0
-                    if 0 <= yy < h and v0 < v1:
-                        d[u, v0:v1] = x[b, yy, x0 + v0:x0 + v1]
+                y0, x0 = 4 * i, 4 * j
                 for v in range(6):  # columns: tmp = B^T d
                     for ch in range(c):
-                        r0, r1, r2, r3, r4, r5 = _bt(d[0, v, ch], d[1, v, ch], d[2, v, ch], d[3, v, ch],
-                                                     d[4, v, ch], d[5, v, ch])
+                        r0, r1, r2, r3, r4, r5 = _bt(xp[y0, x0 + v, ch], xp[y0 + 1, x0 + v, ch], xp[y0 + 2, x0 + v, ch],
+                                                     xp[y0 + 3, x0 + v, ch], xp[y0 + 4, x0 + v, ch], xp[y0 + 5, x0 + v, ch])
                         tmp[0, v, ch], tmp[1, v, ch], tmp[2, v, ch] = r0, r1, r2
                         tmp[3, v, ch], tmp[4, v, ch], tmp[5, v, ch] = r3, r4, r5
                 for p in range(6):  # rows: out = tmp B
                     for ch in range(c):
-                        r0, r1, r2, r3, r4, r5 = _bt(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch],
-                                                     tmp[p, 3, ch], tmp[p, 4, ch], tmp[p, 5, ch])
+                        r0, r1, r2, r3, r4, r5 = _bt(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch], tmp[p, 3, ch],
+                                                     tmp[p, 4, ch], tmp[p, 5, ch])
                         out[p, 0, t, ch], out[p, 1, t, ch], out[p, 2, t, ch] = r0, r1, r2
                         out[p, 3, t, ch], out[p, 4, t, ch], out[p, 5, t, ch] = r3, r4, r5
                 t += 1
@@ -329,22 +340,19 @@ def winograd_input_tiles(x, top, left, rows, cols, out):
 def winograd_grad_tiles(gy, rows, cols, out):
     """out[p, q, t, o] = (A g_t A^T)[p, q]: g_t the 4x4 tile (i, j) of gy (n, oh, ow, o), zero
     outside; out is (6, 6, n*rows*cols, o), tiles in winograd_input_tiles' order."""
-    n, oh, ow, o = gy.shape
-    d = np.empty((4, 4, o), gy.dtype)
+    n, o = gy.shape[0], gy.shape[3]
+    gp = np.zeros((4 * rows, 4 * cols, o), gy.dtype)  # one image, zero-padded to whole tiles
     tmp = np.empty((6, 4, o), gy.dtype)
     t = 0
     for b in range(n):
+        _load_padded(gy, b, 0, 0, gp)
         for i in range(rows):
             for j in range(cols):
-                v1 = min(4, ow - 4 * j)
-                for u in range(4):
-                    yy = 4 * i + u
-                    d[u] = 0
-                    if yy < oh:
-                        d[u, :v1] = gy[b, yy, 4 * j:4 * j + v1]
-                for v in range(4):  # columns: tmp = A d
+                y0, x0 = 4 * i, 4 * j
+                for v in range(4):  # columns: tmp = A g
                     for ch in range(o):
-                        r0, r1, r2, r3, r4, r5 = _a(d[0, v, ch], d[1, v, ch], d[2, v, ch], d[3, v, ch])
+                        r0, r1, r2, r3, r4, r5 = _a(gp[y0, x0 + v, ch], gp[y0 + 1, x0 + v, ch], gp[y0 + 2, x0 + v, ch],
+                                                    gp[y0 + 3, x0 + v, ch])
                         tmp[0, v, ch], tmp[1, v, ch], tmp[2, v, ch] = r0, r1, r2
                         tmp[3, v, ch], tmp[4, v, ch], tmp[5, v, ch] = r3, r4, r5
                 for p in range(6):  # rows: out = tmp A^T
@@ -356,13 +364,25 @@ def winograd_grad_tiles(gy, rows, cols, out):
 
 
 @jit
+def _untile_rows(tmp, bias, out, b, y0, x0):
+    """out[b, y0 + p, x0 + q] = (tmp A)[p, q] + bias for a whole 4x4 tile; tmp (4, 6, o)."""
+    for p in range(4):
+        for ch in range(tmp.shape[2]):
+            r0, r1, r2, r3 = _at(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch], tmp[p, 3, ch], tmp[p, 4, ch], tmp[p, 5, ch])
+            bc = bias[ch]
+            out[b, y0 + p, x0, ch], out[b, y0 + p, x0 + 1, ch] = r0 + bc, r1 + bc
+            out[b, y0 + p, x0 + 2, ch], out[b, y0 + p, x0 + 3, ch] = r2 + bc, r3 + bc
+
+
+@jit
 def winograd_output_tiles(m, bias, y):
     """y tile t = A^T M_t A + bias, cropped to y (n, oh, ow, o); m is (6, 6, n*rows*cols, o), tiles
-    in winograd_input_tiles' order; bias (o,)."""
+    in winograd_input_tiles' order; bias (o,). Tiles over y's edge are made whole in ``edge`` and
+    copied in part (a test of the edge in the inner loops would slow every tile down)."""
     n, oh, ow, o = y.shape
     rows, cols = (oh + 3) // 4, (ow + 3) // 4
     tmp = np.empty((4, 6, o), m.dtype)
-    res = np.empty((4, o), m.dtype)
+    edge = np.empty((1, 4, 4, o), m.dtype)
     t = 0
     for b in range(n):
         for i in range(rows):
@@ -372,12 +392,12 @@ def winograd_output_tiles(m, bias, y):
                         r0, r1, r2, r3 = _at(m[0, q, t, ch], m[1, q, t, ch], m[2, q, t, ch], m[3, q, t, ch],
                                              m[4, q, t, ch], m[5, q, t, ch])
                         tmp[0, q, ch], tmp[1, q, ch], tmp[2, q, ch], tmp[3, q, ch] = r0, r1, r2, r3
-                v1 = min(4, ow - 4 * j)
-                for p in range(min(4, oh - 4 * i)):  # rows: y = tmp A + bias, inside y only
-                    for ch in range(o):
-                        r0, r1, r2, r3 = _at(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch], tmp[p, 3, ch],
-                                             tmp[p, 4, ch], tmp[p, 5, ch])
-                        bc = bias[ch]
-                        res[0, ch], res[1, ch], res[2, ch], res[3, ch] = r0 + bc, r1 + bc, r2 + bc, r3 + bc
-                    y[b, 4 * i + p, 4 * j:4 * j + v1] = res[:v1]
+                if 4 * i + 3 < oh and 4 * j + 3 < ow:  # rows: y = tmp A + bias
+                    _untile_rows(tmp, bias, y, b, 4 * i, 4 * j)
+                else:
+                    _untile_rows(tmp, bias, edge, 0, 0, 0)
+                    for p in range(min(4, oh - 4 * i)):
+                        for q in range(min(4, ow - 4 * j)):
+                            for ch in range(o):
+                                y[b, 4 * i + p, 4 * j + q, ch] = edge[0, p, q, ch]
                 t += 1

@@ -98,6 +98,8 @@ def transform_tiles(x, top, left, L, grid, out):
     with a = L.shape[0]. The input transform is L = B^T (k = 6); the output gradient's, L = A (k = 4).
     """
     loops = compiled.load()
+    if loops is not None:
+        x = np.ascontiguousarray(x)  # (the loops read rows of an image as one run)
     if loops is not None and L.shape[1] == ALPHA:
         loops.winograd_input_tiles(x, top, left, grid[0], grid[1], out)
         return out
