@@ -28,7 +28,7 @@ from .validation import check_int, check_rate, positive_pair
 __all__ = [
     "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
     "flatten", "concat",
-    "relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
+    "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
 ]
 
@@ -354,6 +354,19 @@ def concat(tensors, axis: int = -1) -> Tensor:
 def relu(x) -> Tensor:
     """max(x, 0), element-wise. Shape: any; output has the input's shape."""
     return ops.ReLUOp().apply(_tensor(x, "x", "relu"))
+
+
+def add_relu(a, b) -> Tensor:
+    """``relu(a + b)`` as one op, with the same values and gradients: the end of a residual block
+    (the ResNet blocks run their last sum and ReLU this way). a and b must have one shape.
+
+    Shape: any (a and b the same); output has their shape.
+    """
+    a, b = _tensor(a, "a", "add_relu"), _tensor(b, "b", "add_relu")
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise ValueError(f"add_relu: a and b must have the same shape and dtype (no broadcasting). "
+                         f"Received: {a.shape} {a.dtype} and {b.shape} {b.dtype}; use relu(a + b) to broadcast.")
+    return ops.AddReLUOp().apply(a, b)
 
 
 def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:

@@ -287,3 +287,62 @@ def test_resnet_blocks_fuse_and_keep_their_values_and_gradients(monkeypatch):
     assert ("BatchNormOp", True) not in ops
     for a, b in zip(fused, unfused):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5 * float(np.abs(b).max()))
+
+
+# --------------------------------------------------------------------------- add + ReLU
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_relu_is_relu_of_the_sum(dtype, split_everything, assert_close):
+    rng = np.random.default_rng(14)
+    a, b = rng.standard_normal((6, 5, 4, 3)).astype(dtype), rng.standard_normal((6, 5, 4, 3)).astype(dtype)
+    gy = rng.standard_normal(a.shape).astype(dtype)
+    results = []
+    for fn in (lambda x, y: F.relu(x + y), F.add_relu):
+        ta, tb = st.Tensor(a, requires_grad=True), st.Tensor(b, requires_grad=True)
+        out = fn(ta, tb)
+        out.backward(gy)
+        results.append([out.data, ta.grad, tb.grad])
+    for what, x, e in zip(["y", "ga", "gb"], results[1], results[0]):
+        assert x.dtype == dtype
+        assert_close(x, e, what=what)
+    assert (results[1][0] == 0).mean() > 0.2
+
+
+def test_add_relu_gradcheck_and_refusals():
+    rng = np.random.default_rng(15)
+    a, b = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((2, 3, 3, 2))
+    assert st.gradcheck(F.add_relu, [a, b])
+    with pytest.raises(ValueError, match="add_relu: a and b must have the same shape"):
+        F.add_relu(a, b[:, :1])
+
+
+def test_resnet_blocks_end_with_one_add_relu_op():
+    model = st.models.get("resnet20", rng=0)
+    y = model(st.Tensor(np.zeros((2, 32, 32, 3), np.float32), requires_grad=True))
+    names = [name for name, _ in _ops_in_graph(y)]
+    assert names.count("AddReLUOp") == 9 and "AddOp" not in names and "ReLUOp" not in names
+
+
+def test_fused_ops_export_to_onnx_as_their_parts(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2D(4, 3, padding=1), nn.BatchNorm()
+
+        def forward(self, x):
+            y = self.conv(x)
+            z = self.bn.normalize(y, relu=True)  # F.batch_norm_relu
+            return F.flatten(F.add_relu(z, y))
+
+    model = Net()
+    x = np.random.default_rng(16).standard_normal((2, 5, 5, 3)).astype(np.float32)
+    model(st.Tensor(x))
+    model.bn.running_mean[:] = 0.3
+    model.eval()
+    path = tmp_path / "net.onnx"
+    st.onnx.export(model, str(path), input_shape=(5, 5, 3))
+    session = ort.InferenceSession(str(path))
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]  # (NHWC input by default)
+    np.testing.assert_allclose(got, model(st.Tensor(x)).data, rtol=1e-5, atol=1e-5)

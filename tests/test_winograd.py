@@ -199,7 +199,7 @@ def test_small_calls_and_small_images_do_not_take_winograd(calls, monkeypatch):
     assert calls["input"] > 0
 
 
-def test_without_numba_the_gemm_path_runs(calls, assert_close):
+def test_without_numba_the_gemm_path_runs_narrow_convs(calls, assert_close):
     x, w, b, gy = data((2, 8, 8, 16), (3, 3, 16, 16), np.float32, padding=1)
     old = compiled.set_enabled(False)
     try:
@@ -209,6 +209,24 @@ def test_without_numba_the_gemm_path_runs(calls, assert_close):
     assert calls == {"input": 0, "grad": 0, "output": 0}
     for a, e in zip(got, reference(x, w, b, gy, padding=1)):
         assert_close(a, e)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_without_numba_wide_convs_take_numpy_winograd(dtype, monkeypatch, assert_close):
+    monkeypatch.setattr(W, "MIN_TILES", 1)
+    monkeypatch.setattr(W, "NUMPY_MIN_CHANNELS", 16)
+    x, w, b, gy = data((3, 9, 7, 16), (3, 3, 16, 24), dtype, padding=1)
+    runs = []
+    real = W.WinogradConv.forward
+    monkeypatch.setattr(W.WinogradConv, "forward", lambda self, *a: runs.append(1) or real(self, *a))
+    old = compiled.set_enabled(False)
+    try:
+        got = run_conv(x, w, b, gy, padding=1)
+    finally:
+        compiled.set_enabled(old)
+    assert len(runs) == 2  # forward and the transposed conv, with NumPy's transforms
+    for what, a, e in zip(["output", "gx", "gw", "gb"], got, reference(x, w, b, gy, padding=1)):
+        assert_close(a, e, what=what)
 
 
 @pytest.mark.parametrize("path", WINOGRAD_GOLDEN, ids=[f.stem for f in WINOGRAD_GOLDEN])

@@ -1,4 +1,5 @@
-"""The fast strategy of :class:`striate.ops.activation.ReLUOp`: both passes split over threads."""
+"""The fast strategy of :class:`striate.ops.activation.ReLUOp` (and ``AddReLUOp``): both passes split
+over threads."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,18 @@ def relu_forward(x, parts):
     """max(x, 0), one part per thread."""
     y = np.empty_like(x)
     threads.map_parts(lambda s: np.maximum(x[s], 0, out=y[s]), parts)
+    return y
+
+
+def add_relu_forward(a, b, parts):
+    """max(a + b, 0), one part per thread."""
+    y = np.empty_like(a)
+
+    def part(s):
+        np.add(a[s], b[s], out=y[s])
+        np.maximum(y[s], 0, out=y[s])
+
+    threads.map_parts(part, parts)
     return y
 
 

@@ -57,8 +57,10 @@ AT = np.array([[1, 1, 1, 1, 1, 0],
                [0, 1, 1, 4, 4, 0],
                [0, 1, -1, 8, -8, 1]], dtype=np.float64)          # (4, 6)
 
-# Fewer channels than this (in or out) and the 36 GEMMs are too thin to beat the direct paths.
+# Fewer channels than this (in or out) and the 36 GEMMs are too thin to beat the direct paths;
+# NumPy's transforms (einsums) are slower than the compiled ones, so without numba only wide convs gain.
 MIN_CHANNELS = 16
+NUMPY_MIN_CHANNELS = 128
 # Fewer tiles than this in a call and the weight transform (36 c o values written) costs more than
 # the multiplies it saves.
 MIN_TILES = 128
@@ -73,15 +75,17 @@ MIN_BLOCK_TILES = 256
 
 def winograd_wins(w_shape, stride, dilation, groups, images, out_hw) -> bool:
     """Whether a conv of this geometry runs as Winograd F(4x4, 3x3): 3x3 kernels, stride 1, no
-    dilation, no groups, at least :data:`MIN_CHANNELS` channels in and out, the compiled transforms
-    at hand (NumPy's take longer than the multiplies saved), at least :data:`MIN_TILES` tiles in
-    the batch (the weight transform is paid once per call) and tiles at least half used (a 2x2
-    output fills a quarter of its tile: 9 multiplies per output, no gain)."""
+    dilation, no groups; at least :data:`MIN_CHANNELS` channels in and out with the compiled
+    transforms, :data:`NUMPY_MIN_CHANNELS` without (NumPy's transforms cost more than the multiplies
+    saved on narrower convs); at least :data:`MIN_TILES` tiles in the batch (the weight transform is
+    paid once per call); and tiles at least half used (a 2x2 output fills a quarter of its tile:
+    9 multiplies per output, no gain)."""
     kh, kw, c, o = w_shape
     rows, cols = tiles_of(out_hw)
+    least = MIN_CHANNELS if compiled.load() is not None else NUMPY_MIN_CHANNELS
     return (kh, kw) == (R, R) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 \
-        and min(c, o) >= MIN_CHANNELS and images * rows * cols >= MIN_TILES \
-        and 2 * out_hw[0] * out_hw[1] >= M * M * rows * cols and compiled.load() is not None
+        and min(c, o) >= least and images * rows * cols >= MIN_TILES \
+        and 2 * out_hw[0] * out_hw[1] >= M * M * rows * cols
 
 
 def tiles_of(out_hw) -> tuple:

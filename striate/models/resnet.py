@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..nn import BatchNorm, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D, Module, ReLU, Sequential
-from ..nn.fusion import call_pair
+from ..nn.fusion import add_then, call_pair
 from ..nn.init import VarianceScaling
 from ..random import check_random_state
 from ..tensor import get_array_module
@@ -41,7 +41,7 @@ class BasicBlock(Module):
         identity = self.shortcut(x) if "shortcut" in self._modules else x
         y = call_pair(self.bn1, self.relu1, self.conv1(x))  # relu1(bn1(...)), fused
         y = self.bn2(self.conv2(y))
-        return self.relu2(y + identity)
+        return add_then(self.relu2, y, identity)  # relu2(y + identity), fused
 
 
 class Bottleneck(Module):
@@ -70,7 +70,7 @@ class Bottleneck(Module):
         y = call_pair(self.bn1, self.relu1, self.conv1(x))  # relu1(bn1(...)), fused
         y = call_pair(self.bn2, self.relu2, self.conv2(y))
         y = self.bn3(self.conv3(y))
-        return self.relu3(y + identity)
+        return add_then(self.relu3, y, identity)  # relu3(y + identity), fused
 
 
 class ZeroPadShortcut(Module):

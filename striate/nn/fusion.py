@@ -9,7 +9,8 @@ summary's tracer, a user's probe) must see its own call.
 The rules: a ReLU followed by a MaxPool2D is :func:`striate.functional.relu_max_pool2d` (ReLU and
 max pooling commute, so the ReLU touches only the pooled output); a BatchNorm followed by a ReLU is
 :func:`striate.functional.batch_norm_relu` (the ReLU in batch norm's own passes). Modules that call
-their layers in their own forward (a ResNet block) fuse a pair with :func:`call_pair`.
+their layers in their own forward (a ResNet block) fuse a pair with :func:`call_pair`, and a sum
+followed by a ReLU layer with :func:`add_then`.
 """
 from __future__ import annotations
 
@@ -55,6 +56,14 @@ def call_pair(first, second, x):
     if rule is not None and _fusable(first) and _fusable(second):
         return rule(first, second)(x)
     return second(first(x))
+
+
+def add_then(relu, a, b):
+    """``relu(a + b)``: one :func:`F.add_relu` when ``relu`` is a plain, unhooked ReLU layer and a and
+    b have one shape."""
+    if type(relu) is ReLU and _fusable(relu) and a.shape == b.shape and a.dtype == b.dtype:
+        return F.add_relu(a, b)
+    return relu(a + b)
 
 
 def plan(layers) -> list:

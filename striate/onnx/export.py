@@ -126,8 +126,10 @@ def _batch_norm(b, call, x, gamma, beta):
     inputs = [x.name, b.init(n + ".scale", _param(gamma, "gamma", call)),
               b.init(n + ".bias", _param(beta, "beta", call)),
               b.init(n + ".mean", fn.running_mean), b.init(n + ".var", fn.running_var)]
-    return Value(b.node("BatchNormalization", inputs, n, epsilon=float(fn.eps), momentum=1.0 - float(fn.momentum)),
-                 call.out_shape)
+    out = b.node("BatchNormalization", inputs, n, epsilon=float(fn.eps), momentum=1.0 - float(fn.momentum))
+    if fn.relu:  # F.batch_norm_relu
+        out = b.node("Relu", [out], n + ".relu")
+    return Value(out, call.out_shape)
 
 
 def _input_cells(fn, in_hw):
@@ -224,6 +226,12 @@ def _add(b, call, x, y):
     else:
         x, y, perm = _materialise(b, x), _materialise(b, y), None
     return Value(b.node("Add", [x.name, y.name], call.name or "add"), call.out_shape, perm)
+
+
+def _add_relu(b, call, x, y):
+    total = _add(b, call, x, y)
+    name = (call.name or "add") + ".relu"
+    return Value(b.node("Relu", [total.name], name), call.out_shape, total.perm)
 
 
 def _scalar(call, other, inverse=False):
@@ -334,6 +342,7 @@ EXPORTERS = {
     "lrn": _lrn,
     "linear": _linear,
     "relu": _elementwise("Relu"),
+    "add_relu": _add_relu,
     "leaky_relu": _elementwise("LeakyRelu", alpha="negative_slope"),
     "sigmoid": _elementwise("Sigmoid"),
     "tanh": _elementwise("Tanh"),

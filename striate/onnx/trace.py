@@ -24,7 +24,7 @@ KINDS = {
     "LocalResponseNormOp": "lrn", "LinearOp": "linear", "ConcatOp": "concat",
     "ReLUOp": "relu", "LeakyReLUOp": "leaky_relu", "SigmoidOp": "sigmoid", "TanhOp": "tanh",
     "SoftmaxOp": "softmax", "LogSoftmaxOp": "log_softmax",
-    "AddOp": "add", "MulOp": "mul", "DivOp": "div", "SumOp": "sum", "MaxOp": "max", "ReshapeOp": "reshape",
+    "AddOp": "add", "AddReLUOp": "add_relu", "MulOp": "mul", "DivOp": "div", "SumOp": "sum", "MaxOp": "max", "ReshapeOp": "reshape",
     "GetItemOp": "getitem",
 }
 

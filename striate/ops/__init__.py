@@ -4,7 +4,7 @@ working on raw arrays: the reference math. Users normally call them through
 the same math live beneath, in :mod:`striate.backend`. Op classes end in ``Op`` (``Conv2dOp``),
 so that they never read like the layers of :mod:`striate.nn` (``Conv2D``).
 """
-from .activation import LeakyReLUOp, LogSoftmaxOp, ReLUOp, SigmoidOp, SoftmaxOp, TanhOp
+from .activation import AddReLUOp, LeakyReLUOp, LogSoftmaxOp, ReLUOp, SigmoidOp, SoftmaxOp, TanhOp
 from .conv import Conv2dOp
 from .dropout import DropoutOp
 from .geometry import col2im, im2col, offset_view, pad_nhwc, sliding_windows

@@ -18,6 +18,24 @@ class ReLUOp(Function):
         return (fast.relu_backward(gy, self.y, self.fast) if self.fast else gy * (self.y > 0),)
 
 
+class AddReLUOp(Function):
+    """max(a + b, 0) for a and b of one shape: the end of a residual block in one op. Backward
+    passes gy where y > 0 back to both inputs (one array for the two)."""
+
+    def forward(self, a, b):
+        self.fast = fast.relu_parts(a)
+        if self.fast:
+            self.y = fast.add_relu_forward(a, b, self.fast)
+        else:
+            self.y = get_array_module(a).maximum(a + b, 0)
+        return self.y
+
+    def backward(self, gy):
+        g = fast.relu_backward(gy, self.y, self.fast) if self.fast else gy * (self.y > 0)
+        needs = self.needs_input_grad
+        return (g if needs[0] else None), (g if needs[1] else None)
+
+
 class LeakyReLUOp(Function):
     def __init__(self, negative_slope=0.01):
         self.negative_slope = negative_slope
