@@ -183,8 +183,11 @@ class WinogradConv:
 
     def forward(self, x, w, b, y, parts):
         """y = conv(x, w) + b into ``y`` (n, oh, ow, o), the batch cut into ``parts``."""
-        u = weight_transform(w)  # (6, 6, c, o)
-        threads.map_parts(lambda s: self._forward_part(x[s], u, b, y[s]), parts)
+        with threads.blas_scope:  # the weight transform's GEMMs too on one BLAS thread (see threads)
+            if len(parts) > 1:
+                threads.blas_scope.pin()
+            u = weight_transform(w)  # (6, 6, c, o)
+            threads.map_parts(lambda s: self._forward_part(x[s], u, b, y[s]), parts)
         return y
 
     def _forward_part(self, x, u, b, y):
@@ -200,11 +203,14 @@ class WinogradConv:
 
     def weight_grad(self, x, gy, parts):
         """dL/dw (3, 3, c, o) of the forward on x, given dL/dy ``gy``."""
-        gws = threads.map_parts(lambda s: self._weight_grad_part(x[s], gy[s]), parts)
-        gw = gws[0]
-        for more in gws[1:]:
-            gw += more
-        return sandwich(G.T.astype(gw.dtype), gw)  # G^T GW G: (3, 3, c, o)
+        with threads.blas_scope:
+            if len(parts) > 1:
+                threads.blas_scope.pin()
+            gws = threads.map_parts(lambda s: self._weight_grad_part(x[s], gy[s]), parts)
+            gw = gws[0]
+            for more in gws[1:]:
+                gw += more
+            return sandwich(G.T.astype(gw.dtype), gw)  # G^T GW G: (3, 3, c, o)
 
     def _weight_grad_part(self, x, gy):
         c, o = self.w_shape[2], self.w_shape[3]
