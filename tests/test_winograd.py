@@ -249,3 +249,14 @@ def test_against_torch_on_a_resnet_layer(calls, assert_close):
     for what, a, e in zip(["output", "gx", "gw", "gb"], got, expected):
         assert_close(a, e, what=what)
     assert calls["input"] > 0
+
+
+def test_float16_runs_the_reference(calls):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 8, 8, 16)).astype(np.float16)
+    w = (rng.standard_normal((3, 3, 16, 16)) / 12).astype(np.float16)
+    y = F.conv2d(st.Tensor(x), st.Tensor(w), padding=1)
+    with reference_only():
+        expected = F.conv2d(st.Tensor(x), st.Tensor(w), padding=1)
+    assert y.dtype == np.float16 and calls == {"input": 0, "grad": 0, "output": 0}
+    np.testing.assert_array_equal(y.data, expected.data)

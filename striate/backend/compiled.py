@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+# The dtypes the compiled loops are made for (others, such as float16, run NumPy's reference).
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Lanes of the planar conv loops come in multiples of this (see jit.conv_planar_forward).
 LANE_BLOCK = 32
 # Inputs with fewer elements than this stay on the NumPy path (dispatching a numba call costs
@@ -43,5 +45,6 @@ def load():
 
 
 def load_for(x):
-    """:func:`load` when ``x`` is a NumPy array big enough (:data:`MIN_SIZE`) to repay a call."""
-    return load() if type(x) is np.ndarray and x.size >= MIN_SIZE else None
+    """:func:`load` when ``x`` is a float32 or float64 NumPy array big enough (:data:`MIN_SIZE`) to
+    repay a call."""
+    return load() if type(x) is np.ndarray and x.size >= MIN_SIZE and x.dtype in DTYPES else None

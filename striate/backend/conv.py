@@ -39,8 +39,8 @@ WHOLE_BLOCK = ((slice(None), slice(None)),)  # every image, every row
 def conv_strategy(op, x, w):
     """A :class:`FastConv` for one call of ``op`` (a Conv2dOp) on NumPy arrays, or None (other
     array modules, or :func:`striate.backend.reference_only`)."""
-    if type(x) is not np.ndarray or not fast_paths_enabled():
-        return None
+    if type(x) is not np.ndarray or not fast_paths_enabled() or x.dtype not in compiled.DTYPES:
+        return None  # (float16 and the like: NumPy's reference; the compiled loops take float32/64)
     return FastConv(op.stride, op.pads, op.dilation, op.groups, op.out_hw, x.shape, w.shape, op.needs_input_grad)
 
 
