@@ -346,3 +346,22 @@ def test_fused_ops_export_to_onnx_as_their_parts(tmp_path):
     session = ort.InferenceSession(str(path))
     got = session.run(None, {session.get_inputs()[0].name: x})[0]  # (NHWC input by default)
     np.testing.assert_allclose(got, model(st.Tensor(x)).data, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("stride", [2, (2, 3), 1])
+def test_one_by_one_max_pool_is_a_strided_copy(stride, relu):
+    # ResNet's option-A shortcut subsamples with a 1x1 max pool: the strided copy must be exactly it
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((3, 7, 9, 4))
+    gy_shape = F.max_pool2d(x, 1, stride).shape
+    gy = rng.standard_normal(gy_shape)
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    t = st.Tensor(x, requires_grad=True)
+    y = (F.relu_max_pool2d if relu else F.max_pool2d)(t, 1, stride)
+    y.backward(gy)
+    expected = x[:, ::sh, ::sw]
+    np.testing.assert_array_equal(y.data, np.maximum(expected, 0) if relu else expected)
+    gx = np.zeros_like(x)
+    gx[:, ::sh, ::sw] = gy * (expected > 0) if relu else gy
+    np.testing.assert_array_equal(t.grad, gx)

@@ -38,9 +38,15 @@ class MaxPool2dOp(Function):
     def forward(self, x):
         xp = get_array_module(x)
         xpad = pad_nhwc(x, self.pads, value=-xp.inf)
+        need_index = bool(self.needs_input_grad and self.needs_input_grad[0])
+        if self.kernel == (1, 1):  # each window is one pixel: a strided copy (ResNet's option-A shortcut)
+            self.fast, y = None, offset_view(xpad, 0, 0, self.stride, self.out_hw).copy()
+            if self.relu:
+                xp.maximum(y, 0, out=y)
+            self.argmax, self.xpad_shape, self.y = None, xpad.shape, (y if self.relu else None)
+            return y
         # (the compiled loops take contiguous windows only)
         self.fast = fast.max_pool_strategy(x) if self.dilation == (1, 1) else None
-        need_index = bool(self.needs_input_grad and self.needs_input_grad[0])
         kh, kw = self.kernel
         index_dtype = xp.uint8 if kh * kw <= 256 else xp.int32  # offsets i*kw + j
         if self.fast is not None:
@@ -84,7 +90,10 @@ class MaxPool2dOp(Function):
             offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[...] += gy * (argmax == k)
 
     def backward(self, gy):
-        if self.fast is not None:
+        if self.kernel == (1, 1):  # the gradient goes back to the pixel each output copied
+            gxpad = get_array_module(gy).zeros(self.xpad_shape, dtype=gy.dtype)
+            offset_view(gxpad, 0, 0, self.stride, self.out_hw)[...] = gy * (self.y > 0) if self.relu else gy
+        elif self.fast is not None:
             gxpad = self.fast.backward(self, gy)
         else:
             gxpad = get_array_module(gy).zeros(self.xpad_shape, dtype=gy.dtype)
