@@ -98,13 +98,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
         >>> F.conv2d(x, w, padding=2).shape
         (8, 28, 28, 6)
     """
+    return _conv2d(x, w, b, stride, padding, dilation, groups)
+
+
+def _conv2d(x, w, b, stride, padding, dilation, groups, fused=None) -> Tensor:
+    """:func:`conv2d`; ``fused`` = (scale, shift, relu) applies an eval-mode batch norm (and ReLU)
+    in the conv's own pass, for inference (:func:`striate.nn.fusion.conv_bn_relu`)."""
     op = "conv2d"
     x, w = _tensor(x, "x", op), _tensor(w, "w", op)
     b = None if b is None else _tensor(b, "b", op)
     plan = cached(_conv_plan, x.shape, x.dtype, w.shape, w.dtype,
                     None if b is None else (b.shape, b.dtype),
                     hashable(stride), hashable(padding), hashable(dilation), groups)
-    fn = ops.Conv2dOp(*plan)
+    fn = ops.Conv2dOp(*plan, fused=fused)
     return fn.apply(x, w) if b is None else fn.apply(x, w, b)
 
 

@@ -365,3 +365,93 @@ def test_one_by_one_max_pool_is_a_strided_copy(stride, relu):
     gx = np.zeros_like(x)
     gx[:, ::sh, ::sw] = gy * (expected > 0) if relu else gy
     np.testing.assert_array_equal(t.grad, gx)
+
+
+# --------------------------------------------------------------------------- conv + BN (+ ReLU), inference
+def _op_names_applied(fn):
+    """Names of the op classes applied while fn() runs."""
+    from striate.tensor import observe_ops
+
+    names = []
+    with observe_ops(lambda op, inputs, out: names.append(type(op).__name__)):
+        out = fn()
+    return names, out
+
+
+def _eval_bn(channels, seed, dtype=np.float32):
+    bn = nn.BatchNorm(num_features=channels)
+    rng = np.random.default_rng(seed)
+    bn.gamma.data[:] = rng.uniform(0.5, 2.0, channels)
+    bn.beta.data[:] = rng.standard_normal(channels)
+    bn.running_mean[:] = rng.standard_normal(channels)
+    bn.running_var[:] = rng.uniform(0.5, 2.0, channels)
+    bn.eval()
+    return bn
+
+
+CONV_CASES = [  # x shape, Conv2D kwargs: a Winograd, a strided (im2col) and a planar (3-channel) conv
+    ((4, 12, 12, 16), dict(filters=16, kernel_size=3, padding="same")),
+    ((4, 12, 12, 16), dict(filters=24, kernel_size=3, stride=2, padding="same")),
+    ((4, 12, 12, 3), dict(filters=16, kernel_size=3, padding="same")),
+]
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("x_shape, kwargs", CONV_CASES)
+def test_conv_bn_relu_in_inference_is_one_conv(x_shape, kwargs, use_bias, relu, monkeypatch, assert_close):
+    from striate.backend import winograd
+    from striate.nn.fusion import conv_bn_relu
+
+    monkeypatch.setattr(winograd, "MIN_TILES", 1)
+    x = np.random.default_rng(18).standard_normal(x_shape).astype(np.float32)
+    conv = nn.Conv2D(**kwargs, use_bias=use_bias, rng=0)
+    conv(st.Tensor(x))  # build
+    if use_bias:
+        conv.b.data[:] = np.random.default_rng(19).standard_normal(conv.filters)
+    bn, act = _eval_bn(conv.filters, 20), (nn.ReLU() if relu else None)
+    expected = bn(conv(st.Tensor(x)))
+    expected = F.relu(expected) if relu else expected
+    with st.no_grad():
+        names, got = _op_names_applied(lambda: conv_bn_relu(conv, bn, act, st.Tensor(x)))
+    assert names == ["Conv2dOp"]
+    assert_close(got, expected.data)
+    with st.enable_grad():  # recording: the layers one after another
+        names, again = _op_names_applied(lambda: conv_bn_relu(conv, bn, act, st.Tensor(x)))
+    assert "BatchNormOp" in names
+    assert_close(again, expected.data)
+
+
+def test_a_fused_conv_refuses_to_record_a_gradient():
+    w = st.Tensor(np.ones((3, 3, 2, 2), np.float32), requires_grad=True)
+    fused = (np.ones(2, np.float32), np.zeros(2, np.float32), True)
+    with pytest.raises(RuntimeError, match="for inference"):
+        F._conv2d(np.ones((1, 4, 4, 2), np.float32), w, None, 1, 1, 1, 1, fused)
+
+
+def test_resnet_inference_runs_each_conv_with_its_batch_norm(assert_close):
+    model = st.models.get("resnet20", rng=0)
+    x = np.random.default_rng(21).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    model(st.Tensor(x))  # move the running statistics off their initial values
+    model.eval()
+    expected = model(st.Tensor(x)).data  # recording: unfused
+    with st.no_grad():
+        names, got = _op_names_applied(lambda: model(st.Tensor(x)))
+    assert "BatchNormOp" not in names and names.count("Conv2dOp") == 19
+    assert_close(got, expected)
+    folded = st.nn.fold_batch_norm(model)  # Conv2D, Identity, ReLU: the ReLU goes into the conv too
+    with st.no_grad():
+        names, got = _op_names_applied(lambda: folded(st.Tensor(x)))
+    assert "ReLUOp" not in names
+    assert_close(got, expected, rtol=1e-4)
+
+
+def test_sequential_inference_fuses_conv_bn_relu_triples(assert_close):
+    model = st.models.vgg_cifar(11, rng=0)
+    x = np.random.default_rng(22).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    model.eval()
+    expected = model(st.Tensor(x)).data
+    with st.no_grad():
+        names, got = _op_names_applied(lambda: model(st.Tensor(x)))
+    assert "BatchNormOp" not in names and "ReLUOp" not in names and names.count("Conv2dOp") == 8
+    assert_close(got, expected)

@@ -14,6 +14,7 @@ import pytest
 import striate as st
 import striate.functional as F
 from striate.backend import compiled, reference_only, winograd as W
+from striate.ops.epilogue import Epilogue
 
 pytest.importorskip("numba")
 
@@ -104,7 +105,7 @@ def test_compiled_transforms_match_numpy(shape, top, left):
         try:
             v = W.transform_tiles(x, top, left, W.BT, grid, np.empty((W.ALPHA, W.ALPHA, t, c), np.float32))
             yt = W.transform_tiles(gy, 0, 0, W.AT.T, grid, np.empty((W.ALPHA, W.ALPHA, t, c), np.float32))
-            y = W.untile(m, bias, np.empty((n, oh, ow, c), np.float32))
+            y = W.untile(m, Epilogue(None, bias), np.empty((n, oh, ow, c), np.float32))
             results.append((v, yt, y))
         finally:
             compiled.set_enabled(old)

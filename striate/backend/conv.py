@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops.epilogue import Epilogue
 from ..ops.geometry import im2col, offset_view, pad_nhwc, sliding_windows, unpad_nhwc
 from ..ops.reductions import channel_sum
 from . import compiled, fast_paths_enabled, threads
@@ -152,8 +153,10 @@ class FastConv:
         return w.reshape(kh, kw, cg, g, o // g).transpose(3, 0, 1, 2, 4).reshape(g, kh * kw * cg, o // g)
 
     # ----------------------------------------------------------------- forward
-    def forward(self, x, w, b=None):
-        """y = conv(x, w) + b, NHWC ``(n, oh, ow, o)``; saves on ``self`` what backward needs."""
+    def forward(self, x, w, b=None, epilogue=None):
+        """y = conv(x, w) + b (or ``epilogue`` after the sum: :class:`striate.ops.epilogue.Epilogue`),
+        NHWC ``(n, oh, ow, o)``; saves on ``self`` what backward needs."""
+        epilogue = Epilogue(None, b) if epilogue is None else epilogue
         kh, kw, _, o = w.shape
         n = x.shape[0]
         y = np.empty((n,) + tuple(self.out_hw) + (o,), dtype=np.result_type(x, w))
@@ -162,24 +165,26 @@ class FastConv:
         self.w = w if self.needs and self.needs[0] else None
         if self.winograd is not None:
             self.x, self.kept = (x if needs_w else None), None
-            return self.winograd.forward(x, w, b, y, self.parts)
+            return self.winograd.forward(x, w, epilogue, y, self.parts)
         if self.planar is not None:
             loops, planar = self.planar
-            planar.forward(loops, x, w, b, y, self.parts)
+            planar.forward(loops, x, w, epilogue.shift if epilogue.bias_only else None, y, self.parts)
+            if not epilogue.bias_only:
+                threads.map_parts(lambda s: epilogue.apply(y[s]), self.parts)
             self.x, self.kept = (x if needs_w else None), None
             return y
         # the weight gradient needs the patches again: small ones are kept, larger ones rebuilt
         # block by block from x (usually alive anyway as the previous layer's output)
         keep = needs_w and n * y.shape[1] * y.shape[2] * kh * kw * x.shape[3] * x.itemsize <= KEEP_PATCHES_BYTES
         w2 = self.grouped_weight(w)
-        kept = threads.map_parts(lambda s: self._forward_part(x[s], w2, b, y[s], keep), self.parts)
+        kept = threads.map_parts(lambda s: self._forward_part(x[s], w2, epilogue, y[s], keep), self.parts)
         self.x = x if needs_w and not keep else None
         self.kept = kept if keep else None  # per part, per block
         return y
 
-    def _forward_part(self, x, w2, b, y, keep):
-        """Images x of the batch into y, block by block: patches, one GEMM, bias. Returns the
-        patches of each block when ``keep``."""
+    def _forward_part(self, x, w2, epilogue, y, keep):
+        """Images x of the batch into y, block by block: patches, one GEMM, the epilogue (bias).
+        Returns the patches of each block when ``keep``."""
         xpad, kept, o = pad_nhwc(x, self.pads), [], y.shape[3]
         for images, rows in self._blocks(len(y), x.itemsize):
             cols = self.patches(xpad[images], rows, keep)
@@ -190,8 +195,7 @@ class FastConv:
                 np.dot(cols, w2, out=yb.reshape(-1, o))  # (m, o) = (m, kh*kw*c) @ (kh*kw*c, o)
             else:  # (g, m, og) = (g, m, kh*kw*cg) @ (g, kh*kw*cg, og) -> (m, g, og)
                 yb[...] = (cols @ w2).transpose(1, 0, 2).reshape(yb.shape)
-            if b is not None:
-                yb += b
+            epilogue.apply(yb)
         return kept
 
     # ----------------------------------------------------------------- backward

@@ -364,20 +364,23 @@ def winograd_grad_tiles(gy, rows, cols, out):
 
 
 @jit
-def _untile_rows(tmp, bias, out, b, y0, x0):
-    """out[b, y0 + p, x0 + q] = (tmp A)[p, q] + bias for a whole 4x4 tile; tmp (4, 6, o)."""
+def _untile_rows(tmp, scale, shift, floor, out, b, y0, x0):
+    """out[b, y0 + p, x0 + q] = max((tmp A)[p, q] * scale + shift, floor) for a whole 4x4 tile;
+    tmp (4, 6, o); scale, shift (o,)."""
     for p in range(4):
         for ch in range(tmp.shape[2]):
             r0, r1, r2, r3 = _at(tmp[p, 0, ch], tmp[p, 1, ch], tmp[p, 2, ch], tmp[p, 3, ch], tmp[p, 4, ch], tmp[p, 5, ch])
-            bc = bias[ch]
-            out[b, y0 + p, x0, ch], out[b, y0 + p, x0 + 1, ch] = r0 + bc, r1 + bc
-            out[b, y0 + p, x0 + 2, ch], out[b, y0 + p, x0 + 3, ch] = r2 + bc, r3 + bc
+            s, t = scale[ch], shift[ch]
+            out[b, y0 + p, x0, ch], out[b, y0 + p, x0 + 1, ch] = max(r0 * s + t, floor), max(r1 * s + t, floor)
+            out[b, y0 + p, x0 + 2, ch], out[b, y0 + p, x0 + 3, ch] = max(r2 * s + t, floor), max(r3 * s + t, floor)
 
 
 @jit
-def winograd_output_tiles(m, bias, y):
-    """y tile t = A^T M_t A + bias, cropped to y (n, oh, ow, o); m is (6, 6, n*rows*cols, o), tiles
-    in winograd_input_tiles' order; bias (o,). Tiles over y's edge are made whole in ``edge`` and
+def winograd_output_tiles(m, scale, shift, floor, y):
+    """y tile t = max((A^T M_t A) * scale + shift, floor), cropped to y (n, oh, ow, o); m is
+    (6, 6, n*rows*cols, o), tiles in winograd_input_tiles' order; scale, shift (o,) (a bias:
+    ones and the bias; with a fused eval-mode batch norm its coefficients); floor -inf, or 0 for a
+    fused ReLU (max(NaN, floor) stays NaN). Tiles over y's edge are made whole in ``edge`` and
     copied in part (a test of the edge in the inner loops would slow every tile down)."""
     n, oh, ow, o = y.shape
     rows, cols = (oh + 3) // 4, (ow + 3) // 4
@@ -392,10 +395,10 @@ def winograd_output_tiles(m, bias, y):
                         r0, r1, r2, r3 = _at(m[0, q, t, ch], m[1, q, t, ch], m[2, q, t, ch], m[3, q, t, ch],
                                              m[4, q, t, ch], m[5, q, t, ch])
                         tmp[0, q, ch], tmp[1, q, ch], tmp[2, q, ch], tmp[3, q, ch] = r0, r1, r2, r3
-                if 4 * i + 3 < oh and 4 * j + 3 < ow:  # rows: y = tmp A + bias
-                    _untile_rows(tmp, bias, y, b, 4 * i, 4 * j)
+                if 4 * i + 3 < oh and 4 * j + 3 < ow:  # rows: y = tmp A, scaled and shifted
+                    _untile_rows(tmp, scale, shift, floor, y, b, 4 * i, 4 * j)
                 else:
-                    _untile_rows(tmp, bias, edge, 0, 0, 0)
+                    _untile_rows(tmp, scale, shift, floor, edge, 0, 0, 0)
                     for p in range(min(4, oh - 4 * i)):
                         for q in range(min(4, ow - 4 * j)):
                             for ch in range(o):

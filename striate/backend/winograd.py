@@ -127,22 +127,21 @@ def transform_tiles(x, top, left, L, grid, out):
     return out
 
 
-def untile(m, bias, y):
-    """y tile t = A^T M_t A (+ bias), cropped to y (n, oh, ow, o); m is (6, 6, n*rows*cols, o)."""
+def untile(m, epilogue, y):
+    """y tile t = A^T M_t A, then ``epilogue.apply`` (bias, or a fused batch norm and ReLU), cropped
+    to y (n, oh, ow, o); m is (6, 6, n*rows*cols, o)."""
     loops = compiled.load()
     at = AT.astype(m.dtype)
     if loops is not None:
-        bias = np.zeros(y.shape[3], m.dtype) if bias is None else bias.astype(m.dtype, copy=False)
-        loops.winograd_output_tiles(m, bias, y)
+        scale, shift, floor = epilogue.coefficients(y.shape[3], m.dtype)
+        loops.winograd_output_tiles(m, scale, shift, floor, y)
         return y
     n, oh, ow, o = y.shape
     rows, cols = tiles_of((oh, ow))
     tiles = np.einsum("ip,pqnrso,jq->nrisjo", at, m.reshape(ALPHA, ALPHA, n, rows, cols, o), at, optimize=True)
     full = tiles.reshape(n, rows * M, cols * M, o)
     y[...] = full[:, :oh, :ow]
-    if bias is not None:
-        y += bias
-    return y
+    return epilogue.apply(y)
 
 
 def sandwich(L, a):
@@ -181,16 +180,17 @@ class WinogradConv:
         step = max(1, BLOCK_BYTES // (ALPHA * ALPHA * tiles * channels * 4), -(-MIN_BLOCK_TILES // tiles))
         return [slice(i, min(images, i + step)) for i in range(0, images, step)]
 
-    def forward(self, x, w, b, y, parts):
-        """y = conv(x, w) + b into ``y`` (n, oh, ow, o), the batch cut into ``parts``."""
+    def forward(self, x, w, epilogue, y, parts):
+        """y = conv(x, w), then ``epilogue`` (an :class:`striate.ops.conv.Epilogue`: the bias, or a
+        fused batch norm and ReLU), into ``y`` (n, oh, ow, o), the batch cut into ``parts``."""
         with threads.blas_scope:  # the weight transform's GEMMs too on one BLAS thread (see threads)
             if len(parts) > 1:
                 threads.blas_scope.pin()
             u = weight_transform(w)  # (6, 6, c, o)
-            threads.map_parts(lambda s: self._forward_part(x[s], u, b, y[s]), parts)
+            threads.map_parts(lambda s: self._forward_part(x[s], u, epilogue, y[s]), parts)
         return y
 
-    def _forward_part(self, x, u, b, y):
+    def _forward_part(self, x, u, epilogue, y):
         c, o = u.shape[2], u.shape[3]
         bt = BT.astype(x.dtype)
         for images in self._image_blocks(len(x), c + o):
@@ -199,7 +199,7 @@ class WinogradConv:
             m = scratch((ALPHA, ALPHA, t, o), x.dtype, np, "out")
             # (36, t, o) = (36, t, c) @ (36, c, o): one call (36 np.dot calls would each take the GIL)
             np.matmul(v.reshape(-1, t, c), u.reshape(-1, c, o), out=m.reshape(-1, t, o))
-            untile(m, b, y[images])
+            untile(m, epilogue, y[images])
 
     def weight_grad(self, x, gy, parts):
         """dL/dw (3, 3, c, o) of the forward on x, given dL/dy ``gy``."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..nn import BatchNorm, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D, Module, ReLU, Sequential
-from ..nn.fusion import add_then, call_pair
+from ..nn.fusion import add_then, conv_bn_relu
 from ..nn.init import VarianceScaling
 from ..random import check_random_state
 from ..tensor import get_array_module
@@ -39,8 +39,8 @@ class BasicBlock(Module):
 
     def forward(self, x):
         identity = self.shortcut(x) if "shortcut" in self._modules else x
-        y = call_pair(self.bn1, self.relu1, self.conv1(x))  # relu1(bn1(...)), fused
-        y = self.bn2(self.conv2(y))
+        y = conv_bn_relu(self.conv1, self.bn1, self.relu1, x)  # relu1(bn1(conv1(x))), fused
+        y = conv_bn_relu(self.conv2, self.bn2, None, y)
         return add_then(self.relu2, y, identity)  # relu2(y + identity), fused
 
 
@@ -67,9 +67,9 @@ class Bottleneck(Module):
 
     def forward(self, x):
         identity = self.shortcut(x) if "shortcut" in self._modules else x
-        y = call_pair(self.bn1, self.relu1, self.conv1(x))  # relu1(bn1(...)), fused
-        y = call_pair(self.bn2, self.relu2, self.conv2(y))
-        y = self.bn3(self.conv3(y))
+        y = conv_bn_relu(self.conv1, self.bn1, self.relu1, x)  # relu1(bn1(conv1(x))), fused
+        y = conv_bn_relu(self.conv2, self.bn2, self.relu2, y)
+        y = conv_bn_relu(self.conv3, self.bn3, None, y)
         return add_then(self.relu3, y, identity)  # relu3(y + identity), fused
 
 
@@ -129,7 +129,7 @@ class ResNet(Module):
             self.fc = Dense(num_classes, rng=rng)
 
     def forward(self, x):
-        x = self.maxpool(call_pair(self.bn1, self.relu, self.conv1(x)))
+        x = self.maxpool(conv_bn_relu(self.conv1, self.bn1, self.relu, x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (n, 7, 7, 512 * expansion)
         return self.fc(self.avgpool(x)) if self.include_top else x
 
@@ -157,7 +157,7 @@ class CifarResNet(Module):
             self.fc = Dense(num_classes, rng=rng)
 
     def forward(self, x):
-        x = call_pair(self.bn1, self.relu, self.conv1(x))
+        x = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
         x = self.layer3(self.layer2(self.layer1(x)))  # (n, 8, 8, 64)
         return self.fc(self.avgpool(x)) if self.include_top else x
 

@@ -11,11 +11,20 @@ max pooling commute, so the ReLU touches only the pooled output); a BatchNorm fo
 :func:`striate.functional.batch_norm_relu` (the ReLU in batch norm's own passes). Modules that call
 their layers in their own forward (a ResNet block) fuse a pair with :func:`call_pair`, and a sum
 followed by a ReLU layer with :func:`add_then`.
+
+For inference only (nothing records a gradient, the batch norm in evaluation mode), a Conv2D
+followed by a BatchNorm, and a ReLU if one follows, is one conv whose output pass applies the batch
+norm's fixed affine map and the ReLU (:func:`conv_bn_relu`, :mod:`striate.ops.epilogue`); a Conv2D,
+an Identity (a folded batch norm) and a ReLU likewise. In training these steps run their layers as
+the rules above do.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import functional as F
-from .layers import BatchNorm, MaxPool2D, ReLU
+from ..tensor import is_grad_enabled
+from .layers import BatchNorm, Conv2D, Identity, MaxPool2D, ReLU
 
 
 class ReLUMaxPool:
@@ -41,13 +50,56 @@ class BatchNormReLU:
         return self.bn.normalize(x, relu=True)
 
 
-# (type of a layer, type of the next one) -> the fused step, made from the two layers
-RULES = {(ReLU, MaxPool2D): ReLUMaxPool, (BatchNorm, ReLU): BatchNormReLU}
+class ConvBatchNorm:
+    """The step for a Conv2D, a BatchNorm and (optionally) a ReLU: :func:`conv_bn_relu`."""
+
+    def __init__(self, conv: Conv2D, bn: BatchNorm, relu: ReLU | None = None):
+        self.conv, self.bn, self.relu = conv, bn, relu
+
+    def __call__(self, x):
+        return conv_bn_relu(self.conv, self.bn, self.relu, x)
+
+
+# (types of neighbouring layers) -> the fused step, made from those layers; the longest match wins.
+# (Conv2D, Identity, ReLU) is a conv whose batch norm was folded into it (st.nn.fold_batch_norm). A
+# bare (Conv2D, ReLU) is left alone: in training LeNet-5's ReLU is better fused with its max pool.
+RULES = {(Conv2D, BatchNorm, ReLU): ConvBatchNorm, (Conv2D, Identity, ReLU): ConvBatchNorm,
+         (Conv2D, BatchNorm): ConvBatchNorm, (ReLU, MaxPool2D): ReLUMaxPool, (BatchNorm, ReLU): BatchNormReLU}
 
 
 def _fusable(layer) -> bool:
     """Not a layer that must see its own call: one with hooks, or a forward replaced on the instance."""
     return not layer.has_hooks() and "forward" not in vars(layer)
+
+
+def _inference_ready(conv, bn, relu) -> bool:
+    """Whether conv, bn (a BatchNorm in evaluation mode, or an Identity) and relu (a ReLU or None)
+    can run as one conv with an epilogue: nothing records a gradient, every layer is plain."""
+    if is_grad_enabled() or type(conv) is not Conv2D or conv.w is None or conv.activation is not None:
+        return False
+    if type(bn) is BatchNorm:
+        if bn.gamma is None or (bn.training and bn.trainable):
+            return False
+    elif type(bn) is not Identity or relu is None:
+        return False
+    return (relu is None or type(relu) is ReLU) and all(_fusable(m) for m in (conv, bn, relu) if m is not None)
+
+
+def conv_bn_relu(conv, bn, relu, x):
+    """``relu(bn(conv(x)))`` (``relu`` may be None; ``bn`` a BatchNorm or an Identity): for inference
+    one conv that applies the batch norm's affine map and the ReLU as it writes its output; else the
+    layers one after another (batch norm and ReLU as one op)."""
+    if not _inference_ready(conv, bn, relu):
+        y = conv(x)
+        return call_pair(bn, relu, y) if relu is not None else bn(y)
+    if type(bn) is BatchNorm:  # bn(z) = z * scale + (beta - mean * scale) with the running statistics
+        scale = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
+        shift = bn.beta.data - bn.running_mean * scale
+        dtype = conv.w.dtype
+        fused = (scale.astype(dtype), shift.astype(dtype), relu is not None)
+    else:
+        fused = (None, None, True)
+    return F._conv2d(x, conv.w, conv.b, conv.stride, conv.padding, conv.dilation, conv.groups, fused)
 
 
 def call_pair(first, second, x):
@@ -71,10 +123,13 @@ def plan(layers) -> list:
     fused pair of neighbours (see :data:`RULES`)."""
     steps, i = [], 0
     while i < len(layers):
-        rule = RULES.get((type(layers[i]), type(layers[i + 1]))) if i + 1 < len(layers) else None
-        if rule is not None and _fusable(layers[i]) and _fusable(layers[i + 1]):
-            steps.append(rule(layers[i], layers[i + 1]))
-            i += 2
+        for size in (3, 2):  # the longest rule that matches
+            group = layers[i:i + size]
+            rule = RULES.get(tuple(type(m) for m in group)) if len(group) == size else None
+            if rule is not None and all(_fusable(m) for m in group):
+                steps.append(rule(*group))
+                i += size
+                break
         else:
             steps.append(layers[i])
             i += 1

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 from ..backend import conv as fast
 from ..tensor import Function
+from .epilogue import Epilogue
 from .geometry import col2im, im2col, pad_nhwc, unpad_nhwc
 
 
 class Conv2dOp(Function):
-    """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``."""
+    """y = conv(x, w) + b with explicit pads (top, bottom, left, right); see ``F.conv2d``.
 
-    def __init__(self, stride, pads, dilation, groups, out_hw):
+    ``fused``: None, or (scale, shift, relu) of an eval-mode batch norm (and ReLU) applied to the
+    output in the same pass (:mod:`striate.ops.epilogue`); inference only: no gradient then.
+    """
+
+    def __init__(self, stride, pads, dilation, groups, out_hw, fused=None):
         self.stride, self.pads, self.dilation = stride, pads, dilation
-        self.groups, self.out_hw = groups, out_hw
+        self.groups, self.out_hw, self.fused = groups, out_hw, fused
 
     def macs(self, inputs, out) -> int:
         """Multiply-accumulates per image: oh * ow * o * kh * kw * c / groups (bias excluded)."""
@@ -32,9 +37,12 @@ class Conv2dOp(Function):
         return tuple(inputs[1].shape[:2]), self.stride, self.dilation, self.pads
 
     def forward(self, x, w, b=None):
+        if self.fused is not None and any(self.needs_input_grad):
+            raise RuntimeError("conv2d with a fused batch norm is for inference: run it under st.no_grad()")
+        epilogue = Epilogue.after(b, self.fused)
         self.fast = fast.conv_strategy(self, x, w)  # None: the reference below
         if self.fast is not None:
-            return self.fast.forward(x, w, b)
+            return self.fast.forward(x, w, epilogue=epilogue)
         kh, kw, cg, o = w.shape
         n, (oh, ow), g = x.shape[0], self.out_hw, self.groups
         self.x_shape, self.w = x.shape, w
@@ -44,7 +52,7 @@ class Conv2dOp(Function):
         w2 = w.reshape(kh * kw * cg, g, o // g).transpose(1, 0, 2)
         y = self.cols @ w2  # (g, m, og) = (g, m, kh*kw*cg) @ (g, kh*kw*cg, og)
         y = y.transpose(1, 0, 2).reshape(n, oh, ow, o)
-        return y if b is None else y + b
+        return epilogue.apply(y)  # + b (or a fused batch norm and ReLU)
 
     def backward(self, gy):
         if self.fast is not None:
