@@ -99,16 +99,16 @@ def transform_tiles(x, top, left, L, grid, out):
 
     Tile t = (image b, row i, column j) of ``grid`` = (rows, columns) is the k x k patch
     (k = L.shape[1]) of x at (4i - top, 4j - left), zero outside x; ``out`` is (a, a, n*rows*cols, c)
-    with a = L.shape[0]. The input transform is L = B^T (k = 6); the output gradient's, L = A (k = 4).
+    with a = L.shape[0]. The input transform is L = B^T (k = 6); the output gradient's, L = A (k = 4)
+    with no offset: the compiled loops have these two built in. Below them, the formula in NumPy.
     """
     loops = compiled.load()
     if loops is not None:
         x = np.ascontiguousarray(x)  # (the loops read rows of an image as one run)
-    if loops is not None and L.shape[1] == ALPHA:
-        loops.winograd_input_tiles(x, top, left, grid[0], grid[1], out)
-        return out
-    if loops is not None:
-        loops.winograd_grad_tiles(x, grid[0], grid[1], out)
+        if L.shape[1] == ALPHA:
+            loops.winograd_input_tiles(x, top, left, grid[0], grid[1], out)
+        else:
+            loops.winograd_grad_tiles(x, grid[0], grid[1], out)
         return out
     n, h, w, c = x.shape
     k = L.shape[1]
