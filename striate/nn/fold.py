@@ -58,10 +58,10 @@ def _conv_bn_pairs(model: Module, input_shape) -> list:
 def _fold(conv: Conv2D, bn: BatchNorm) -> None:
     """Give ``conv`` the weights and bias of ``bn(conv(x))`` in evaluation mode (in place)."""
     w = conv.w.data
-    scale = bn.gamma.data / np.sqrt(bn.running_var + bn.eps)            # (filters,)
+    scale, shift = bn.eval_affine()                                      # (filters,) each
     bias = conv.b.data if conv.b is not None else np.zeros_like(scale)
     conv.w = Parameter((w * scale).astype(w.dtype))                      # (kh, kw, c, filters) * (filters,)
-    conv.b = Parameter(((bias - bn.running_mean) * scale + bn.beta.data).astype(w.dtype))
+    conv.b = Parameter((bias * scale + shift).astype(w.dtype))
     conv.use_bias = True
 
 

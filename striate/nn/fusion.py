@@ -20,8 +20,6 @@ the rules above do.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import functional as F
 from ..tensor import is_grad_enabled
 from .layers import BatchNorm, Conv2D, Identity, MaxPool2D, ReLU
@@ -92,9 +90,8 @@ def conv_bn_relu(conv, bn, relu, x):
     if not _inference_ready(conv, bn, relu):
         y = conv(x)
         return call_pair(bn, relu, y) if relu is not None else bn(y)
-    if type(bn) is BatchNorm:  # bn(z) = z * scale + (beta - mean * scale) with the running statistics
-        scale = bn.gamma.data.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
-        shift = bn.beta.data - bn.running_mean * scale
+    if type(bn) is BatchNorm:  # bn(z) = z * scale + shift with the running statistics
+        scale, shift = bn.eval_affine()
         dtype = conv.w.dtype
         fused = (scale.astype(dtype), shift.astype(dtype), relu is not None)
     else:

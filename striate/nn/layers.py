@@ -322,6 +322,12 @@ class BatchNorm(Module):
     def forward(self, x):
         return self.normalize(x)
 
+    def eval_affine(self):
+        """(scale, shift), float64 (c,): evaluation mode's batch norm as the affine map
+        ``z * scale + shift``, scale = gamma / sqrt(running_var + eps), shift = beta - running_mean * scale."""
+        scale = self.gamma.data.astype(np.float64) / np.sqrt(self.running_var.astype(np.float64) + self.eps)
+        return scale, self.beta.data - self.running_mean * scale
+
     def normalize(self, x, relu: bool = False):
         """This layer's batch norm of ``x``; with ``relu``, followed by a ReLU in the same op
         (:func:`F.batch_norm_relu`, what :mod:`striate.nn.fusion` calls)."""
