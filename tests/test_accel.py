@@ -14,7 +14,9 @@ from striate.backend import compiled as accel
 pytest.importorskip("numba")
 
 CASES = [  # (input hw, kernel, stride, padding)
-    ((8, 8), 2, None, 0),
+    ((8, 8), 2, None, 0),     # 2x2 stride 2: its own loops (maxpool2x2_*)
+    ((9, 7), 2, 2, 0),        # the same, with a row and a column past the last window
+    ((7, 9), 2, 2, "same"),   # ... and -inf padding
     ((9, 10), 3, 2, 0),       # overlapping windows, AlexNet style
     ((9, 10), 3, 2, 1),       # -inf padding
     ((7, 7), 3, 1, "same"),
@@ -41,14 +43,15 @@ def test_compiled_path_really_runs(monkeypatch):
         kernels = accel.load()
         assert kernels is not None, "numba is installed, so the kernels must compile"
         calls = []
-        real = kernels.maxpool2d_forward
-        monkeypatch.setattr(kernels, "maxpool2d_forward",
-                            staticmethod(lambda *a: (calls.append(1), real(*a))[1]))
-        x = np.random.default_rng(0).standard_normal((1, 4, 4, 2)).astype(np.float32)
-        run(x, 2, 2, 0, np.ones((1, 2, 2, 2), np.float32), True)
+        for name in ("maxpool2d_forward", "maxpool2x2_forward", "maxpool2d_backward", "maxpool2x2_backward"):
+            real = getattr(kernels, name)
+            monkeypatch.setattr(kernels, name, staticmethod(lambda *a, name=name, real=real: (calls.append(name), real(*a))[1]))
+        x = np.random.default_rng(0).standard_normal((1, 6, 6, 2)).astype(np.float32)
+        run(x, 2, 2, 0, np.ones((1, 3, 3, 2), np.float32), True)
+        run(x, 3, 3, 0, np.ones((1, 2, 2, 2), np.float32), True)
     finally:
         accel.set_enabled(old)
-    assert calls, "the compiled kernel was not called"
+    assert calls == ["maxpool2x2_forward", "maxpool2x2_backward", "maxpool2d_forward", "maxpool2d_backward"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -38,7 +38,9 @@ class FastMaxPool:
         idx = np.empty(y.shape, dtype=index_dtype)
 
         def part(s):
-            if self.loops is not None:
+            if self.loops is not None and (kh, kw, sh, sw) == (2, 2, 2, 2):
+                self.loops.maxpool2x2_forward(xpad[s], y[s], idx[s])
+            elif self.loops is not None:
                 self.loops.maxpool2d_forward(xpad[s], kh, kw, sh, sw, y[s], idx[s])
             else:
                 y[s], idx[s] = op.window_max(xpad[s], index_dtype)
@@ -59,7 +61,10 @@ class FastMaxPool:
             if self.loops is None:
                 return op.route_to_max(gy[s], op.argmax[s], y, gxpad[s])
             gys = gy[s] * (y > 0) if op.relu else gy[s]  # the ReLU's gradient
-            self.loops.maxpool2d_backward(gys, op.argmax[s], kw, sh, sw, gxpad[s])
+            if op.kernel == (2, 2) and (sh, sw) == (2, 2):
+                self.loops.maxpool2x2_backward(gys, op.argmax[s], gxpad[s])
+            else:
+                self.loops.maxpool2d_backward(gys, op.argmax[s], kw, sh, sw, gxpad[s])
 
         threads.map_parts(part, self.parts)
         return gxpad
