@@ -175,10 +175,13 @@ class WinogradConv:
         self.grid = tiles_of(out_hw)
 
     def _image_blocks(self, images, channels):
-        """Slices of ``range(images)``: blocks whose transformed tiles fit :data:`BLOCK_BYTES`."""
+        """Slices of ``range(images)``: blocks whose transformed tiles fit :data:`BLOCK_BYTES`, of
+        even size (8 images in blocks of at most 7 are 4 + 4, not 7 + a thin 1)."""
         tiles = self.grid[0] * self.grid[1]
         step = max(1, BLOCK_BYTES // (ALPHA * ALPHA * tiles * channels * 4), -(-MIN_BLOCK_TILES // tiles))
-        return [slice(i, min(images, i + step)) for i in range(0, images, step)]
+        count = -(-images // step)
+        bounds = [images * i // count for i in range(count + 1)]
+        return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
     def forward(self, x, w, epilogue, y, parts):
         """y = conv(x, w), then ``epilogue`` (an :class:`striate.ops.conv.Epilogue`: the bias, or a
