@@ -455,3 +455,25 @@ def test_sequential_inference_fuses_conv_bn_relu_triples(assert_close):
         names, got = _op_names_applied(lambda: model(st.Tensor(x)))
     assert "BatchNormOp" not in names and "ReLUOp" not in names and names.count("Conv2dOp") == 8
     assert_close(got, expected)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_add_relu_compiled_and_numpy_agree_and_keep_nan(compiled, split_everything, monkeypatch):
+    if compiled:
+        pytest.importorskip("numba")
+        monkeypatch.setattr(accel, "MIN_SIZE", 0)
+    old = accel.set_enabled(compiled)
+    try:
+        rng = np.random.default_rng(23)
+        a, b = rng.standard_normal((5, 4, 4, 3)), rng.standard_normal((5, 4, 4, 3))
+        a[0, 0, 0, 0] = np.nan
+        gy = rng.standard_normal(a.shape)
+        ta, tb = st.Tensor(a, requires_grad=True), st.Tensor(b, requires_grad=True)
+        y = F.add_relu(ta, tb)
+        y.backward(gy)
+    finally:
+        accel.set_enabled(old)
+    expected = np.maximum(a + b, 0)
+    np.testing.assert_array_equal(y.data, expected)  # (NaN where a + b is NaN, as NumPy's maximum)
+    np.testing.assert_array_equal(ta.grad, np.where(expected > 0, gy, 0))
+    np.testing.assert_array_equal(tb.grad, ta.grad)

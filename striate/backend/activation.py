@@ -1,10 +1,11 @@
 """The fast strategy of :class:`striate.ops.activation.ReLUOp` (and ``AddReLUOp``): both passes split
-over threads."""
+over threads, the sum-and-ReLU and the gradient by one-pass compiled loops where present (NumPy makes
+them two passes, the gradient through a mask array)."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import fast_paths_enabled, threads
+from . import compiled, fast_paths_enabled, threads
 
 
 def relu_parts(x):
@@ -22,13 +23,25 @@ def relu_forward(x, parts):
     return y
 
 
+def _flat_loops(*arrays):
+    """The compiled loops when every array is C-contiguous with the first's dtype, else None."""
+    loops = compiled.load_for(arrays[0])
+    if loops is None or not all(a.flags.c_contiguous and a.dtype == arrays[0].dtype for a in arrays):
+        return None
+    return loops
+
+
 def add_relu_forward(a, b, parts):
     """max(a + b, 0), one part per thread."""
     y = np.empty_like(a)
+    loops = _flat_loops(a, b, y)
 
     def part(s):
-        np.add(a[s], b[s], out=y[s])
-        np.maximum(y[s], 0, out=y[s])
+        if loops is not None:
+            loops.add_relu_flat(a[s].reshape(-1), b[s].reshape(-1), y[s].reshape(-1))
+        else:
+            np.add(a[s], b[s], out=y[s])
+            np.maximum(y[s], 0, out=y[s])
 
     threads.map_parts(part, parts)
     return y
@@ -37,5 +50,9 @@ def add_relu_forward(a, b, parts):
 def relu_backward(gy, y, parts):
     """gy where y > 0, one part per thread."""
     gx = np.empty_like(gy)
-    threads.map_parts(lambda s: np.multiply(gy[s], y[s] > 0, out=gx[s]), parts)
+    loops = _flat_loops(gy, y, gx)
+    if loops is not None:
+        threads.map_parts(lambda s: loops.relu_grad_flat(gy[s].reshape(-1), y[s].reshape(-1), gx[s].reshape(-1)), parts)
+    else:
+        threads.map_parts(lambda s: np.multiply(gy[s], y[s] > 0, out=gx[s]), parts)
     return gx

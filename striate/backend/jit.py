@@ -121,6 +121,21 @@ def maxpool2x2_backward(gy, idx, gx):
                 gx[b, r, col] = 0
 
 
+@jit
+def add_relu_flat(a, b, y):
+    """y = max(a + b, 0) over flat arrays, one pass (NumPy: the sum, then the max, two)."""
+    for i in range(y.shape[0]):
+        y[i] = max(a[i] + b[i], 0)
+
+
+@jit
+def relu_grad_flat(gy, y, gx):
+    """gx = gy where y > 0, else 0, over flat arrays (NumPy: a mask array, then a product)."""
+    zero = gx.dtype.type(0)
+    for i in range(gx.shape[0]):
+        gx[i] = gy[i] if y[i] > 0 else zero
+
+
 # Batch normalisation: each pass reads x (and gy) once, where NumPy makes a temporary per
 # operation. x, y, gy, gx: (m, c) rows; the rest (c,). Sums are float64; the moments' are made of
 # partial sums over blocks of SUM_BLOCK rows in x's dtype (float32 adds run twice as wide; 64 terms
