@@ -15,7 +15,7 @@ import pytest
 import striate as st
 import striate.functional as F
 
-from striate.backend import conv, threads as parallel, winograd
+from striate.backend import compiled, conv, threads as parallel, winograd
 
 RTOL = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 2e-4}
 
@@ -56,6 +56,18 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
+def compiled_loops(request, monkeypatch):
+    """Runs the test twice: with the compiled (numba) loops, for inputs of any size, and without
+    (NumPy's passes). The compiled run is skipped where numba is missing."""
+    if request.param:
+        pytest.importorskip("numba")
+    old = compiled.set_enabled(request.param)
+    monkeypatch.setattr(compiled, "MIN_SIZE", 0)  # small test inputs take the compiled path too
+    yield request.param
+    compiled.set_enabled(old)
 
 
 @pytest.fixture

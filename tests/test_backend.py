@@ -45,14 +45,6 @@ def _compare(run, tol=1e-10):
         np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
 
 
-@pytest.fixture(params=[True, False], ids=["compiled", "numpy"])
-def compiled_loops(request, monkeypatch):
-    old = compiled.set_enabled(request.param)
-    monkeypatch.setattr(compiled, "MIN_SIZE", 0)  # small test inputs take the compiled path too
-    yield request.param
-    compiled.set_enabled(old)
-
-
 @pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
 def test_conv_fast_paths_equal_the_reference(xs, k, o, kwargs, compiled_loops):
     _compare(lambda: _conv(xs, k, o, kwargs))

@@ -13,7 +13,6 @@ import pytest
 import striate as st
 import striate.functional as F
 import striate.nn as nn
-from striate.backend import compiled as accel
 from striate.tensor import Function
 
 CASES = [  # kernel_size, stride, padding
@@ -45,21 +44,13 @@ def mixed_signs(shape, dtype, seed=0):
     return x
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kernel, stride, padding", CASES)
-def test_relu_max_pool2d_is_relu_then_max_pool2d(kernel, stride, padding, dtype, compiled, monkeypatch):
-    if compiled:
-        pytest.importorskip("numba")
-        monkeypatch.setattr(accel, "MIN_SIZE", 0)
-    old = accel.set_enabled(compiled)
-    try:
-        x = mixed_signs((3, 9, 8, 4), dtype)
-        probe = F.max_pool2d(x, kernel, stride, padding)
-        gy = np.random.default_rng(1).standard_normal(probe.shape).astype(dtype)
-        (y0, g0), (y1, g1) = unfused_and_fused(x, gy, kernel, stride, padding)
-    finally:
-        accel.set_enabled(old)
+def test_relu_max_pool2d_is_relu_then_max_pool2d(kernel, stride, padding, dtype, compiled_loops):
+    x = mixed_signs((3, 9, 8, 4), dtype)
+    probe = F.max_pool2d(x, kernel, stride, padding)
+    gy = np.random.default_rng(1).standard_normal(probe.shape).astype(dtype)
+    (y0, g0), (y1, g1) = unfused_and_fused(x, gy, kernel, stride, padding)
     assert y1.dtype == dtype and g1.dtype == dtype
     np.testing.assert_array_equal(y1, y0)
     np.testing.assert_array_equal(g1, g0)  # the same routing, the same zeros: exactly equal
@@ -197,23 +188,15 @@ def bn_pair(x, gy, training, fused, dtype):
     return [np.asarray(y.data), t.grad, gamma.grad, beta.grad, rm, rv]
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("shape", [(4, 6, 5, 8), (16, 3)])
-def test_batch_norm_relu_is_batch_norm_then_relu(shape, training, dtype, compiled, monkeypatch, assert_close):
-    if compiled:
-        pytest.importorskip("numba")
-        monkeypatch.setattr(accel, "MIN_SIZE", 0)
-    old = accel.set_enabled(compiled)
-    try:
-        rng = np.random.default_rng(8)
-        x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
-        gy = rng.standard_normal(shape).astype(dtype)
-        unfused = bn_pair(x, gy, training, False, dtype)
-        fused = bn_pair(x, gy, training, True, dtype)
-    finally:
-        accel.set_enabled(old)
+def test_batch_norm_relu_is_batch_norm_then_relu(shape, training, dtype, compiled_loops, assert_close):
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    gy = rng.standard_normal(shape).astype(dtype)
+    unfused = bn_pair(x, gy, training, False, dtype)
+    fused = bn_pair(x, gy, training, True, dtype)
     assert (fused[0] == 0).mean() > 0.2  # the ReLU cut a good share of the outputs
     for what, a, e in zip(["y", "gx", "ggamma", "gbeta", "running_mean", "running_var"], fused, unfused):
         assert a.dtype == dtype
@@ -457,22 +440,14 @@ def test_sequential_inference_fuses_conv_bn_relu_triples(assert_close):
     assert_close(got, expected)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
-def test_add_relu_compiled_and_numpy_agree_and_keep_nan(compiled, split_everything, monkeypatch):
-    if compiled:
-        pytest.importorskip("numba")
-        monkeypatch.setattr(accel, "MIN_SIZE", 0)
-    old = accel.set_enabled(compiled)
-    try:
-        rng = np.random.default_rng(23)
-        a, b = rng.standard_normal((5, 4, 4, 3)), rng.standard_normal((5, 4, 4, 3))
-        a[0, 0, 0, 0] = np.nan
-        gy = rng.standard_normal(a.shape)
-        ta, tb = st.Tensor(a, requires_grad=True), st.Tensor(b, requires_grad=True)
-        y = F.add_relu(ta, tb)
-        y.backward(gy)
-    finally:
-        accel.set_enabled(old)
+def test_add_relu_compiled_and_numpy_agree_and_keep_nan(compiled_loops, split_everything):
+    rng = np.random.default_rng(23)
+    a, b = rng.standard_normal((5, 4, 4, 3)), rng.standard_normal((5, 4, 4, 3))
+    a[0, 0, 0, 0] = np.nan
+    gy = rng.standard_normal(a.shape)
+    ta, tb = st.Tensor(a, requires_grad=True), st.Tensor(b, requires_grad=True)
+    y = F.add_relu(ta, tb)
+    y.backward(gy)
     expected = np.maximum(a + b, 0)
     np.testing.assert_array_equal(y.data, expected)  # (NaN where a + b is NaN, as NumPy's maximum)
     np.testing.assert_array_equal(ta.grad, np.where(expected > 0, gy, 0))
