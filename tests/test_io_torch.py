@@ -12,6 +12,13 @@ from torch_layout import randomize_batch_norm  # noqa: E402
 
 
 # --------------------------------------------------------------------------- torchvision-layout twins
+def _downsample(cin, cout, stride):
+    """torchvision's projection shortcut (1x1 conv + BN) where the shape changes, else None."""
+    if stride == 1 and cin == cout:
+        return None
+    return tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+
+
 class BasicBlock(tnn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
@@ -20,9 +27,7 @@ class BasicBlock(tnn.Module):
         self.relu = tnn.ReLU()
         self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = tnn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+        self.downsample = _downsample(cin, cout, stride)
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -41,9 +46,7 @@ class Bottleneck(tnn.Module):
         self.bn2 = tnn.BatchNorm2d(filters)
         self.conv3, self.bn3 = tnn.Conv2d(filters, cout, 1, bias=False), tnn.BatchNorm2d(cout)
         self.relu = tnn.ReLU()
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+        self.downsample = _downsample(cin, cout, stride)
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
