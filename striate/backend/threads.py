@@ -17,6 +17,7 @@ The thread count defaults to the CPU cores this process may use, or ``STRIATE_NU
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -267,6 +268,17 @@ def map_parts(fn, parts):
             return pool.run([lambda part=part: fn(part) for part in parts])
     finally:
         pool.lock.release()
+
+
+@contextlib.contextmanager
+def one_blas_thread(parts):
+    """The BLAS scope, with BLAS on one thread when ``parts`` run on several: for an op's own BLAS
+    calls around its :func:`map_parts` (outside a module's call they would run on BLAS's threads,
+    which then spin against the parts)."""
+    with blas_scope:
+        if len(parts) > 1:
+            blas_scope.pin()
+        yield
 
 
 def run_split(fn, n: int, work: int):

@@ -184,11 +184,9 @@ class WinogradConv:
         return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
     def forward(self, x, w, epilogue, y, parts):
-        """y = conv(x, w), then ``epilogue`` (an :class:`striate.ops.conv.Epilogue`: the bias, or a
-        fused batch norm and ReLU), into ``y`` (n, oh, ow, o), the batch cut into ``parts``."""
-        with threads.blas_scope:  # the weight transform's GEMMs too on one BLAS thread (see threads)
-            if len(parts) > 1:
-                threads.blas_scope.pin()
+        """y = conv(x, w), then ``epilogue`` (an :class:`striate.ops.epilogue.Epilogue`: the bias, or
+        a fused batch norm and ReLU), into ``y`` (n, oh, ow, o), the batch cut into ``parts``."""
+        with threads.one_blas_thread(parts):  # the weight transform's GEMMs too
             u = weight_transform(w)  # (6, 6, c, o)
             threads.map_parts(lambda s: self._forward_part(x[s], u, epilogue, y[s]), parts)
         return y
@@ -206,9 +204,7 @@ class WinogradConv:
 
     def weight_grad(self, x, gy, parts):
         """dL/dw (3, 3, c, o) of the forward on x, given dL/dy ``gy``."""
-        with threads.blas_scope:
-            if len(parts) > 1:
-                threads.blas_scope.pin()
+        with threads.one_blas_thread(parts):
             gws = threads.map_parts(lambda s: self._weight_grad_part(x[s], gy[s]), parts)
             gw = gws[0]
             for more in gws[1:]:
