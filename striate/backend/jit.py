@@ -209,7 +209,9 @@ def col2im_add(cols, gx, p0, sh, sw, dh):
     """Adjoint of im2col for column dilation 1: gx[b, (p0+p)*sh + i*dh, q*sw + j, ch] +=
     cols[b, p, q, i, j*c + ch]. cols (n, r, ow, kh, kw*c): gradient patches of output rows
     p0.. p0+r; gx (n, hp, wp, c), padded. A kernel row's kw*c values land on one contiguous
-    run of gx, so the inner loop is a plain vector add (NumPy walks runs of c floats)."""
+    run of gx, so the inner loop is a plain vector add (NumPy walks runs of c floats). The run is
+    taken as a slice: indexing ``row[base + t]`` would add a negative-index check per element and
+    stop LLVM from vectorising the add (see the planar loops below)."""
     n, r, ow, kh, kwc = cols.shape
     c = gx.shape[3]
     g = gx.reshape(n, gx.shape[1], gx.shape[2] * c)
@@ -218,10 +220,10 @@ def col2im_add(cols, gx, p0, sh, sw, dh):
             for i in range(kh):
                 row = g[b, (p0 + p) * sh + i * dh]
                 for q in range(ow):
-                    base = q * sw * c
+                    run = row[q * sw * c:q * sw * c + kwc]
                     src = cols[b, p, q, i]
                     for t in range(kwc):
-                        row[base + t] += src[t]
+                        run[t] += src[t]
 
 # Direct convolution of few-channel images, stride 1 ("planar"). Each image is copied into a
 # zero-padded channel-major scratch xs (c, hp, wp), flattened. Output pixel (p, q) is lane
