@@ -378,9 +378,9 @@ def _load_padded(x, b, top, left, xp):
     xf, xq = x[b].reshape(h, w * c), xp.reshape(hp, wp * c)
     run = min(w, wp - left) * c
     for r in range(max(0, -top), min(h, hp - top)):
-        src, dst = xf[r], xq[r + top]
+        src, dst = xf[r], xq[r + top, left * c:left * c + run]  # (a slice: see col2im_add)
         for e in range(run):
-            dst[left * c + e] = src[e]
+            dst[e] = src[e]
 
 
 @jit
