@@ -99,13 +99,18 @@ def test_compiled_path_gradcheck():
         accel.set_enabled(old)
 
 
-def test_nan_propagates_like_the_numpy_path():
-    x = np.zeros((1, 4, 4, 1), np.float32)
-    x[0, 1, 1, 0] = np.nan
-    y_c, _ = run(x, 2, 2, 0, np.ones((1, 2, 2, 1), np.float32), True)
-    y_n, _ = run(x, 2, 2, 0, np.ones((1, 2, 2, 1), np.float32), False)
-    assert np.isnan(y_c[0, 0, 0, 0]) and np.isnan(y_n[0, 0, 0, 0])
-    np.testing.assert_array_equal(y_c[0, 1], y_n[0, 1])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 2, 1)])  # the 2x2 loop and the general one
+def test_nan_propagates_like_the_numpy_path(kernel, stride, padding, split_everything):
+    # the compiled loops report a window holding NaN and that part is pooled by NumPy; with one
+    # image per part, only the image holding the NaN goes there
+    x = np.random.default_rng(7).standard_normal((3, 6, 6, 2)).astype(np.float32)
+    x[1, 1, 1, 0] = np.nan
+    gy = np.ones(F.max_pool2d(x, kernel, stride, padding).shape, np.float32)
+    y_c, g_c = run(x, kernel, stride, padding, gy, True)
+    y_n, g_n = run(x, kernel, stride, padding, gy, False)
+    assert np.isnan(y_c[1, 0, 0, 0]) and np.isnan(y_n[1, 0, 0, 0])
+    np.testing.assert_array_equal(y_c, y_n)  # (NaN where NumPy has NaN)
+    np.testing.assert_array_equal(g_c, g_n)
 
 
 # --------------------------------------------------------------------------- batch normalisation

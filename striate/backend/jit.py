@@ -43,9 +43,11 @@ jitr = _compile({"contract", "reassoc"})
 @jit
 def maxpool2d_forward(x, kh, kw, sh, sw, y, idx):
     """y[b, p, q, c] = max over the (kh, kw) window at (p*sh, q*sw) of padded x;
-    idx = row-major offset i*kw + j of the first maximum. NaN is not handled (a NaN test in
-    the inner loop would slow it down several times): callers send inputs with NaN to NumPy."""
+    idx = row-major offset i*kw + j of the first maximum. Returns whether a window held NaN:
+    the comparisons do not propagate it (a NaN branch in the inner loop would slow it down
+    several times), so the caller then pools with NumPy instead."""
     n, oh, ow, c = y.shape
+    nan = False
     for b in range(n):
         for p in range(oh):
             for q in range(ow):
@@ -55,11 +57,13 @@ def maxpool2d_forward(x, kh, kw, sh, sw, y, idx):
                     for i in range(kh):
                         for j in range(kw):
                             v = x[b, p * sh + i, q * sw + j, ch]
+                            nan = nan | (v != v)
                             if v > best:
                                 best = v
                                 k_best = i * kw + j
                     y[b, p, q, ch] = best
                     idx[b, p, q, ch] = k_best
+    return nan
 
 @jit
 def maxpool2d_backward(gy, idx, kw, sh, sw, gx):
@@ -80,12 +84,14 @@ def maxpool2x2_forward(x, y, idx):
     """maxpool2d_forward for the common 2x2 window with stride 2, its four taps written out (the
     general loop's window loops cost it 3x here)."""
     n, oh, ow, c = y.shape
+    nan = False
     for b in range(n):
         for p in range(oh):
             for q in range(ow):
                 for ch in range(c):
                     v0, v1 = x[b, 2 * p, 2 * q, ch], x[b, 2 * p, 2 * q + 1, ch]
                     v2, v3 = x[b, 2 * p + 1, 2 * q, ch], x[b, 2 * p + 1, 2 * q + 1, ch]
+                    nan = nan | (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3)
                     best, k = v0, 0
                     if v1 > best:
                         best, k = v1, 1
@@ -95,6 +101,7 @@ def maxpool2x2_forward(x, y, idx):
                         best, k = v3, 3
                     y[b, p, q, ch] = best
                     idx[b, p, q, ch] = k
+    return nan
 
 
 @jit

@@ -1,8 +1,8 @@
 """The fast strategy of :class:`striate.ops.pooling.MaxPool2dOp`: the batch split over threads,
 each part by the compiled window max (:mod:`striate.backend.jit`) or by the op's own NumPy passes.
 
-The compiled loop is used for inputs big enough to repay its call, and never for inputs holding
-NaN, which it does not propagate (one cheap reduction finds them).
+The compiled loop is used for inputs big enough to repay its call. It does not propagate NaN, but
+it reports a window holding one, and the op is then pooled by NumPy instead.
 """
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ def max_pool_strategy(x):
     if type(x) is not np.ndarray or not fast_paths_enabled():
         return None
     loops = compiled.load_for(x)
-    if loops is not None and np.isnan(x.sum()):
-        loops = None
     parts = threads.split(x.shape[0], x.size)
     if loops is None and parts is threads.WHOLE:
         return None
@@ -39,10 +37,13 @@ class FastMaxPool:
 
         def part(s):
             if self.loops is not None and (kh, kw, sh, sw) == (2, 2, 2, 2):
-                self.loops.maxpool2x2_forward(xpad[s], y[s], idx[s])
+                nan = self.loops.maxpool2x2_forward(xpad[s], y[s], idx[s])
             elif self.loops is not None:
-                self.loops.maxpool2d_forward(xpad[s], kh, kw, sh, sw, y[s], idx[s])
+                nan = self.loops.maxpool2d_forward(xpad[s], kh, kw, sh, sw, y[s], idx[s])
             else:
+                nan = False
+                y[s], idx[s] = op.window_max(xpad[s], index_dtype)
+            if nan:  # NumPy's passes propagate it
                 y[s], idx[s] = op.window_max(xpad[s], index_dtype)
             if op.relu:
                 np.maximum(y[s], 0, out=y[s])
