@@ -246,20 +246,21 @@ def test_max_pool_split_equals_unsplit(compiled, whole_and_split):
         np.testing.assert_array_equal(b, a)
 
 
-def test_a_worker_busy_with_an_abandoned_run_does_not_hold_up_the_next(split_everything):
+def test_signals_of_an_abandoned_run_are_not_taken_by_the_next(split_everything):
     if parallel.get_num_threads() < 2:
         pytest.skip("threadpoolctl is not installed: striate runs on one thread")
     import time
     parts = parallel.split(6, 10**6)
     parallel.map_parts(lambda s: None, parts)  # the pool exists
     pool = parallel._config["pool"]
-    # a worker still busy with a part of a run whose caller went away (as after Ctrl-C)
-    pool.inboxes[0].put(lambda: time.sleep(0.5))
+    # a run whose caller went away (as after Ctrl-C) while a worker was still busy with its part
+    pool.runs += 1
+    pool.inboxes[0].put((pool.runs, lambda: time.sleep(0.5) or 1))
     start = time.perf_counter()
     assert parallel.map_parts(lambda s: (time.sleep(0.001), s.start)[1], parts) == [s.start for s in parts]
-    # the caller did every part itself and did not wait for the busy worker
+    # the caller did every part itself, and did not wait for the busy worker
     assert time.perf_counter() - start < 0.4
-    # a worker's part that raises is raised in the caller once every part has finished
+    time.sleep(0.5)  # the abandoned run's signal arrives; the next run must not count it as its own
     done = []
 
     def part(s):
@@ -268,8 +269,7 @@ def test_a_worker_busy_with_an_abandoned_run_does_not_hold_up_the_next(split_eve
         if s.start == parts[-1].start:
             raise RuntimeError("part failed")
 
-    time.sleep(0.5)
-    with pytest.raises(RuntimeError, match="part failed"):
+    with pytest.raises(RuntimeError, match="part failed"):  # raised once every part has finished
         parallel.map_parts(part, parts)
     assert sorted(done) == [s.start for s in parts]
 

@@ -52,55 +52,55 @@ def _default_threads() -> int:
 class _Pool:
     """``threads - 1`` daemon workers. In a run, every thread (the caller too) takes the next part
     not yet taken until none is left, so a thread slowed down by another process on its core does
-    fewer parts instead of holding the others up. The caller waits only for parts that a worker
-    took and has not finished: when it finishes the last part itself it returns at once, without
-    waiting for a worker to wake up (a wake-up costs tens of microseconds, as long as a small op)."""
+    fewer parts instead of holding the others up. A worker signals each part it finishes, and the
+    caller waits only for the parts it did not do itself: when it did them all (small parts, done
+    before a worker woke up) it returns at once."""
 
     def __init__(self, threads: int):
         self.threads = threads
         self.pid = os.getpid()
         self.lock = threading.Lock()  # one parallel run at a time; others run their parts inline
         self.inboxes = []
+        self.done = queue.SimpleQueue()
+        self.runs = 0
         for i in range(1, threads):
             inbox = queue.SimpleQueue()
             threading.Thread(target=self._work, args=(inbox,), daemon=True,
                              name=f"striate-worker-{i}").start()
             self.inboxes.append(inbox)
 
-    @staticmethod
-    def _work(inbox):
+    def _work(self, inbox):
         while True:
-            drain = inbox.get()
-            if drain is None:  # the pool was replaced (set_num_threads)
+            item = inbox.get()
+            if item is None:  # the pool was replaced (set_num_threads)
                 return
-            drain()  # (a run over by the time the worker wakes up finds no part left)
+            run, drain = item
+            for _ in range(drain()):  # (a run over by the time the worker woke up: no part left)
+                self.done.put(run)
 
     def run(self, fns):
+        # Each run has a number: a run abandoned half-way (Ctrl-C while waiting) leaves its
+        # workers' signals behind in `done`, which a later run must not take for its own.
+        self.runs += 1
         results, errors = [None] * len(fns), []
-        parts = iter(enumerate(fns))
-        claim = threading.Lock()  # taking a part and counting it unfinished are one step
-        unfinished = [len(fns)]
-        finished = threading.Event()  # set by whoever finishes the last part
+        parts = iter(enumerate(fns))  # next() on it is atomic under the GIL: each part runs once
 
         def drain():
-            while True:
-                with claim:
-                    i, fn = next(parts, (None, None))
-                if fn is None:
-                    return
+            count = 0
+            for i, fn in parts:
+                count += 1
                 try:
                     results[i] = fn()
                 except BaseException as exc:  # raised in the caller, after every part ran
                     errors.append(exc)
-                with claim:
-                    unfinished[0] -= 1
-                    if not unfinished[0]:
-                        finished.set()
+            return count
 
         for inbox in self.inboxes[:len(fns) - 1]:
-            inbox.put(drain)
-        drain()
-        finished.wait()  # (at once when this thread finished the last part)
+            inbox.put((self.runs, drain))
+        pending = len(fns) - drain()
+        while pending:  # wait for the parts the workers took
+            if self.done.get() == self.runs:
+                pending -= 1
         if errors:
             raise errors[0]
         return results
