@@ -22,6 +22,7 @@ CONV_CASES = [  # x shape, (kh, kw), filters, keyword arguments
     ((3, 12, 12, 1), (5, 5), 6, dict(padding=2)),           # planar (few channels, stride 1)
     ((2, 10, 10, 6), (5, 5), 16, dict()),
     ((1, 5, 5, 3), (3, 3), 2, dict(stride=3, padding=2)),
+    ((3, 14, 14, 6), (5, 5), 16, dict()),                   # LeNet-5's conv2: 300 rows, thin GEMMs in pieces
 ]
 
 
@@ -53,6 +54,18 @@ def test_conv_fast_paths_equal_the_reference(xs, k, o, kwargs, compiled_loops):
 @pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
 def test_conv_split_into_parts_and_blocks_equals_the_reference(xs, k, o, kwargs, split_everything):
     _compare(lambda: _conv(xs, k, o, kwargs))
+
+
+@pytest.mark.parametrize("m, n", [(300, 16), (256, 6), (100, 16), (300, 17)])
+def test_thin_products_in_pieces_equal_one_gemm(m, n):
+    from striate.backend.conv import ROW_PIECE, THIN_COLUMNS, thin_dot, thin_dot_tn
+    assert (ROW_PIECE, THIN_COLUMNS) == (128, 16)  # (300, 16): two pieces and 44 rows; (100, 16): one GEMM
+    rng = np.random.default_rng(9)
+    a, b, g = rng.standard_normal((m, 30)), rng.standard_normal((30, n)), rng.standard_normal((m, n))
+    np.testing.assert_allclose(thin_dot(a, b, np.empty((m, n))), a @ b, rtol=1e-12)
+    np.testing.assert_allclose(thin_dot_tn(a, g), a.T @ g, rtol=1e-12)
+    at = np.asfortranarray(a)  # (not C-contiguous: one GEMM)
+    np.testing.assert_allclose(thin_dot_tn(at, g), a.T @ g, rtol=1e-12)
 
 
 def test_reference_conv_runs_on_the_reference_path_only():

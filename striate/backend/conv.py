@@ -11,7 +11,9 @@ gradient of a stride-1 conv is the transposed convolution run through this same 
 compiled col2im when available. Measurements: ``benchmarks/notes.md``.
 
 2-D products go through ``xp.dot``, not ``@``: NumPy's matmul keeps the GIL through some BLAS calls,
-which stalls the other threads; dot releases it.
+which stalls the other threads; dot releases it. Products with few columns (o <= THIN_COLUMNS: a
+conv with 16 filters or fewer, and its weight gradient) are the exception, made as one stacked
+matmul of ROW_PIECE-row pieces (:func:`thin_dot`, :func:`thin_dot_tn`), which releases the GIL too.
 """
 from __future__ import annotations
 
@@ -35,6 +37,37 @@ KEEP_PATCHES_BYTES = 16 * 2**20
 PATCHES_MAJOR_MIN_ROWS = 4096
 
 WHOLE_BLOCK = ((slice(None), slice(None)),)  # every image, every row
+# Products with at most this many columns run as a stack of ROW_PIECE-row GEMMs: OpenBLAS computes
+# such thin products faster in short pieces than in one tall GEMM.
+THIN_COLUMNS = 16
+ROW_PIECE = 128
+
+
+def _thin(a, n) -> int:
+    """Rows of a (m, k) that :func:`thin_dot` takes in pieces (0: one plain GEMM)."""
+    return a.shape[0] - a.shape[0] % ROW_PIECE if n <= THIN_COLUMNS and a.flags.c_contiguous else 0
+
+
+def thin_dot(a, b, out):
+    """out = a @ b, (m, n) = (m, k) @ (k, n), out contiguous; in pieces when n is small."""
+    whole, (k, n) = _thin(a, b.shape[1]), b.shape
+    if whole:  # (m/R, R, n) = (m/R, R, k) @ (k, n)
+        np.matmul(a[:whole].reshape(-1, ROW_PIECE, k), b, out=out[:whole].reshape(-1, ROW_PIECE, n))
+    if whole < len(a):
+        np.dot(a[whole:], b, out=out[whole:])
+    return out
+
+
+def thin_dot_tn(a, b):
+    """a^T @ b, (k, n) = (k, m) @ (m, n) for a (m, k); in pieces (summed) when n is small."""
+    whole, (k, n) = _thin(a, b.shape[1]), (a.shape[1], b.shape[1])
+    if not whole or not b.flags.c_contiguous:
+        return np.dot(a.T, b)
+    # (m/R, k, n) = (m/R, k, R) @ (m/R, R, n), summed over the pieces
+    out = np.matmul(a[:whole].reshape(-1, ROW_PIECE, k).transpose(0, 2, 1), b[:whole].reshape(-1, ROW_PIECE, n)).sum(0)
+    if whole < len(a):
+        out += np.dot(a[whole:].T, b[whole:])
+    return out
 
 
 def conv_strategy(op, x, w):
@@ -196,7 +229,7 @@ class FastConv:
                 kept.append(cols)
             yb = y[images, rows]  # contiguous: reshapes below are views
             if self.groups == 1:
-                np.dot(cols, w2, out=yb.reshape(-1, o))  # (m, o) = (m, kh*kw*c) @ (kh*kw*c, o)
+                thin_dot(cols, w2, yb.reshape(-1, o))  # (m, o) = (m, kh*kw*c) @ (kh*kw*c, o)
             else:  # (g, m, og) = (g, m, kh*kw*cg) @ (g, kh*kw*cg, og) -> (m, g, og)
                 yb[...] = (cols @ w2).transpose(1, 0, 2).reshape(yb.shape)
             epilogue.apply(yb)
@@ -258,7 +291,7 @@ class FastConv:
             if plan["gemm_w"]:
                 cols = self.patches(xpad[images], rows) if xpad is not None else self.kept[k][block]
                 if g == 1:
-                    gw += np.dot(cols.T, gy2)  # (kh*kw*c, o) += (kh*kw*c, m) @ (m, o)
+                    gw += thin_dot_tn(cols, gy2)  # (kh*kw*c, o) += (kh*kw*c, m) @ (m, o)
                 else:  # (g, kh*kw*cg, og) += (g, kh*kw*cg, m) @ (g, m, og)
                     gw += cols.transpose(0, 2, 1) @ gy2.reshape(-1, g, o // g).transpose(1, 0, 2)
         if plan["scatter"]:
