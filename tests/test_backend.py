@@ -23,6 +23,9 @@ CONV_CASES = [  # x shape, (kh, kw), filters, keyword arguments
     ((2, 10, 10, 6), (5, 5), 16, dict()),
     ((1, 5, 5, 3), (3, 3), 2, dict(stride=3, padding=2)),
     ((3, 14, 14, 6), (5, 5), 16, dict()),                   # LeNet-5's conv2: 300 rows, thin GEMMs in pieces
+    ((2, 6, 5, 24), (1, 1), 20, dict()),                    # 1x1: the input's pixels are the patches
+    ((2, 5, 6, 24), (1, 1), 20, dict(padding=1)),           # 1x1 on the padded input
+    ((2, 6, 6, 24), (1, 1), 20, dict(stride=2)),            # 1x1 strided: copied patches
 ]
 
 

@@ -168,6 +168,10 @@ class FastConv:
                 for j in range(kw):
                     out[i, j] = offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
             return out.reshape(kh * kw, n * r * ow).T
+        if g == 1 and (kh, kw) == (1, 1) and self.stride == (1, 1) and xpad.shape[1:3] == tuple(self.out_hw):
+            pixels = xpad[:, rows]
+            if pixels.flags.c_contiguous:  # a 1x1 conv's patches are its input's pixels: no copy
+                return pixels.reshape(-1, c)
         if g == 1:
             return im2col(xpad, (kh, kw), self.stride, self.dilation, self.out_hw, rows, alloc)
         win = sliding_windows(xpad, (kh, kw), self.stride, self.dilation, self.out_hw)[:, rows]
