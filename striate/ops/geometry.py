@@ -116,8 +116,10 @@ def pad_nhwc(x, pads, value=0.0):
 
 
 def unpad_nhwc(x, pads):
-    """Inverse of :func:`pad_nhwc` (a view)."""
+    """Inverse of :func:`pad_nhwc` (a view; x itself when nothing was padded)."""
     top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
     h, w = x.shape[1], x.shape[2]
     return x[:, top:h - bottom, left:w - right, :]
 
