@@ -78,7 +78,6 @@ def split_everything(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_PART", 1)
     monkeypatch.setattr(conv, "BLOCK_BYTES", 1)
     monkeypatch.setattr(winograd, "BLOCK_BYTES", 1)
-    monkeypatch.setattr(winograd, "MIN_PART_TILES", 1)
     try:
         if parallel._blas_controllers() is None:  # no threadpoolctl: parts run on this thread
             monkeypatch.setitem(parallel._config, "threads", 3)

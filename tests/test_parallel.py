@@ -30,7 +30,6 @@ def test_split_covers_the_batch_in_contiguous_parts(monkeypatch):
     assert max(s.stop - s.start for s in parts) - min(s.stop - s.start for s in parts) <= 1
     assert parallel.split(2, 10**6) == [slice(0, 1), slice(1, 2)]  # never more parts than images
     assert len(parallel.split(100, 25)) == 2                        # nor parts under MIN_PART
-    assert len(parallel.split(100, 10**6, most=2)) == 2              # nor more than the op's own limit
 
 
 def test_map_parts_runs_parts_on_several_threads_in_order(split_everything):

@@ -200,24 +200,6 @@ def test_small_calls_and_small_images_do_not_take_winograd(calls, monkeypatch):
     assert calls["input"] > 0
 
 
-def test_a_winograd_call_is_split_into_parts_of_min_part_tiles(calls, monkeypatch):
-    from striate.backend import threads
-    from striate.backend.conv import FastConv
-    monkeypatch.setitem(threads._config, "threads", 2)
-    monkeypatch.setattr(threads, "MIN_PART", 1)
-
-    def parts(n, hw):
-        conv = FastConv((1, 1), (1, 1, 1, 1), (1, 1), 1, (hw, hw), (n, hw, hw, 64), (3, 3, 64, 64), (False, False))
-        assert conv.winograd is not None
-        conv.forward(np.zeros((n, hw, hw, 64), np.float32), np.zeros((3, 3, 64, 64), np.float32))
-        return len(conv.parts)
-
-    assert W.MIN_PART_TILES == 64
-    assert parts(32, 8) == 2     # 128 tiles (4 per 8x8 image): two parts of 64
-    assert parts(128, 8) == 4    # 512 tiles: PARTS_PER_THREAD per thread
-    assert parts(8, 32) == 4     # 512 tiles of 32x32 images
-
-
 def test_without_numba_the_gemm_path_runs_narrow_convs(calls, assert_close):
     x, w, b, gy = data((2, 8, 8, 16), (3, 3, 16, 16), np.float32, padding=1)
     old = compiled.set_enabled(False)

@@ -201,8 +201,7 @@ class FastConv:
         n = x.shape[0]
         y = np.empty((n,) + tuple(self.out_hw) + (o,), dtype=np.result_type(x, w))
         needs_w = len(self.needs) > 1 and self.needs[1]
-        most = None if self.winograd is None else self.winograd.most_parts(n)
-        self.parts = threads.split(n, y.size * kh * kw * x.shape[3], most)
+        self.parts = threads.split(n, y.size * kh * kw * x.shape[3])
         self.w = w if self.needs and self.needs[0] else None
         if self.winograd is not None:
             self.x, self.kept = (x if needs_w else None), None

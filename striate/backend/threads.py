@@ -237,16 +237,15 @@ class _BlasScope:
 blas_scope = _BlasScope()
 
 
-def split(n: int, work: int, most: int | None = None):
+def split(n: int, work: int):
     """Contiguous slices of ``range(n)``: :data:`PARTS_PER_THREAD` per thread, each with at least
-    :data:`MIN_PART` of ``work`` (the op's total, in elements), and no more than ``most`` (an op's
-    own limit); :data:`WHOLE`, one slice of everything, when the op is too small to split. The
-    slices depend only on ``n``, ``work``, ``most`` and the thread count, never on timing, so
-    results are reproducible.
+    :data:`MIN_PART` of ``work`` (the op's total, in elements); :data:`WHOLE`, one slice of
+    everything, when the op is too small to split. The slices depend only on ``n``, ``work`` and the
+    thread count, never on timing, so results are reproducible.
     """
     if work < 2 * MIN_PART:  # first, and cheap: batch-1 inference calls this for every op
         return WHOLE
-    parts = min(get_num_threads() * PARTS_PER_THREAD, n, max(1, work // MIN_PART), most or n)
+    parts = min(get_num_threads() * PARTS_PER_THREAD, n, max(1, work // MIN_PART))
     if parts == 1:
         return WHOLE
     bounds = [n * i // parts for i in range(parts + 1)]

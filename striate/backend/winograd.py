@@ -71,9 +71,6 @@ BLOCK_BYTES = 2 * 2**20
 # once per block, and with many channels and few tiles per block that read would cost more than
 # the multiplies.
 MIN_BLOCK_TILES = 256
-# A call's batch is split over threads into parts of at least this many tiles (a batch of 32
-# 8x8 images has 128): thinner parts run their 36 GEMMs on too few rows to repay the split.
-MIN_PART_TILES = 64
 
 
 def winograd_wins(w_shape, stride, dilation, groups, images, out_hw) -> bool:
@@ -176,10 +173,6 @@ class WinogradConv:
         self.top, self.left = pads[0], pads[2]
         self.out_hw, self.x_shape, self.w_shape = tuple(out_hw), x_shape, w_shape
         self.grid = tiles_of(out_hw)
-
-    def most_parts(self, images) -> int:
-        """The most parts a batch of ``images`` is split into (:data:`MIN_PART_TILES` each)."""
-        return max(1, images * self.grid[0] * self.grid[1] // MIN_PART_TILES)
 
     def _image_blocks(self, images, channels):
         """Slices of ``range(images)``: blocks whose transformed tiles fit :data:`BLOCK_BYTES`, of
