@@ -36,14 +36,12 @@ class FastMaxPool:
         idx = np.empty(y.shape, dtype=index_dtype)
 
         def part(s):
-            if self.loops is not None and (kh, kw, sh, sw) == (2, 2, 2, 2):
-                nan = self.loops.maxpool2x2_forward(xpad[s], y[s], idx[s])
-            elif self.loops is not None:
-                nan = self.loops.maxpool2d_forward(xpad[s], kh, kw, sh, sw, y[s], idx[s])
-            else:
-                nan = False
-                y[s], idx[s] = op.window_max(xpad[s], index_dtype)
-            if nan:  # NumPy's passes propagate it
+            numpy = self.loops is None  # or, after the compiled loop, a window held NaN (NumPy propagates it)
+            if not numpy and (kh, kw, sh, sw) == (2, 2, 2, 2):
+                numpy = self.loops.maxpool2x2_forward(xpad[s], y[s], idx[s])
+            elif not numpy:
+                numpy = self.loops.maxpool2d_forward(xpad[s], kh, kw, sh, sw, y[s], idx[s])
+            if numpy:
                 y[s], idx[s] = op.window_max(xpad[s], index_dtype)
             if op.relu:
                 np.maximum(y[s], 0, out=y[s])
