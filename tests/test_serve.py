@@ -69,14 +69,20 @@ def test_index_page_and_its_files_come_from_the_app_no_network(client):
                    'href="/explorer"'):
         assert needed in html, needed
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
-    assert {"/static/app.js", "/static/style.css"} <= set(assets)
+    assert {"/static/js/draw.js", "/static/js/common.js", "/static/css/style.css"} <= set(assets)
     explorer = client.get("/explorer").get_data(as_text=True)
     assets += re.findall(r'(?:src|href)="(/static/[^"]+)"', explorer)
+    assert "/static/js/explorer.js" in assets
     texts = [html, explorer]
     for path in set(assets):
         r = client.get(path)
         assert r.status_code == 200, path
         texts.append(r.get_data(as_text=True))
+    # ES modules import only from the app's own static folder
+    for text in texts:
+        for spec in re.findall(r'^import .* from "([^"]+)";', text, re.M):
+            assert spec.startswith("./"), spec
+            assert client.get("/static/js/" + spec[2:]).status_code == 200, spec
     for text in texts:  # no CDN, no web font, nothing fetched from elsewhere
         assert not re.search(r"(src|href)=[\"']?(https?:)?//", text)
         assert not re.search(r"url\(\s*[\"']?(https?:)?//", text)
@@ -89,10 +95,18 @@ def test_static_files_are_package_data():
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
         cfg = tomllib.load(f)
     patterns = cfg["tool"]["setuptools"]["package-data"]["striate.serve"]
-    folder = os.path.join(REPO, "striate", "serve", "static")
-    import fnmatch
-    for name in os.listdir(folder):
-        assert any(fnmatch.fnmatch("static/" + name, p) for p in patterns), f"{name} would not be installed"
+    package = os.path.join(REPO, "striate", "serve")
+    import glob
+    # setuptools expands the patterns as recursive globs ("**" is any depth, none included)
+    installed = {os.path.normpath(f) for p in patterns for f in glob.glob(os.path.join(package, p), recursive=True)}
+    found = 0
+    for sub in ("static", "templates"):
+        for root, _, files in os.walk(os.path.join(package, sub)):
+            for name in files:
+                path = os.path.normpath(os.path.join(root, name))
+                assert path in installed, f"{os.path.relpath(path, package)} would not be installed"
+                found += 1
+    assert found >= 7            # base, two views' templates, common + two view modules, the stylesheet
     assert "flask" in " ".join(cfg["project"]["optional-dependencies"]["serve"])
     extras = cfg["project"]["optional-dependencies"]
     test = " ".join(extras["test"])

@@ -1,23 +1,43 @@
-"""``striate serve``: a local web page where a learner draws a digit and watches every layer respond.
+"""``striate serve``: a local web app where a learner draws a digit and watches every layer respond.
 
-The page (HTML, CSS and JavaScript in ``static/``, served by the app itself: no CDN, no network)
-sends the drawing to ``POST /api/predict``; striate runs the model on the server and answers with
-the class probabilities and every layer's activation maps as small PNGs.
+One Flask app (:func:`create_app`) with several views that share a navigation bar, and a JSON
+API they call; the model runs in striate on the server, the pages only draw. Everything is
+served by the app itself: no CDN, no network.
 
     from striate.serve import create_app, load_served_model
     app = create_app(load_served_model("runs/mnist-lenet5/weights.npz"))
     app.run()                      # or: striate serve --checkpoint runs/mnist-lenet5/weights.npz
 
-Flask is an optional extra: ``pip install striate[serve]``. Place in the house: above training,
-models and summary (it loads weights, trains the default model and reads receptive fields),
-below cli.
+Where things live (a new view is one template, one blueprint, one JS module, and its API routes):
+
+* ``views/<view>.py`` — a Blueprint with a ``page`` endpoint that renders the view's template, and
+  its ``TITLE``; add the module to ``views.VIEWS`` and it appears in every page's navigation.
+  Today: ``draw`` (``/``: draw a digit, every layer's maps, receptive fields) and ``explorer``
+  (``/explorer``: one layer's conv arithmetic).
+* ``templates/<view>.html`` — extends ``base.html`` (header, navigation, footer, stylesheet) and
+  fills its ``main`` and ``scripts`` blocks; ``static/css/style.css`` styles every view.
+* ``static/js/<view>.js`` — the view's ES module; ``static/js/common.js`` holds what views share:
+  fetching JSON with the API's one-line errors, number formats, drawing an image or a map on a
+  canvas with its pixel grid and a unit's receptive-field box.
+* ``api/<area>.py`` — a Blueprint under ``/api/`` made with :func:`~striate.serve.errors.api_errors`,
+  listed in ``api.BLUEPRINTS``; routes read the served model through
+  :func:`striate.serve.state.current` and raise ValueError/TypeError for a bad request, which
+  becomes an HTTP 400 with ``{"error": "<one line>"}`` (an unexpected failure a 500 line, its
+  traceback in the server's log). Today: ``api/model.py`` (``GET /api/model``,
+  ``POST /api/predict``) and ``api/conv.py`` (``GET /api/conv``, ``GET /api/conv/frames``).
+
+The library beneath the routes:
 
 * :mod:`striate.serve.preprocess` — decoding pictures; MNIST-style and optdigits-style
   normalisation of a drawn digit.
-* :mod:`striate.serve.inference` — :class:`ServedModel`: forward hooks, layer outputs, fields.
+* :mod:`striate.serve.inference` — :class:`ServedModel`: forward hooks, layer outputs, receptive
+  fields (from the summary's propagation).
 * :mod:`striate.serve.render` — activation maps and filters as PNG data URLs.
 * :mod:`striate.serve.model_file` — the served model: a weights file, or the default trained in seconds.
-* :mod:`striate.serve.app` — the Flask app factory :func:`create_app`.
+
+Flask is an optional extra: ``pip install striate[serve]``. Place in the layers: above training,
+models and summary (it loads weights, trains the default model and reads receptive fields),
+below cli.
 """
 from .app import create_app
 from .inference import ServedModel

@@ -1,8 +1,7 @@
-// striate serve: the drawing page. All inference happens on the server (POST /api/predict);
-// this script draws strokes, sends the canvas, and lays out what comes back.
-"use strict";
+// The draw view of striate serve. All inference happens on the server (POST /api/predict);
+// this module draws strokes, sends the canvas, and lays out what comes back.
+import { $, api, drawMap, escapeHtml, fieldBox, fmtNum, fmtShape, getJSON, outlineBox, postJSON } from "./common.js";
 
-const $ = (id) => document.getElementById(id);
 const state = {
   model: null,          // GET /api/model
   result: null,         // last POST /api/predict answer
@@ -107,19 +106,17 @@ async function send() {
   let req;
   if (state.upload) {
     const q = new URLSearchParams({ preprocess: mode, invert: $("invert").value });
-    req = fetch("/api/predict?" + q, { method: "POST", body: state.upload,
+    req = api("/api/predict?" + q, { method: "POST", body: state.upload,
       headers: { "Content-Type": state.upload.type || "application/octet-stream" } });
   } else {
-    req = fetch("/api/predict", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ image: pad.toDataURL("image/png"), preprocess: mode, invert: false }) });
+    req = postJSON("/api/predict", { image: pad.toDataURL("image/png"), preprocess: mode, invert: false });
   }
   try {
-    const res = await req;
-    const body = await res.json();
-    if (!res.ok) showError(body.error || ("HTTP " + res.status));
-    else { showError(null); show(body); }
+    const body = await req;
+    showError(null);
+    show(body);
   } catch (e) {
-    showError("the server did not answer (" + e.message + "). Is `striate serve` still running?");
+    showError(e.message);
   } finally {
     state.inflight = false;
     if (state.pending) send();
@@ -133,17 +130,8 @@ function showError(message) {
 }
 
 // ------------------------------------------------------------------------------------------ model
-function fmtShape(shape) { return shape.join("×"); }
-function fmtNum(v) {
-  const a = Math.abs(v);
-  if (a === 0) return "0";
-  if (a >= 1000 || a < 0.01) return v.toExponential(1);
-  return v.toFixed(a >= 10 ? 1 : 2);
-}
-
 async function loadModel() {
-  const res = await fetch("/api/model");
-  const m = await res.json();
+  const m = await getJSON("/api/model");
   state.model = m;
   const [h, w, c] = m.input_shape;
   $("model-line").textContent = `${m.name} · ${m.total_params.toLocaleString()} parameters · ${h}×${w}×${c} input`;
@@ -349,8 +337,7 @@ function hoverUnit(L, channel, img, unitEl, ev, h, w, px) {
     drawInput(state.hover);
     return;
   }
-  const r0 = f.start[0] + row * f.jump[0], c0 = f.start[1] + col * f.jump[1];
-  const r1 = r0 + f.size[0] - 1, c1 = c0 + f.size[1] - 1;
+  const { r0, r1, c0, c1 } = fieldBox(f, row, col);
   state.hover = { r0, r1, c0, c1 };
   const [H, W] = state.model.input_shape;
   const clip = (a, lo, hi) => Math.max(lo, Math.min(hi, a));
@@ -364,38 +351,10 @@ function hoverUnit(L, channel, img, unitEl, ev, h, w, px) {
 
 function drawInput(hover) {
   const view = $("input-view");
-  const g = view.getContext("2d");
-  g.imageSmoothingEnabled = false;
-  g.fillStyle = "#000";
-  g.fillRect(0, 0, view.width, view.height);
-  if (!state.model) return;
+  if (!state.model) { drawMap(view, null, 1, 1, { grid: false }); return; }
   const [H, W] = state.model.input_shape;
-  if (state.inputImage) g.drawImage(state.inputImage, 0, 0, view.width, view.height);
-  const sy = view.height / H, sx = view.width / W;
-  // a faint pixel grid: each square is one input value
-  if (H <= 32) {
-    g.strokeStyle = "rgba(255,255,255,0.08)";
-    g.lineWidth = 1;
-    for (let i = 1; i < H; i++) { g.beginPath(); g.moveTo(0, i * sy + .5); g.lineTo(view.width, i * sy + .5); g.stroke(); }
-    for (let j = 1; j < W; j++) { g.beginPath(); g.moveTo(j * sx + .5, 0); g.lineTo(j * sx + .5, view.height); g.stroke(); }
-  }
-  if (!hover) return;
-  g.lineWidth = 3;
-  g.strokeStyle = "#ffb000";
-  g.fillStyle = "rgba(255,176,0,0.22)";
-  if (hover.whole) {
-    g.fillRect(0, 0, view.width, view.height);
-    g.strokeRect(1.5, 1.5, view.width - 3, view.height - 3);
-    return;
-  }
-  const x0 = Math.max(0, hover.c0) * sx, y0 = Math.max(0, hover.r0) * sy;
-  const x1 = (Math.min(W - 1, hover.c1) + 1) * sx, y1 = (Math.min(H - 1, hover.r1) + 1) * sy;
-  g.fillRect(x0, y0, x1 - x0, y1 - y0);
-  g.strokeRect(x0 + 1.5, y0 + 1.5, x1 - x0 - 3, y1 - y0 - 3);
-}
-
-function escapeHtml(s) {
-  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  drawMap(view, state.inputImage, H, W);
+  if (hover) outlineBox(view, H, W, hover);
 }
 
 clearPad();

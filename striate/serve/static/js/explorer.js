@@ -1,8 +1,7 @@
 // The convolution arithmetic explorer: striate computes the geometry (GET /api/conv), this script
 // animates the kernel sliding over the padded input, one output unit per step.
-"use strict";
+import { $, getJSON } from "./common.js";
 
-const $ = (id) => document.getElementById(id);
 const knobs = ["input", "kernel", "stride", "padding", "dilation"];
 const anim = { geo: null, pos: 0, playing: true, timer: null };
 // the numbers view: frames of striate.vis.animate for the same settings (GET /api/conv/frames)
@@ -18,10 +17,14 @@ function params() {
 async function update() {
   for (const k of knobs) $("o-" + k).textContent = $("k-" + k).value;
   $("k-padding").disabled = $("k-same").checked;
-  const p = params();
-  const res = await fetch("/api/conv?" + new URLSearchParams(p));
-  const g = await res.json();
-  if (!res.ok || !g.ok) { showImpossible(g.error); return; }
+  let g;
+  try {
+    g = await getJSON("/api/conv", params());
+  } catch (e) {
+    showImpossible(e.message);
+    return;
+  }
+  if (!g.ok) { showImpossible(g.error); return; }
   anim.geo = g;
   anim.pos = 0;
   const [pt, pb] = g.pads;
@@ -46,16 +49,18 @@ async function loadFrames() {
   q.set("kind", $("kind").value);
   const ticket = ++numbers.request;
   $("n-status").textContent = "drawing the frames…";
-  const res = await fetch("/api/conv/frames?" + q);
-  const body = await res.json();
-  if (ticket !== numbers.request) return;        // the settings changed meanwhile
-  if (!res.ok) {
+  let body;
+  try {
+    body = await getJSON("/api/conv/frames?" + q);
+  } catch (e) {
+    if (ticket !== numbers.request) return;
     numbers.frames = [];
     $("frame").hidden = true;
-    $("n-error").textContent = body.error;
+    $("n-error").textContent = e.message;
     $("n-status").textContent = "";
     return;
   }
+  if (ticket !== numbers.request) return;        // the settings changed meanwhile
   numbers.frames = body.frames;
   numbers.pos = 0;
   $("n-error").textContent = "";

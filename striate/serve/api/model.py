@@ -1,0 +1,88 @@
+"""The served model's API: its description and its answer for one picture.
+
+* ``GET /api/model`` — layers, shapes, parameters, receptive fields, first-layer filters
+  (:meth:`striate.serve.inference.ServedModel.describe`), the default preprocessing and the body limit.
+* ``POST /api/predict`` — body: PNG/JPEG bytes, or JSON ``{"image": "data:image/png;base64,...",
+  "preprocess": "digit"|"resize"|"none", "invert": true|false|"auto"}`` (the first two also as
+  query parameters for a raw body). Returns ``probabilities``, ``classes``, ``top``, ``input``,
+  ``layers`` (see :meth:`~striate.serve.inference.ServedModel.run`), ``preprocess`` and ``ms``.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, jsonify, request
+
+from ..errors import api_errors
+from ..preprocess import ImageError, decode_data_url, decode_image, prepare
+from ..state import current, default_preprocess
+
+bp = api_errors(Blueprint("api_model", __name__, url_prefix="/api"))
+
+
+@bp.get("/model")
+def model():
+    return jsonify(current().model_info)
+
+
+@bp.post("/predict")
+def predict():
+    t0 = time.perf_counter()
+    state = current()
+    served = state.served
+    body, mode, invert = read_body(default_preprocess(served))
+    x = prepare(open_image(body), served.input_shape, mode=mode, invert=invert)
+    result = served.run(x)
+    result["preprocess"] = mode
+    result["ms"] = round(1000 * (time.perf_counter() - t0), 2)
+    return jsonify(result)
+
+
+def read_body(default_mode: str):
+    """``(image bytes, preprocess mode, invert)`` from a raw image body or a JSON body.
+
+    The body's size is capped by the app's ``MAX_CONTENT_LENGTH`` (Werkzeug stops reading past it).
+    """
+    body = request.get_data(cache=False)
+    mode, invert = request.args.get("preprocess", default_mode), request.args.get("invert", "auto")
+    if request.mimetype == "application/json" or body[:1] in (b"{", b"["):
+        doc = parse_json(body)
+        if not isinstance(doc, dict) or "image" not in doc:
+            raise ImageError("the JSON body must be an object with an 'image' data URL: "
+                             "{\"image\": \"data:image/png;base64,...\"}.")
+        mode, invert = doc.get("preprocess", mode), doc.get("invert", invert)
+        body = decode_data_url(doc["image"])
+    return body, mode, parse_invert(invert)
+
+
+def parse_json(body: bytes):
+    """The JSON document of a request body; ValueError with the reason when it is not one."""
+    try:
+        return json.loads(body)
+    except RecursionError:   # Python's parser recurses once per nesting level: "[[[[..." exhausts the stack
+        raise ValueError("the JSON body is nested too deeply to be read; send "
+                         "{\"image\": \"data:image/png;base64,...\"}.") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ImageError(f"the JSON body cannot be parsed ({e}).") from None
+
+
+def open_image(data: bytes):
+    """The uploaded picture as a PIL image; a decompression bomb is refused like any unusable picture."""
+    from PIL import Image
+
+    try:
+        return decode_image(data)
+    except Image.DecompressionBombError as e:   # Pillow's own pixel limit, checked before decoding
+        raise ImageError(f"the image has too many pixels to be decoded safely ({e}).") from None
+
+
+def parse_invert(value):
+    """``invert`` from a query string or JSON: True, False or ``"auto"``."""
+    if isinstance(value, bool) or value is None:
+        return "auto" if value is None else value
+    text = str(value).strip().lower()
+    table = {"auto": "auto", "true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text not in table:
+        raise ImageError(f"invert must be true, false or auto. Received: invert={value!r}.")
+    return table[text]
