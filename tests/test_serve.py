@@ -280,6 +280,109 @@ def test_an_unexpected_failure_is_a_json_500_without_traceback(lenet, monkeypatc
     assert "RuntimeError" in r.json["error"] and "secret internals" not in body and "Traceback" not in body
 
 
+def _png_header_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of ``width x height`` zero pixels: a few dozen KB that decode to
+    ``width * height`` pixels (a decompression bomb when that is huge)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = bytes(1 + (width + 7) // 8)               # filter byte 0, then the packed bits of one row
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def _nested_json(depth: int) -> bytes:
+    return b'{"image": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+HOSTILE_BODIES = [
+    # Pillow refuses to open more than twice its pixel limit (DecompressionBombError)
+    ("decompression bomb 20000x20000", dict(data=_png_header_bomb(20_000, 20_000), content_type="image/png"),
+     "too many pixels"),
+    # below Pillow's limit, striate's own limit per side refuses it before decoding
+    ("large png 10000x10000", dict(data=_png_header_bomb(10_000, 10_000)), "1 to 4096 pixels"),
+    ("bomb as a data url", dict(json={"image": "data:image/png;base64,"
+                                      + base64.b64encode(_png_header_bomb(20_000, 20_000)).decode()}),
+     "too many pixels"),
+    ("2 MB nested json", dict(data=b"[" * 2_000_000, content_type="application/json"), "nested too deeply"),
+    ("nested json inside the object", dict(data=_nested_json(1_000_000), content_type="application/json"),
+     "nested too deeply"),
+    ("nested json without a content type", dict(data=b"[" * 100_000), "nested too deeply"),
+    ("json body a string", dict(json="data:image/png;base64,AAAA"), "'image' data URL"),
+    ("json body a number", dict(json=7), "'image' data URL"),
+    ("json not utf-8", dict(data=b'{"image": "\xff\xfe"}', content_type="application/json"), "cannot be parsed"),
+    ("preprocess a number", dict(json={"image": "data:image/png;base64," + base64.b64encode(
+        png_bytes(draw_digit("1"))).decode(), "preprocess": 5}), "preprocess must be one of"),
+    ("preprocess a list", dict(json={"image": "data:image/png;base64," + base64.b64encode(
+        png_bytes(draw_digit("1"))).decode(), "preprocess": ["digit"]}), "preprocess must be one of"),
+    ("invert a list", dict(json={"image": "data:image/png;base64,AAAA", "invert": [True]}), "invert must be"),
+    ("image a list", dict(json={"image": ["data:image/png;base64,AAAA"]}), "data URL string"),
+    ("image null", dict(json={"image": None}), "data URL string"),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Image size")      # Pillow's DecompressionBombWarning for the 10000x10000
+@pytest.mark.parametrize("what,kwargs,message", HOSTILE_BODIES, ids=[b[0] for b in HOSTILE_BODIES])
+def test_hostile_bodies_get_400_json_never_500(client, what, kwargs, message):
+    r = client.post("/api/predict", **kwargs)
+    assert r.status_code == 400, (what, r.status_code, r.get_data(as_text=True)[:300])
+    assert r.is_json and set(r.json) == {"error"}
+    assert message in r.json["error"], r.json["error"]
+    assert "Traceback" not in r.get_data(as_text=True) and "\n" not in r.json["error"]
+
+
+def test_api_blueprints_turn_library_errors_into_one_line_400s(lenet, monkeypatch, caplog):
+    from striate.serve.api import conv as conv_api
+
+    app = create_app(lenet)
+    client = app.test_client()
+    digit = png_bytes(draw_digit("1"))
+
+    def refuses(x):
+        raise ValueError("the input is wrong:\n  Received: x=1.")
+
+    monkeypatch.setattr(lenet, "run", refuses)
+    r = client.post("/api/predict", data=digit)
+    assert r.status_code == 400 and r.json == {"error": "the input is wrong: Received: x=1."}
+
+    def wrong_type(x):
+        raise TypeError("expected an array. Received: str.")
+
+    monkeypatch.setattr(lenet, "run", wrong_type)
+    r = client.post("/api/predict", data=digit)
+    assert r.status_code == 400 and r.json == {"error": "expected an array. Received: str."}
+
+    def crashes(*args, **kwargs):
+        raise ZeroDivisionError("private detail")
+
+    monkeypatch.setattr("striate.summary.calc.conv_arithmetic", crashes)
+    with caplog.at_level("ERROR", logger="striate.serve"):
+        r = client.get("/api/conv?input=7&kernel=3")
+    body = r.get_data(as_text=True)
+    assert r.status_code == 500 and r.json == {"error": "internal error (ZeroDivisionError); see the server's log."}
+    assert "private detail" not in body and "Traceback" not in body
+    logged = [rec for rec in caplog.records if rec.name == "striate.serve"]
+    assert logged and logged[-1].exc_info and "private detail" in str(logged[-1].exc_info[1])   # kept server-side
+    conv_api.frames_of.cache_clear()
+    r = client.get("/api/conv/frames?input=5&kernel=3&padding=same")   # 'same' asks conv_arithmetic
+    assert r.status_code == 500 and r.is_json and "private detail" not in r.get_data(as_text=True)
+
+
+def test_every_api_blueprint_has_the_json_error_handlers(lenet):
+    from striate.serve import api
+
+    app = create_app(lenet)
+    for bp in api.BLUEPRINTS:
+        assert bp.url_prefix.startswith("/api"), bp.name
+        handlers = app.error_handler_spec[bp.name][None]
+        assert {ValueError, TypeError, Exception} <= set(handlers), bp.name
+
+
 # ------------------------------------------------------------------------------------------ /api/conv
 def test_conv_endpoint_is_striates_arithmetic(client):
     r = client.get("/api/conv?input=7&kernel=3&stride=2&padding=1").json
