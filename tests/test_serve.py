@@ -554,25 +554,91 @@ def test_colour_scales_are_per_layer_and_zero_is_white():
 
 
 # ------------------------------------------------------------------------------------------ fields
-@pytest.mark.parametrize("name,shape", [("lenet5", (28, 28, 1)), ("digits_cnn", (8, 8, 1)),
-                                        ("resnet20", (32, 32, 3))])
-def test_layer_fields_agree_with_the_summary(name, shape):
-    model = st.models.get(name, rng=0)
-    served = ServedModel(model, shape)
-    rows = {r.name: r for r in st.summary(st.models.get(name, rng=0), shape).rows}
-    assert [layer["name"] for layer in served.layers] == list(rows)
-    checked = 0
-    for layer in served.layers:
-        row, f = rows[layer["name"]], layer["field"]
-        assert layer["shape"] == list(row.output_shape)
+FIELD_MODELS = [("lenet5", (28, 28, 1), {}), ("digits_cnn", (8, 8, 1), {}), ("resnet20", (32, 32, 3), {}),
+                ("googlenet", (64, 64, 3), dict(num_classes=10)), ("mnist_cnn", (28, 28, 1), {})]
+
+
+@pytest.mark.parametrize("name,shape,kwargs", FIELD_MODELS, ids=[m[0] for m in FIELD_MODELS])
+def test_layers_and_fields_are_the_summarys(name, shape, kwargs):
+    """Every row of st.summary is a layer of the page, with the summary's field (size and jump) on every
+    spatial row: residual adds, zero-padded shortcuts and inception concats included."""
+    served = ServedModel(st.models.get(name, rng=0, **kwargs), shape)
+    rows = st.summary(st.models.get(name, rng=0, **kwargs), shape).rows
+    assert [layer["name"] for layer in served.layers] == [r.name for r in rows]
+    for layer, row in zip(served.layers, rows):
+        f = layer["field"]
+        assert layer["shape"] == list(row.output_shape) and layer["type"] == row.type
         if row.rf is None:
-            assert f in ("global", None)
-        elif f is not None:
-            assert f["size"] == list(row.rf) and f["jump"] == list(row.jump), layer["name"]
-            checked += 1
+            assert f == ("global" if row.rf_note == "global" else None), (layer["name"], f, row.rf_note)
         else:
-            assert row.type == "ZeroPadShortcut"      # a strided slice: no window layer to step
-    assert checked >= len([r for r in rows.values() if r.rf]) - 2
+            assert f["size"] == list(row.rf) and f["jump"] == list(row.jump), layer["name"]
+    assert sum(isinstance(layer["field"], dict) for layer in served.layers) == sum(r.rf is not None for r in rows)
+
+
+class _Reached(Exception):
+    """Stops a forward once the layer of interest has run (the rest of the model is not needed)."""
+
+
+def _support(model, shape, layer_name, unit):
+    """Input rows and columns that unit ``(i, j, c)`` of a layer depends on, found by autograd."""
+    module = dict(model.named_modules())[layer_name]
+    seen = {}
+
+    def stop(m, args, out):
+        seen["y"] = out
+        raise _Reached
+
+    handle = module.register_forward_hook(stop)
+    x = Tensor(np.random.default_rng(1).uniform(0.5, 1.0, (1, *shape)).astype(np.float32), requires_grad=True)
+    try:
+        model(x)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    y = seen["y"]
+    mask = np.zeros(y.shape, np.float32)
+    mask[(0, *unit)] = 1.0
+    (y * Tensor(mask)).sum().backward()
+    g = np.abs(x.grad[0]).sum(axis=-1)
+    return np.flatnonzero(g.any(axis=1)), np.flatnonzero(g.any(axis=0))
+
+
+@pytest.mark.parametrize("name,shape,exact", [("resnet20", (32, 32, 3), True), ("lenet5", (28, 28, 1), False)])
+def test_field_boxes_hold_exactly_the_pixels_a_unit_depends_on(name, shape, exact):
+    """The box the page draws for a unit against the input pixels whose gradient is non-zero.
+
+    With positive weights and a positive input every ReLU passes, so in a network without max pooling
+    (ResNet-20: strided convs, zero-padded shortcuts, adds) the box is exactly the pixels the unit
+    depends on; max pooling sends the gradient to one pixel of each window, so there the pixels must
+    lie inside the box.
+    """
+    model = st.models.get(name, rng=0)
+    for p in model.parameters():
+        p.data[...] = np.abs(p.data)
+    model.eval()
+    served = ServedModel(model, shape)
+    h, w = shape[:2]
+    checked, previous = 0, None
+    for layer in served.layers:
+        f, unchanged = layer["field"], layer["field"] == previous
+        previous = f
+        if not isinstance(f, dict) or unchanged:
+            continue   # activations and normalisation keep the field of the layer before
+        oh, ow, c = layer["shape"]
+        for i, j in {(0, 0), (oh // 2, ow // 2), (oh - 1, ow - 1)}:
+            # a middle channel: a zero-padded shortcut's outer channels are constant zeros
+            rows, cols = _support(model, shape, layer["name"], (i, j, c // 2))
+            r0, c0 = f["start"][0] + i * f["jump"][0], f["start"][1] + j * f["jump"][1]
+            box_rows = np.arange(max(r0, 0), min(r0 + f["size"][0], h))
+            box_cols = np.arange(max(c0, 0), min(c0 + f["size"][1], w))
+            assert rows.size and cols.size, (layer["name"], i, j)
+            if exact:
+                assert np.array_equal(rows, box_rows) and np.array_equal(cols, box_cols), (layer["name"], i, j)
+            else:
+                assert set(rows) <= set(box_rows) and set(cols) <= set(box_cols), (layer["name"], i, j)
+            checked += 1
+    assert checked >= 9
 
 
 def test_field_starts_follow_the_padding():

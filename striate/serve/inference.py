@@ -1,20 +1,18 @@
 """The model behind the page: one forward that returns the probabilities and every layer's output.
 
 :class:`ServedModel` puts a forward hook (``Module.register_forward_hook``, the public API) on
-every module of the model. One forward then hands back the output of each *layer*: every leaf
-module, and every container that computes its output with an op of its own (a residual block's
-``add``) — the rows :func:`striate.summary` shows, under the same names (``features.0``).
+every module of the model. One forward then hands back the output of each *layer*: the rows
+:func:`striate.summary` shows, under the same names (``features.0``).
 
-Receptive fields: while a first forward runs on a zero image the hooks also carry, for each
-tensor, its field along both axes (:class:`~striate.summary.receptive_field.ReceptiveField`:
-size, jump, start), stepped through every convolution and pooling layer with
-:func:`~striate.summary.receptive_field.rf_step` and the pads of
-:func:`striate.ops.geometry.resolve_padding`. Unit ``(i, j)`` of a layer then sees input rows
-``start_h + i * jump_h`` to ``start_h + i * jump_h + size_h - 1`` (and the same for columns); the
-page draws that box when the mouse is over the unit. Layers that keep the spatial size keep the
-field; where a container merges paths (a residual add) the union of its children's fields of
-that size is taken (:func:`~striate.summary.receptive_field.rf_union`); after flatten, global
-pooling or a dense layer every unit sees the whole input (``"global"``).
+Layers and receptive fields come from the summary's own trace (:func:`striate.summary.trace.trace_forward`
+with field tracking, and :func:`striate.summary.summary.layer_calls` for which calls are layers):
+one zero forward that propagates each tensor's field along both axes
+(:class:`~striate.summary.receptive_field.ReceptiveField`: size, jump, start) exactly through
+every op — convolutions, pooling, strided slices, residual adds, concatenations. Unit ``(i, j)``
+of a layer sees input rows ``start_h + i * jump_h`` to ``start_h + i * jump_h + size_h - 1`` (and
+the same for columns); the page draws that box when the mouse is over the unit. After flatten,
+global pooling or a dense layer every unit sees the whole input (``"global"``); where the
+propagation has no rule the field is ``None`` ("not known").
 """
 from __future__ import annotations
 
@@ -24,14 +22,13 @@ import time
 import numpy as np
 
 from .. import functional as F
-from ..nn import AvgPool2D, Conv2D, MaxPool2D, Module
-from ..ops.geometry import resolve_padding
-from ..summary.receptive_field import IDENTITY, rf_step, rf_union
+from ..nn import Conv2D, Module
+from ..summary.summary import layer_calls
+from ..summary.trace import GLOBAL, trace_forward
 from ..tensor import Tensor, no_grad
 from . import render
 
 MAX_MAPS = 64   # activation maps sent per layer: enough to see a layer's variety, keeps requests small
-GLOBAL = "global"
 
 
 def _tensor_of(out):
@@ -42,15 +39,6 @@ def _tensor_of(out):
         for t in out:
             if isinstance(t, Tensor):
                 return t
-    return None
-
-
-def _window(module):
-    """``(kernel, stride, dilation, padding)`` of a sliding-window layer, or None for other layers."""
-    if isinstance(module, Conv2D):
-        return module.kernel_size, module.stride, module.dilation, module.padding
-    if isinstance(module, (MaxPool2D, AvgPool2D)):
-        return module.pool_size, module.stride, (1, 1), module.padding
     return None
 
 
@@ -135,87 +123,38 @@ class ServedModel:
 
     # ----------------------------------------------------------------- layers and their fields
     def _describe(self) -> list[dict]:
-        """Which calls are layers, their names, shapes and receptive fields (one zero forward)."""
-        x = np.zeros(self.input_shape, np.float32)
+        """Which calls are layers, their names, shapes and receptive fields (one traced zero forward).
+
+        The summary's trace runs the model while this model's own hooks record too, so the index
+        of a layer's call in the trace is its index in every later forward's recorded calls.
+        """
         with self._lock:
-            out, calls = self._forward(x)
-        self._output_shape = tuple(out.shape[1:])
-        # id(tensor) -> (ReceptiveField h, w) | GLOBAL | None; `calls` holds every tensor, so ids stay unique
-        fields = {}
-        produced = set()
-        first_input = self._input
-        layers = []
-        for index, call in enumerate(calls):
-            y = call.output
-            if y is None:
-                continue
-            field = self._field(call, calls[:index], fields, first_input)
-            merges = id(y) not in produced
-            produced.add(id(y))
-            if id(y) not in fields:
-                fields[id(y)] = field
-            if call.module._modules and not merges:
-                continue  # a container returning its last child's output: that child has the row
-            layers.append({"call": index, "name": call.name or type(call.module).__name__,
-                           "type": type(call.module).__name__, "shape": list(y.shape[1:]),
-                           "field": self._field_json(fields.get(id(y)), y)})
-        return layers
-
-    def _field(self, call, earlier, fields, first_input):
-        inp, y = call.input, call.output
-        if y.ndim != 4:
-            return GLOBAL
-        if inp is first_input and inp is not None:
-            f_in = (IDENTITY, IDENTITY)
-        else:
-            f_in = fields.get(id(inp)) if inp is not None else None
-        if f_in is None and inp is not None and inp.ndim == 4:
-            f_in = self._merged_field(call.name, inp, earlier, fields)
-        window = _window(call.module)
-        if window is not None and isinstance(f_in, tuple) and inp is not None and inp.ndim == 4:
-            kernel, stride, dilation, padding = window
+            self._calls = []
             try:
-                pads = resolve_padding(padding, inp.shape[1:3], kernel, stride, dilation)
-            except (TypeError, ValueError):
-                return None
-            return (rf_step(f_in[0], kernel[0], stride[0], dilation[0], pads[0]),
-                    rf_step(f_in[1], kernel[1], stride[1], dilation[1], pads[2]))
-        if call.module._modules:
-            # a container whose output is its own op (residual add, concat): the union of the
-            # fields its descendants produced at the output's spatial size
-            prefix = call.name + "." if call.name else ""
-            inner = [fields.get(id(c.output)) for c in earlier
-                     if c.output is not None and c.name.startswith(prefix) and c.output.ndim == 4
-                     and c.output.shape[1:3] == y.shape[1:3]]
-            inner = [f for f in inner if isinstance(f, tuple)]
-            if isinstance(f_in, tuple) and inp.ndim == 4 and inp.shape[1:3] == y.shape[1:3]:
-                inner.append(f_in)
-            if inner:
-                return rf_union(f[0] for f in inner), rf_union(f[1] for f in inner)
-            return None
-        if isinstance(f_in, tuple) and inp.ndim == 4 and inp.shape[1:3] == y.shape[1:3]:
-            return f_in  # activations, normalisation, dropout: the field is unchanged
-        return GLOBAL if f_in == GLOBAL else None
-
-    @staticmethod
-    def _merged_field(name, inp, earlier, fields):
-        """Field of an input made by an op outside every module (``x + shortcut`` inside a
-        residual block): the union of the fields its sibling modules produced at its spatial size."""
-        parent = name.rpartition(".")[0]
-        prefix = parent + "." if parent else ""
-        same = [c for c in earlier if c.output is not None and c.output.ndim == 4
-                and c.output.shape[1:3] == inp.shape[1:3] and isinstance(fields.get(id(c.output)), tuple)]
-        siblings = [fields[id(c.output)] for c in same if c.name.startswith(prefix)]
-        if siblings:
-            return rf_union(f[0] for f in siblings), rf_union(f[1] for f in siblings)
-        return fields[id(same[-1].output)] if same else None
+                trace = trace_forward(self.model, self.input_shape, name=self.name, track_fields=True)
+                hooked = self._calls
+            finally:
+                self._calls = None
+        assert [c.module for c in hooked] == [c.module for c in trace.calls]   # one hook call per traced call
+        self._output_shape = tuple(trace.output.shape[1:])
+        index = {id(call): i for i, call in enumerate(trace.calls)}
+        layers = []
+        for call, outs in layer_calls(trace):
+            if not outs:
+                continue
+            y = outs[0]
+            layers.append({"call": index[id(call)], "name": call.name or type(call.module).__name__,
+                           "type": type(call.module).__name__, "shape": list(y.shape[1:]),
+                           "field": self._field_json(getattr(y, "_rf", None), y)})
+        return layers
 
     @staticmethod
     def _field_json(field, y):
+        """A tensor's traced field as JSON: ``{"size", "jump", "start"}`` (height, width), "global" or None."""
         if field == GLOBAL or y.ndim != 4:
             return GLOBAL
         if not isinstance(field, tuple):
-            return None
+            return None   # unknown to the propagation rules (or not depending on the input)
         fh, fw = field
         return {"size": [fh.size, fw.size], "jump": [fh.jump, fw.jump], "start": [fh.start, fw.start]}
 

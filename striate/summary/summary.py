@@ -167,6 +167,24 @@ def _tensors(out):
     return []
 
 
+def layer_calls(trace):
+    """The calls of a traced forward that are layers (one summary row each), with their output tensors.
+
+    Every leaf module is a layer; a non-leaf module is one when it owns parameters, runs MACs
+    itself, or makes its output with its own op (an inception module's concat), not by returning a
+    child's output. Yields ``(call, outputs)`` in completion order (children before their parent).
+    Each output tensor carries its receptive field in ``_rf`` when the trace tracked fields.
+    """
+    produced = set()
+    for call in trace.calls:
+        m = call.module
+        outs = _tensors(call.output)
+        merges = bool(outs) and not any(id(t) in produced for t in outs)
+        produced.update(id(t) for t in outs)
+        if not m._modules or list(m._parameters.values()) or call.macs or merges:
+            yield call, outs
+
+
 def summary(model, input_shape, name: str | None = None) -> ModelSummary:
     """Per-layer summary of ``model`` for one input image of ``input_shape``.
 
@@ -201,17 +219,10 @@ def summary(model, input_shape, name: str | None = None) -> ModelSummary:
     name = name or type(model).__name__
     trace = trace_forward(model, input_shape, name=name, track_fields=True)
 
-    rows, seen, produced, listed = [], set(), set(), set()
-    for call in trace.calls:  # in completion order: children before their parent
+    rows, seen, listed = [], set(), set()
+    for call, outs in layer_calls(trace):
         m = call.module
         own = list(m._parameters.values())
-        outs = _tensors(call.output)
-        # a non-leaf module gets a row when it owns parameters, runs MACs itself, or makes its
-        # output with its own op (an inception module's concat), not by returning a child's output
-        merges = bool(outs) and not any(id(t) in produced for t in outs)
-        produced.update(id(t) for t in outs)
-        if not (not m._modules or own or call.macs or merges):
-            continue
         listed.add(id(call))
         first = id(m) not in seen
         seen.add(id(m))
