@@ -89,6 +89,21 @@ def test_index_page_and_its_files_come_from_the_app_no_network(client):
         assert not re.search(r"fetch\(\s*[\"'`]https?:", text)
 
 
+def test_every_view_shares_the_navigation_of_every_view(client):
+    from striate.serve import views
+
+    entries = views.nav()
+    assert [e["title"] for e in entries] == ["Network", "Conv arithmetic"]
+    urls = {"draw.page": "/", "explorer.page": "/explorer"}
+    for entry in entries:
+        html = client.get(urls[entry["endpoint"]]).get_data(as_text=True)
+        nav = re.search(r"<nav>(.*?)</nav>", html, re.S).group(1)
+        assert re.findall(r'href="([^"]+)"', nav) == list(urls.values())
+        active = re.findall(r'<a href="([^"]+)" class="active" aria-current="page">', nav)
+        assert active == [urls[entry["endpoint"]]], active
+        assert html.count('<script type="module"') == 1 and "{%" not in html      # one module per view, rendered
+
+
 def test_static_files_are_package_data():
     import tomllib
 
