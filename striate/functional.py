@@ -23,10 +23,10 @@ from . import ops
 from .ops.geometry import cached, conv_geometry, hashable
 from .random import check_random_state
 from .tensor import Tensor
-from .validation import check_int, check_rate, positive_pair
+from .validation import check_int, check_rate, is_int, pair, positive_pair
 
 __all__ = [
-    "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
+    "conv2d", "conv_transpose2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
     "flatten", "concat",
     "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
@@ -154,6 +154,99 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
     stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
     pads, out_hw = conv_geometry(x_shape[1:3], (kh, kw), stride, padding, dilation, op)
     return stride, pads, dilation, int(groups), out_hw
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1) -> Tensor:
+    """Transposed convolution: the adjoint of :func:`conv2d` with the same weight and geometry
+    (Dumoulin & Visin 2016, sec. 4; the "deconvolution" of FCN and Zeiler & Fergus).
+
+    ``w`` is the weight of the convolution whose adjoint this is, in HWIO ``(kh, kw, c_out //
+    groups, c_in)``: that conv maps ``c_out`` channels to ``c_in``, this op maps ``c_in`` back to
+    ``c_out``. So ``conv_transpose2d(gy, w, stride=s, padding=p, dilation=d, groups=g)`` is exactly
+    the input gradient of ``conv2d(x, w, stride=s, padding=p, dilation=d, groups=g)`` at ``gy``, with
+    ``output_padding`` choosing among the input sizes that conv maps to the same output size.
+
+    PyTorch's ``ConvTranspose2d`` weight ``(c_in, c_out // groups, kh, kw)`` is ``w.transpose(3, 2,
+    0, 1)``, for every ``groups``: in both, input channel ``i`` belongs to group
+    ``i // (c_in // groups)`` and the third axis of ``w`` (PyTorch's second) counts the output
+    channels of that group.
+
+    Args:
+        x: input, NHWC.
+        w: HWIO weight ``(kh, kw, c_out // groups, c_in)``.
+        b: optional bias ``(c_out,)``.
+        stride, dilation: int or pair, as in the conv.
+        padding: int, ``(ph, pw)`` or ``(top, bottom, left, right)``: the conv's padding, cut off
+            the output here.
+        output_padding: int or pair: rows/columns added at the bottom/right of the output (zeros
+            before the bias), each smaller than the stride or the dilation along its axis.
+        groups: as in :func:`conv2d`.
+
+    Shape:
+        - x: ``(n, h, w, c_in)``; w: ``(kh, kw, c_out // groups, c_in)``; b: ``(c_out,)``
+        - output: ``(n, H, W, c_out)`` with
+          ``H = (h - 1) * sh - pt - pb + dh * (kh - 1) + output_padding_h + 1`` (likewise ``W``).
+
+    Example::
+
+        >>> x = np.zeros((1, 16, 16, 21), np.float32); w = np.zeros((4, 4, 21, 21), np.float32)
+        >>> F.conv_transpose2d(x, w, stride=2, padding=1).shape     # FCN's 2x upsampling
+        (1, 32, 32, 21)
+    """
+    op = "conv_transpose2d"
+    x, w = _nhwc(x, "x", op), _tensor(w, "w", op)
+    b = None if b is None else _tensor(b, "b", op)
+    plan = cached(_conv_transpose_plan, x.shape, x.dtype, w.shape, w.dtype,
+                  None if b is None else (b.shape, b.dtype), hashable(stride), hashable(padding),
+                  hashable(output_padding), hashable(dilation), groups)
+    fn = ops.ConvTranspose2dOp(*plan)
+    return fn.apply(x, w) if b is None else fn.apply(x, w, b)
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_transpose_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, output_padding,
+                         dilation, groups):
+    """Validate a conv_transpose2d call; return the arguments of ``ops.ConvTranspose2dOp``:
+    (stride, pads, dilation, groups, out_hw)."""
+    op = "conv_transpose2d"
+    if len(w_shape) != 4:
+        raise ValueError(f"{op}: expected 4D weights (kernel_h, kernel_w, out_channels // groups, in_channels), "
+                         f"got shape {w_shape}.")
+    _same_dtype(x_dtype, w_dtype, "x and w", op)
+    groups = check_int(groups, "groups", owner=op)
+    kh, kw, cg, c_in = w_shape
+    if x_shape[3] != c_in:
+        raise ValueError(f"{op}: channel mismatch between input and weights: x has {x_shape[3]} channels, but w of "
+                         f"shape {w_shape} (kh, kw, out_channels // groups, in_channels) expects {c_in}.")
+    if c_in % groups:
+        raise ValueError(f"{op}: the number of input channels must be evenly divisible by groups. "
+                         f"Received: groups={groups}, input channels={c_in}.")
+    if b_spec is not None:
+        _same_dtype(x_dtype, b_spec[1], "x and b", op)
+        if b_spec[0] != (cg * groups,):
+            raise ValueError(f"{op}: bias must have shape (out_channels,) = ({cg * groups},). Received: "
+                             f"b.shape={b_spec[0]}.")
+    stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
+    if isinstance(padding, tuple) and len(padding) == 4 and all(is_int(p) for p in padding):
+        pads = padding
+    else:
+        ph, pw = pair(padding, "padding")
+        pads = (ph, ph, pw, pw)
+    out_pad = pair(output_padding, "output_padding")
+    if min(pads) < 0 or min(out_pad) < 0:
+        raise ValueError(f"{op}: padding and output_padding must be >= 0. Received: padding={padding!r}, "
+                         f"output_padding={output_padding!r}.")
+    for axis in range(2):
+        if out_pad[axis] >= max(stride[axis], dilation[axis]):
+            raise ValueError(f"{op}: output_padding must be smaller than the stride or the dilation along each axis. "
+                             f"Received: output_padding={output_padding!r}, stride={stride}, dilation={dilation}.")
+    out_hw = tuple((x_shape[1 + a] - 1) * stride[a] - pads[2 * a] - pads[2 * a + 1]
+                   + dilation[a] * (w_shape[a] - 1) + out_pad[a] + 1 for a in range(2))
+    if min(out_hw) <= 0:
+        raise ValueError(f"{op}: the padding is larger than the output, so the computed output size would be zero or "
+                         f"negative. Received: input (height, width)={tuple(x_shape[1:3])}, kernel={(kh, kw)}, "
+                         f"stride={stride}, padding={padding!r}; output would be {out_hw}.")
+    return stride, pads, dilation, groups, out_hw
 
 
 # --------------------------------------------------------------------------- pooling

@@ -5,7 +5,7 @@ the same math live beneath, in :mod:`striate.backend`. Op classes end in ``Op`` 
 so that they never read like the layers of :mod:`striate.nn` (``Conv2D``).
 """
 from .activation import AddReLUOp, LeakyReLUOp, LogSoftmaxOp, ReLUOp, SigmoidOp, SoftmaxOp, TanhOp
-from .conv import Conv2dOp
+from .conv import Conv2dOp, ConvTranspose2dOp
 from .dropout import DropoutOp
 from .geometry import col2im, im2col, offset_view, pad_nhwc, sliding_windows
 from .linear import ConcatOp, LinearOp

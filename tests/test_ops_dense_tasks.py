@@ -1,0 +1,157 @@
+"""Ops for localisation, detection and segmentation without PyTorch: float64 finite-difference
+gradient checks, the identities that define them (a transposed convolution is the conv's input
+gradient) and what their layers promise. The comparisons with PyTorch are in
+test_ops_dense_tasks_torch.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import striate as st
+import striate.functional as F
+
+
+def _randn(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+# --------------------------------------------------------------------------- conv_transpose2d
+ADJOINT_CASES = [
+    dict(stride=1, padding=0),
+    dict(stride=2, padding=1),
+    dict(stride=(2, 3), padding=(1, 0), dilation=(1, 2)),
+    dict(stride=3, padding=(2, 1, 0, 1)),  # explicit (top, bottom, left, right)
+    dict(stride=2, padding=1, groups=2),
+    dict(stride=2, padding=0, groups=4),  # depthwise
+    dict(stride=1, padding=2, dilation=2, groups=2),
+]
+
+
+@pytest.mark.parametrize("kwargs", ADJOINT_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+@pytest.mark.parametrize("hw", [(9, 8), (10, 11)], ids=str)
+def test_conv_transpose2d_is_the_input_gradient_of_conv2d(kwargs, hw, rng):
+    # conv2d maps several input sizes to one output size; output_padding picks the input's
+    g = kwargs.get("groups", 1)
+    x = st.Tensor(_randn(rng, 2, *hw, 4), requires_grad=True)
+    w = _randn(rng, 3, 2, 4 // g, 8)
+    y = F.conv2d(x, w, **kwargs)
+    gy = _randn(rng, *y.shape)
+    y.backward(gy)
+    natural = F.conv_transpose2d(gy, w, **kwargs).shape[1:3]
+    output_padding = (hw[0] - natural[0], hw[1] - natural[1])
+    gx = F.conv_transpose2d(gy, w, output_padding=output_padding, **kwargs)
+    assert gx.shape == x.shape
+    np.testing.assert_allclose(gx.data, x.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(rng):
+    # <conv(x), y> == <x, conv_transpose(y)> for the same weight and geometry
+    kwargs = dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1), groups=2)
+    x = _randn(rng, 2, 11, 13, 4)
+    w = _randn(rng, 3, 3, 2, 6)
+    cx = F.conv2d(x, w, **kwargs).data
+    y = _randn(rng, *cx.shape)
+    ty = F.conv_transpose2d(y, w, output_padding=(0, 2), **kwargs).data
+    assert ty.shape == x.shape
+    assert np.isclose((cx * y).sum(), (x * ty).sum(), rtol=1e-12)
+
+
+CT_CASES = [
+    dict(stride=1, padding=0),
+    dict(stride=2, padding=1),
+    dict(stride=2, padding=1, output_padding=1),
+    dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), dilation=(1, 2)),
+    dict(stride=1, padding=1, output_padding=1, dilation=2),  # output_padding below the dilation
+    dict(stride=2, padding=(0, 1, 1, 0), groups=2),
+    dict(stride=3, padding=1, groups=4),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("kwargs", CT_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_conv_transpose2d_gradcheck(kwargs, bias, rng):
+    g = kwargs.get("groups", 1)
+    x = _randn(rng, 2, 3, 4, 4)
+    w = _randn(rng, 3, 2, 6 // g if g != 4 else 1, 4)
+    c_out = w.shape[2] * g
+    inputs = [x, w] + ([_randn(rng, c_out)] if bias else [])
+    assert st.gradcheck(lambda x, w, *b: F.conv_transpose2d(x, w, *b, **kwargs), inputs)
+
+
+def test_conv_transpose2d_output_size_formula(rng):
+    # H = (h - 1) * s - pt - pb + d * (k - 1) + output_padding + 1
+    x = np.zeros((1, 7, 5, 3))
+    w = np.zeros((4, 3, 2, 3))
+    y = F.conv_transpose2d(x, w, stride=(3, 2), padding=(2, 1), output_padding=(2, 1), dilation=(1, 2))
+    assert y.shape == (1, (7 - 1) * 3 - 4 + 3 + 2 + 1, (5 - 1) * 2 - 2 + 2 * 2 + 1 + 1, 2)
+
+
+def test_conv_transpose2d_keeps_float32(rng):
+    x = _randn(rng, 1, 3, 3, 2).astype(np.float32)
+    w = _randn(rng, 2, 2, 3, 2).astype(np.float32)
+    assert F.conv_transpose2d(x, w, stride=2).dtype == np.float32
+
+
+def test_conv_transpose2d_errors():
+    x = np.zeros((1, 4, 4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"conv_transpose2d: channel mismatch between input and weights: x has 3 "
+                                         r"channels, but w of shape \(2, 2, 4, 5\)"):
+        F.conv_transpose2d(x, np.zeros((2, 2, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"output_padding must be smaller than the stride or the dilation along "
+                                         r"each axis\. Received: output_padding=2, stride=\(2, 2\)"):
+        F.conv_transpose2d(x, np.zeros((2, 2, 4, 3), np.float32), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"the padding is larger than the output.*output would be \(-1, -1\)"):
+        F.conv_transpose2d(x, np.zeros((2, 2, 4, 3), np.float32), padding=3)
+    with pytest.raises(ValueError, match=r"input channels must be evenly divisible by groups\. Received: groups=2"):
+        F.conv_transpose2d(x, np.zeros((2, 2, 4, 3), np.float32), groups=2)
+    with pytest.raises(ValueError, match=r"bias must have shape \(out_channels,\) = \(4,\)\. Received: b.shape=\(3,\)"):
+        F.conv_transpose2d(x, np.zeros((2, 2, 4, 3), np.float32), np.zeros(3, np.float32))
+
+
+# --------------------------------------------------------------------------- ConvTranspose2D
+@pytest.mark.parametrize("s", [2, 3, 4])
+def test_bilinear_conv_transpose_upsamples_a_constant_to_a_constant_interior(s):
+    # kernel 2s, stride s, padding s // 2: FCN's initial upsampling by s
+    up = st.nn.ConvTranspose2D(3, 2 * s, stride=s, padding=s // 2, kernel_initializer="bilinear")
+    x = np.full((2, 5, 6, 3), 0.7, np.float32)
+    x[:, :, :, 1] = -1.5  # each channel keeps its own value: no mixing
+    y = up(st.Tensor(x)).data
+    assert y.shape[1] >= 5 * s and y.shape[2] >= 6 * s
+    interior = y[:, s:-s, s:-s]
+    np.testing.assert_allclose(interior[..., 0], 0.7, rtol=1e-6)
+    np.testing.assert_allclose(interior[..., 1], -1.5, rtol=1e-6)
+    np.testing.assert_allclose(interior[..., 2], 0.7, rtol=1e-6)
+    assert abs(y[0, 0, 0, 0]) < 0.7  # the border sees part of the kernel only
+
+
+def test_bilinear_kernel_taps():
+    # size 4 (factor 2): 1 - |t - 1.5| / 2; size 3 (factor 2): 1 - |t - 1| / 2
+    w = st.nn.init.get("bilinear")((4, 3, 1, 2), np.float64)
+    expected = np.outer([0.25, 0.75, 0.75, 0.25], [0.5, 1.0, 0.5])
+    np.testing.assert_allclose(w[:, :, 0, 0], expected)
+    np.testing.assert_allclose(w[:, :, 0, 1], expected)
+
+
+def test_bilinear_conv_transpose_interpolates_a_ramp_linearly():
+    # a linear ramp stays linear inside (bilinear interpolation reproduces affine images)
+    up = st.nn.ConvTranspose2D(1, 4, stride=2, padding=1, kernel_initializer="bilinear", use_bias=False)
+    ramp = np.arange(8.0)[None, :, None, None] * np.ones((1, 8, 8, 1))
+    y = up(st.Tensor(ramp)).data[0, 2:-2, 2:-2, 0]
+    np.testing.assert_allclose(np.diff(y, axis=0), 0.5)
+    np.testing.assert_allclose(np.diff(y, axis=1), 0.0, atol=1e-12)
+
+
+def test_conv_transpose_layer_shapes_and_grouped_weights():
+    layer = st.nn.ConvTranspose2D(6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    y = layer(st.Tensor(np.zeros((2, 5, 4, 4), np.float32)))
+    assert y.shape == (2, 10, 8, 6)
+    assert layer.w.shape == (3, 3, 3, 4) and layer.b.shape == (6,)
+    assert len(list(layer.parameters())) == 2
+
+
+def test_conv_transpose_layer_errors():
+    with pytest.raises(ValueError, match=r"filters must equal the input channels\. Received: filters=4, input channels=3"):
+        st.nn.ConvTranspose2D(4, 4, stride=2, kernel_initializer="bilinear")(np.zeros((1, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"filters must be evenly divisible by the number of groups"):
+        st.nn.ConvTranspose2D(5, 3, groups=2)

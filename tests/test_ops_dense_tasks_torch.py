@@ -1,0 +1,92 @@
+"""Ops for localisation, detection and segmentation against PyTorch CPU: forward and every
+gradient, float64 (rtol 1e-9) and float32 (2e-4), swept over their settings.
+
+As in test_ops_torch.py, torch leaves are made in striate's layout (NHWC, HWIO) and permuted inside
+torch's graph, so torch's gradients come back in striate's layout; a random cotangent is pulled back.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import striate as st
+import striate.functional as F
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+from torch_layout import nchw, nhwc  # noqa: E402
+
+DTYPES = [np.float64, np.float32]
+
+
+def compare(st_fn, torch_fn, arrays, assert_close, dtype, seed=0):
+    """Forward and all input gradients of ``st_fn`` vs ``torch_fn`` with a random cotangent."""
+    xs = [None if a is None else st.Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+    y = st_fn(*xs)
+    gy = np.random.default_rng(seed + 99).standard_normal(y.shape).astype(dtype)
+    y.backward(gy)
+    ts = [None if a is None else torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+    ty = torch_fn(*ts)
+    ty.backward(torch.tensor(gy))
+    assert y.dtype == dtype
+    assert_close(y.data, ty.detach().numpy(), dtype=dtype, what="forward")
+    for i, (x, t) in enumerate(zip(xs, ts)):
+        if x is None:
+            continue
+        assert x.grad is not None, f"input {i} got no gradient"
+        assert_close(x.grad, t.grad.numpy(), dtype=dtype, what=f"gradient of input {i}")
+    return y, ty
+
+
+def torch_weight(w):
+    """striate's HWIO (kh, kw, c_out // groups, c_in) -> PyTorch's (c_in, c_out // groups, kh, kw)."""
+    return w.permute(3, 2, 0, 1)
+
+
+# --------------------------------------------------------------------------- conv_transpose2d
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("groups", [1, 2, 4], ids=lambda g: f"groups={g}")
+@pytest.mark.parametrize("dilation", [1, 2, (1, 2)], ids=str)
+@pytest.mark.parametrize("padding", [0, 1, (2, 1)], ids=str)
+@pytest.mark.parametrize("stride", [1, 2, 3, (2, 1)], ids=str)
+def test_conv_transpose2d_matches_torch(stride, padding, dilation, groups, bias, dtype, rng, assert_close):
+    n, h, w, c_in, c_out = 2, 5, 4, 4, 8
+    kh, kw = 3, 2
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+    # the largest output_padding allowed: exercises the rows no window reaches
+    output_padding = (max(sh, dh) - 1, max(sw, dw) - 1)
+    x = rng.standard_normal((n, h, w, c_in))
+    wt = rng.standard_normal((kh, kw, c_out // groups, c_in))
+    b = rng.standard_normal(c_out) if bias else None
+
+    def st_fn(x, w, b):
+        return F.conv_transpose2d(x, w, b, stride=stride, padding=padding, output_padding=output_padding,
+                                  dilation=dilation, groups=groups)
+
+    def torch_fn(x, w, b):
+        return nhwc(TF.conv_transpose2d(nchw(x), torch_weight(w), b, stride=(sh, sw), padding=padding,
+                                        output_padding=output_padding, groups=groups, dilation=(dh, dw)))
+
+    compare(st_fn, torch_fn, [x, wt, b], assert_close, dtype)
+
+
+def test_conv_transpose2d_asymmetric_padding_matches_cropped_torch(rng, assert_close):
+    # (top, bottom, left, right): torch with no padding, then the padding cut off the output
+    x, w = rng.standard_normal((2, 4, 5, 3)), rng.standard_normal((3, 4, 2, 3))
+    compare(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=(2, 0, 1, 3)),
+            lambda x, w: nhwc(TF.conv_transpose2d(nchw(x), torch_weight(w), stride=2))[:, 2:, 1:-3],
+            [x, w], assert_close, np.float64)
+
+
+def test_conv_transpose_layer_matches_torch_module(rng, assert_close):
+    layer = st.nn.ConvTranspose2D(6, 3, stride=2, padding=1, output_padding=1, groups=2, rng=0)
+    x = rng.standard_normal((2, 5, 4, 4)).astype(np.float32)
+    y = layer(st.Tensor(x)).data
+    ref = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(layer.w.data.transpose(3, 2, 0, 1)))
+        ref.bias.copy_(torch.tensor(layer.b.data))
+        expected = nhwc(ref(nchw(torch.tensor(x)))).numpy()
+    assert_close(y, expected)
