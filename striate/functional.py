@@ -26,7 +26,7 @@ from .tensor import Tensor
 from .validation import check_int, check_rate, is_int, pair, positive_pair
 
 __all__ = [
-    "conv2d", "conv_transpose2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
+    "conv2d", "conv_transpose2d", "upsample", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
     "flatten", "concat",
     "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
@@ -386,6 +386,76 @@ def global_max_pool2d(x) -> Tensor:
     """
     x = _nhwc(x, "x", "global_max_pool2d")
     return x.max(axis=(1, 2))
+
+
+# --------------------------------------------------------------------------- resizing
+def upsample(x, scale_factor=None, size=None, mode: str = "nearest", align_corners: bool = False) -> Tensor:
+    """Resize feature maps by interpolation, as PyTorch's ``F.interpolate`` (2-D, NHWC).
+
+    Args:
+        x: input, NHWC.
+        scale_factor: number or (sh, sw) > 0; the output is ``floor(in * scale)``. Give this or
+            ``size``, not both.
+        size: int or (oh, ow): the output's height and width.
+        mode: ``'nearest'``: output pixel p copies input ``min(floor(p * s), in - 1)``;
+            ``'bilinear'``: weighted mean of the two nearest input pixels along each axis.
+            s is ``1 / scale_factor`` when a scale was given, else ``in / out``.
+        align_corners: bilinear only. False (default): pixels are areas, and output pixel p samples
+            input coordinate ``(p + 0.5) * s - 0.5``. True: the centres of the corner pixels meet,
+            and p samples ``p * (in - 1) / (out - 1)``.
+
+    Shape:
+        - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``, ``oh = size[0]`` or
+          ``floor(h * scale_factor[0])`` (likewise ``ow``).
+
+    Example::
+
+        >>> F.upsample(np.zeros((1, 7, 7, 512), np.float32), scale_factor=2).shape
+        (1, 14, 14, 512)
+    """
+    op = "upsample"
+    x = _nhwc(x, "x", op)
+    taps_h, taps_w = cached(_upsample_plan, x.shape[1:3], hashable(scale_factor), hashable(size), mode,
+                            align_corners)
+    return ops.UpsampleOp(taps_h, taps_w).apply(x)
+
+
+def _upsample_args(scale_factor, size, mode, align_corners, op):
+    """Check upsample's settings; return ``(scales, size)``: a pair of floats and None, or None and
+    a pair of ints."""
+    if (scale_factor is None) == (size is None):
+        raise ValueError(f"{op}: give exactly one of scale_factor and size. "
+                         f"Received: scale_factor={scale_factor!r}, size={size!r}.")
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"{op}: mode must be 'nearest' or 'bilinear'. Received: mode={mode!r}.")
+    if align_corners and mode == "nearest":
+        raise ValueError(f"{op}: align_corners applies to mode='bilinear' only. Received: mode='nearest', "
+                         "align_corners=True.")
+    if size is not None:
+        return None, positive_pair(size, "size")
+    values = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2 \
+        else (scale_factor,) * 2
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{op}: scale_factor must be a number > 0 or a pair of them. "
+                         f"Received: scale_factor={scale_factor!r}.")
+    return tuple(float(v) for v in values), None
+
+
+@functools.lru_cache(maxsize=256)
+def _upsample_plan(in_hw, scale_factor, size, mode, align_corners):
+    """Validate an upsample call; return the interpolation taps of rows and of columns."""
+    op = "upsample"
+    scales, out_hw = _upsample_args(scale_factor, size, mode, align_corners, op)
+    if scales is None:
+        scales = (None, None)
+    else:
+        out_hw = tuple(int(np.floor(in_hw[a] * scales[a])) for a in range(2))
+        if min(out_hw) < 1:
+            raise ValueError(f"{op}: the output would be empty: floor({tuple(in_hw)} * {scales}) = {out_hw}. "
+                             f"Received: scale_factor={scale_factor!r}. Use a larger scale_factor or give size.")
+    if mode == "nearest":
+        return tuple(ops.resize.nearest_taps(in_hw[a], out_hw[a], scales[a]) for a in range(2))
+    return tuple(ops.resize.bilinear_taps(in_hw[a], out_hw[a], bool(align_corners), scales[a]) for a in range(2))
 
 
 # --------------------------------------------------------------------------- dense and shape ops

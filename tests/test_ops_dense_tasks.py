@@ -155,3 +155,66 @@ def test_conv_transpose_layer_errors():
         st.nn.ConvTranspose2D(4, 4, stride=2, kernel_initializer="bilinear")(np.zeros((1, 3, 3, 3), np.float32))
     with pytest.raises(ValueError, match=r"filters must be evenly divisible by the number of groups"):
         st.nn.ConvTranspose2D(5, 3, groups=2)
+
+
+# --------------------------------------------------------------------------- upsample
+UPSAMPLE_CASES = [
+    dict(scale_factor=2), dict(scale_factor=3), dict(scale_factor=1.7), dict(scale_factor=(0.6, 2.5)),
+    dict(size=(7, 4)), dict(size=3), dict(size=(2, 9)),
+]
+
+
+@pytest.mark.parametrize("mode,align_corners", [("nearest", False), ("bilinear", False), ("bilinear", True)])
+@pytest.mark.parametrize("kwargs", UPSAMPLE_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_upsample_gradcheck(kwargs, mode, align_corners, rng):
+    x = _randn(rng, 2, 4, 5, 2)
+    assert st.gradcheck(lambda x: F.upsample(x, mode=mode, align_corners=align_corners, **kwargs), [x])
+
+
+def test_upsample_nearest_integer_scale_repeats_pixels(rng):
+    x = _randn(rng, 2, 3, 4, 2)
+    y = F.upsample(x, scale_factor=(2, 3)).data
+    np.testing.assert_array_equal(y, x.repeat(2, axis=1).repeat(3, axis=2))
+
+
+def test_upsample_bilinear_align_corners_keeps_the_corners(rng):
+    x = _randn(rng, 1, 4, 5, 3)
+    y = F.upsample(x, size=(9, 13), mode="bilinear", align_corners=True).data
+    for i, j in [(0, 0), (0, -1), (-1, 0), (-1, -1)]:
+        np.testing.assert_allclose(y[0, i, j], x[0, i, j], rtol=1e-14)
+
+
+def test_upsample_same_size_is_identity(rng):
+    x = _randn(rng, 2, 4, 5, 3)
+    for mode in ("nearest", "bilinear"):
+        np.testing.assert_allclose(F.upsample(x, size=(4, 5), mode=mode).data, x, rtol=1e-15)
+
+
+def test_bilinear_conv_transpose_equals_bilinear_upsample_inside(rng):
+    # FCN's stride-2 bilinear kernel (taps 1/4, 3/4, 3/4, 1/4) is 2x bilinear interpolation with
+    # align_corners=False away from the border
+    x = _randn(rng, 1, 6, 7, 2)
+    up = st.nn.ConvTranspose2D(2, 4, stride=2, padding=1, kernel_initializer="bilinear", use_bias=False)
+    y = up(st.Tensor(x)).data
+    z = F.upsample(x, scale_factor=2, mode="bilinear").data
+    np.testing.assert_allclose(y[:, 1:-1, 1:-1], z[:, 1:-1, 1:-1], rtol=1e-12, atol=1e-12)
+
+
+def test_upsample_layer_and_errors():
+    layer = st.nn.Upsample(scale_factor=2, mode="bilinear")
+    assert layer(st.Tensor(np.zeros((1, 8, 8, 3), np.float32))).shape == (1, 16, 16, 3)
+    assert layer(st.Tensor(np.zeros((1, 8, 8, 3), np.float32))).dtype == np.float32
+    x = np.zeros((1, 4, 4, 1))
+    with pytest.raises(ValueError, match=r"upsample: give exactly one of scale_factor and size\. "
+                                         r"Received: scale_factor=2, size=\(3, 3\)"):
+        F.upsample(x, scale_factor=2, size=(3, 3))
+    with pytest.raises(ValueError, match=r"upsample: mode must be 'nearest' or 'bilinear'\. Received: mode='bicubic'"):
+        F.upsample(x, scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match=r"align_corners applies to mode='bilinear' only"):
+        F.upsample(x, scale_factor=2, align_corners=True)
+    with pytest.raises(ValueError, match=r"upsample: the output would be empty: floor\(\(4, 4\) \* \(0.2, 0.2\)\)"):
+        F.upsample(x, scale_factor=0.2)
+    with pytest.raises(ValueError, match=r"scale_factor must be a number > 0 or a pair of them\. Received: scale_factor=-1"):
+        F.upsample(x, scale_factor=-1)
+    with pytest.raises(ValueError, match=r"Upsample: give exactly one of scale_factor and size"):
+        st.nn.Upsample()

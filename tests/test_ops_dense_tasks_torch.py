@@ -90,3 +90,30 @@ def test_conv_transpose_layer_matches_torch_module(rng, assert_close):
         ref.bias.copy_(torch.tensor(layer.b.data))
         expected = nhwc(ref(nchw(torch.tensor(x)))).numpy()
     assert_close(y, expected)
+
+
+# --------------------------------------------------------------------------- upsample
+UPSAMPLE_SIZES = [dict(scale_factor=2), dict(scale_factor=3), dict(scale_factor=1.5), dict(scale_factor=(0.7, 2.3)),
+                  dict(scale_factor=0.5), dict(size=(11, 6)), dict(size=(3, 17)), dict(size=(7, 7)), dict(size=1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode,align_corners", [("nearest", False), ("bilinear", False), ("bilinear", True)])
+@pytest.mark.parametrize("kwargs", UPSAMPLE_SIZES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+@pytest.mark.parametrize("hw", [(5, 7), (8, 8)], ids=str)
+def test_upsample_matches_torch_interpolate(hw, kwargs, mode, align_corners, dtype, rng, assert_close):
+    x = rng.standard_normal((2, *hw, 3))
+    corners = align_corners if mode == "bilinear" else None
+
+    def torch_fn(x):
+        return nhwc(TF.interpolate(nchw(x), mode=mode, align_corners=corners, **kwargs))
+
+    compare(lambda x: F.upsample(x, mode=mode, align_corners=align_corners, **kwargs), torch_fn, [x],
+            assert_close, dtype)
+
+
+def test_upsample_layer_matches_torch_module(rng, assert_close):
+    x = rng.standard_normal((2, 6, 5, 4)).astype(np.float32)
+    y = st.nn.Upsample(scale_factor=2.5, mode="bilinear", align_corners=True)(st.Tensor(x)).data
+    ref = torch.nn.Upsample(scale_factor=2.5, mode="bilinear", align_corners=True)
+    assert_close(y, nhwc(ref(nchw(torch.tensor(x)))).numpy())

@@ -321,6 +321,34 @@ class AvgPool2D(_Pool):
                             self.dilation)
 
 
+class Upsample(Module):
+    """Resize by interpolation: :func:`striate.functional.upsample` (PyTorch's ``nn.Upsample``).
+
+    Args:
+        scale_factor: number or (sh, sw); or ``size``: int or (oh, ow). Exactly one of them.
+        mode: ``'nearest'`` or ``'bilinear'``; align_corners: bilinear only.
+
+    Shape: ``(n, h, w, c)`` -> ``(n, oh, ow, c)``, ``oh = size[0]`` or ``floor(h * scale_factor[0])``.
+
+    Example::
+
+        >>> Upsample(scale_factor=2, mode="bilinear")(st.Tensor(np.zeros((1, 8, 8, 3), np.float32))).shape
+        (1, 16, 16, 3)
+    """
+
+    def __init__(self, scale_factor=None, size=None, mode="nearest", align_corners=False):
+        super().__init__()
+        self.scale_factor, self.size, self.mode, self.align_corners = scale_factor, size, mode, bool(align_corners)
+        F._upsample_args(scale_factor, size, mode, self.align_corners, "Upsample")  # refused now, not at the first call
+
+    def forward(self, x):
+        return F.upsample(x, self.scale_factor, self.size, self.mode, self.align_corners)
+
+    def extra_repr(self):
+        s = f"scale_factor={self.scale_factor!r}" if self.size is None else f"size={self.size!r}"
+        return s + f", mode={self.mode!r}" + (", align_corners=True" if self.align_corners else "")
+
+
 class GlobalAvgPool2D(Module):
     """Mean over height and width. Shape: ``(n, h, w, c)`` -> ``(n, c)``."""
 

@@ -12,5 +12,6 @@ from .linear import ConcatOp, LinearOp
 from .loss import BinaryCrossEntropyWithLogitsOp, CrossEntropyOp
 from .normalization import BatchNormOp, LocalResponseNormOp
 from .pooling import AvgPool2dOp, MaxPool2dOp
+from .resize import UpsampleOp
 from .primitives import (AbsOp, AddOp, CastOp, DivOp, ExpOp, GetItemOp, LogOp, MatMulOp, MaxOp, MulOp, NegOp,
                          PowOp, ReshapeOp, SubOp, SumOp, TransposeOp)
