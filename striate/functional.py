@@ -23,13 +23,14 @@ from . import ops
 from .ops.geometry import cached, conv_geometry, hashable
 from .random import check_random_state
 from .tensor import Tensor
-from .validation import check_int, check_rate, is_int, pair, positive_pair
+from .validation import check_int, check_number, check_rate, is_int, pair, positive_pair
 
 __all__ = [
-    "conv2d", "conv_transpose2d", "upsample", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
+    "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
     "flatten", "concat",
     "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
+    "conv_transpose2d", "upsample", "smooth_l1_loss", "huber_loss", "sigmoid_focal_loss", "dice_loss",
 ]
 
 
@@ -647,38 +648,80 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
 
 
 # --------------------------------------------------------------------------- losses
-def cross_entropy(logits, labels, label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy from raw scores and integer class labels, averaged over the batch.
+def cross_entropy(logits, labels, label_smoothing: float = 0.0, weight=None, ignore_index=None,
+                  reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy from raw scores and integer class labels, per row or per pixel.
 
     Args:
-        logits: unnormalised scores.
-        labels: integer class indices in ``[0, num_classes)``.
+        logits: unnormalised scores, classes on the last axis.
+        labels: integer class indices in ``[0, num_classes)`` (or ``ignore_index``).
         label_smoothing: eps in ``[0, 1)``: targets become (1 - eps) * one-hot + eps / num_classes.
+        weight: optional ``(num_classes,)`` class weights >= 0 (rare classes weigh more).
+        ignore_index: a label value that counts nowhere (255 for segmentation masks); None: none.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` (one loss per label).
+
+    The mean follows PyTorch: a weighted mean, ``sum_i w[y_i] loss_i / sum_i w[y_i]`` over the
+    labels that are not ignored (a plain mean without weights). Where every label is ignored the
+    mean is 0 with a zero gradient (PyTorch gives NaN).
 
     Shape:
-        - logits: ``(n, num_classes)``; labels: ``(n,)``; output: scalar.
+        - logits: ``(n, num_classes)`` with labels ``(n,)``, or per pixel ``(n, h, w,
+          num_classes)`` with labels ``(n, h, w)``; output: scalar, or labels' shape with 'none'.
+
+    Example::
+
+        >>> logits, masks = np.zeros((2, 8, 8, 11), np.float32), np.full((2, 8, 8), 255)
+        >>> F.cross_entropy(logits, masks, ignore_index=255, reduction="none").shape
+        (2, 8, 8)
     """
     op = "cross_entropy"
     logits = _tensor(logits, "logits", op)
-    if logits.ndim != 2:
-        raise ValueError(f"{op}: expected logits of shape (batch, num_classes), got shape {logits.shape}.")
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: expected logits of shape (batch, num_classes), got shape {logits.shape}. "
+                         "Per-pixel logits (batch, height, width, num_classes) take labels (batch, height, width).")
     y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if y.dtype.kind not in "iu":
         raise TypeError(
             f"{op}: labels must be integer class indices. Received: dtype={y.dtype}. "
             "For one-hot or soft targets, convert with labels.argmax(axis=1)."
         )
-    if y.shape != (logits.shape[0],):
+    if y.shape != logits.shape[:-1]:
         raise ValueError(
             f"{op}: labels must have one entry per row of logits. Received: logits.shape={logits.shape}, "
-            f"labels.shape={y.shape}."
+            f"labels.shape={y.shape}; labels' shape must be logits.shape[:-1] = {logits.shape[:-1]}."
         )
-    k = logits.shape[1]
-    if y.size and (y.min() < 0 or y.max() >= k):
-        raise ValueError(
-            f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y.min()}, max={y.max()}."
-        )
-    return ops.CrossEntropyOp(y, check_rate(label_smoothing, "label_smoothing")).apply(logits)
+    k = logits.shape[-1]
+    y = y.reshape(-1)
+    valid = None if ignore_index is None else y != ignore_index
+    counted = y if valid is None else y[valid]
+    if counted.size and (counted.min() < 0 or counted.max() >= k):
+        ignoring = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        raise ValueError(f"{op}: labels must lie in [0, {k}) for {k} classes{ignoring}. "
+                         f"Received: min={counted.min()}, max={counted.max()}.")
+    if valid is not None:
+        y = np.where(valid, y, 0)  # any class: those rows weigh 0
+        valid = valid.astype(logits.dtype)
+    fn = ops.CrossEntropyOp(y, check_rate(label_smoothing, "label_smoothing"),
+                            _class_weights(weight, k, logits.dtype, op), valid, _reduction(reduction, op))
+    out = fn.apply(logits.reshape(-1, k) if logits.ndim > 2 else logits)
+    return out.reshape(*logits.shape[:-1]) if reduction == "none" and logits.ndim > 2 else out
+
+
+def _reduction(reduction, op):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none'. Received: reduction={reduction!r}.")
+    return reduction
+
+
+def _class_weights(weight, k, dtype, op):
+    """Class weights as a ``(k,)`` array of ``dtype`` (constants: no gradient), or None."""
+    if weight is None:
+        return None
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+    if w.shape != (k,) or w.dtype.kind not in "iuf" or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError(f"{op}: weight must hold one finite weight >= 0 per class, shape ({k},). "
+                         f"Received: weight={weight!r}.")
+    return w.astype(dtype)
 
 
 def _pair_loss_args(a, b, names, op):
@@ -707,3 +750,105 @@ def binary_cross_entropy_with_logits(logits, target) -> Tensor:
     """
     logits, target = _pair_loss_args(logits, target, ("logits", "target"), "binary_cross_entropy_with_logits")
     return ops.BinaryCrossEntropyWithLogitsOp().apply(logits, target)
+
+
+def smooth_l1_loss(pred, target, beta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Smooth L1 loss (Fast R-CNN's box regression loss, Girshick 2015, eq. 3), as PyTorch's.
+
+    Element-wise, with d = pred - target: ``0.5 d^2 / beta`` if ``|d| < beta``, else
+    ``|d| - 0.5 beta``; ``beta = 0`` is the L1 loss. Quadratic near 0, so small errors get small
+    gradients; linear beyond beta, so outliers do not dominate.
+
+    Args:
+        beta: >= 0, where the loss turns from quadratic to linear.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+
+    Shape: pred and target the same shape; output: scalar, or their shape with 'none'.
+    """
+    op = "smooth_l1_loss"
+    pred, target = _pair_loss_args(pred, target, ("pred", "target"), op)
+    beta = check_number(beta, "beta", low=0.0, owner=op)
+    return ops.SmoothL1Op(beta, 1.0, _reduction(reduction, op)).apply(pred, target)
+
+
+def huber_loss(pred, target, delta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Huber's loss (1964), as PyTorch's: ``0.5 d^2`` if ``|d| <= delta``, else
+    ``delta * (|d| - 0.5 delta)``, d = pred - target; equal to ``delta * smooth_l1_loss(beta=delta)``.
+
+    Args:
+        delta: > 0. reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+
+    Shape: pred and target the same shape; output: scalar, or their shape with 'none'.
+    """
+    op = "huber_loss"
+    pred, target = _pair_loss_args(pred, target, ("pred", "target"), op)
+    delta = check_number(delta, "delta", low=0.0, low_open=True, owner=op)
+    return ops.SmoothL1Op(delta, delta, _reduction(reduction, op)).apply(pred, target)
+
+
+def sigmoid_focal_loss(logits, targets, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none") -> Tensor:
+    """Focal loss for dense detection (Lin et al. 2017, RetinaNet), as torchvision's
+    ``sigmoid_focal_loss``: binary cross-entropy scaled down where the prediction is already good.
+
+    ``loss = a_t (1 - p_t)^gamma ce`` with p = sigmoid(logits), ce the binary cross-entropy,
+    ``p_t = p t + (1 - p)(1 - t)`` and ``a_t = alpha t + (1 - alpha)(1 - t)``. The many easy
+    background anchors then add little to the loss; RetinaNet sums it and divides by the number of
+    anchors assigned to objects.
+
+    Args:
+        logits: raw scores; targets: the same shape, 1 for the class present, 0 otherwise.
+        alpha: weight of the positives in [0, 1], or < 0 for no weighting.
+        gamma: >= 0; 0 is the (alpha-weighted) binary cross-entropy.
+        reduction: ``'none'`` (default, as torchvision), ``'mean'`` or ``'sum'``.
+
+    Shape: logits and targets the same shape; output: their shape, or a scalar.
+    """
+    op = "sigmoid_focal_loss"
+    logits, targets = _pair_loss_args(logits, targets, ("logits", "targets"), op)
+    alpha = check_number(alpha, "alpha", high=1.0, owner=op)
+    gamma = check_number(gamma, "gamma", low=0.0, owner=op)
+    return ops.SigmoidFocalLossOp(alpha, gamma, _reduction(reduction, op)).apply(logits, targets)
+
+
+def dice_loss(logits, labels, smooth: float = 1.0, from_logits: bool = True, ignore_index=None) -> Tensor:
+    """Multi-class soft Dice loss (Milletari et al. 2016, V-Net; Sudre et al. 2017), for segmentation.
+
+    With p the class probabilities (softmax of the logits, or given with ``from_logits=False``)
+    and q the one-hot labels, per class c over every counted pixel of the batch::
+
+        dice_c = (2 sum p_c q_c + smooth) / (sum p_c + sum q_c + smooth)
+        loss = 1 - mean_c dice_c
+
+    It measures overlap, so a small object counts as much as the background. ``smooth`` keeps a
+    class absent from both prediction and labels at dice 1 and the gradient finite.
+
+    Args:
+        logits: scores (or probabilities), classes on the last axis.
+        labels: integer class indices, logits' shape without the last axis.
+        smooth: > 0 (1 by default).
+        from_logits: True: apply softmax over the last axis first.
+        ignore_index: a label value whose pixels count nowhere (255 for masks); None: none.
+
+    Shape:
+        - logits: ``(n, h, w, num_classes)`` (or ``(n, num_classes)``); labels: ``(n, h, w)``
+          (or ``(n,)``); output: scalar.
+    """
+    op = "dice_loss"
+    logits = _tensor(logits, "logits", op)
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if logits.ndim < 2 or y.shape != logits.shape[:-1] or y.dtype.kind not in "iu":
+        raise ValueError(f"{op}: expected logits (..., num_classes) and integer labels of shape logits.shape[:-1]. "
+                         f"Received: logits.shape={logits.shape}, labels.shape={y.shape}, labels dtype={y.dtype}.")
+    k = logits.shape[-1]
+    keep = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+    if keep.any() and (y[keep].min() < 0 or y[keep].max() >= k):
+        raise ValueError(f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y[keep].min()}, "
+                         f"max={y[keep].max()}.")
+    smooth = check_number(smooth, "smooth", low=0.0, low_open=True, owner=op)
+    mask = keep[..., None].astype(logits.dtype)  # (..., 1): 0 at ignored pixels
+    onehot = (np.where(keep, y, -1)[..., None] == np.arange(k)).astype(logits.dtype)  # (..., k)
+    p = (softmax(logits) if from_logits else logits) * mask
+    axes = tuple(range(logits.ndim - 1))  # every axis but the classes
+    inter = (p * onehot).sum(axis=axes)  # (k,)
+    dice = (2 * inter + smooth) / (p.sum(axis=axes) + onehot.sum(axis=axes) + smooth)
+    return 1 - dice.mean()

@@ -218,3 +218,147 @@ def test_upsample_layer_and_errors():
         F.upsample(x, scale_factor=-1)
     with pytest.raises(ValueError, match=r"Upsample: give exactly one of scale_factor and size"):
         st.nn.Upsample()
+
+
+# --------------------------------------------------------------------------- losses
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0, 3.0])
+def test_smooth_l1_and_huber_gradcheck(beta, reduction, rng):
+    # differences kept away from +-beta and 0, where the loss has a kink
+    d = rng.uniform(0.1, 2.5, (3, 4)) * rng.choice([-1, 1], (3, 4))
+    d[np.abs(np.abs(d) - beta) < 0.05] += 0.1
+    pred = _randn(rng, 3, 4)
+    assert st.gradcheck(lambda p, t: F.smooth_l1_loss(p, t, beta, reduction), [pred, pred - d])
+    if beta:
+        assert st.gradcheck(lambda p, t: F.huber_loss(p, t, beta, reduction), [pred, pred - d])
+
+
+def test_huber_is_delta_times_smooth_l1(rng):
+    p, t = _randn(rng, 20), _randn(rng, 20) * 3
+    for delta in (0.3, 1.0, 2.0):
+        np.testing.assert_allclose(F.huber_loss(p, t, delta, "none").data,
+                                   delta * F.smooth_l1_loss(p, t, delta, "none").data, rtol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 2.0), (0.5, 0.0), (0.75, 1.0), (0.25, 1.5), (0.25, 3.0)])
+def test_sigmoid_focal_loss_gradcheck(alpha, gamma, reduction, rng):
+    logits = _randn(rng, 4, 3) * 3
+    targets = rng.uniform(0, 1, (4, 3))  # soft targets exercise the target gradient everywhere
+    assert st.gradcheck(lambda z, t: F.sigmoid_focal_loss(z, t, alpha, gamma, reduction), [logits, targets])
+
+
+def test_sigmoid_focal_loss_follows_its_formula(rng):
+    z = _randn(rng, 50) * 4
+    t = (rng.random(50) < 0.3).astype(float)
+    p = 1 / (1 + np.exp(-z))
+    ce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    p_t = p * t + (1 - p) * (1 - t)
+    expected = (0.25 * t + 0.75 * (1 - t)) * (1 - p_t) ** 2 * ce
+    np.testing.assert_allclose(F.sigmoid_focal_loss(z, t).data, expected, rtol=1e-10)
+    # gamma = 0 and no alpha: plain binary cross-entropy
+    np.testing.assert_allclose(F.sigmoid_focal_loss(z, t, -1, 0, "mean").data,
+                               F.binary_cross_entropy_with_logits(z, t).data, rtol=1e-12)
+
+
+def test_sigmoid_focal_loss_saturated_logits_stay_finite():
+    z = st.Tensor(np.array([-800.0, 800.0, 40.0, -40.0]), requires_grad=True)
+    loss = F.sigmoid_focal_loss(z, np.array([0.0, 1.0, 0.0, 1.0]), reduction="sum")
+    loss.backward()
+    assert np.isfinite(loss.data) and np.isfinite(z.grad).all()
+
+
+CE_CASES = [dict(), dict(ignore_index=255), dict(weight=True), dict(weight=True, ignore_index=255),
+            dict(weight=True, ignore_index=255, label_smoothing=0.2), dict(ignore_index=255, label_smoothing=0.1)]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("kwargs", CE_CASES, ids=lambda d: ",".join(d) or "plain")
+def test_per_pixel_cross_entropy_gradcheck(kwargs, reduction, rng):
+    logits = _randn(rng, 2, 3, 2, 4)
+    labels = rng.integers(0, 4, (2, 3, 2))
+    labels[0, 1] = 255 if "ignore_index" in kwargs else labels[0, 1]
+    kw = dict(kwargs, weight=rng.uniform(0.2, 2.0, 4)) if "weight" in kwargs else kwargs
+    assert st.gradcheck(lambda z: F.cross_entropy(z, labels, reduction=reduction, **kw), [logits])
+
+
+def test_cross_entropy_weighted_mean_against_numpy(rng):
+    z = _randn(rng, 2, 5, 5, 3)
+    y = rng.integers(0, 3, (2, 5, 5))
+    y[1, :2] = 255
+    w = np.array([0.2, 1.0, 3.0])
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    keep = y != 255
+    yk = y[keep]
+    nll = -np.take_along_axis(logp[keep], yk[:, None], 1)[:, 0]
+    expected = (w[yk] * nll).sum() / w[yk].sum()
+    np.testing.assert_allclose(F.cross_entropy(z, y, weight=w, ignore_index=255).data, expected, rtol=1e-12)
+    per_pixel = F.cross_entropy(z, y, weight=w, ignore_index=255, reduction="none").data
+    assert per_pixel.shape == (2, 5, 5) and (per_pixel[1, :2] == 0).all()
+
+
+def test_cross_entropy_all_ignored_is_zero_with_zero_gradient(rng):
+    z = st.Tensor(_randn(rng, 1, 2, 2, 3), requires_grad=True)
+    loss = F.cross_entropy(z, np.full((1, 2, 2), 255), ignore_index=255)
+    loss.backward()
+    assert loss.data == 0 and (z.grad == 0).all()
+
+
+def test_cross_entropy_new_argument_errors():
+    z = np.zeros((2, 4, 4, 3), np.float32)
+    bad = np.zeros((2, 4, 4), int)
+    bad[1, 2, 3] = 254
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\) for 3 classes \(or ignore_index=255\)\. "
+                                         r"Received: min=0, max=254"):
+        F.cross_entropy(z, bad, ignore_index=255)
+    with pytest.raises(ValueError, match=r"labels' shape must be logits\.shape\[:-1\] = \(2, 4, 4\)"):
+        F.cross_entropy(z, np.zeros((2, 4), int))
+    with pytest.raises(ValueError, match=r"weight must hold one finite weight >= 0 per class, shape \(3,\)"):
+        F.cross_entropy(z, np.zeros((2, 4, 4), int), weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"reduction must be 'mean', 'sum' or 'none'\. Received: reduction='avg'"):
+        F.cross_entropy(z, np.zeros((2, 4, 4), int), reduction="avg")
+
+
+def ref_dice(probs, labels, smooth, ignore=None):
+    """Soft Dice, written out with loops over classes."""
+    k = probs.shape[-1]
+    keep = np.ones(labels.shape, bool) if ignore is None else labels != ignore
+    scores = []
+    for c in range(k):
+        p = probs[..., c][keep]
+        q = (labels[keep] == c).astype(float)
+        scores.append((2 * (p * q).sum() + smooth) / (p.sum() + q.sum() + smooth))
+    return 1 - np.mean(scores)
+
+
+@pytest.mark.parametrize("smooth", [1.0, 1e-3])
+def test_dice_loss_against_numpy_and_gradcheck(smooth, rng):
+    z = _randn(rng, 2, 3, 4, 3)
+    y = rng.integers(0, 3, (2, 3, 4))
+    y[0, 0] = 255
+    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    np.testing.assert_allclose(F.dice_loss(z, y, smooth, ignore_index=255).data, ref_dice(probs, y, smooth, 255),
+                               rtol=1e-12)
+    np.testing.assert_allclose(F.dice_loss(probs, y, smooth, from_logits=False, ignore_index=255).data,
+                               ref_dice(probs, y, smooth, 255), rtol=1e-12)
+    assert st.gradcheck(lambda z: F.dice_loss(z, y, smooth, ignore_index=255), [z])
+    assert st.gradcheck(lambda p: F.dice_loss(p, y, smooth, from_logits=False, ignore_index=255), [probs])
+
+
+def test_dice_loss_of_a_perfect_prediction_is_zero():
+    y = np.array([[0, 1], [2, 2]])[None]
+    probs = np.eye(3)[y]  # one-hot, (1, 2, 2, 3)
+    assert F.dice_loss(probs, y, from_logits=False).data == pytest.approx(0.0, abs=1e-12)
+    assert F.dice_loss(probs, y, from_logits=False).dtype == np.float64
+
+
+def test_loss_argument_errors():
+    a = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"smooth_l1_loss: beta must lie in \[0.0, inf\)\. Received: beta=-1"):
+        F.smooth_l1_loss(a, a, beta=-1)
+    with pytest.raises(ValueError, match=r"huber_loss: delta must lie in \(0.0, inf\)\. Received: delta=0"):
+        F.huber_loss(a, a, delta=0)
+    with pytest.raises(ValueError, match=r"sigmoid_focal_loss: gamma must lie in \[0.0, inf\)"):
+        F.sigmoid_focal_loss(a, a, gamma=-2)
+    with pytest.raises(ValueError, match=r"dice_loss: expected logits \(\.\.\., num_classes\) and integer labels"):
+        F.dice_loss(a, np.zeros(3))

@@ -117,3 +117,66 @@ def test_upsample_layer_matches_torch_module(rng, assert_close):
     y = st.nn.Upsample(scale_factor=2.5, mode="bilinear", align_corners=True)(st.Tensor(x)).data
     ref = torch.nn.Upsample(scale_factor=2.5, mode="bilinear", align_corners=True)
     assert_close(y, nhwc(ref(nchw(torch.tensor(x)))).numpy())
+
+
+# --------------------------------------------------------------------------- losses
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("beta", [0.0, 0.1, 1.0, 2.5])
+def test_smooth_l1_and_huber_match_torch(beta, reduction, dtype, rng, assert_close):
+    pred, target = rng.standard_normal((4, 6)), rng.standard_normal((4, 6)) * 2
+    compare(lambda p, t: F.smooth_l1_loss(p, t, beta, reduction),
+            lambda p, t: TF.smooth_l1_loss(p, t, beta=beta, reduction=reduction), [pred, target], assert_close, dtype)
+    if beta:
+        compare(lambda p, t: F.huber_loss(p, t, beta, reduction),
+                lambda p, t: TF.huber_loss(p, t, delta=beta, reduction=reduction), [pred, target], assert_close, dtype)
+
+
+def torchvision_sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction):
+    """torchvision.ops.sigmoid_focal_loss, written out (torchvision itself may be absent)."""
+    p = torch.sigmoid(inputs)
+    ce_loss = TF.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 2.0), (0.5, 0.0), (0.9, 1.0), (0.25, 0.5), (0.25, 5.0)])
+@pytest.mark.parametrize("targets", ["hard", "soft"])
+def test_sigmoid_focal_loss_matches_torchvision_formula(targets, alpha, gamma, reduction, dtype, rng, assert_close):
+    logits = rng.standard_normal((6, 5)) * 4
+    t = (rng.random((6, 5)) < 0.3).astype(float) if targets == "hard" else rng.random((6, 5))
+    compare(lambda z, t: F.sigmoid_focal_loss(z, t, alpha, gamma, reduction),
+            lambda z, t: torchvision_sigmoid_focal_loss(z, t, alpha, gamma, reduction), [logits, t], assert_close, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("ignore", [None, 255, 1], ids=lambda v: f"ignore={v}")
+@pytest.mark.parametrize("per_pixel", [True, False], ids=["nhwc", "rows"])
+def test_cross_entropy_weight_ignore_index_match_torch(per_pixel, ignore, weighted, smoothing, reduction, dtype,
+                                                      rng, assert_close):
+    k = 5
+    shape = (2, 4, 3) if per_pixel else (12,)
+    logits = rng.standard_normal((*shape, k)) * 2
+    labels = rng.integers(0, k, shape)
+    if ignore == 255:
+        labels.reshape(-1)[::4] = 255  # a quarter of the pixels ignored
+    weight = rng.uniform(0.1, 3.0, k) if weighted else None
+    tweight = None if weight is None else torch.tensor(weight.astype(dtype))
+    kwargs = {} if ignore is None else {"ignore_index": ignore}
+
+    def torch_fn(z):
+        z = z.permute(0, 3, 1, 2) if per_pixel else z  # torch puts classes on axis 1
+        return TF.cross_entropy(z, torch.tensor(labels), weight=tweight, label_smoothing=smoothing,
+                                reduction=reduction, **kwargs)
+
+    compare(lambda z: F.cross_entropy(z, labels, smoothing, weight, reduction=reduction, **kwargs), torch_fn,
+            [logits], assert_close, dtype)
