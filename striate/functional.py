@@ -30,7 +30,7 @@ __all__ = [
     "flatten", "concat",
     "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
-    "conv_transpose2d", "upsample", "smooth_l1_loss", "huber_loss", "sigmoid_focal_loss", "dice_loss",
+    "conv_transpose2d", "upsample", "max_unpool2d", "smooth_l1_loss", "huber_loss", "sigmoid_focal_loss", "dice_loss",
 ]
 
 
@@ -312,7 +312,7 @@ def _pool_plan(in_hw, kernel_size, stride, padding, dilation, ceil_mode, count_i
     return kernel, stride, pads, out_hw, dilation, divisor
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling. Padded cells are -inf, so they never win.
 
     Overlapping windows (stride < kernel, AlexNet's 3x3 stride 2) are supported. On ties the
@@ -325,15 +325,71 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         ceil_mode: round the output size up (PyTorch's and ONNX's ``ceil_mode``: torchvision's
             GoogLeNet), adding windows that hang over the bottom/right edge; a window that would
             start past the input and its leading padding is dropped.
+        return_indices: also return the "switches" (Zeiler & Fergus 2014) for
+            :func:`max_unpool2d`: an int64 array ``(n, oh, ow, c)`` holding, for each output, the
+            input position of its window's (first) maximum as ``row * w + col`` in its image's
+            ``(h, w)`` plane. These are PyTorch's indices, in NHWC order.
 
     Shape:
         - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``,
           ``oh = floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1`` (``ceil`` with ceil_mode);
           ``stride`` defaults to ``kernel_size``.
+
+    Returns:
+        The pooled Tensor, or ``(pooled, indices)`` with ``return_indices``.
     """
     x, kernel, stride, pads, out_hw, dilation, _ = _pool_args(x, kernel_size, stride, padding, "max_pool2d",
                                                               dilation, ceil_mode)
-    return ops.MaxPool2dOp(kernel, stride, pads, out_hw, dilation=dilation).apply(x)
+    fn = ops.MaxPool2dOp(kernel, stride, pads, out_hw, dilation=dilation, return_indices=bool(return_indices))
+    y = fn.apply(x)
+    return (y, fn.indices) if return_indices else y
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """Max unpooling: the partial inverse of :func:`max_pool2d` (Zeiler & Fergus 2014's deconvnet,
+    sec. 2.1). Each value returns to where its window's maximum was; every other cell is 0.
+
+    Where overlapping windows (stride < kernel) share a maximum, their values are added, as max
+    pooling's backward adds their gradients: unpooling is that backward pass. (PyTorch's
+    ``max_unpool2d`` keeps one of them; without overlap the two agree.)
+
+    Args:
+        x: pooled maps (or what a deconvnet projects back through them), NHWC.
+        indices: the switches of ``max_pool2d(..., return_indices=True)``, x's shape.
+        kernel_size, stride, padding: the pooling's (stride defaults to kernel_size; padding an
+            int or (ph, pw)), which give the output size when ``output_size`` is None.
+        output_size: ``(h, w)`` (or ``(n, h, w, c)``) of the pooling's input: needed when the
+            pooling dropped rows or columns (a 7-row input pooled by 2).
+
+    Shape:
+        - x, indices: ``(n, oh, ow, c)``; output: ``(n, h, w, c)`` with
+          ``h = (oh - 1) * sh - 2 * ph + kh`` unless ``output_size`` is given (likewise w).
+
+    Example::
+
+        >>> y, switches = F.max_pool2d(np.random.rand(1, 8, 8, 3), 2, return_indices=True)
+        >>> F.max_unpool2d(y, switches, 2).shape
+        (1, 8, 8, 3)
+    """
+    op = "max_unpool2d"
+    x = _nhwc(x, "x", op)
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.shape != x.shape or idx.dtype.kind not in "iu":
+        raise ValueError(f"{op}: indices must be integers of x's shape {x.shape}, as max_pool2d(..., "
+                         f"return_indices=True) returns them. Received: indices.shape={idx.shape}, dtype={idx.dtype}.")
+    kernel = positive_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else positive_pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    if output_size is None:
+        out_hw = ((x.shape[1] - 1) * stride[0] - 2 * ph + kernel[0], (x.shape[2] - 1) * stride[1] - 2 * pw + kernel[1])
+    else:
+        size = tuple(output_size)
+        out_hw = positive_pair(size[-3:-1] if len(size) == 4 else size, "output_size")
+    if min(out_hw) < 1 or (idx.size and (idx.min() < 0 or idx.max() >= out_hw[0] * out_hw[1])):
+        raise ValueError(f"{op}: indices must lie in [0, h * w) of the output (h, w) = {out_hw}. Received: "
+                         f"min={idx.min() if idx.size else None}, max={idx.max() if idx.size else None}. "
+                         "Give output_size, the (h, w) of the pooling's input.")
+    return ops.MaxUnpool2dOp(idx.astype(np.int64, copy=False), out_hw).apply(x)
 
 
 def relu_max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:

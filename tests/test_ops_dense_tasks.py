@@ -362,3 +362,70 @@ def test_loss_argument_errors():
         F.sigmoid_focal_loss(a, a, gamma=-2)
     with pytest.raises(ValueError, match=r"dice_loss: expected logits \(\.\.\., num_classes\) and integer labels"):
         F.dice_loss(a, np.zeros(3))
+
+
+# --------------------------------------------------------------------------- max pooling switches, unpooling
+def _distinct(rng, *shape):
+    """Values at least 0.05 apart: no ties, and no maximum changes under a 1e-6 nudge."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.05 - n * 0.025 + 0.0123).reshape(shape)
+
+
+SWITCH_CASES = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(2, 3), stride=(1, 2)),
+                dict(kernel_size=3, stride=2, dilation=2), dict(kernel_size=2, ceil_mode=True), dict(kernel_size=1, stride=2)]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
+@pytest.mark.parametrize("kwargs", SWITCH_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_switches_point_at_each_window_maximum(kwargs, fast, rng):
+    x = _distinct(rng, 2, 7, 9, 3).astype(np.float32)
+    from striate.backend import reference_only
+    import contextlib
+    with (contextlib.nullcontext() if fast else reference_only()):
+        y, idx = F.max_pool2d(x, return_indices=True, **kwargs)
+    assert idx.shape == y.shape and idx.dtype == np.int64
+    np.testing.assert_array_equal(y.data, F.max_pool2d(x, **kwargs).data)  # the signature without indices still works
+    # the value at each switch is the pooled value: gather from the (n, h*w, c) planes
+    planes = x.reshape(2, 7 * 9, 3)
+    np.testing.assert_array_equal(np.take_along_axis(planes, idx.reshape(2, -1, 3), axis=1).reshape(y.shape), y.data)
+
+
+def test_switches_take_the_first_maximum_on_ties():
+    x = np.ones((1, 2, 2, 1))  # all four cells tie: the top-left wins, as the gradient's rule
+    _, idx = F.max_pool2d(x, 2, return_indices=True)
+    assert idx.ravel().tolist() == [0]
+
+
+@pytest.mark.parametrize("kwargs", SWITCH_CASES[:4], ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_max_unpool2d_gradcheck(kwargs, rng):
+    x = _distinct(rng, 2, 6, 8, 2)
+    pool = {k: v for k, v in kwargs.items() if k != "dilation"}
+    y, idx = F.max_pool2d(x, return_indices=True, **pool)
+    unpool = {k: v for k, v in pool.items() if k != "ceil_mode"}
+    assert st.gradcheck(lambda y: F.max_unpool2d(y, idx, output_size=(6, 8), **unpool), [y.data.copy()])
+    # pooling then unpooling, as one function of x
+    assert st.gradcheck(lambda x: F.max_unpool2d(*F.max_pool2d(x, return_indices=True, **pool), output_size=(6, 8),
+                                                 **unpool), [x])
+
+
+def test_max_unpool2d_puts_each_maximum_back_in_place(rng):
+    x = _distinct(rng, 1, 4, 6, 2)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    z = F.max_unpool2d(y, idx, 2).data
+    assert z.shape == x.shape
+    window_max = x.reshape(1, 2, 2, 3, 2, 2).max(axis=(2, 4))  # (n, oh, ow, c)
+    kept = z != 0
+    assert kept.sum() == y.size  # one survivor per window
+    np.testing.assert_array_equal(z[kept], x[kept])
+    np.testing.assert_array_equal(np.sort(z[kept]), np.sort(window_max.ravel()))
+
+
+def test_max_unpool2d_errors(rng):
+    y, idx = F.max_pool2d(np.zeros((1, 7, 7, 1)), 2, return_indices=True)
+    with pytest.raises(ValueError, match=r"max_unpool2d: indices must be integers of x's shape \(1, 3, 3, 1\)"):
+        F.max_unpool2d(y, idx[:, :2], 2)
+    idx[0, 2, 2, 0] = 48  # the last cell of the 7x7 input: outside the default 6x6 output
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, h \* w\) of the output \(h, w\) = \(6, 6\).*"
+                                         r"Give output_size"):
+        F.max_unpool2d(y, idx, 2)
+    assert F.max_unpool2d(y, idx, 2, output_size=(7, 7)).shape == (1, 7, 7, 1)

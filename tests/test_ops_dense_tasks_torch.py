@@ -180,3 +180,43 @@ def test_cross_entropy_weight_ignore_index_match_torch(per_pixel, ignore, weight
 
     compare(lambda z: F.cross_entropy(z, labels, smoothing, weight, reduction=reduction, **kwargs), torch_fn,
             [logits], assert_close, dtype)
+
+
+# --------------------------------------------------------------------------- max pooling switches, unpooling
+UNPOOL_CASES = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(2, 3), stride=(1, 2)),
+                dict(kernel_size=3, stride=3), dict(kernel_size=2, stride=1)]
+
+
+def overlaps(kwargs):
+    k = kwargs["kernel_size"]
+    s = kwargs.get("stride", k)
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    return any(si < ki for si, ki in zip(pair(s), pair(k)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw", [(8, 8), (7, 9)], ids=str)
+@pytest.mark.parametrize("kwargs", UNPOOL_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_max_pool_switches_and_unpool_match_torch(kwargs, hw, dtype, rng, assert_close):
+    x = rng.standard_normal((2, *hw, 3)).astype(dtype)
+    y, idx = F.max_pool2d(x, return_indices=True, **kwargs)
+    ty, tidx = TF.max_pool2d(nchw(torch.tensor(x)), return_indices=True, **kwargs)
+    assert_close(y.data, nhwc(ty).numpy(), dtype=dtype)
+    # the same positions (row * w + col of the input plane), in NHWC order
+    np.testing.assert_array_equal(idx, nhwc(tidx).numpy())
+    v = rng.standard_normal(y.shape)  # unpool arbitrary values through the switches, as a deconvnet does
+    if not overlaps(kwargs):
+        compare(lambda v: F.max_unpool2d(v, idx, output_size=hw, **kwargs),
+                lambda v: nhwc(TF.max_unpool2d(nchw(v), tidx, output_size=hw, **kwargs)), [v], assert_close, dtype)
+    # always: unpooling v is max pooling's backward pass with cotangent v (torch's autograd)
+    tx = torch.tensor(x, requires_grad=True)
+    nhwc(TF.max_pool2d(nchw(tx), **kwargs)).backward(torch.tensor(v.astype(dtype)))
+    assert_close(F.max_unpool2d(v.astype(dtype), idx, output_size=hw, **kwargs).data, tx.grad.numpy(), dtype=dtype)
+    # and its gradient is the gather at the switches, as torch's max_unpool2d backward, overlap or not
+    sv = st.Tensor(v.astype(dtype), requires_grad=True)
+    out = F.max_unpool2d(sv, idx, output_size=hw, **kwargs)
+    gy = rng.standard_normal(out.shape).astype(dtype)
+    out.backward(gy)
+    tv = torch.tensor(v.astype(dtype), requires_grad=True)
+    nhwc(TF.max_unpool2d(nchw(tv), tidx, output_size=hw, **kwargs)).backward(torch.tensor(gy))
+    assert_close(sv.grad, tv.grad.numpy(), dtype=dtype)

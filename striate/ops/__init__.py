@@ -11,7 +11,7 @@ from .geometry import col2im, im2col, offset_view, pad_nhwc, sliding_windows
 from .linear import ConcatOp, LinearOp
 from .loss import BinaryCrossEntropyWithLogitsOp, CrossEntropyOp, SigmoidFocalLossOp, SmoothL1Op
 from .normalization import BatchNormOp, LocalResponseNormOp
-from .pooling import AvgPool2dOp, MaxPool2dOp
+from .pooling import AvgPool2dOp, MaxPool2dOp, MaxUnpool2dOp
 from .resize import UpsampleOp
 from .primitives import (AbsOp, AddOp, CastOp, DivOp, ExpOp, GetItemOp, LogOp, MatMulOp, MaxOp, MulOp, NegOp,
                          PowOp, ReshapeOp, SubOp, SumOp, TransposeOp)
