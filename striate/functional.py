@@ -472,9 +472,9 @@ def upsample(x, scale_factor=None, size=None, mode: str = "nearest", align_corne
     """
     op = "upsample"
     x = _nhwc(x, "x", op)
-    taps_h, taps_w = cached(_upsample_plan, x.shape[1:3], hashable(scale_factor), hashable(size), mode,
-                            align_corners)
-    return ops.UpsampleOp(taps_h, taps_w).apply(x)
+    taps_h, taps_w, scales = cached(_upsample_plan, x.shape[1:3], hashable(scale_factor), hashable(size), mode,
+                                    align_corners)
+    return ops.UpsampleOp(taps_h, taps_w, mode, bool(align_corners), scales).apply(x)
 
 
 def _upsample_args(scale_factor, size, mode, align_corners, op):
@@ -500,19 +500,19 @@ def _upsample_args(scale_factor, size, mode, align_corners, op):
 
 @functools.lru_cache(maxsize=256)
 def _upsample_plan(in_hw, scale_factor, size, mode, align_corners):
-    """Validate an upsample call; return the interpolation taps of rows and of columns."""
+    """Validate an upsample call; return the interpolation taps of rows and of columns, and the
+    scale factors (None when a size was given)."""
     op = "upsample"
     scales, out_hw = _upsample_args(scale_factor, size, mode, align_corners, op)
-    if scales is None:
-        scales = (None, None)
-    else:
+    if scales is not None:
         out_hw = tuple(int(np.floor(in_hw[a] * scales[a])) for a in range(2))
         if min(out_hw) < 1:
             raise ValueError(f"{op}: the output would be empty: floor({tuple(in_hw)} * {scales}) = {out_hw}. "
                              f"Received: scale_factor={scale_factor!r}. Use a larger scale_factor or give size.")
+    given = scales or (None, None)
     if mode == "nearest":
-        return tuple(ops.resize.nearest_taps(in_hw[a], out_hw[a], scales[a]) for a in range(2))
-    return tuple(ops.resize.bilinear_taps(in_hw[a], out_hw[a], bool(align_corners), scales[a]) for a in range(2))
+        return (*(ops.resize.nearest_taps(in_hw[a], out_hw[a], given[a]) for a in range(2)), scales)
+    return (*(ops.resize.bilinear_taps(in_hw[a], out_hw[a], bool(align_corners), given[a]) for a in range(2)), scales)
 
 
 # --------------------------------------------------------------------------- dense and shape ops

@@ -81,10 +81,12 @@ def scatter(gy, taps, in_size, axis):
 
 class UpsampleOp(Function):
     """Resize NHWC maps with separable interpolation taps (see the module docstring): rows (axis
-    1), then columns (axis 2); see ``F.upsample``."""
+    1), then columns (axis 2); see ``F.upsample``. ``mode``, ``align_corners`` and ``scales`` (the
+    scale factors a user gave, or None for a given size) describe the resize to exporters."""
 
-    def __init__(self, taps_h, taps_w):
+    def __init__(self, taps_h, taps_w, mode="nearest", align_corners=False, scales=None):
         self.taps_h, self.taps_w = taps_h, taps_w
+        self.mode, self.align_corners, self.scales = mode, align_corners, scales
 
     def forward(self, x):
         self.in_hw = x.shape[1:3]
