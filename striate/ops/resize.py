@@ -4,8 +4,8 @@ Interpolation is separable and linear: each output row is a weighted sum of at m
 rows, and likewise for columns. Along one axis it is described by its *taps*: a list of
 ``(index, weight)`` pairs of arrays over the output positions, ``y[p] = sum_t weight_t[p] *
 x[index_t[p]]`` (one tap of weight 1 for nearest, two for bilinear). The forward gathers rows, then
-columns; the backward is the adjoint, summing each output's gradient back into the rows it read.
-Indices never decrease along an axis, so the adjoint of a gather is one ``add.reduceat`` per tap.
+columns; the backward is the adjoint, summing each output's gradient back into the rows it read
+(indices never decrease along an axis, so the outputs that read one row form a run).
 """
 from __future__ import annotations
 
@@ -62,7 +62,12 @@ def gather(x, taps, axis):
 
 
 def scatter(gy, taps, in_size, axis):
-    """Adjoint of :func:`gather`: each output's gradient summed into the input position it read."""
+    """Adjoint of :func:`gather`: each output's gradient summed into the input position it read.
+
+    The outputs that read one input form a run (indices never decrease), about ``out / in`` long;
+    pass r adds the r-th output of every run at once (distinct inputs, so a plain indexed ``+=`` is
+    exact): a loop over the run length, never over pixels.
+    """
     xp = get_array_module(gy)
     shape = [1] * gy.ndim
     shape[axis] = -1
@@ -72,10 +77,12 @@ def scatter(gy, taps, in_size, axis):
     where = [slice(None)] * gy.ndim
     for index, weight in taps:
         g = gy if weight is None else gy * weight.astype(gy.dtype).reshape(shape)
-        # index is non-decreasing: the outputs that read one input form one run, summed by reduceat
-        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
-        where[axis] = index[starts]
-        gx[tuple(where)] += xp.add.reduceat(g, starts, axis=axis)
+        starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])  # first output of each run
+        lengths = np.diff(np.r_[starts, len(index)])
+        for r in range(int(lengths.max())):
+            runs = starts[lengths > r]
+            where[axis] = index[runs]
+            gx[tuple(where)] += g.take(runs + r, axis=axis)
     return gx
 
 
