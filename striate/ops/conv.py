@@ -8,6 +8,10 @@ g independent convolutions: a batched GEMM over the leading group axis.
 
 The faster strategy for NumPy arrays (threads, cache blocks, direct planar loops for few channels) is
 :mod:`striate.backend.conv`; it computes the same numbers, and tests compare the two.
+
+The transposed convolution (:class:`ConvTranspose2dOp`) is the same math run the other way: its
+forward is the conv's input gradient, its backward the conv and the conv's weight gradient, all
+three the module-level functions at the end of this file.
 """
 from __future__ import annotations
 
@@ -160,5 +164,6 @@ def conv_weight_grad(cols, gy, w_shape, groups):
     kh, kw, cg, o = w_shape
     g = groups
     gy2 = gy.reshape(-1, g, o // g).transpose(1, 0, 2)  # (g, m, og)
-    gw = (cols.transpose(0, 2, 1) @ gy2).reshape(g, kh, kw, cg, o // g)  # (g, kh*kw*cg, og) = (g, kh*kw*cg, m) @ (g, m, og)
+    # (g, kh*kw*cg, og) = (g, kh*kw*cg, m) @ (g, m, og)
+    gw = (cols.transpose(0, 2, 1) @ gy2).reshape(g, kh, kw, cg, o // g)
     return gw.transpose(1, 2, 3, 0, 4).reshape(kh, kw, cg, o)
