@@ -429,3 +429,43 @@ def test_max_unpool2d_errors(rng):
                                          r"Give output_size"):
         F.max_unpool2d(y, idx, 2)
     assert F.max_unpool2d(y, idx, 2, output_size=(7, 7)).shape == (1, 7, 7, 1)
+
+
+# --------------------------------------------------------------------------- the pieces together
+def _squares(rng, n, size=16):
+    """Images of a noisy background with one square of class 1 or 2 (brighter for 2); masks with
+    the top row ignored (255)."""
+    x = rng.uniform(0, 0.3, (n, size, size, 1)).astype(np.float32)
+    y = np.zeros((n, size, size), np.int64)
+    for i in range(n):
+        top, left = rng.integers(0, size - 6, 2)
+        side, cls = rng.integers(4, 7), rng.integers(1, 3)
+        x[i, top:top + side, left:left + side, 0] += 0.5 * cls
+        y[i, top:top + side, left:left + side] = cls
+    y[:, 0, :] = 255
+    return x, y
+
+
+def test_a_tiny_fcn_learns_to_segment_squares():
+    # conv, pool, 1x1 class scores, bilinear-initialised 2x transposed conv; weighted per-pixel
+    # cross-entropy with an ignore index: the segmentation pieces train together
+    rng = np.random.default_rng(0)
+    model = st.nn.Sequential(st.nn.Conv2D(8, 3, padding="same", activation="relu", rng=0), st.nn.MaxPool2D(2),
+                             st.nn.Conv2D(3, 1, rng=1),
+                             st.nn.ConvTranspose2D(3, 4, stride=2, padding=1, kernel_initializer="bilinear"))
+    model.build((16, 16, 1))
+    opt = st.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    losses = []
+    for _ in range(60):
+        x, y = _squares(rng, 16)
+        loss = F.cross_entropy(model(st.Tensor(x)), y, weight=np.array([0.5, 1.0, 1.0], np.float32), ignore_index=255)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.data))
+    x, y = _squares(np.random.default_rng(1), 32)
+    with st.no_grad():
+        pred = model(st.Tensor(x)).data.argmax(-1)
+    keep = y != 255
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:3])
+    assert (pred[keep] == y[keep]).mean() > 0.93
