@@ -16,6 +16,7 @@ Usage::
 
     python scripts/make_golden.py            # writes tests/golden/*.npz
     python scripts/make_golden.py --out DIR
+    python scripts/make_golden.py --only max_unpool2d dice_loss   # only the cases of these ops
 """
 from __future__ import annotations
 
@@ -83,6 +84,45 @@ def t_batch_norm(t, c, kw):
     return back(y)
 
 
+def t_cross_entropy(t, c, kw):
+    z = t["logits"]
+    z = z.permute(0, 3, 1, 2) if z.ndim == 4 else z  # torch puts the classes on axis 1
+    weight = None if kw.get("weight") is None else torch.tensor(kw["weight"], dtype=z.dtype)
+    return TF.cross_entropy(z, torch.tensor(c["labels"]), weight=weight, label_smoothing=kw.get("label_smoothing", 0.0),
+                            ignore_index=kw.get("ignore_index", -100))
+
+
+def t_conv_transpose2d(t, c, kw):
+    # striate's HWIO (kh, kw, c_out // groups, c_in) is torch's (c_in, c_out // groups, kh, kw) transposed
+    y = TF.conv_transpose2d(nchw(t["x"]), t["w"].permute(3, 2, 0, 1), t.get("b"), stride=kw.get("stride", 1),
+                            padding=kw.get("padding", 0), output_padding=kw.get("output_padding", 0),
+                            groups=kw.get("groups", 1), dilation=kw.get("dilation", 1))
+    return nhwc(y)
+
+
+def t_focal(t, c, kw):
+    """torchvision.ops.sigmoid_focal_loss, written out."""
+    z, y, alpha, gamma = t["logits"], t["targets"], kw.get("alpha", 0.25), kw.get("gamma", 2.0)
+    p = torch.sigmoid(z)
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = TF.binary_cross_entropy_with_logits(z, y, reduction="none") * (1 - p_t) ** gamma
+    return (alpha * y + (1 - alpha) * (1 - y)) * loss
+
+
+def t_dice(t, c, kw):
+    """Soft Dice (classes on the last axis), written out."""
+    p, labels, smooth = torch.softmax(t["logits"], -1), torch.tensor(c["labels"]), kw.get("smooth", 1.0)
+    q = TF.one_hot(labels, p.shape[-1]).to(p.dtype)
+    axes = tuple(range(p.ndim - 1))
+    dice = (2 * (p * q).sum(axes) + smooth) / (p.sum(axes) + q.sum(axes) + smooth)
+    return 1 - dice.mean()
+
+
+def t_max_unpool2d(t, c, kw):
+    indices = torch.tensor(c["indices"]).permute(0, 3, 1, 2)  # NHWC -> NCHW: the same row * w + col values
+    return nhwc(TF.max_unpool2d(nchw(t["x"]), indices, **kw))
+
+
 TORCH_OPS = {
     "conv2d": t_conv2d,
     "max_pool2d": _pool("max"),
@@ -101,10 +141,16 @@ TORCH_OPS = {
     "batch_norm": t_batch_norm,
     "local_response_norm": lambda t, c, kw: nhwc(TF.local_response_norm(
         nchw(t["x"]), kw.get("size", 5), kw.get("alpha", 1e-4), kw.get("beta", 0.75), kw.get("k", 2.0))),
-    "cross_entropy": lambda t, c, kw: TF.cross_entropy(t["logits"], torch.tensor(c["labels"]),
-                                                       label_smoothing=kw.get("label_smoothing", 0.0)),
+    "cross_entropy": t_cross_entropy,
     "mse_loss": lambda t, c, kw: TF.mse_loss(t["pred"], t["target"]),
     "binary_cross_entropy_with_logits": lambda t, c, kw: TF.binary_cross_entropy_with_logits(t["logits"], t["target"]),
+    "conv_transpose2d": t_conv_transpose2d,
+    "upsample": lambda t, c, kw: nhwc(TF.interpolate(nchw(t["x"]), **kw)),
+    "max_unpool2d": t_max_unpool2d,
+    "smooth_l1_loss": lambda t, c, kw: TF.smooth_l1_loss(t["pred"], t["target"], **kw),
+    "huber_loss": lambda t, c, kw: TF.huber_loss(t["pred"], t["target"], **kw),
+    "sigmoid_focal_loss": t_focal,
+    "dice_loss": t_dice,
 }
 
 
@@ -177,6 +223,26 @@ def cases(rng):
     yield conv("conv2d_winograd_pad1_float32", (2, 8, 7, 16), (3, 3, 16, 16), padding=1, dtype="float32")
     yield conv("conv2d_winograd_valid_wide_float32", (1, 7, 6, 16), (3, 3, 16, 24), padding="valid", dtype="float32")
     yield conv("conv2d_winograd_asymmetric_pads", (1, 5, 7, 16), (3, 3, 16, 16), padding=(2, 0), bias=False)
+    # upsampling, unpooling and the losses of localisation, detection and segmentation (tiny: the
+    # fixtures' total size is bounded)
+    yield "conv_transpose2d_groups_output_padding", "conv_transpose2d", {"stride": 2, "padding": 1, "output_padding": 1,
+                                                                        "groups": 2}, \
+        {"x": r((1, 3, 2, 2)), "w": r((3, 2, 1, 2)), "b": r(2)}, {}, "float64"
+    yield "upsample_bilinear_size", "upsample", {"size": [5, 3], "mode": "bilinear", "align_corners": False}, \
+        {"x": r((1, 3, 2, 2))}, {}, "float64"
+    yield "upsample_nearest_scale", "upsample", {"scale_factor": 1.5, "mode": "nearest"}, {"x": r((1, 3, 2, 1))}, {}, \
+        "float64"
+    # the switches of a 2x2 max pooling of a 4x4 plane: each window's maximum, row * w + col
+    yield "max_unpool2d", "max_unpool2d", {"kernel_size": 2}, {"x": r((1, 2, 2, 1))}, \
+        {"indices": np.array([[[[5], [2]], [[12], [15]]]])}, "float64"
+    yield "smooth_l1_loss_beta", "smooth_l1_loss", {"beta": 0.5}, {"pred": r((2, 4)), "target": r((2, 4))}, {}, "float64"
+    yield "huber_loss_delta", "huber_loss", {"delta": 0.7}, {"pred": r((2, 4)), "target": r((2, 4)) * 2}, {}, "float64"
+    yield "sigmoid_focal_loss", "sigmoid_focal_loss", {}, {"logits": r((2, 3)) * 3, "targets": rng.uniform(0, 1, (2, 3))}, \
+        {}, "float64"
+    yield "cross_entropy_per_pixel_weight_ignore", "cross_entropy", {"weight": [0.5, 2.0, 1.0], "ignore_index": 255}, \
+        {"logits": r((1, 2, 2, 3))}, {"labels": np.array([[[0, 2], [255, 1]]])}, "float64"
+    yield "dice_loss", "dice_loss", {"smooth": 1.0}, {"logits": r((1, 2, 2, 3))}, {"labels": np.array([[[0, 2], [2, 1]]])}, \
+        "float64"
 
 
 def run_case(op, kwargs, inputs, consts, dtype, seed):
@@ -204,11 +270,14 @@ def save_atomic(path: Path, arrays: dict):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "golden", help="output folder")
+    parser.add_argument("--only", nargs="+", metavar="OP", help="write only the cases of these ops")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20240601)
     total = 0
     for i, (name, op, kwargs, inputs, consts, dtype) in enumerate(cases(rng)):
+        if args.only and op not in args.only:
+            continue
         arrays = run_case(op, kwargs, inputs, consts, dtype, seed=i)
         meta = {"op": op, "kwargs": kwargs, "inputs": list(inputs), "consts": list(consts), "dtype": dtype,
                 "torch": torch.__version__}

@@ -6,6 +6,7 @@
 from . import functional, nn, ops
 from . import data, models, optim, training  # noqa: E402  (layers above nn)
 from . import io, onnx  # noqa: E402  (model exchange; the onnx/safetensors packages load only when used)
+from . import detection  # noqa: E402  (boxes: IoU, NMS, anchor coding)
 from .gradcheck import gradcheck
 from .backend.threads import get_num_threads, set_num_threads
 from .random import manual_seed
@@ -17,4 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "manual_seed", "gradcheck",
            "get_num_threads", "set_num_threads", "GeometryError",
-           "functional", "nn", "ops", "data", "models", "optim", "training", "summary", "io", "onnx"]
+           "functional", "nn", "ops", "data", "models", "optim", "training", "summary", "io", "onnx",
+           "detection"]

@@ -23,13 +23,14 @@ from . import ops
 from .ops.geometry import cached, conv_geometry, hashable
 from .random import check_random_state
 from .tensor import Tensor
-from .validation import check_int, check_rate, positive_pair
+from .validation import check_int, check_number, check_rate, is_int, pair, positive_pair
 
 __all__ = [
     "conv2d", "max_pool2d", "relu_max_pool2d", "avg_pool2d", "global_avg_pool2d", "global_max_pool2d", "linear",
     "flatten", "concat",
     "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
+    "conv_transpose2d", "upsample", "max_unpool2d", "smooth_l1_loss", "huber_loss", "sigmoid_focal_loss", "dice_loss",
 ]
 
 
@@ -156,6 +157,99 @@ def _conv_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, dila
     return stride, pads, dilation, int(groups), out_hw
 
 
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1) -> Tensor:
+    """Transposed convolution: the adjoint of :func:`conv2d` with the same weight and geometry
+    (Dumoulin & Visin 2016, sec. 4; the "deconvolution" of FCN and Zeiler & Fergus).
+
+    ``w`` is the weight of the convolution whose adjoint this is, in HWIO ``(kh, kw, c_out //
+    groups, c_in)``: that conv maps ``c_out`` channels to ``c_in``, this op maps ``c_in`` back to
+    ``c_out``. So ``conv_transpose2d(gy, w, stride=s, padding=p, dilation=d, groups=g)`` is exactly
+    the input gradient of ``conv2d(x, w, stride=s, padding=p, dilation=d, groups=g)`` at ``gy``, with
+    ``output_padding`` choosing among the input sizes that conv maps to the same output size.
+
+    PyTorch's ``ConvTranspose2d`` weight ``(c_in, c_out // groups, kh, kw)`` is ``w.transpose(3, 2,
+    0, 1)``, for every ``groups``: in both, input channel ``i`` belongs to group
+    ``i // (c_in // groups)`` and the third axis of ``w`` (PyTorch's second) counts the output
+    channels of that group.
+
+    Args:
+        x: input, NHWC.
+        w: HWIO weight ``(kh, kw, c_out // groups, c_in)``.
+        b: optional bias ``(c_out,)``.
+        stride, dilation: int or pair, as in the conv.
+        padding: int, ``(ph, pw)`` or ``(top, bottom, left, right)``: the conv's padding, cut off
+            the output here.
+        output_padding: int or pair: rows/columns added at the bottom/right of the output (zeros
+            before the bias), each smaller than the stride or the dilation along its axis.
+        groups: as in :func:`conv2d`.
+
+    Shape:
+        - x: ``(n, h, w, c_in)``; w: ``(kh, kw, c_out // groups, c_in)``; b: ``(c_out,)``
+        - output: ``(n, H, W, c_out)`` with
+          ``H = (h - 1) * sh - pt - pb + dh * (kh - 1) + output_padding_h + 1`` (likewise ``W``).
+
+    Example::
+
+        >>> x = np.zeros((1, 16, 16, 21), np.float32); w = np.zeros((4, 4, 21, 21), np.float32)
+        >>> F.conv_transpose2d(x, w, stride=2, padding=1).shape     # FCN's 2x upsampling
+        (1, 32, 32, 21)
+    """
+    op = "conv_transpose2d"
+    x, w = _nhwc(x, "x", op), _tensor(w, "w", op)
+    b = None if b is None else _tensor(b, "b", op)
+    plan = cached(_conv_transpose_plan, x.shape, x.dtype, w.shape, w.dtype,
+                  None if b is None else (b.shape, b.dtype), hashable(stride), hashable(padding),
+                  hashable(output_padding), hashable(dilation), groups)
+    fn = ops.ConvTranspose2dOp(*plan)
+    return fn.apply(x, w) if b is None else fn.apply(x, w, b)
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_transpose_plan(x_shape, x_dtype, w_shape, w_dtype, b_spec, stride, padding, output_padding,
+                         dilation, groups):
+    """Validate a conv_transpose2d call; return the arguments of ``ops.ConvTranspose2dOp``:
+    (stride, pads, dilation, groups, out_hw)."""
+    op = "conv_transpose2d"
+    if len(w_shape) != 4:
+        raise ValueError(f"{op}: expected 4D weights (kernel_h, kernel_w, out_channels // groups, in_channels), "
+                         f"got shape {w_shape}.")
+    _same_dtype(x_dtype, w_dtype, "x and w", op)
+    groups = check_int(groups, "groups", owner=op)
+    kh, kw, cg, c_in = w_shape
+    if x_shape[3] != c_in:
+        raise ValueError(f"{op}: channel mismatch between input and weights: x has {x_shape[3]} channels, but w of "
+                         f"shape {w_shape} (kh, kw, out_channels // groups, in_channels) expects {c_in}.")
+    if c_in % groups:
+        raise ValueError(f"{op}: the number of input channels must be evenly divisible by groups. "
+                         f"Received: groups={groups}, input channels={c_in}.")
+    if b_spec is not None:
+        _same_dtype(x_dtype, b_spec[1], "x and b", op)
+        if b_spec[0] != (cg * groups,):
+            raise ValueError(f"{op}: bias must have shape (out_channels,) = ({cg * groups},). Received: "
+                             f"b.shape={b_spec[0]}.")
+    stride, dilation = positive_pair(stride, "stride"), positive_pair(dilation, "dilation")
+    if isinstance(padding, tuple) and len(padding) == 4 and all(is_int(p) for p in padding):
+        pads = padding
+    else:
+        ph, pw = pair(padding, "padding")
+        pads = (ph, ph, pw, pw)
+    out_pad = pair(output_padding, "output_padding")
+    if min(pads) < 0 or min(out_pad) < 0:
+        raise ValueError(f"{op}: padding and output_padding must be >= 0. Received: padding={padding!r}, "
+                         f"output_padding={output_padding!r}.")
+    for axis in range(2):
+        if out_pad[axis] >= max(stride[axis], dilation[axis]):
+            raise ValueError(f"{op}: output_padding must be smaller than the stride or the dilation along each axis. "
+                             f"Received: output_padding={output_padding!r}, stride={stride}, dilation={dilation}.")
+    out_hw = tuple((x_shape[1 + a] - 1) * stride[a] - pads[2 * a] - pads[2 * a + 1]
+                   + dilation[a] * (w_shape[a] - 1) + out_pad[a] + 1 for a in range(2))
+    if min(out_hw) <= 0:
+        raise ValueError(f"{op}: the padding is larger than the output, so the computed output size would be zero or "
+                         f"negative. Received: input (height, width)={tuple(x_shape[1:3])}, kernel={(kh, kw)}, "
+                         f"stride={stride}, padding={padding!r}; output would be {out_hw}.")
+    return stride, pads, dilation, groups, out_hw
+
+
 # --------------------------------------------------------------------------- pooling
 def _pool_args(x, kernel_size, stride, padding, op, dilation=1, ceil_mode=False, count_include_pad=True):
     x = _nhwc(x, "x", op)
@@ -218,7 +312,7 @@ def _pool_plan(in_hw, kernel_size, stride, padding, dilation, ceil_mode, count_i
     return kernel, stride, pads, out_hw, dilation, divisor
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling. Padded cells are -inf, so they never win.
 
     Overlapping windows (stride < kernel, AlexNet's 3x3 stride 2) are supported. On ties the
@@ -231,15 +325,71 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         ceil_mode: round the output size up (PyTorch's and ONNX's ``ceil_mode``: torchvision's
             GoogLeNet), adding windows that hang over the bottom/right edge; a window that would
             start past the input and its leading padding is dropped.
+        return_indices: also return the "switches" (Zeiler & Fergus 2014) for
+            :func:`max_unpool2d`: an int64 array ``(n, oh, ow, c)`` holding, for each output, the
+            input position of its window's (first) maximum as ``row * w + col`` in its image's
+            ``(h, w)`` plane. These are PyTorch's indices, in NHWC order.
 
     Shape:
         - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``,
           ``oh = floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1`` (``ceil`` with ceil_mode);
           ``stride`` defaults to ``kernel_size``.
+
+    Returns:
+        The pooled Tensor, or ``(pooled, indices)`` with ``return_indices``.
     """
     x, kernel, stride, pads, out_hw, dilation, _ = _pool_args(x, kernel_size, stride, padding, "max_pool2d",
                                                               dilation, ceil_mode)
-    return ops.MaxPool2dOp(kernel, stride, pads, out_hw, dilation=dilation).apply(x)
+    fn = ops.MaxPool2dOp(kernel, stride, pads, out_hw, dilation=dilation, return_indices=bool(return_indices))
+    y = fn.apply(x)
+    return (y, fn.indices) if return_indices else y
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """Max unpooling: the partial inverse of :func:`max_pool2d` (Zeiler & Fergus 2014's deconvnet,
+    sec. 2.1). Each value returns to where its window's maximum was; every other cell is 0.
+
+    Where overlapping windows (stride < kernel) share a maximum, their values are added, as max
+    pooling's backward adds their gradients: unpooling is that backward pass. (PyTorch's
+    ``max_unpool2d`` keeps one of them; without overlap the two agree.)
+
+    Args:
+        x: pooled maps (or what a deconvnet projects back through them), NHWC.
+        indices: the switches of ``max_pool2d(..., return_indices=True)``, x's shape.
+        kernel_size, stride, padding: the pooling's (stride defaults to kernel_size; padding an
+            int or (ph, pw)), which give the output size when ``output_size`` is None.
+        output_size: ``(h, w)`` (or ``(n, h, w, c)``) of the pooling's input: needed when the
+            pooling dropped rows or columns (a 7-row input pooled by 2).
+
+    Shape:
+        - x, indices: ``(n, oh, ow, c)``; output: ``(n, h, w, c)`` with
+          ``h = (oh - 1) * sh - 2 * ph + kh`` unless ``output_size`` is given (likewise w).
+
+    Example::
+
+        >>> y, switches = F.max_pool2d(np.random.rand(1, 8, 8, 3), 2, return_indices=True)
+        >>> F.max_unpool2d(y, switches, 2).shape
+        (1, 8, 8, 3)
+    """
+    op = "max_unpool2d"
+    x = _nhwc(x, "x", op)
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    if idx.shape != x.shape or idx.dtype.kind not in "iu":
+        raise ValueError(f"{op}: indices must be integers of x's shape {x.shape}, as max_pool2d(..., "
+                         f"return_indices=True) returns them. Received: indices.shape={idx.shape}, dtype={idx.dtype}.")
+    kernel = positive_pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else positive_pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    if output_size is None:
+        out_hw = ((x.shape[1] - 1) * stride[0] - 2 * ph + kernel[0], (x.shape[2] - 1) * stride[1] - 2 * pw + kernel[1])
+    else:
+        size = tuple(output_size)
+        out_hw = positive_pair(size[-3:-1] if len(size) == 4 else size, "output_size")
+    if min(out_hw) < 1 or (idx.size and (idx.min() < 0 or idx.max() >= out_hw[0] * out_hw[1])):
+        raise ValueError(f"{op}: indices must lie in [0, h * w) of the output (h, w) = {out_hw}. Received: "
+                         f"min={idx.min() if idx.size else None}, max={idx.max() if idx.size else None}. "
+                         "Give output_size, the (h, w) of the pooling's input.")
+    return ops.MaxUnpool2dOp(idx.astype(np.int64, copy=False), out_hw).apply(x)
 
 
 def relu_max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> Tensor:
@@ -293,6 +443,76 @@ def global_max_pool2d(x) -> Tensor:
     """
     x = _nhwc(x, "x", "global_max_pool2d")
     return x.max(axis=(1, 2))
+
+
+# --------------------------------------------------------------------------- resizing
+def upsample(x, scale_factor=None, size=None, mode: str = "nearest", align_corners: bool = False) -> Tensor:
+    """Resize feature maps by interpolation, as PyTorch's ``F.interpolate`` (2-D, NHWC).
+
+    Args:
+        x: input, NHWC.
+        scale_factor: number or (sh, sw) > 0; the output is ``floor(in * scale)``. Give this or
+            ``size``, not both.
+        size: int or (oh, ow): the output's height and width.
+        mode: ``'nearest'``: output pixel p copies input ``min(floor(p * s), in - 1)``;
+            ``'bilinear'``: weighted mean of the two nearest input pixels along each axis.
+            s is ``1 / scale_factor`` when a scale was given, else ``in / out``.
+        align_corners: bilinear only. False (default): pixels are areas, and output pixel p samples
+            input coordinate ``(p + 0.5) * s - 0.5``. True: the centres of the corner pixels meet,
+            and p samples ``p * (in - 1) / (out - 1)``.
+
+    Shape:
+        - x: ``(n, h, w, c)``; output: ``(n, oh, ow, c)``, ``oh = size[0]`` or
+          ``floor(h * scale_factor[0])`` (likewise ``ow``).
+
+    Example::
+
+        >>> F.upsample(np.zeros((1, 7, 7, 512), np.float32), scale_factor=2).shape
+        (1, 14, 14, 512)
+    """
+    op = "upsample"
+    x = _nhwc(x, "x", op)
+    taps_h, taps_w, scales = cached(_upsample_plan, x.shape[1:3], hashable(scale_factor), hashable(size), mode,
+                                    align_corners)
+    return ops.UpsampleOp(taps_h, taps_w, mode, bool(align_corners), scales).apply(x)
+
+
+def _upsample_args(scale_factor, size, mode, align_corners, op):
+    """Check upsample's settings; return ``(scales, size)``: a pair of floats and None, or None and
+    a pair of ints."""
+    if (scale_factor is None) == (size is None):
+        raise ValueError(f"{op}: give exactly one of scale_factor and size. "
+                         f"Received: scale_factor={scale_factor!r}, size={size!r}.")
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"{op}: mode must be 'nearest' or 'bilinear'. Received: mode={mode!r}.")
+    if align_corners and mode == "nearest":
+        raise ValueError(f"{op}: align_corners applies to mode='bilinear' only. Received: mode='nearest', "
+                         "align_corners=True.")
+    if size is not None:
+        return None, positive_pair(size, "size")
+    values = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2 \
+        else (scale_factor,) * 2
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{op}: scale_factor must be a number > 0 or a pair of them. "
+                         f"Received: scale_factor={scale_factor!r}.")
+    return tuple(float(v) for v in values), None
+
+
+@functools.lru_cache(maxsize=256)
+def _upsample_plan(in_hw, scale_factor, size, mode, align_corners):
+    """Validate an upsample call; return the interpolation taps of rows and of columns, and the
+    scale factors (None when a size was given)."""
+    op = "upsample"
+    scales, out_hw = _upsample_args(scale_factor, size, mode, align_corners, op)
+    if scales is not None:
+        out_hw = tuple(int(np.floor(in_hw[a] * scales[a])) for a in range(2))
+        if min(out_hw) < 1:
+            raise ValueError(f"{op}: the output would be empty: floor({tuple(in_hw)} * {scales}) = {out_hw}. "
+                             f"Received: scale_factor={scale_factor!r}. Use a larger scale_factor or give size.")
+    given = scales or (None, None)
+    if mode == "nearest":
+        return (*(ops.resize.nearest_taps(in_hw[a], out_hw[a], given[a]) for a in range(2)), scales)
+    return (*(ops.resize.bilinear_taps(in_hw[a], out_hw[a], bool(align_corners), given[a]) for a in range(2)), scales)
 
 
 # --------------------------------------------------------------------------- dense and shape ops
@@ -484,38 +704,80 @@ def local_response_norm(x, size: int = 5, alpha: float = 1e-4, beta: float = 0.7
 
 
 # --------------------------------------------------------------------------- losses
-def cross_entropy(logits, labels, label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy from raw scores and integer class labels, averaged over the batch.
+def cross_entropy(logits, labels, label_smoothing: float = 0.0, weight=None, ignore_index=None,
+                  reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy from raw scores and integer class labels, per row or per pixel.
 
     Args:
-        logits: unnormalised scores.
-        labels: integer class indices in ``[0, num_classes)``.
+        logits: unnormalised scores, classes on the last axis.
+        labels: integer class indices in ``[0, num_classes)`` (or ``ignore_index``).
         label_smoothing: eps in ``[0, 1)``: targets become (1 - eps) * one-hot + eps / num_classes.
+        weight: optional ``(num_classes,)`` class weights >= 0 (rare classes weigh more).
+        ignore_index: a label value that counts nowhere (255 for segmentation masks); None: none.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'`` (one loss per label).
+
+    The mean follows PyTorch: a weighted mean, ``sum_i w[y_i] loss_i / sum_i w[y_i]`` over the
+    labels that are not ignored (a plain mean without weights). Where every label is ignored the
+    mean is 0 with a zero gradient (PyTorch gives NaN).
 
     Shape:
-        - logits: ``(n, num_classes)``; labels: ``(n,)``; output: scalar.
+        - logits: ``(n, num_classes)`` with labels ``(n,)``, or per pixel ``(n, h, w,
+          num_classes)`` with labels ``(n, h, w)``; output: scalar, or labels' shape with 'none'.
+
+    Example::
+
+        >>> logits, masks = np.zeros((2, 8, 8, 11), np.float32), np.full((2, 8, 8), 255)
+        >>> F.cross_entropy(logits, masks, ignore_index=255, reduction="none").shape
+        (2, 8, 8)
     """
     op = "cross_entropy"
     logits = _tensor(logits, "logits", op)
-    if logits.ndim != 2:
-        raise ValueError(f"{op}: expected logits of shape (batch, num_classes), got shape {logits.shape}.")
+    if logits.ndim < 2:
+        raise ValueError(f"{op}: expected logits of shape (batch, num_classes), got shape {logits.shape}. "
+                         "Per-pixel logits (batch, height, width, num_classes) take labels (batch, height, width).")
     y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if y.dtype.kind not in "iu":
         raise TypeError(
             f"{op}: labels must be integer class indices. Received: dtype={y.dtype}. "
             "For one-hot or soft targets, convert with labels.argmax(axis=1)."
         )
-    if y.shape != (logits.shape[0],):
+    if y.shape != logits.shape[:-1]:
         raise ValueError(
             f"{op}: labels must have one entry per row of logits. Received: logits.shape={logits.shape}, "
-            f"labels.shape={y.shape}."
+            f"labels.shape={y.shape}; labels' shape must be logits.shape[:-1] = {logits.shape[:-1]}."
         )
-    k = logits.shape[1]
-    if y.size and (y.min() < 0 or y.max() >= k):
-        raise ValueError(
-            f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y.min()}, max={y.max()}."
-        )
-    return ops.CrossEntropyOp(y, check_rate(label_smoothing, "label_smoothing")).apply(logits)
+    k = logits.shape[-1]
+    y = y.reshape(-1)
+    valid = None if ignore_index is None else y != ignore_index
+    counted = y if valid is None else y[valid]
+    if counted.size and (counted.min() < 0 or counted.max() >= k):
+        ignoring = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        raise ValueError(f"{op}: labels must lie in [0, {k}) for {k} classes{ignoring}. "
+                         f"Received: min={counted.min()}, max={counted.max()}.")
+    if valid is not None:
+        y = np.where(valid, y, 0)  # any class: those rows weigh 0
+        valid = valid.astype(logits.dtype)
+    fn = ops.CrossEntropyOp(y, check_rate(label_smoothing, "label_smoothing"),
+                            _class_weights(weight, k, logits.dtype, op), valid, _reduction(reduction, op))
+    out = fn.apply(logits.reshape(-1, k) if logits.ndim > 2 else logits)
+    return out.reshape(*logits.shape[:-1]) if reduction == "none" and logits.ndim > 2 else out
+
+
+def _reduction(reduction, op):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none'. Received: reduction={reduction!r}.")
+    return reduction
+
+
+def _class_weights(weight, k, dtype, op):
+    """Class weights as a ``(k,)`` array of ``dtype`` (constants: no gradient), or None."""
+    if weight is None:
+        return None
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+    if w.shape != (k,) or w.dtype.kind not in "iuf" or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError(f"{op}: weight must hold one finite weight >= 0 per class, shape ({k},). "
+                         f"Received: weight={weight!r}.")
+    return w.astype(dtype)
 
 
 def _pair_loss_args(a, b, names, op):
@@ -544,3 +806,105 @@ def binary_cross_entropy_with_logits(logits, target) -> Tensor:
     """
     logits, target = _pair_loss_args(logits, target, ("logits", "target"), "binary_cross_entropy_with_logits")
     return ops.BinaryCrossEntropyWithLogitsOp().apply(logits, target)
+
+
+def smooth_l1_loss(pred, target, beta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Smooth L1 loss (Fast R-CNN's box regression loss, Girshick 2015, eq. 3), as PyTorch's.
+
+    Element-wise, with d = pred - target: ``0.5 d^2 / beta`` if ``|d| < beta``, else
+    ``|d| - 0.5 beta``; ``beta = 0`` is the L1 loss. Quadratic near 0, so small errors get small
+    gradients; linear beyond beta, so outliers do not dominate.
+
+    Args:
+        beta: >= 0, where the loss turns from quadratic to linear.
+        reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+
+    Shape: pred and target the same shape; output: scalar, or their shape with 'none'.
+    """
+    op = "smooth_l1_loss"
+    pred, target = _pair_loss_args(pred, target, ("pred", "target"), op)
+    beta = check_number(beta, "beta", low=0.0, owner=op)
+    return ops.SmoothL1Op(beta, 1.0, _reduction(reduction, op)).apply(pred, target)
+
+
+def huber_loss(pred, target, delta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """Huber's loss (1964), as PyTorch's: ``0.5 d^2`` if ``|d| <= delta``, else
+    ``delta * (|d| - 0.5 delta)``, d = pred - target; equal to ``delta * smooth_l1_loss(beta=delta)``.
+
+    Args:
+        delta: > 0. reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+
+    Shape: pred and target the same shape; output: scalar, or their shape with 'none'.
+    """
+    op = "huber_loss"
+    pred, target = _pair_loss_args(pred, target, ("pred", "target"), op)
+    delta = check_number(delta, "delta", low=0.0, low_open=True, owner=op)
+    return ops.SmoothL1Op(delta, delta, _reduction(reduction, op)).apply(pred, target)
+
+
+def sigmoid_focal_loss(logits, targets, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none") -> Tensor:
+    """Focal loss for dense detection (Lin et al. 2017, RetinaNet), as torchvision's
+    ``sigmoid_focal_loss``: binary cross-entropy scaled down where the prediction is already good.
+
+    ``loss = a_t (1 - p_t)^gamma ce`` with p = sigmoid(logits), ce the binary cross-entropy,
+    ``p_t = p t + (1 - p)(1 - t)`` and ``a_t = alpha t + (1 - alpha)(1 - t)``. The many easy
+    background anchors then add little to the loss; RetinaNet sums it and divides by the number of
+    anchors assigned to objects.
+
+    Args:
+        logits: raw scores; targets: the same shape, 1 for the class present, 0 otherwise.
+        alpha: weight of the positives in [0, 1], or < 0 for no weighting.
+        gamma: >= 0; 0 is the (alpha-weighted) binary cross-entropy.
+        reduction: ``'none'`` (default, as torchvision), ``'mean'`` or ``'sum'``.
+
+    Shape: logits and targets the same shape; output: their shape, or a scalar.
+    """
+    op = "sigmoid_focal_loss"
+    logits, targets = _pair_loss_args(logits, targets, ("logits", "targets"), op)
+    alpha = check_number(alpha, "alpha", high=1.0, owner=op)
+    gamma = check_number(gamma, "gamma", low=0.0, owner=op)
+    return ops.SigmoidFocalLossOp(alpha, gamma, _reduction(reduction, op)).apply(logits, targets)
+
+
+def dice_loss(logits, labels, smooth: float = 1.0, from_logits: bool = True, ignore_index=None) -> Tensor:
+    """Multi-class soft Dice loss (Milletari et al. 2016, V-Net; Sudre et al. 2017), for segmentation.
+
+    With p the class probabilities (softmax of the logits, or given with ``from_logits=False``)
+    and q the one-hot labels, per class c over every counted pixel of the batch::
+
+        dice_c = (2 sum p_c q_c + smooth) / (sum p_c + sum q_c + smooth)
+        loss = 1 - mean_c dice_c
+
+    It measures overlap, so a small object counts as much as the background. ``smooth`` keeps a
+    class absent from both prediction and labels at dice 1 and the gradient finite.
+
+    Args:
+        logits: scores (or probabilities), classes on the last axis.
+        labels: integer class indices, logits' shape without the last axis.
+        smooth: > 0 (1 by default).
+        from_logits: True: apply softmax over the last axis first.
+        ignore_index: a label value whose pixels count nowhere (255 for masks); None: none.
+
+    Shape:
+        - logits: ``(n, h, w, num_classes)`` (or ``(n, num_classes)``); labels: ``(n, h, w)``
+          (or ``(n,)``); output: scalar.
+    """
+    op = "dice_loss"
+    logits = _tensor(logits, "logits", op)
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if logits.ndim < 2 or y.shape != logits.shape[:-1] or y.dtype.kind not in "iu":
+        raise ValueError(f"{op}: expected logits (..., num_classes) and integer labels of shape logits.shape[:-1]. "
+                         f"Received: logits.shape={logits.shape}, labels.shape={y.shape}, labels dtype={y.dtype}.")
+    k = logits.shape[-1]
+    keep = np.ones(y.shape, bool) if ignore_index is None else y != ignore_index
+    if keep.any() and (y[keep].min() < 0 or y[keep].max() >= k):
+        raise ValueError(f"{op}: labels must lie in [0, {k}) for {k} classes. Received: min={y[keep].min()}, "
+                         f"max={y[keep].max()}.")
+    smooth = check_number(smooth, "smooth", low=0.0, low_open=True, owner=op)
+    mask = keep[..., None].astype(logits.dtype)  # (..., 1): 0 at ignored pixels
+    onehot = (np.where(keep, y, -1)[..., None] == np.arange(k)).astype(logits.dtype)  # (..., k)
+    p = (softmax(logits) if from_logits else logits) * mask
+    axes = tuple(range(logits.ndim - 1))  # every axis but the classes
+    inter = (p * onehot).sum(axis=axes)  # (k,)
+    dice = (2 * inter + smooth) / (p.sum(axis=axes) + onehot.sum(axis=axes) + smooth)
+    return 1 - dice.mean()

@@ -129,6 +129,13 @@ GOLDEN_OPS = {
     "cross_entropy": lambda t, c, kw: F.cross_entropy(t["logits"], c["labels"], **kw),
     "mse_loss": lambda t, c, kw: F.mse_loss(t["pred"], t["target"]),
     "binary_cross_entropy_with_logits": lambda t, c, kw: F.binary_cross_entropy_with_logits(t["logits"], t["target"]),
+    "conv_transpose2d": lambda t, c, kw: F.conv_transpose2d(t["x"], t["w"], t.get("b"), **kw),
+    "upsample": lambda t, c, kw: F.upsample(t["x"], **kw),
+    "max_unpool2d": lambda t, c, kw: F.max_unpool2d(t["x"], c["indices"], **kw),
+    "smooth_l1_loss": lambda t, c, kw: F.smooth_l1_loss(t["pred"], t["target"], **kw),
+    "huber_loss": lambda t, c, kw: F.huber_loss(t["pred"], t["target"], **kw),
+    "sigmoid_focal_loss": lambda t, c, kw: F.sigmoid_focal_loss(t["logits"], t["targets"], **kw),
+    "dice_loss": lambda t, c, kw: F.dice_loss(t["logits"], c["labels"], **kw),
 }
 
 

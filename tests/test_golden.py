@@ -17,7 +17,7 @@ FILES = sorted(GOLDEN.glob("*.npz"))
 def test_golden_fixtures_are_present_and_small():
     assert len(FILES) >= 30, f"golden fixtures missing in {GOLDEN}: run python scripts/make_golden.py"
     total = sum(f.stat().st_size for f in FILES)
-    assert total < 300 * 1024, f"golden fixtures take {total / 1024:.0f} KiB"
+    assert total < 320 * 1024, f"golden fixtures take {total / 1024:.0f} KiB"
 
 
 def test_every_op_has_a_golden_case(golden_ops):

@@ -102,6 +102,36 @@ class VarianceScaling(Initializer):
         return _uniform(rng, math.sqrt(3.0 * variance), shape, dtype)
 
 
+class Bilinear(Initializer):
+    """Bilinear interpolation kernels, one per channel: a transposed convolution of stride s with a
+    ``2s x 2s`` kernel (padding ``s // 2``) so initialised upsamples by s, as FCN's upsampling
+    layers start (Long, Shelhamer & Darrell 2015, sec. 3.3).
+
+    Along each axis of a kernel of size k, tap t has weight ``1 - |t - centre| / f`` with
+    ``f = ceil(k / 2)`` and centre ``f - 1`` (k odd) or ``f - 0.5`` (k even). The HWIO weight
+    ``(kh, kw, cg, c)`` gets the kernel at ``[:, :, i % cg, i]`` for each channel i of its last
+    axis and zeros elsewhere: channel i feeds channel i only when the layer maps c channels to c
+    (``groups`` 1 or c).
+    """
+
+    def __call__(self, shape, dtype=np.float32, rng=None):
+        if len(shape) != 4:
+            raise ValueError(f"The bilinear initializer is for 4D conv kernels (kh, kw, in, out). Received: shape={shape}.")
+        kh, kw, cg, c = shape
+        kernel = np.outer(_bilinear_taps(kh), _bilinear_taps(kw))
+        w = np.zeros(shape, dtype=dtype)
+        channels = np.arange(c)
+        w[:, :, channels % cg, channels] = kernel[:, :, None]
+        return w
+
+
+def _bilinear_taps(k: int):
+    """The 1-D bilinear interpolation weights of a kernel of size k."""
+    f = (k + 1) // 2
+    centre = f - 1 if k % 2 == 1 else f - 0.5
+    return 1 - np.abs(np.arange(k) - centre) / f
+
+
 def glorot_uniform():
     return VarianceScaling(1.0, "fan_avg", "uniform")
 
@@ -127,7 +157,7 @@ _BY_NAME = {
     "glorot_normal": glorot_normal, "xavier_normal": glorot_normal,
     "he_normal": he_normal, "kaiming_normal": he_normal,
     "he_uniform": he_uniform, "kaiming_uniform": he_uniform,
-    "lecun_normal": lecun_normal,
+    "lecun_normal": lecun_normal, "bilinear": Bilinear,
     "zeros": lambda: Constant(0.0), "ones": lambda: Constant(1.0),
 }
 

@@ -129,6 +129,109 @@ class Conv2D(Module):
         return s
 
 
+class ConvTranspose2D(Module):
+    """Transposed convolution layer (learned upsampling): the adjoint of a :class:`Conv2D` with the
+    same kernel and geometry; see :func:`striate.functional.conv_transpose2d`.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or (kh, kw).
+        stride, padding, output_padding, dilation, groups: as in
+            :func:`striate.functional.conv_transpose2d` (padding: int, (ph, pw) or
+            (top, bottom, left, right)).
+        use_bias: add a learned bias per filter.
+        kernel_initializer, bias_initializer: as in :class:`Conv2D`; ``'bilinear'`` makes each
+            channel a bilinear upsampler (needs ``filters`` equal to the input channels), FCN's
+            initial upsampling: kernel ``2s``, stride ``s``, padding ``s // 2`` scales by s.
+        in_channels: give it to create the weights now instead of at the first call.
+        rng: Generator or seed for the initialisation.
+
+    Shape:
+        - input ``(n, h, w, c)``; output ``(n, H, W, filters)``,
+          ``H = (h - 1) * stride - pt - pb + dilation * (kh - 1) + output_padding + 1``.
+        - weight ``w``: ``(kh, kw, filters // groups, c)`` (the HWIO weight of the conv whose
+          adjoint this is); bias ``b``: ``(filters,)``.
+
+    Example::
+
+        >>> up = ConvTranspose2D(21, 4, stride=2, padding=1, kernel_initializer="bilinear")
+        >>> up(st.Tensor(np.zeros((1, 16, 16, 21), np.float32))).shape
+        (1, 32, 32, 21)
+    """
+
+    def __init__(self, filters, kernel_size, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", in_channels=None,
+                 rng=None):
+        super().__init__()
+        self.filters = check_int(filters, "filters")
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.padding = _transpose_padding(padding)
+        self.output_padding = pair(output_padding, "output_padding")
+        self.dilation = positive_pair(dilation, "dilation")
+        self.groups = check_int(groups, "groups")
+        if self.filters % self.groups:
+            raise ValueError(
+                "The number of filters must be evenly divisible by the number of groups. "
+                f"Received: groups={groups}, filters={filters}."
+            )
+        self.use_bias = bool(use_bias)
+        self.bilinear = isinstance(kernel_initializer, str) and kernel_initializer.lower() == "bilinear"
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+        self.rng = _layer_rng(rng)
+        self.in_channels = None
+        self.w = None
+        self.b = None
+        if in_channels is not None:
+            self._build(check_int(in_channels, "in_channels"), np.float32)
+
+    def _build(self, in_channels, dtype):
+        if in_channels % self.groups:
+            raise ValueError(
+                "The number of input channels must be evenly divisible by the number of groups. "
+                f"Received: groups={self.groups}, input channels={in_channels}."
+            )
+        if self.bilinear and in_channels != self.filters:
+            raise ValueError(
+                "Bilinear initialisation upsamples each channel on its own, so filters must equal the input "
+                f"channels. Received: filters={self.filters}, input channels={in_channels}."
+            )
+        kh, kw = self.kernel_size
+        self.in_channels = in_channels
+        self.w = Parameter(self.kernel_initializer((kh, kw, self.filters // self.groups, in_channels), dtype,
+                                                   self.rng))
+        if self.use_bias:
+            self.b = Parameter(self.bias_initializer((self.filters,), dtype, self.rng))
+
+    def forward(self, x):
+        if self.w is None:
+            x = F._nhwc(x, "x", "ConvTranspose2D")
+            self._build(x.shape[-1], x.dtype)
+        return F.conv_transpose2d(x, self.w, self.b, self.stride, self.padding, self.output_padding,
+                                  self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = f"{self.filters}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s
+
+
+def _transpose_padding(padding):
+    """A transposed conv's padding: an int, (ph, pw) or (top, bottom, left, right), ints >= 0."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        return _padding(padding)
+    ph, pw = pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding must be >= 0. Received: padding={padding!r}.")
+    return ph, pw
+
+
 class Dense(Module):
     """Fully connected layer ``y = x @ w + b``.
 
@@ -216,6 +319,34 @@ class AvgPool2D(_Pool):
     def forward(self, x):
         return F.avg_pool2d(x, self.pool_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
                             self.dilation)
+
+
+class Upsample(Module):
+    """Resize by interpolation: :func:`striate.functional.upsample` (PyTorch's ``nn.Upsample``).
+
+    Args:
+        scale_factor: number or (sh, sw); or ``size``: int or (oh, ow). Exactly one of them.
+        mode: ``'nearest'`` or ``'bilinear'``; align_corners: bilinear only.
+
+    Shape: ``(n, h, w, c)`` -> ``(n, oh, ow, c)``, ``oh = size[0]`` or ``floor(h * scale_factor[0])``.
+
+    Example::
+
+        >>> Upsample(scale_factor=2, mode="bilinear")(st.Tensor(np.zeros((1, 8, 8, 3), np.float32))).shape
+        (1, 16, 16, 3)
+    """
+
+    def __init__(self, scale_factor=None, size=None, mode="nearest", align_corners=False):
+        super().__init__()
+        self.scale_factor, self.size, self.mode, self.align_corners = scale_factor, size, mode, bool(align_corners)
+        F._upsample_args(scale_factor, size, mode, self.align_corners, "Upsample")  # refused now, not at the first call
+
+    def forward(self, x):
+        return F.upsample(x, self.scale_factor, self.size, self.mode, self.align_corners)
+
+    def extra_repr(self):
+        s = f"scale_factor={self.scale_factor!r}" if self.size is None else f"size={self.size!r}"
+        return s + f", mode={self.mode!r}" + (", align_corners=True" if self.align_corners else "")
 
 
 class GlobalAvgPool2D(Module):

@@ -117,6 +117,64 @@ def _conv(b, call, x, w, bias=None):
     return Value(out, call.out_shape)
 
 
+def _conv_transpose(b, call, x, w, bias=None):
+    """ONNX's ConvTranspose takes PyTorch's weight layout (c_in, c_out // groups, kh, kw). The
+    output_padding (rows the output has beyond what the padding leaves of the windows' reach) is
+    first taken off the bottom/right padding, which gives the same rows; onnxruntime allows the rest
+    only below the stride."""
+    fn = call.fn
+    x = _materialise(b, x)
+    w = _param(w, "weight", call)
+    t, bo, le, r = fn.pads
+    full = [(x.shape[1 + a] - 1) * fn.stride[a] + fn.dilation[a] * (w.shape[a] - 1) + 1 for a in range(2)]
+    extra = [fn.out_hw[a] - (full[a] - fn.pads[2 * a] - fn.pads[2 * a + 1]) for a in range(2)]
+    bo, r = bo - min(bo, extra[0]), r - min(r, extra[1])
+    extra = [fn.out_hw[0] - (full[0] - t - bo), fn.out_hw[1] - (full[1] - le - r)]
+    if extra[0] >= fn.stride[0] or extra[1] >= fn.stride[1]:
+        raise UnsupportedOps(f"ConvTranspose with output_padding {tuple(extra)} not below the stride {fn.stride} "
+                             "beyond its bottom/right padding (onnxruntime refuses it)")
+    inputs = [x.name, b.init(call.name + ".weight", w.transpose(3, 2, 0, 1))]  # HWIO -> (c_in, c_out // g, kh, kw)
+    if bias is not None:
+        inputs.append(b.init(call.name + ".bias", _param(bias, "bias", call)))
+    out = b.node("ConvTranspose", inputs, call.name or "conv_transpose", kernel_shape=list(w.shape[:2]),
+                 strides=list(fn.stride), pads=[t, le, bo, r], dilations=list(fn.dilation), group=int(fn.groups),
+                 output_padding=extra)
+    return Value(out, call.out_shape)
+
+
+def _resize_scale(size, out, scale):
+    """``scale`` as float32, nudged up until ``floor(size * scale)`` (in float64, as shape inference
+    and the runtime compute it) is ``out``: 1.4 is 1.39999998 in float32, and 5 times that floors to 6."""
+    s = np.float32(scale)
+    while np.floor(size * np.float64(s)) < out:
+        s = np.nextafter(s, np.float32(np.inf))
+    return s
+
+
+def _resize(b, call, x):
+    """Resize: scale factors as given (the sampling positions depend on them), or else the output
+    size, (n, c) read from the input's shape so that the batch stays dynamic. Coordinate modes:
+    nearest = asymmetric with floor, bilinear = half_pixel or align_corners (PyTorch's rules)."""
+    fn = call.fn
+    x = _materialise(b, x)
+    n = call.name or "resize"
+    (_, h, w, _), (_, oh, ow, _) = x.shape, call.out_shape
+    if fn.mode == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        attrs = dict(mode="linear", coordinate_transformation_mode="align_corners" if fn.align_corners else "half_pixel")
+    if fn.scales is not None:
+        scales = [1.0, 1.0, _resize_scale(h, oh, fn.scales[0]), _resize_scale(w, ow, fn.scales[1])]
+        inputs = [x.name, "", b.init(n + ".scales", np.array(scales, np.float32))]
+    else:
+        shape = b.node("Shape", [x.name], n + ".shape")
+        nc = b.node("Slice", [shape, b.init(n + ".start", np.array([0]), np.int64),
+                              b.init(n + ".end", np.array([2]), np.int64)], n + ".nc")
+        sizes = b.node("Concat", [nc, b.init(n + ".hw", np.array([oh, ow]), np.int64)], n + ".sizes", axis=0)
+        inputs = [x.name, "", "", sizes]
+    return Value(b.node("Resize", inputs, n, **attrs), call.out_shape)
+
+
 def _batch_norm(b, call, x, gamma, beta):
     fn = call.fn
     if fn.training:
@@ -356,6 +414,8 @@ EXPORTERS = {
     "getitem": _take,
     "reshape": _reshape,
     "concat": _concat,
+    "conv_transpose": _conv_transpose,
+    "resize": _resize,
 }
 
 

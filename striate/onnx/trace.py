@@ -26,6 +26,7 @@ KINDS = {
     "SoftmaxOp": "softmax", "LogSoftmaxOp": "log_softmax",
     "AddOp": "add", "AddReLUOp": "add_relu", "MulOp": "mul", "DivOp": "div", "SumOp": "sum", "MaxOp": "max", "ReshapeOp": "reshape",
     "GetItemOp": "getitem",
+    "ConvTranspose2dOp": "conv_transpose", "UpsampleOp": "resize",
 }
 
 

@@ -25,9 +25,10 @@ class MaxPool2dOp(Function):
     the pooled output only, and the full-size relu(x) is never made.
     """
 
-    def __init__(self, kernel, stride, pads, out_hw, relu=False, dilation=(1, 1)):
+    def __init__(self, kernel, stride, pads, out_hw, relu=False, dilation=(1, 1), return_indices=False):
         self.kernel, self.stride, self.pads, self.out_hw = kernel, stride, pads, out_hw
         self.relu, self.dilation = relu, tuple(dilation)
+        self.return_indices = return_indices  # then forward also leaves self.indices (the switches)
 
     def macs(self, inputs, out):
         return 0  # comparisons or additions only
@@ -44,6 +45,8 @@ class MaxPool2dOp(Function):
             if self.relu:
                 xp.maximum(y, 0, out=y)
             self.argmax, self.xpad_shape, self.y = None, xpad.shape, (y if self.relu else None)
+            if self.return_indices:
+                self.indices = self.input_positions(xp.zeros(y.shape, xp.uint8), x.shape)
             return y
         # (the compiled loops take contiguous windows only)
         self.fast = fast.max_pool_strategy(x) if self.dilation == (1, 1) else None
@@ -52,9 +55,11 @@ class MaxPool2dOp(Function):
         if self.fast is not None:
             y, idx = self.fast.forward(self, xpad, index_dtype)
         else:
-            y, idx = self.window_max(xpad, index_dtype if need_index else None)
+            y, idx = self.window_max(xpad, index_dtype if need_index or self.return_indices else None)
             if self.relu:
                 xp.maximum(y, 0, out=y)
+        if self.return_indices:
+            self.indices = self.input_positions(idx, x.shape)
         if need_index:
             self.argmax, self.xpad_shape = idx, xpad.shape
             self.y = y if self.relu else None
@@ -78,6 +83,16 @@ class MaxPool2dOp(Function):
             xp.copyto(idx, k, where=offset_view(xpad, i, j, self.stride, self.out_hw, self.dilation) == y)
         xp.copyto(idx, 0, where=offset_view(xpad, 0, 0, self.stride, self.out_hw) == y)
         return y, idx
+
+    def input_positions(self, argmax, x_shape):
+        """The switches: each window's maximum as ``row * w + col`` of the unpadded input
+        ``(n, h, w, c)``, from its offset ``i * kw + j`` in the window. (n, oh, ow, c) int64."""
+        xp = get_array_module(argmax)
+        (_, kw), (sh, sw), (dh, dw), (oh, ow) = self.kernel, self.stride, self.dilation, self.out_hw
+        i, j = xp.divmod(argmax.astype(xp.int64), kw)
+        rows = xp.arange(oh).reshape(1, oh, 1, 1) * sh + i * dh - self.pads[0]
+        cols = xp.arange(ow).reshape(1, 1, ow, 1) * sw + j * dw - self.pads[2]
+        return rows * x_shape[2] + cols
 
     def route_to_max(self, gy, argmax, y, gxpad):
         """Add each window's gradient to its first maximum in ``gxpad`` (zeros, padded)."""
@@ -145,3 +160,35 @@ class AvgPool2dOp(Function):
             offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[...] += share
         gx = unpad_nhwc(gxpad, self.pads)
         return (gx if gx.base is None else gx.copy(),)
+
+
+class MaxUnpool2dOp(Function):
+    """The partial inverse of max pooling (Zeiler & Fergus 2014, sec. 2.1, "unpooling" with the
+    "switches"): each value goes back to the input position its window's maximum came from, every
+    other cell is 0. ``indices`` (n, oh, ow, c) hold ``row * w + col`` in the output plane
+    ``out_hw = (h, w)``, as ``F.max_pool2d(..., return_indices=True)`` gives them.
+
+    The forward is the adjoint of gathering at the switches: where overlapping windows share a
+    maximum, their values add up, exactly as max pooling's gradient routes them. So unpooling a
+    signal is max pooling's backward pass, and the backward here is the gather
+    gx[n, p, q, c] = gy[n, row, col, c] at each switch.
+    """
+
+    def __init__(self, indices, out_hw):
+        self.indices, self.out_hw = indices, out_hw
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        n, oh, ow, c = x.shape
+        h, w = self.out_hw
+        y = xp.zeros((n, h * w, c), dtype=x.dtype)  # each image and channel a flat plane of h*w cells
+        images = xp.arange(n).reshape(n, 1, 1)
+        channels = xp.arange(c).reshape(1, 1, c)
+        xp.add.at(y, (images, self.indices.reshape(n, oh * ow, c), channels), x.reshape(n, oh * ow, c))
+        return y.reshape(n, h, w, c)
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        n, oh, ow, c = self.indices.shape
+        gx = xp.take_along_axis(gy.reshape(n, -1, c), self.indices.reshape(n, oh * ow, c), axis=1)
+        return (gx.reshape(n, oh, ow, c),)
