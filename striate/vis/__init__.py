@@ -13,7 +13,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
 * :func:`top_patches` — the data set's patches that excite a channel most, cropped to the unit's
   receptive field; :func:`maximize_activation` — the input a channel "wants".
 * :func:`explain_unit` — the arithmetic of one unit of any layer, with the real numbers
-  (:func:`record_forward` keeps one image's forward pass to explain many units).
+  (:func:`record_forward` keeps one image's forward pass to explain many units);
+  :func:`explain_gradient` — what backprop sends to every layer and to one unit's weights.
 * :func:`conv_animation`, :func:`pool_animation` — conv arithmetic frames (Dumoulin & Visin 2016).
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 
@@ -23,6 +24,7 @@ Layer names are those of ``st.summary`` / ``striate summary``. Every function ta
 from .animate import Animation, Frame, conv_animation, draw_frames, pool_animation, save_gif
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
+from .backprop import explain_gradient
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
@@ -35,4 +37,4 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
            "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
-           "softmax_terms", "to_json"]
+           "softmax_terms", "to_json", "explain_gradient"]

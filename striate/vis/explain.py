@@ -106,22 +106,28 @@ def record_forward(model, x) -> ForwardRecord:
         >>> [explain_unit(model, x, "conv1", (0, 0, k), record=rec)["value"] for k in range(3)]
     """
     check_model(model, OWNER)
-    x = as_image(x, model, OWNER)
-    ops = {}
     with inspecting(model), no_grad():
-        xt = Tensor(x)
-        xt._rf = (IDENTITY, IDENTITY)  # receptive fields, in input pixels (striate.summary.trace)
-        trace = Trace(model, track_fields=True)
-        try:
-            with trace:
-                def keep(fn, inputs, out):
-                    trace._on_op(fn, inputs, out)
-                    ops[id(out)] = (fn, tuple(inputs), out)
-                with observe_ops(keep):
-                    out = model(xt)
-        except ValueError as e:
-            raise ValueError(f"{OWNER}: the model cannot run on x of shape {tuple(x.shape[1:])} "
-                             f"(it takes images (h, w, c) of another size, or no images): {' '.join(str(e).split())}") from e
+        return _record(model, as_image(x, model, OWNER), OWNER)
+
+
+def _record(model, x, owner, requires_grad=False) -> ForwardRecord:
+    """The forward of :func:`record_forward`, inside ``inspecting(model)``; with ``requires_grad``
+    the graph is kept (the image requires a gradient) for a backward pass from the output."""
+    ops = {}
+    xt = Tensor(x, requires_grad=requires_grad)
+    xt._rf = (IDENTITY, IDENTITY)  # receptive fields, in input pixels (striate.summary.trace)
+    trace = Trace(model, track_fields=True)
+
+    def keep(fn, inputs, out):
+        trace._on_op(fn, inputs, out)
+        ops[id(out)] = (fn, tuple(inputs), out)
+
+    try:
+        with trace, observe_ops(keep):
+            out = model(xt)
+    except ValueError as e:
+        raise ValueError(f"{owner}: the model cannot run on x of shape {tuple(x.shape[1:])} "
+                         f"(it takes images (h, w, c) of another size, or no images): {' '.join(str(e).split())}") from e
     return ForwardRecord(model, x, trace, ops, out)
 
 
