@@ -523,7 +523,7 @@ def _where(e) -> str:
     if not w:
         return ""
     rows, cols = w["rows"], w["cols"]
-    return (f"  window at the input ({e.get('input_layer')}): rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]} "
+    return (f"  window in {e.get('input_layer')}: rows {rows[0]}..{rows[-1]}, cols {cols[0]}..{cols[-1]} "
             f"(stride {w['stride']}, dilation {w['dilation']}, padding {w['padding']} as t, b, l, r)")
 
 
