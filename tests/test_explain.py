@@ -355,3 +355,15 @@ def test_every_zoo_model_is_explained_exactly(name):
     x = np.random.default_rng(13).normal(size=shape).astype(np.float32)
     es = explain_everywhere(model, x, units_per_layer=1)
     assert "conv" in {e["kind"] for e in es}
+
+
+def test_an_onnx_imported_model_is_explained_exactly(tmp_path):
+    pytest.importorskip("onnx")
+    from striate import onnx as st_onnx
+
+    path = tmp_path / "resnet20.onnx"
+    st_onnx.export(st.models.resnet20(rng=0), path, (32, 32, 3))
+    model = st_onnx.load(path)
+    x = np.random.default_rng(14).normal(size=(32, 32, 3)).astype(np.float32)
+    kinds = {e["kind"] for e in explain_everywhere(model, x, units_per_layer=1)}
+    assert {"conv", "batch_norm", "dense"} <= kinds
