@@ -367,3 +367,16 @@ def test_an_onnx_imported_model_is_explained_exactly(tmp_path):
     x = np.random.default_rng(14).normal(size=(32, 32, 3)).astype(np.float32)
     kinds = {e["kind"] for e in explain_everywhere(model, x, units_per_layer=1)}
     assert {"conv", "batch_norm", "dense"} <= kinds
+
+
+def test_a_record_explains_its_own_image_only():
+    model = st.models.lenet5(rng=0)
+    x = np.random.default_rng(15).normal(size=(28, 28, 1)).astype(np.float32)
+    rec = record_forward(model, x)
+    a = explain_unit(model, None, "features.0", (1, 2, 3), record=rec)
+    b = explain_unit(model, x, "features.0", (1, 2, 3))
+    assert a["value"] == b["value"] and a["top"][0]["term"] == b["top"][0]["term"]
+    with pytest.raises(ValueError, match="record was made for another image"):
+        explain_unit(model, x + 1, "features.0", (0, 0, 0), record=rec)
+    assert rec.names() == [r.name for r in st.summary(model, (28, 28, 1)).rows]
+    np.testing.assert_array_equal(rec.value("features.2"), st.vis.activations(model, x)["features.2"])

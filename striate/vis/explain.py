@@ -62,7 +62,6 @@ class ForwardRecord:
         for name, call in self.calls.items():
             if isinstance(call.output, Tensor):
                 self._names.setdefault(id(call.output), name)
-        self._input = None
 
     def names(self) -> list:
         return [r.name for r in self.rows]
@@ -431,7 +430,7 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
 
     Args:
         model: a striate Module that takes images (run in evaluation mode).
-        x: one preprocessed image ``(h, w, c)`` or ``(1, h, w, c)``.
+        x: one preprocessed image ``(h, w, c)`` or ``(1, h, w, c)`` (may be None with ``record``).
         layer: a layer name of ``st.summary`` / ``striate summary`` (``"layer1.0.conv2"``).
         index: ``(row, col, channel)`` for a layer with feature maps, ``(unit,)`` for a vector.
         top_k: how many of the largest contributions (input channels of a conv, inputs of a dense
@@ -471,6 +470,9 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
     rec = record if record is not None else record_forward(model, x)
     if rec.model is not model:
         raise ValueError(f"{OWNER}: record was made for another model; make it with record_forward(model, x).")
+    if record is not None and x is not None and not np.array_equal(as_image(x, model, OWNER), rec.x):
+        raise ValueError(f"{OWNER}: record was made for another image; make it with record_forward(model, x), "
+                         "or pass x=None with the record.")
     call = _check_layer(rec, layer)
     out = call.output
     if not isinstance(out, Tensor):
