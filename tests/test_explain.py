@@ -380,3 +380,32 @@ def test_a_record_explains_its_own_image_only():
         explain_unit(model, x + 1, "features.0", (0, 0, 0), record=rec)
     assert rec.names() == [r.name for r in st.summary(model, (28, 28, 1)).rows]
     np.testing.assert_array_equal(rec.value("features.2"), st.vis.activations(model, x)["features.2"])
+
+
+class EpilogueConv(nn.Module):
+    """A conv that applies a batch norm's affine map and a ReLU in its own output pass (the inference fusion)."""
+
+    def __init__(self, conv, bn):
+        super().__init__()
+        self.conv, self.bn = conv, bn
+
+    def forward(self, x):
+        scale, shift = self.bn.eval_affine()
+        c = self.conv
+        return F._conv2d(x, c.w, c.b, c.stride, c.padding, c.dilation, c.groups,
+                         (scale.astype(np.float32), shift.astype(np.float32), True))
+
+
+def test_a_conv_with_a_fused_epilogue_is_explained_through_it():
+    rng = np.random.default_rng(16)
+    seq = _randomize_norms(nn.Sequential(nn.Conv2D(5, 3, padding=1, rng=0), nn.BatchNorm(), nn.ReLU()).build((6, 6, 2)),
+                           rng).eval()
+    model = nn.Sequential(EpilogueConv(seq[0], seq[1]))
+    x = rng.normal(size=(6, 6, 2)).astype(np.float32)
+    acts = st.vis.activations(model, x)
+    want = st.vis.activations(seq, x)["2"]
+    for index in [(0, 0, 0), (2, 3, 4), (5, 5, 1)]:
+        e = explain_unit(model, x, "0", index)
+        assert e["kind"] == "conv" and e["epilogue"]["relu"]
+        check_explanation(e, acts)
+        assert e["result"] == pytest.approx(float(want[index]), rel=1e-5, abs=1e-6)

@@ -201,10 +201,17 @@ def _conv(rec, op, inputs, unit, top_k):
     rest_sum = float(terms[rest].sum())
     pre = float(sum(t["term"] for t in shown) + rest_sum + bias)     # the shown terms add up to this
     window["inside"] = inside
-    return {"kind": "conv", "input_layer": rec.source(inputs[0]), "window": window, "group": int(group),
-            "groups": int(op.groups), "channels": channels, "patch": patch, "kernel": kernel, "products": products,
-            "terms": terms, "bias": bias, "top": shown, "rest": rest_sum, "rest_count": int(len(rest)),
-            "pre_activation": pre, "result": pre}
+    out = {"kind": "conv", "input_layer": rec.source(inputs[0]), "window": window, "group": int(group),
+           "groups": int(op.groups), "channels": channels, "patch": patch, "kernel": kernel, "products": products,
+           "terms": terms, "bias": bias, "top": shown, "rest": rest_sum, "rest_count": int(len(rest)),
+           "pre_activation": pre, "result": pre}
+    if getattr(op, "fused", None) is not None:                      # a batch norm (and ReLU) in the conv's output pass
+        scale, shift, relu = op.fused
+        z = pre if scale is None else pre * float(scale[k]) + float(shift[k])
+        out["epilogue"] = {"scale": None if scale is None else float(scale[k]),
+                           "shift": None if shift is None else float(shift[k]), "relu": bool(relu)}
+        out["result"] = max(z, 0.0) if relu else z
+    return out
 
 
 def _dense(rec, op, inputs, unit, top_k):
