@@ -265,8 +265,8 @@ def _activation_of(name, op, z):
 
 
 def _operands(rec, inputs, unit):
-    return [{"layer": rec.source(t), "value": float(np.broadcast_to(_array(t), _array(inputs[0]).shape)[(0,) + unit])}
-            for t in inputs]
+    shape = np.broadcast_shapes(*(np.shape(_array(t)) for t in inputs))   # the sum's shape (1, ...)
+    return [{"layer": rec.source(t), "value": float(np.broadcast_to(_array(t), shape)[(0,) + unit])} for t in inputs]
 
 
 def _add(rec, op, inputs, unit, top_k):
