@@ -137,3 +137,14 @@ def test_gradient_bad_input():
     maps = nn.Sequential(nn.Conv2D(2, 3, rng=0)).build((5, 5, 1))
     with pytest.raises(ValueError, match=r"must output class scores \(1, classes\)"):
         explain_gradient(maps, np.zeros((5, 5, 1), np.float32), "0", (0, 0, 0))
+
+
+def test_batch_norm_scale_and_shift_gradients_equal_autograd():
+    rng = np.random.default_rng(5)
+    model = _randomize(small_net(5), rng).astype(np.float64)
+    x = rng.normal(size=(9, 9, 2))
+    want = autograd(model, x, 0)
+    for k in (0, 3, 5):
+        g = explain_gradient(model, x, "1", (4, 4, k), target=0)
+        assert g["gamma_grad"] == pytest.approx(want["1.gamma"][k], rel=1e-9, abs=1e-12)
+        assert g["beta_grad"] == pytest.approx(want["1.beta"][k], rel=1e-9, abs=1e-12)

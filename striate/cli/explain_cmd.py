@@ -83,6 +83,8 @@ def _gradient_lines(g) -> list:
         lines.append("  weights with the largest gradient through this unit (index, weight, grad via unit, grad):")
         lines += [f"    {str(t['index']):<14} {t['weight']:+.6g}  {t['grad_via_unit']:+.6g}  {t['grad']:+.6g}"
                   for t in g["top_weights"]]
+    if "gamma_grad" in g:
+        lines.append(f"  d / d gamma = {g['gamma_grad']:.6g}; d / d beta = {g['beta_grad']:.6g}")
     return lines
 
 

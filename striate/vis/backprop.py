@@ -79,6 +79,18 @@ def _unit_weights(rec, call, z, unit, e):
     return out
 
 
+def _bn_weights(rec, call, unit):
+    """The gradients of the clicked unit's batch-norm scale and shift: ``d score / d gamma[k]`` =
+    sum over the channel's positions of ``g * (x - mean) / sqrt(var + eps)``, ``d score / d beta[k]`` = sum of ``g``."""
+    op, inputs = rec.producer(call.output)
+    k = unit[-1]
+    g = call.output.grad[..., k].astype(np.float64)                        # (1, h, w) or (1,)
+    x = inputs[0].data[..., k].astype(np.float64)
+    x_hat = (x - float(op.running_mean[k])) / np.sqrt(float(op.running_var[k]) + op.eps)
+    return {"gamma_grad": float((g * x_hat).sum()), "beta_grad": float(g.sum()),
+            "gamma": float(inputs[1].data[k]), "beta": float(inputs[2].data[k])}
+
+
 def explain_gradient(model, x, layer: str, index, target=None, score: str = "logit", top_k: int = 8) -> dict:
     """What backprop sends to every layer for one class, and to the weights of one unit.
 
@@ -99,7 +111,8 @@ def explain_gradient(model, x, layer: str, index, target=None, score: str = "log
         d w`` of the unit's kernel ``(kh, kw, c // groups)`` or dense column ``(in,)``, summed over
         every position the kernel visits), ``weight_grad_via_unit`` (the part that passes through
         this unit: its gradient times its input patch), ``bias_grad`` and ``top_weights`` (the
-        largest ``|weight_grad_via_unit|`` first).
+        largest ``|weight_grad_via_unit|`` first). For a BatchNorm, ``gamma_grad`` and ``beta_grad``
+        of the unit's channel.
 
     Example::
 
@@ -132,4 +145,6 @@ def explain_gradient(model, x, layer: str, index, target=None, score: str = "log
            "layer": layer, "index": unit, "grad": float(grads[layer][unit]) if layer in grads else 0.0, "unit": e}
     if z is not None:
         out.update(_unit_weights(rec, call, z, unit, e))
+    elif e["kind"] == "batch_norm" and call.output.grad is not None:
+        out.update(_bn_weights(rec, call, unit))
     return out
