@@ -80,8 +80,9 @@ def _gradient_lines(g) -> list:
     lines = [f"backward: d {g['score']}[class {g['target']}] / d unit = {g['grad']:.6g}"]
     if "weight_grad" in g:
         lines.append(f"  d / d pre-activation = {g['pre_activation_grad']:.6g}; d / d bias = {g['bias_grad']:.6g}")
-        lines.append("  weights with the largest gradient through this unit (index, weight, grad via unit, grad):")
-        lines += [f"    {str(t['index']):<14} {t['weight']:+.6g}  {t['grad_via_unit']:+.6g}  {t['grad']:+.6g}"
+        lines.append(f"  {'weight (i, j, c)':<18} {'value':>12} {'grad via unit':>14} {'grad':>12}"
+                     "   (largest through this unit first)")
+        lines += [f"  {str(t['index']):<18} {t['weight']:>+12.6g} {t['grad_via_unit']:>+14.6g} {t['grad']:>+12.6g}"
                   for t in g["top_weights"]]
     if "gamma_grad" in g:
         lines.append(f"  d / d gamma = {g['gamma_grad']:.6g}; d / d beta = {g['beta_grad']:.6g}")

@@ -69,8 +69,9 @@ def _unit_weights(rec, call, z, unit, e):
         out["weight_grad"] = out["weight_grad_via_unit"] = out["pre_activation_grad"] * x
         out["weight"] = e["weights"]
     out["bias_grad"] = bg if type(op).__name__ == "Conv2dOp" else out["pre_activation_grad"]
-    flat = np.abs(out["weight_grad_via_unit"]).ravel()
-    order = np.argsort(-flat, kind="stable")[:8]
+    # the largest shares through this unit first; where they tie (a unit whose gradient is zero) the
+    # largest gradients of the whole kernel
+    order = np.lexsort((-np.abs(out["weight_grad"]).ravel(), -np.abs(out["weight_grad_via_unit"]).ravel()))[:8]
     shape = out["weight_grad_via_unit"].shape
     out["top_weights"] = [{"index": tuple(int(v) for v in np.unravel_index(i, shape)),
                            "weight": float(out["weight"].ravel()[i]),
@@ -111,7 +112,7 @@ def explain_gradient(model, x, layer: str, index, target=None, score: str = "log
         d w`` of the unit's kernel ``(kh, kw, c // groups)`` or dense column ``(in,)``, summed over
         every position the kernel visits), ``weight_grad_via_unit`` (the part that passes through
         this unit: its gradient times its input patch), ``bias_grad`` and ``top_weights`` (the
-        largest ``|weight_grad_via_unit|`` first). For a BatchNorm, ``gamma_grad`` and ``beta_grad``
+        largest ``|weight_grad_via_unit|`` first, then the largest ``|weight_grad|``). For a BatchNorm, ``gamma_grad`` and ``beta_grad``
         of the unit's channel.
 
     Example::
