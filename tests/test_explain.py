@@ -409,3 +409,13 @@ def test_a_conv_with_a_fused_epilogue_is_explained_through_it():
         assert e["kind"] == "conv" and e["epilogue"]["relu"]
         check_explanation(e, acts)
         assert e["result"] == pytest.approx(float(want[index]), rel=1e-5, abs=1e-6)
+
+
+def test_a_model_that_merges_its_layers_itself_has_its_own_row_everywhere():
+    # the model's own row is called by its class name in st.summary, in activations and here alike
+    rng = np.random.default_rng(17)
+    model = Merge().build((5, 5, 3))
+    x = rng.normal(size=(5, 5, 3)).astype(np.float32)
+    acts = st.vis.activations(model, x)
+    assert list(acts) == [r.name for r in st.summary(model, (5, 5, 3)).rows] and "Merge" in acts
+    check_explanation(explain_unit(model, x, "Merge", (2, 1, 6)), acts)
