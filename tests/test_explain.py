@@ -419,3 +419,17 @@ def test_a_model_that_merges_its_layers_itself_has_its_own_row_everywhere():
     acts = st.vis.activations(model, x)
     assert list(acts) == [r.name for r in st.summary(model, (5, 5, 3)).rows] and "Merge" in acts
     check_explanation(explain_unit(model, x, "Merge", (2, 1, 6)), acts)
+
+
+class Doubling(nn.Module):
+    def forward(self, x):
+        return x * 2.0
+
+
+def test_an_op_without_an_explanation_still_gives_the_value():
+    model = nn.Sequential(nn.Conv2D(2, 1, rng=0), Doubling()).build((3, 3, 1))
+    x = np.ones((3, 3, 1), np.float32)
+    e = explain_unit(model, x, "1", (1, 1, 1))
+    assert e["kind"] == "other" and e["op"] == "MulOp" and e["result"] is None
+    assert e["value"] == float(st.vis.activations(model, x)["1"][1, 1, 1])
+    assert "computed by MulOp" in st.vis.format_explanation(e)

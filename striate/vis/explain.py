@@ -394,15 +394,17 @@ EXPLAINERS = {"Conv2dOp": _conv, "LinearOp": _dense, "BatchNormOp": _batch_norm,
               **{name: _activation for name in ACTIVATIONS}}
 
 
-def _explain_op(rec, call, unit, top_k, value):
+def _explain_op(rec, call, unit, top_k):
     """The explanation of ``unit`` of one layer's output, from the op that made it."""
     module, out = call.module, call.output
     if type(module).__name__ in ("GlobalAvgPool2D", "GlobalMaxPool2D"):
         return _global_pool(rec, module, call.inputs[0], unit)
+    if any(out is t for t in call.inputs):                        # returned its input (Identity, Dropout in eval)
+        x_in = next(t for t in call.inputs if t is out)
+        return {"kind": "identity", "input_layer": rec.source(x_in), "result": float(_array(x_in)[(0,) + unit])}
     made = rec.producer(out)
-    if made is None or any(out is t for t in call.inputs):       # returned its input (Identity, Dropout in eval)
-        return {"kind": "identity", "input_layer": rec.source(call.inputs[0]) if call.inputs else None,
-                "result": value}
+    if made is None:
+        return {"kind": "other", "op": None, "result": None}
     op, inputs = made
     name = type(op).__name__
     inner = rec.producer(inputs[0]) if name in ACTIVATIONS else None
@@ -487,7 +489,7 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
     unit = _check_index(index, tuple(out.shape[1:]), layer)
     value = float(out.data[0][unit])
     e = {"layer": layer, "type": type(call.module).__name__, "index": unit, "value": value}
-    e.update(_explain_op(rec, call, unit, int(top_k), value))
+    e.update(_explain_op(rec, call, unit, int(top_k)))
     e["receptive_field"] = _receptive_field(rec, out, unit)
     folded = dict(getattr(model, "folded", ()) or ())
     if layer in folded:
