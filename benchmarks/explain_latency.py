@@ -7,7 +7,8 @@ ResNet-18 (random weights, the cost does not depend on them) at 224x224x3 by def
 * ``record_forward``: the recorded forward pass of one image (every layer's input and output kept);
 * ``explain_unit`` given that record, for units of an early conv, a residual sum, a late conv and the
   logits (a further click on the same image);
-* ``explain_gradient`` (forward, backward, the unit's weight gradients).
+* ``explain_gradient`` (forward, backward, the unit's weight gradients), and per unit given a
+  ``record_backward`` of the image and class.
 
     python benchmarks/explain_latency.py
     python benchmarks/explain_latency.py --model resnet20 --size 32 -n 20
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import striate as st
-    from striate.vis import explain_gradient, explain_unit, record_forward
+    from striate.vis import explain_gradient, explain_unit, record_backward, record_forward
 
     model = st.models.get(args.model, rng=0, input_shape=(args.size, args.size, 3))
     x = np.random.default_rng(0).normal(size=(args.size, args.size, 3)).astype(np.float32)
@@ -64,7 +65,11 @@ def main(argv=None) -> int:
     for layer, index in units:
         show(f"explain_unit from the record: {layer}", timed(lambda: explain_unit(model, x, layer, index, record=rec),
                                                               args.n * 10), 1e3, "ms")
-    show("explain_gradient", timed(lambda: explain_gradient(model, x, units[1][0], units[1][1]), args.n))
+    show("explain_gradient, both passes included", timed(lambda: explain_gradient(model, x, *units[2]), args.n))
+    back = record_backward(model, x)
+    for layer, index in units:
+        show(f"explain_gradient from the record: {layer}",
+             timed(lambda: explain_gradient(model, None, layer, index, record=back), args.n * 10), 1e3, "ms")
     return 0
 
 

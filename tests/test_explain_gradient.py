@@ -148,3 +148,25 @@ def test_batch_norm_scale_and_shift_gradients_equal_autograd():
         g = explain_gradient(model, x, "1", (4, 4, k), target=0)
         assert g["gamma_grad"] == pytest.approx(want["1.gamma"][k], rel=1e-9, abs=1e-12)
         assert g["beta_grad"] == pytest.approx(want["1.beta"][k], rel=1e-9, abs=1e-12)
+
+
+def test_a_backward_record_explains_every_unit_of_its_image_and_class():
+    from striate.vis import record_backward
+
+    rng = np.random.default_rng(6)
+    model = _randomize(small_net(6), rng).astype(np.float64)
+    x = rng.normal(size=(9, 9, 2))
+    rec = record_backward(model, x, target=2, score="loss")
+    want = autograd(model, x, 2, "loss")
+    for layer, index in [("0", (1, 2, 3)), ("4", (0, 1, 2)), ("8", (4,)), ("1", (3, 3, 1))]:
+        a = explain_gradient(model, None, layer, index, target=2, score="loss", record=rec)
+        b = explain_gradient(model, x, layer, index, target=2, score="loss")
+        assert a["grad"] == b["grad"] and a["score_value"] == b["score_value"]
+        if "weight_grad" in a:
+            np.testing.assert_allclose(a["weight_grad"], want[f"{layer}.w"][..., index[-1]], rtol=1e-9, atol=1e-12)
+            np.testing.assert_array_equal(a["weight_grad"], b["weight_grad"])
+    assert "gamma_grad" in a
+    with pytest.raises(ValueError, match=r"record was made for target=2, score='loss'"):
+        explain_gradient(model, None, "0", (0, 0, 0), target=1, record=rec)
+    with pytest.raises(ValueError, match="record was made for another image"):
+        explain_gradient(model, x + 1, "0", (0, 0, 0), score="loss", record=rec)

@@ -24,7 +24,7 @@ Layer names are those of ``st.summary`` / ``striate summary``. Every function ta
 from .animate import Animation, Frame, conv_animation, draw_frames, pool_animation, save_gif
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
-from .backprop import explain_gradient
+from .backprop import BackwardRecord, explain_gradient, record_backward
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
@@ -37,4 +37,4 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
            "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
-           "softmax_terms", "to_json", "explain_gradient"]
+           "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord"]

@@ -92,34 +92,40 @@ def _bn_weights(rec, call, unit):
             "gamma": float(inputs[1].data[k]), "beta": float(inputs[2].data[k])}
 
 
-def explain_gradient(model, x, layer: str, index, target=None, score: str = "logit", top_k: int = 8) -> dict:
-    """What backprop sends to every layer for one class, and to the weights of one unit.
+class BackwardRecord:
+    """One image's forward and backward pass for one class (see :func:`record_backward`).
+
+    Attributes:
+        forward: the :class:`striate.vis.ForwardRecord` of the image (the graph kept).
+        target, score, score_value: the class, ``'logit'`` or ``'loss'``, and its value.
+        gradients: layer name -> ``d score / d output`` of that layer (per image).
+    """
+
+    def __init__(self, forward, target, score, score_value, gradients):
+        self.forward, self.target, self.score = forward, target, score
+        self.score_value, self.gradients = score_value, gradients
+
+
+def record_backward(model, x, target=None, score: str = "logit") -> BackwardRecord:
+    """Run ``model`` forward and backward from one class score, keeping every layer's gradient and
+    what :func:`explain_gradient` needs for the weights of any unit.
 
     Args:
         model: a striate Module that outputs class scores ``(1, classes)``.
         x: one preprocessed image ``(h, w, c)`` or ``(1, h, w, c)``.
-        layer, index: the clicked unit, as in :func:`striate.vis.explain_unit`.
         target: the class (default: the predicted one).
-        score: ``'logit'`` differentiates the class score before the softmax (as saliency maps
-            do); ``'loss'`` the cross-entropy loss with ``target`` as the label.
-        top_k: as in :func:`striate.vis.explain_unit` (the forward explanation in ``unit``).
+        score: ``'logit'`` (the class score before the softmax, as saliency maps use) or ``'loss'``
+            (the cross-entropy loss with ``target`` as the label).
 
     Returns:
-        A dict with ``target``, ``score`` (its name) and ``score_value``; ``gradients``: layer name ->
-        ``d score / d output`` of that layer (same shape as its output, per image); ``layer``,
-        ``index``, ``grad`` (``d score / d unit``) and ``unit`` (the forward explanation). For a
-        Conv2D or Dense layer also ``pre_activation_grad``, ``weight`` and ``weight_grad`` (``d score /
-        d w`` of the unit's kernel ``(kh, kw, c // groups)`` or dense column ``(in,)``, summed over
-        every position the kernel visits), ``weight_grad_via_unit`` (the part that passes through
-        this unit: its gradient times its input patch), ``bias_grad`` and ``top_weights`` (the
-        largest ``|weight_grad_via_unit|`` first, then the largest ``|weight_grad|``). For a BatchNorm, ``gamma_grad`` and ``beta_grad``
-        of the unit's channel.
+        A :class:`BackwardRecord`; ``explain_gradient(..., record=rec)`` then costs only the unit's
+        own arithmetic.
 
     Example::
 
-        >>> g = explain_gradient(model, x, "features.0", (3, 4, 7), target=2)
-        >>> g["weight_grad"].shape            # a 5x5 kernel over 1 input channel
-        (5, 5, 1)
+        >>> rec = record_backward(model, x, target=3)
+        >>> rec.gradients["features.0"].shape
+        (28, 28, 6)
     """
     check_model(model, OWNER)
     if score not in SCORES:
@@ -132,19 +138,66 @@ def explain_gradient(model, x, layer: str, index, target=None, score: str = "log
             raise ValueError(f"{OWNER}: the model must output class scores (1, classes). "
                              f"Received: output shape {getattr(logits, 'shape', None)}.")
         target = int(np.argmax(logits.data[0])) if target is None else check_target(target, logits.shape[1], OWNER)
-        call = _check_layer(rec, layer)
-        unit = _check_index(index, tuple(call.output.shape[1:]), layer)
-        outputs = {name: c.output for name, c in rec.calls.items() if isinstance(c.output, Tensor) and c.output.requires_grad}
-        z = _linear_output(rec, call)
-        for t in list(outputs.values()) + ([z] if z is not None else []):
+        outputs = {name: c.output for name, c in rec.calls.items()
+                   if isinstance(c.output, Tensor) and c.output.requires_grad}
+        inner = [_linear_output(rec, c) for c in rec.calls.values()]       # a conv's sum before its activation
+        for t in list(outputs.values()) + [z for z in inner if z is not None]:
             t.retain_grad()
         s = logits[0, target] if score == "logit" else F.cross_entropy(logits, np.array([target]))
-        e = explain_unit(model, x, layer, unit, top_k=top_k, record=rec)
-        s.backward(retain_graph=True)  # the ops keep their settings (pads, groups) for the weights' gradient
+        s.backward(retain_graph=True)  # the ops keep their settings (pads, groups) for the weights' gradients
     grads = {name: (t.grad[0] if t.grad is not None else np.zeros(t.shape[1:], t.dtype)) for name, t in outputs.items()}
-    out = {"target": target, "score": score, "score_value": float(s.data), "gradients": grads,
+    return BackwardRecord(rec, target, score, float(s.data), grads)
+
+
+def explain_gradient(model, x, layer: str, index, target=None, score: str = "logit", top_k: int = 8,
+                     record: BackwardRecord | None = None) -> dict:
+    """What backprop sends to every layer for one class, and to the weights of one unit.
+
+    Args:
+        model: a striate Module that outputs class scores ``(1, classes)``.
+        x: one preprocessed image ``(h, w, c)`` or ``(1, h, w, c)`` (may be None with ``record``).
+        layer, index: the clicked unit, as in :func:`striate.vis.explain_unit`.
+        target: the class (default: the predicted one).
+        score: ``'logit'`` differentiates the class score before the softmax (as saliency maps
+            do); ``'loss'`` the cross-entropy loss with ``target`` as the label.
+        top_k: as in :func:`striate.vis.explain_unit` (the forward explanation in ``unit``).
+        record: a :func:`record_backward` of this model, image, target and score, to skip both passes.
+
+    Returns:
+        A dict with ``target``, ``score`` (its name) and ``score_value``; ``gradients``: layer name ->
+        ``d score / d output`` of that layer (same shape as its output, per image); ``layer``,
+        ``index``, ``grad`` (``d score / d unit``) and ``unit`` (the forward explanation). For a
+        Conv2D or Dense layer also ``pre_activation_grad``, ``weight`` and ``weight_grad`` (``d score /
+        d w`` of the unit's kernel ``(kh, kw, c // groups)`` or dense column ``(in,)``, summed over
+        every position the kernel visits), ``weight_grad_via_unit`` (the part that passes through
+        this unit: its gradient times its input patch), ``bias_grad`` and ``top_weights`` (the
+        largest ``|weight_grad_via_unit|`` first, then the largest ``|weight_grad|``). For a
+        BatchNorm, ``gamma_grad`` and ``beta_grad`` of the unit's channel.
+
+    Example::
+
+        >>> g = explain_gradient(model, x, "features.0", (3, 4, 7), target=2)
+        >>> g["weight_grad"].shape            # a 5x5 kernel over 1 input channel
+        (5, 5, 1)
+    """
+    if record is None:
+        record = record_backward(model, x, target, score)
+    elif record.forward.model is not model:
+        raise ValueError(f"{OWNER}: record was made for another model; make it with record_backward(model, x).")
+    elif (target is not None and target != record.target) or score != record.score:
+        raise ValueError(f"{OWNER}: record was made for target={record.target}, score={record.score!r}. "
+                         f"Received: target={target!r}, score={score!r}.")
+    rec = record.forward
+    if x is not None and not np.array_equal(as_image(x, model, OWNER), rec.x):
+        raise ValueError(f"{OWNER}: record was made for another image; pass x=None with the record.")
+    call = _check_layer(rec, layer)
+    unit = _check_index(index, tuple(call.output.shape[1:]), layer)
+    e = explain_unit(model, None, layer, unit, top_k=top_k, record=rec)
+    grads = record.gradients
+    out = {"target": record.target, "score": record.score, "score_value": record.score_value, "gradients": grads,
            "layer": layer, "index": unit, "grad": float(grads[layer][unit]) if layer in grads else 0.0, "unit": e}
-    if z is not None:
+    z = _linear_output(rec, call)
+    if z is not None and z.grad is not None:
         out.update(_unit_weights(rec, call, z, unit, e))
     elif e["kind"] == "batch_norm" and call.output.grad is not None:
         out.update(_bn_weights(rec, call, unit))
