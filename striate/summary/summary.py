@@ -218,7 +218,16 @@ def summary(model, input_shape, name: str | None = None) -> ModelSummary:
         raise TypeError(f"summary expects a striate.nn.Module. Received: {type(model).__name__}.")
     name = name or type(model).__name__
     trace = trace_forward(model, input_shape, name=name, track_fields=True)
+    rows, listed = rows_of(trace)
+    # MACs of ops run by non-leaf modules that got no row of their own still count in the total
+    extra = trace.loose_macs + sum(c.macs for c in trace.calls if id(c) not in listed)
+    return ModelSummary(name, tuple(int(s) for s in input_shape), rows, model.num_parameters(),
+                        model.num_parameters(trainable_only=True), extra, trace.notes)
 
+
+def rows_of(trace) -> tuple:
+    """The summary's rows of a traced forward (:class:`striate.summary.trace.Trace` with fields),
+    and the ids of the calls that got one: the one rule that names the layers everywhere."""
     rows, seen, listed = [], set(), set()
     for call, outs in layer_calls(trace):
         m = call.module
@@ -240,8 +249,4 @@ def summary(model, input_shape, name: str | None = None) -> ModelSummary:
             note = field
         rows.append(LayerRow(call.name or type(m).__name__, type(m).__name__, shape, params, trainable,
                              int(call.macs), memory, rf, jump, note))
-
-    # MACs of ops run by non-leaf modules that got no row of their own still count in the total
-    extra = trace.loose_macs + sum(c.macs for c in trace.calls if id(c) not in listed)
-    return ModelSummary(name, tuple(int(s) for s in input_shape), rows, model.num_parameters(),
-                        model.num_parameters(trainable_only=True), extra, trace.notes)
+    return rows, listed

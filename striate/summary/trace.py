@@ -41,10 +41,11 @@ UNKNOWN = "unknown"  # an op the propagation rules do not model
 class Call:
     """One call of one module during the traced forward."""
 
-    __slots__ = ("name", "module", "output", "macs", "index")
+    __slots__ = ("name", "module", "output", "macs", "index", "inputs")
 
-    def __init__(self, name, module, index):
+    def __init__(self, name, module, index, inputs=()):
         self.name, self.module, self.index = name, module, index
+        self.inputs = inputs  # the positional arguments of the call
         self.output = None
         self.macs = 0
 
@@ -113,7 +114,7 @@ class Trace:
     def _before(self, name):
         def hook(module, inputs):
             if threading.get_ident() == self.thread:
-                self.stack.append(Call(name, module, len(self.calls)))
+                self.stack.append(Call(name, module, len(self.calls), inputs))
         return hook
 
     def _after(self, module, inputs, out):

@@ -12,6 +12,9 @@ from the ``striate[viz]`` extra, imported only when drawing).
 * :func:`occlusion` — probability drop when a window is covered (Zeiler & Fergus 2014, 4.2).
 * :func:`top_patches` — the data set's patches that excite a channel most, cropped to the unit's
   receptive field; :func:`maximize_activation` — the input a channel "wants".
+* :func:`explain_unit` — the arithmetic of one unit of any layer, with the real numbers
+  (:func:`record_forward` keeps one image's forward pass to explain many units);
+  :func:`explain_gradient` — what backprop sends to every layer and to one unit's weights.
 * :func:`conv_animation`, :func:`pool_animation` — conv arithmetic frames (Dumoulin & Visin 2016).
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 
@@ -21,7 +24,9 @@ Layer names are those of ``st.summary`` / ``striate summary``. Every function ta
 from .animate import Animation, Frame, conv_animation, draw_frames, pool_animation, save_gif
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
+from .backprop import BackwardRecord, explain_gradient, record_backward
 from .draw import overlay
+from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
@@ -31,4 +36,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "top_patches", "TopPatches", "layer_field", "maximize_activation", "channel_activation",
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
-           "SALIENCY_METHODS"]
+           "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
+           "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord"]

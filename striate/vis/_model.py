@@ -88,8 +88,15 @@ def find_layer(model: Module, name, input_shape, owner: str, spatial: bool = Fal
         maps = [r.name for r in rows if len(r.output_shape) == 3]
         raise ValueError(f"{owner}: layer {name!r} ({row.type}) outputs a vector of shape {tuple(row.output_shape)}, "
                          f"not feature maps (h, w, c). Layers with feature maps: {', '.join(maps) or 'none'}.")
+    return row, named_modules(model)[name]
+
+
+def named_modules(model: Module) -> dict:
+    """Name -> module under the names of ``st.summary``, where the model itself (a row when it
+    merges its children's outputs with an op of its own) is called by its class name."""
     modules = dict(model.named_modules())
-    return row, modules[name]
+    modules.setdefault(type(model).__name__, model)
+    return modules
 
 
 def check_target(target, num_classes: int, owner: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from ._model import as_image, check_model, find_layer, inspecting, layer_rows, recording
+from ._model import as_image, check_model, find_layer, inspecting, layer_rows, named_modules, recording
 from .grid import normalize, tile
 
 FILTER_MODES = ("auto", "rgb", "slices", "mean")
@@ -109,7 +109,7 @@ def activations(model, x, layers=None) -> dict:
         names = [layers] if isinstance(layers, str) else list(layers)
         for n in names:
             find_layer(model, n, x.shape[1:], "activations")
-    modules = dict(model.named_modules())
+    modules = named_modules(model)
     from ..tensor import no_grad
 
     with inspecting(model), recording({n: modules[n] for n in names}) as outs, no_grad():
