@@ -110,6 +110,32 @@ def test_map_matches_pycocotools(seed, cats, crowd_rate, empty_rate, tie_levels)
     assert 0.05 < got["mAP"] < 0.95  # a scene where matching decisions matter, not a trivial 0 or 1
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_map_matches_pycocotools_on_integer_boxes(seed):
+    # boxes on the pixel grid: IoUs tie between boxes and land exactly on thresholds (0.5, 0.6, 0.75, ...)
+    rng = np.random.default_rng(50 + seed)
+    images, preds = random_scene(rng, 60, np.array([4, 6]), 0.15, 0.2, tie_levels=3, max_gt=4)
+    for item in images + preds:
+        item["xywh"] = np.maximum(np.round(item["xywh"] / 4) * 4, [0, 0, 4, 4])
+    want_map, want_50, want_per = coco_eval(images, preds)
+    got = striate_map(images, preds)
+    assert got["mAP"] == pytest.approx(want_map, abs=1e-6)
+    assert got["mAP50"] == pytest.approx(want_50, abs=1e-6)
+    assert got["per_class"] == pytest.approx(want_per, abs=1e-6)
+
+
+def test_equal_iou_with_two_boxes_takes_the_later_box_as_coco_does():
+    # d1 overlaps boxes A and B equally (IoU 0.6); COCO gives it B, the later box, which leaves A to d2
+    # (IoU 1): two hits. Taking A would leave d2 only B (IoU 1/3): a miss.
+    images = [{"xywh": np.array([[0.0, 0, 10, 10], [5, 0, 10, 10]]), "cats": np.array([1, 1]), "crowd": np.array([0, 0])}]
+    preds = [{"xywh": np.array([[2.5, 0, 10, 10], [0, 0, 10, 10]]), "cats": np.array([1, 1]),
+              "scores": np.array([0.9, 0.8])}]
+    want_map, want_50, _ = coco_eval(images, preds)
+    got = striate_map(images, preds)
+    assert want_50 == pytest.approx(1.0)
+    assert got["mAP50"] == pytest.approx(want_50, abs=1e-12) and got["mAP"] == pytest.approx(want_map, abs=1e-12)
+
+
 def test_map_matches_pycocotools_with_many_detections_per_image():
     # more than 100 detections of one category in an image: only the 100 best count (maxDets)
     rng = np.random.default_rng(7)

@@ -94,21 +94,25 @@ def _match(ious, crowd, thresholds):
     matched, ignored = np.zeros((n_t, n_d), bool), np.zeros((n_t, n_d), bool)
     if n_d == 0 or n_g == 0:
         return matched, ignored
-    for t, thr in enumerate(thresholds):
-        taken = np.zeros(n_g, bool)
-        floor = min(thr, 1 - 1e-10)
-        for d in range(n_d):
-            # a box is a candidate when free (crowd boxes always are) and overlapping enough; the best
-            # non-crowd candidate wins, crowd boxes only when no non-crowd box qualifies. Among equal
-            # IoUs the later box wins (COCO keeps replacing its match while IoU >= the best so far).
-            ok = (~taken | crowd) & (ious[d] >= floor)
-            for group in (ok & ~crowd, ok & crowd):
-                if group.any():
-                    cand = np.flatnonzero(group)
-                    best = cand[len(cand) - 1 - np.argmax(ious[d, cand][::-1])]
-                    matched[t, d], ignored[t, d] = True, crowd[best]
-                    taken[best] = True
-                    break
+    floors = np.minimum(thresholds, 1 - 1e-10).tolist()  # COCO's cap: an IoU of 1 still matches at 1.0
+    is_crowd = [bool(c) for c in crowd]
+    taken = [[False] * n_g for _ in range(n_t)]
+    # a detection below the lowest threshold with every box matches nothing: skip it (most do). Plain
+    # Python lists: an image holds a handful of boxes, too few for NumPy to pay off.
+    for d in np.flatnonzero(ious.max(axis=1) >= min(floors)).tolist():
+        row = ious[d].tolist()
+        for t in range(n_t):
+            best, best_iou = -1, floors[t]
+            for g in range(n_g):  # non-crowd boxes first, then crowd ones
+                if taken[t][g] and not is_crowd[g]:
+                    continue  # a box is found once; a crowd region can absorb any number of detections
+                if best >= 0 and not is_crowd[best] and is_crowd[g]:
+                    break  # a real box beats any crowd region
+                if row[g] >= best_iou:  # >=: among equal IoUs the later box wins, as in COCO
+                    best, best_iou = g, row[g]
+            if best >= 0:
+                matched[t, d], ignored[t, d] = True, is_crowd[best]
+                taken[t][best] = True
     return matched, ignored
 
 
@@ -170,29 +174,29 @@ def mean_average_precision(predictions, ground_truth, iou_thresholds=None, max_d
     gts = [_image_entry(g, i, "ground_truth", False) for i, g in enumerate(ground_truth)]
     categories = np.unique(np.concatenate([g[1] for g in gts])) if gts else np.zeros(0, np.int64)
 
-    per_class, per_class50, per_class75 = {}, {}, {}
-    for c in categories:
-        scores, matched, ignored, n_positives = [], [], [], 0
-        for (pb, pl, ps), (gb, gl, gc) in zip(preds, gts):
+    # per category: each image's score-sorted detections, their (T, D) match flags, the non-crowd box count
+    found = {int(c): ([], [], [], [0]) for c in categories}
+    for (pb, pl, ps), (gb, gl, gc) in zip(preds, gts):
+        for c in np.intersect1d(np.union1d(pl, gl), categories):
             d, g = pl == c, gl == c
-            if not d.any() and not g.any():
-                continue
             # detections by score (stable), at most max_detections; boxes non-crowd first (stable)
             d_order = np.flatnonzero(d)[np.argsort(-ps[d], kind="mergesort")][:max_detections]
             g_order = np.flatnonzero(g)[np.argsort(gc[g] != 0, kind="mergesort")]
             crowd = gc[g_order] != 0
-            ious = crowd_box_iou(pb[d_order], gb[g_order], crowd)
-            m, ig = _match(ious, crowd, all_thr)
+            m, ig = _match(crowd_box_iou(pb[d_order], gb[g_order], crowd), crowd, all_thr)
+            scores, matched, ignored, n_positives = found[int(c)]
             scores.append(ps[d_order])
             matched.append(m)
             ignored.append(ig)
-            n_positives += int((~crowd).sum())
-        if n_positives == 0:
+            n_positives[0] += int((~crowd).sum())
+
+    per_class, per_class50, per_class75 = {}, {}, {}
+    for c, (scores, matched, ignored, n_positives) in found.items():
+        if n_positives[0] == 0:
             continue  # no box to find: the category has no AP (COCO's -1)
         ap = _average_precision(np.concatenate(scores), np.concatenate(matched, axis=1),
-                                np.concatenate(ignored, axis=1), n_positives)
-        key = int(c)
-        per_class[key], per_class50[key], per_class75[key] = float(ap[:-2].mean()), float(ap[-2]), float(ap[-1])
+                                np.concatenate(ignored, axis=1), n_positives[0])
+        per_class[c], per_class50[c], per_class75[c] = float(ap[:-2].mean()), float(ap[-2]), float(ap[-1])
 
     def mean(d):
         return float(np.mean(list(d.values()))) if d else float("nan")
