@@ -67,6 +67,20 @@ def test_coco_with_split_folders(tmp_path):
     np.testing.assert_allclose(tr.boxes[1], [[0.5, 0.5, 4.75, 3.5]])
     assert tr.boxes[2].shape == (0, 4) and len(tr.labels[2]) == 0  # a negative
     assert len(ds.sha256) == 64
+    boxes, labels = tr.targets(0)  # training targets leave the crowd region out
+    np.testing.assert_allclose(boxes, [[1, 2, 11, 7]]) and np.testing.assert_array_equal(labels, [1])
+
+
+def test_coco_umbrella_category_is_not_a_class(tmp_path):
+    # an exporter's category 0 that only groups the others, with no box of its own
+    cats = [{"id": 0, "name": "animals", "supercategory": "none"}, {"id": 1, "name": "ant", "supercategory": "animals"},
+            {"id": 2, "name": "bee", "supercategory": "animals"}, {"id": 3, "name": "cow", "supercategory": "animals"}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [1, 1, 4, 4]}]
+    write_coco(tmp_path / "train", [("a.png", picture())], anns, cats)
+    write_coco(tmp_path / "test", [("b.png", picture())], [], cats)
+    ds = load_annotated_folder(tmp_path)
+    assert ds.class_names == ["ant", "bee", "cow"] and ds.category_ids == [1, 2, 3]  # cow: a class, unseen yet
+    np.testing.assert_array_equal(ds.train.labels[0], [1])
 
 
 def test_coco_without_split_folders_is_split_here(tmp_path):
@@ -171,6 +185,25 @@ def test_yolo_broken_lines(tmp_path, line, message):
     with pytest.raises(ValueError, match=message) as err:
         load_annotated_folder(tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_yolo_paths_from_data_yaml_and_without_splits(tmp_path):
+    # Roboflow writes train: ../train/images beside data.yaml; the folders are train/, valid/
+    write_yolo(tmp_path, "train: ../train/images\nval: ../valid/images\nnames: [cat, dog, bird]\n", split_first=True)
+    os.rename(tmp_path / "val", tmp_path / "valid")
+    (tmp_path / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnames: [cat, dog, bird]\n")
+    layout = detect_layout(tmp_path)
+    assert layout.splits == {"train": str(tmp_path / "train" / "images"), "val": str(tmp_path / "valid" / "images")}
+    assert len(load_annotated_folder(tmp_path).test) == 3
+    # one images/ and labels/ pair, no splits: split here
+    flat = tmp_path / "flat"
+    (flat / "labels").mkdir(parents=True)
+    (flat / "data.yaml").write_text("names: [a, b]\n")
+    for i in range(10):
+        save(str(flat / "images" / f"{i}.png"), picture(seed=i))
+        (flat / "labels" / f"{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.2 0.2\n")
+    ds = load_annotated_folder(flat)
+    assert (len(ds.train), len(ds.test)) == (8, 2) and detect_layout(flat).splits == {}
 
 
 def test_yolo_bad_names(tmp_path):

@@ -81,6 +81,12 @@ class AnnotatedSplit:
         return AnnotatedSplit(pick(self.images), pick(self.boxes), pick(self.labels), pick(self.iscrowd),
                               pick(self.masks), [self.file_names[i] for i in index])
 
+    def targets(self, i: int, drop_crowd: bool = True):
+        """``(boxes (k, 4), labels (k,))`` of image ``i`` for training: crowd regions left out, since
+        they are no single object to find (metrics ignore detections on them instead)."""
+        keep = ~self.iscrowd[i] if drop_crowd else np.ones(len(self.boxes[i]), bool)
+        return self.boxes[i][keep], self.labels[i][keep]
+
     def one_box_per_image(self):
         """``(boxes (N, 4), labels (N,))`` of a localisation split (exactly one box in every image)."""
         counts = [len(b) for b in self.boxes]

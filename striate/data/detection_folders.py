@@ -12,7 +12,8 @@ COCO detection (``task="detection"``)::
     DIR/valid/..., DIR/test/...        # or the JSON and the images directly in DIR
 
   ``bbox`` is ``[x, y, w, h]`` in pixels; categories may have any ids (class ``i`` is the ``i``-th
-  smallest id, ``category_ids`` keeps the ids); crowd boxes (``iscrowd: 1``) are kept with
+  smallest id, ``category_ids`` keeps the ids; a category without boxes that is only the
+  supercategory of others, as some exporters write, is not a class); crowd boxes (``iscrowd: 1``) are kept with
   ``iscrowd`` set, for training code to leave out and metrics to ignore; images without boxes are
   negatives.
 
@@ -116,9 +117,40 @@ def _yaml_file(root: str):
     return None
 
 
+def _yaml_split_dirs(root: str, yaml_path: str) -> dict:
+    """split -> images folder named by data.yaml's ``train``/``val``/``test`` keys, where they exist.
+
+    Paths are tried relative to the yaml's ``path`` key, to the folder of data.yaml, and (for the
+    ``../train/images`` that some exporters write) with the leading ``../`` dropped.
+    """
+    try:
+        import yaml
+        with open(yaml_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except Exception:  # noqa: BLE001 -- unreadable here: reading the names later reports it in one line
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    base = doc.get("path") if isinstance(doc.get("path"), str) else ""
+    base = base if os.path.isabs(base) else os.path.join(root, base)
+    found = {}
+    for key, split in (("train", "train"), ("val", "val"), ("test", "test")):
+        value = doc.get(key)
+        if not isinstance(value, str):
+            continue
+        for cand in (os.path.join(base, value), os.path.join(root, value),
+                     os.path.join(root, value[3:] if value.startswith("../") else value)):
+            if os.path.isdir(cand):
+                found[split] = os.path.normpath(cand)
+                break
+    return found if "train" in found else {}
+
+
 def _yolo_splits(root: str) -> dict:
     """split -> images folder of a YOLO data set (images/<split>, <split>/images, or images alone)."""
-    found = {}
+    found = _yaml_split_dirs(root, _yaml_file(root))
+    if found:
+        return found
     images = os.path.join(root, "images")
     if os.path.isdir(images):
         found = {SPLIT_NAMES[n.lower()]: os.path.join(images, n) for n in sorted(os.listdir(images))
@@ -278,6 +310,21 @@ def _checked_box(box, w: int, h: int, where: str, shown: str):
     return (max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h)))
 
 
+def _umbrella_categories(docs) -> set:
+    """Ids of categories that only group others: no box anywhere, and named as the supercategory of other
+    categories (exporters such as Roboflow's add one, e.g. id 0 "cells" over "Platelets", "RBC", "WBC").
+    They are not classes a model could ever be shown."""
+    used, parents, by_id = set(), set(), {}
+    for doc in docs:
+        used |= {a.get("category_id") for a in doc["annotations"] if isinstance(a, dict)}
+        for c in doc["categories"]:
+            if isinstance(c, dict):
+                by_id[c.get("id")] = c
+                if c.get("supercategory") not in (None, "", "none", c.get("name")):
+                    parents.add(c.get("supercategory"))
+    return {cid for cid, c in by_id.items() if cid not in used and c.get("name") in parents}
+
+
 def _load_coco(layout: DataLayout, read: list):
     folders = layout.splits or {"all": layout.root}
     paths = {s: _coco_file(f) for s, f in folders.items()}
@@ -288,7 +335,7 @@ def _load_coco(layout: DataLayout, read: list):
             if cats.setdefault(cid, name) != name:
                 raise ValueError(f"{paths[s]}: category id {cid} is named {name!r} here but {cats[cid]!r} in "
                                  "another split. Use one list of categories for every split.")
-    ids = sorted(cats)
+    ids = [c for c in sorted(cats) if c not in _umbrella_categories(docs.values())]
     cat_index = {cid: i for i, cid in enumerate(ids)}
     splits = {s: _read_coco_split(f, paths[s], docs[s], cat_index, read) for s, f in folders.items()}
     return splits, [cats[c] for c in ids], ids, None
