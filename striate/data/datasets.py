@@ -451,6 +451,9 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
     Args:
         name_or_path: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, or a folder with one
             sub-folder of images per class (see :func:`striate.data.image_folder.load_image_folder`).
+            The canvas names (``"digits_anywhere"``, ``"mnist_anywhere"``, ``"digits_localisation"``,
+            ``"mnist_localisation"``) return an :class:`~striate.data.annotated.AnnotatedDataset`;
+            ``data_dir`` and the download arguments then apply to the source digits.
         data_dir: a folder holding the data set's files as published (e.g. ``train-images-idx3-ubyte.gz``
             or its gunzipped copy; ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``), or its parent
             with a sub-folder named after the data set. Nothing is downloaded then.
