@@ -68,7 +68,8 @@ def test_coco_with_split_folders(tmp_path):
     assert tr.boxes[2].shape == (0, 4) and len(tr.labels[2]) == 0  # a negative
     assert len(ds.sha256) == 64
     boxes, labels = tr.targets(0)  # training targets leave the crowd region out
-    np.testing.assert_allclose(boxes, [[1, 2, 11, 7]]) and np.testing.assert_array_equal(labels, [1])
+    np.testing.assert_allclose(boxes, [[1, 2, 11, 7]])
+    np.testing.assert_array_equal(labels, [1])
 
 
 def test_coco_umbrella_category_is_not_a_class(tmp_path):
@@ -219,7 +220,7 @@ def test_yolo_bad_names(tmp_path):
 def write_masks(root, n=4, h=12, w=16, classes=3, seed=0):
     rng = np.random.default_rng(seed)
     for i in range(n):
-        save(str(root / "images" / f"im{i}.jpg" if False else root / "images" / f"im{i}.png"), picture(h, w, seed + i))
+        save(str(root / "images" / f"im{i}.png"), picture(h, w, seed + i))
         m = rng.integers(0, classes, (h, w)).astype(np.uint8)
         m[0, 0] = 255
         save(str(root / "masks" / f"im{i}.png"), m)
