@@ -8,7 +8,9 @@
     for xb, yb in loader: ...                         # float32 (64, 8, 8, 1), int64 (64,)
 
 Modules: ``datasets`` (Dataset, load_dataset, the DATASETS table), ``download`` (verified, resumable
-downloads), ``formats`` (IDX and CIFAR readers), ``image_folder``, ``transforms``, ``loader``.
+downloads), ``formats`` (IDX and CIFAR readers), ``image_folder``, ``transforms``, ``loader``; for the
+"where" tasks ``annotated`` (images with boxes or masks), ``canvas`` (digits anywhere),
+``detection_folders`` (COCO, YOLO and mask folders).
 This package imports only NumPy and the standard library; scikit-learn (the embedded ``digits``) and
 Pillow (image folders) are imported when needed.
 """
@@ -16,9 +18,10 @@ from . import transforms
 from .datasets import DATASETS, Dataset, DatasetInfo, RemoteFile, load_dataset, stratified_split
 from .download import DownloadError, default_cache_dir, download_file, sha256_file
 from .formats import read_cifar10, read_idx
+from .annotated import AnnotatedDataset, AnnotatedSplit
 from .image_folder import load_image_folder
 from .loader import DataLoader
 
 __all__ = ["Dataset", "load_dataset", "DataLoader", "transforms", "DATASETS", "DatasetInfo", "RemoteFile",
            "stratified_split", "DownloadError", "default_cache_dir", "download_file", "sha256_file",
-           "read_idx", "read_cifar10", "load_image_folder"]
+           "read_idx", "read_cifar10", "load_image_folder", "AnnotatedDataset", "AnnotatedSplit"]

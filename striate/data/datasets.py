@@ -9,7 +9,15 @@ Known names (:data:`DATASETS`, a module-level dict that tests and users may exte
 ``mnist``                 MNIST, 60,000 + 10,000 28x28 grayscale digits (LeCun, Cortes, Burges).
 ``fashion_mnist``         Fashion-MNIST, same layout, 10 clothing classes (Xiao, Rasul, Vollgraf).
 ``cifar10``               CIFAR-10, 50,000 + 10,000 32x32 colour images (Krizhevsky, 2009).
+``digits_anywhere``       1-4 of the embedded 8x8 digits, scaled and placed anywhere on 64x64 canvases,
+                          with boxes and masks (detection and segmentation; :mod:`striate.data.canvas`).
+``mnist_anywhere``        the same from MNIST's digits (its files as for ``mnist``).
+``digits_localisation``   one embedded digit anywhere on a 56x56 canvas, with its box (localisation).
+``mnist_localisation``    the same from MNIST's digits.
 ========================  ===========================================================================
+
+The four canvas sets are made deterministically (seed 0) when loaded and return an
+:class:`~striate.data.annotated.AnnotatedDataset`, not a :class:`Dataset`.
 
 Anything else is taken as a path to an image folder (see :mod:`striate.data.image_folder`).
 """
@@ -114,7 +122,7 @@ class DatasetInfo:
     """A known data set: how to build it (``kind``) and the files it needs."""
 
     name: str
-    kind: str                      # "digits" (embedded), "idx" (MNIST layout) or "cifar10"
+    kind: str                      # "digits" (embedded), "idx" (MNIST layout), "cifar10" or "canvas" (made here)
     files: tuple = ()              # RemoteFile entries
     class_names: tuple = ()
     description: str = ""
@@ -177,6 +185,21 @@ DATASETS: dict = {
                           ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)),),
         class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         description="CIFAR-10: 50,000 train + 10,000 test, 32x32x3", aliases=("cifar-10", "cifar_10")),
+    # Canvases of digits (striate.data.canvas.CANVAS_SETS holds their sizes): made here, not downloaded.
+    "digits_anywhere": DatasetInfo(
+        "digits_anywhere", "canvas", class_names=tuple(str(i) for i in range(10)),
+        description="1-4 embedded 8x8 digits anywhere on 64x64 canvases, boxes and masks: 6,000 train + 1,000 test"),
+    "mnist_anywhere": DatasetInfo(
+        "mnist_anywhere", "canvas", class_names=tuple(str(i) for i in range(10)),
+        description="1-4 MNIST digits anywhere on 64x64 canvases, boxes and masks: 20,000 train + 2,000 test"),
+    "digits_localisation": DatasetInfo(
+        "digits_localisation", "canvas", class_names=tuple(str(i) for i in range(10)),
+        description="one embedded 8x8 digit anywhere on a 56x56 canvas, its box: 6,000 train + 1,000 test",
+        aliases=("digits_localization",)),
+    "mnist_localisation": DatasetInfo(
+        "mnist_localisation", "canvas", class_names=tuple(str(i) for i in range(10)),
+        description="one MNIST digit anywhere on a 56x56 canvas, its box: 20,000 train + 2,000 test",
+        aliases=("mnist_localization",)),
 }
 
 
@@ -428,6 +451,9 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
     Args:
         name_or_path: ``"digits"``, ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, or a folder with one
             sub-folder of images per class (see :func:`striate.data.image_folder.load_image_folder`).
+            The canvas names (``"digits_anywhere"``, ``"mnist_anywhere"``, ``"digits_localisation"``,
+            ``"mnist_localisation"``) return an :class:`~striate.data.annotated.AnnotatedDataset`;
+            ``data_dir`` and the download arguments then apply to the source digits.
         data_dir: a folder holding the data set's files as published (e.g. ``train-images-idx3-ubyte.gz``
             or its gunzipped copy; ``cifar-10-python.tar.gz`` or ``cifar-10-batches-py/``), or its parent
             with a sub-folder named after the data set. Nothing is downloaded then.
@@ -466,6 +492,10 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
             f"Unknown data set {name_or_path!r}: not a known name and not a folder.{hint} Known names: "
             f"{', '.join(sorted(DATASETS))}; or pass a folder with one sub-folder of images per class."
         )
+    if info.kind == "canvas":
+        from .canvas import load_canvas_set
+        return load_canvas_set(info.name, data_dir=data_dir, download=download, cache_dir=cache_dir,
+                               progress=progress, verify=verify)
     if info.kind == "digits":
         ds = _load_digits(info)
     else:
