@@ -96,10 +96,14 @@ def test_resume_from_the_best_checkpoint_continues_in_its_folder(tmp_path):
 
 
 def test_stale_temporary_files_are_removed_and_out_checked_first(tmp_path, capsys):
+    from striate.atomic import TEMP_PREFIX
+
     os.makedirs("run")
-    (tmp_path / "run" / ".tmp-abc123.npz").write_bytes(b"half a checkpoint")
+    (tmp_path / "run" / f"{TEMP_PREFIX}abc123.npz").write_bytes(b"half a checkpoint")
+    (tmp_path / "run" / ".tmp-mine.txt").write_bytes(b"a user's file, not striate's")
     assert _train("--epochs", "1", "--out", "run") == 0
-    assert not (tmp_path / "run" / ".tmp-abc123.npz").exists()
+    assert not (tmp_path / "run" / f"{TEMP_PREFIX}abc123.npz").exists()
+    assert (tmp_path / "run" / ".tmp-mine.txt").exists()
     capsys.readouterr()
     (tmp_path / "afile").write_text("x")
     for out, message in ((str(tmp_path / "afile"), "is not a folder"),

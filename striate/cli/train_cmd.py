@@ -12,6 +12,7 @@ import numpy as np
 
 from .common import (AUGMENTATIONS, build_model, check_seed, dataset_from_files, dataset_key, load_data,
                      match_name, one_line, recipe_for, resolve_model)
+from ..optim.build import OPTIMIZERS, SCHEDULES
 from .main import CommandError
 
 EPILOG = """\
@@ -93,8 +94,6 @@ def add_parser(subparsers):
 
 
 # --------------------------------------------------------------------------------------------- config
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "step", "plateau", "none")
 # settings a resumed run cannot change: the weights, the optimiser state and the data would not fit
 FIXED_ON_RESUME = ("dataset", "model", "optimizer")
 
@@ -195,63 +194,29 @@ def _check_fits_data(c: dict, input_shape) -> None:
 
 
 # -------------------------------------------------------------------------------------------- the folder
-RUN_FILES = ("weights.npz", "checkpoint.npz", "checkpoint_best.npz", "log.csv", "metrics.json")
+def _run_dir(out: str, args, run_id, main: bool):
+    """The run folder, checked before the data are read (nothing created yet): a folder or a path where
+    one can be made, writable, and holding no other run unless --overwrite."""
+    from ..training import RunDir, RunDirError
+
+    run_dir = RunDir(out)
+    if main:
+        try:
+            run_dir.check(overwrite=args.overwrite, run_id=run_id, resume=args.resume)
+        except RunDirError as e:
+            raise CommandError(one_line(e)) from None
+    return run_dir
 
 
-def _same_run(folder: str, run_id) -> bool:
-    """Whether the run files in ``folder`` belong to the run ``run_id``."""
-    from ..training import CheckpointError, load_checkpoint
-
-    path = os.path.join(folder, "checkpoint.npz")
-    if run_id is None or not os.path.isfile(path):
-        return False
-    try:
-        return load_checkpoint(path).meta.get("run_id") == run_id
-    except (CheckpointError, OSError):
-        return False
-
-
-def _check_out(out: str, args, run_id) -> None:
-    """Check the output folder before the data are read (nothing is created yet): a folder or a path
-    where one can be made, writable, and holding no other run unless --overwrite."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CommandError(f"--out {out!r} exists and is not a folder; choose a folder path.")
-    parent = os.path.abspath(out)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise CommandError(f"--out {out!r} lies inside {parent!r}, which is a file, not a folder.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CommandError(f"cannot write into --out {out!r}: {parent!r} is not writable. Choose a writable folder.")
-    present = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
-    resuming_here = args.resume is not None and os.path.isdir(out) and (
-        os.path.samefile(os.path.dirname(os.path.abspath(args.resume)), out) or _same_run(out, run_id))
-    if present and not resuming_here and not args.overwrite:
-        raise CommandError(f"--out {out!r} holds another run ({', '.join(present)}); a new run never writes "
-                           "over it. Choose another --out, or add --overwrite to replace that run.")
-
-
-def _prepare_out(out: str, args, run_id) -> None:
-    """Create the output folder and prove it takes a file, before any training; with --overwrite
-    remove the replaced run's files; remove temporary files a killed write left."""
-    from ..atomic import remove_stale_temporaries
+def _open_run_dir(run_dir, args, run_id) -> None:
+    """Create and lock the folder; with --overwrite remove every file of the replaced run; remove the
+    temporary files a killed write left."""
+    from ..training import RunDirError
 
     try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".tmp-probe-{os.getpid()}")
-        with open(probe, "wb") as f:
-            f.write(b"0" * 4096)
-        os.remove(probe)
-    except OSError as e:
-        raise CommandError(f"cannot write into --out {out!r}: {e.strerror or one_line(e)}. Choose a writable "
-                           "folder.") from None
-    resuming_here = args.resume is not None and (
-        os.path.samefile(os.path.dirname(os.path.abspath(args.resume)), out) or _same_run(out, run_id))
-    if args.overwrite and not resuming_here:
-        for f in RUN_FILES:  # nothing of the old run may stay behind (a stale checkpoint_best.npz ...)
-            if os.path.exists(os.path.join(out, f)):
-                os.remove(os.path.join(out, f))
-    remove_stale_temporaries(out)
+        run_dir.open(overwrite=args.overwrite, run_id=run_id, resume=args.resume)
+    except RunDirError as e:
+        raise CommandError(one_line(e)) from None
 
 
 # -------------------------------------------------------------------------------------------- resuming
@@ -279,18 +244,6 @@ def _replan(config: dict, ckpt) -> None:
 
 # ---------------------------------------------------------------------------------------------- pieces
 # ---------------------------------------------------------------------------------------------- pieces
-def _split(ds, val_split: float, seed: int):
-    """Hold out a stratified validation part of the training set."""
-    from ..data import stratified_split
-
-    x, y = ds.x_train, ds.y_train
-    n_val = int(round(val_split * len(y)))
-    if n_val == 0:
-        return x, y, None, None
-    train_idx, val_idx = stratified_split(y, n_test=n_val, seed=seed)
-    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
-
-
 def _transforms(config: dict, x_train, input_shape):
     """Training transform (augmentation, then standardisation) and the evaluation one (standardisation)."""
     from ..data import transforms as T
@@ -311,61 +264,13 @@ def _transforms(config: dict, x_train, input_shape):
 
 
 def _optimizer(config: dict, params):
-    from .. import optim
-
-    name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, momentum=config["momentum"], weight_decay=wd,
-                         nesterov=config["momentum"] > 0)
-    if name == "adam":
-        return optim.Adam(params, lr=lr, weight_decay=wd)
-    return optim.AdamW(params, lr=lr, weight_decay=wd)
-
-
-def _continued_schedule_class():
-    from .. import optim
-
-    class ContinuedLR(optim.LRSchedule):
-        """The schedule of a run continued to a new total (``config["replan"]``): from epoch ``start`` at
-        rate ``rate``, cosine down to zero at epoch ``total``, /10 at 50% and 75% of the remaining epochs
-        ("step"), or constant ("none")."""
-
-        def __init__(self, optimizer, kind: str, start: int, rate: float, total: int):
-            self.kind, self.start, self.rate, self.total = kind, int(start), float(rate), int(total)
-            super().__init__(optimizer)
-
-        def lr_at(self, epoch, base_lr):
-            e, span = max(0, epoch - self.start), max(1, self.total - self.start)
-            if self.kind == "cosine":
-                return self.rate * (1.0 + math.cos(math.pi * min(e, span) / span)) / 2.0
-            if self.kind == "step":
-                return self.rate * 0.1 ** sum(e >= m for m in (max(1, span // 2), max(2, 3 * span // 4)))
-            return self.rate
-
-    return ContinuedLR
+    from ..optim import build_optimizer
+    return build_optimizer(config["optimizer"], params, config["lr"], config["momentum"], config["weight_decay"])
 
 
 def _schedule(config: dict, opt):
-    from .. import optim
-
-    epochs, warmup = config["epochs"], config["warmup"]
-    name = config["schedule"]
-    if name == "plateau":
-        return optim.ReduceLROnPlateau(opt, monitor="val_loss", factor=0.1, patience=3, cooldown=1)
-    if config.get("replan"):
-        plan = config["replan"]
-        sched = _continued_schedule_class()(opt, name, plan["epoch"], plan["lr"], epochs)
-        sched.last_epoch = plan["epoch"]
-        sched._apply()
-        return sched
-    main_epochs = max(1, epochs - warmup)
-    if name == "cosine":
-        sched = optim.CosineAnnealingLR(opt, t_max=main_epochs)
-    elif name == "step":
-        sched = optim.MultiStepLR(opt, milestones=sorted({max(1, main_epochs // 2), max(2, 3 * main_epochs // 4)}))
-    else:
-        sched = optim.ConstantLR(opt)
-    return optim.LinearWarmup(sched, warmup_epochs=warmup) if warmup else sched
+    from ..optim import build_schedule
+    return build_schedule(config["schedule"], opt, config["epochs"], config["warmup"], config.get("replan"))
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -414,10 +319,11 @@ def _out_folder(args, config: dict) -> str:
     runs/<dataset>-<model>."""
     if args.out is not None:
         return args.out
+    from ..training.run_dir import default_folder
+
     if args.resume:
         return os.path.dirname(os.path.abspath(args.resume))
-    name = os.path.basename(os.path.normpath(config["dataset"])) or "data"
-    return os.path.join("runs", f"{name}-{config['model']}")
+    return default_folder("train", config["dataset"], config["model"])
 
 
 def _check_resumed_model(ckpt, model_args: dict, path) -> None:
@@ -478,25 +384,28 @@ def _meta(config, model_args, run_id, ds, eval_t) -> dict:
     }
 
 
-def _callbacks(out: str, meta: dict, with_best: bool) -> list:
+def _callbacks(run_dir, meta: dict, with_best: bool) -> list:
     """The run's files: checkpoint.npz every epoch, checkpoint_best.npz (best val_acc), log.csv."""
     from ..training import CSVLogger, ModelCheckpoint
-    callbacks = [ModelCheckpoint(os.path.join(out, "checkpoint.npz"), meta=meta)]
+    callbacks = [ModelCheckpoint(run_dir.checkpoint, meta=meta)]
     if with_best:
-        callbacks.append(ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
-                                         save_best_only=True, meta=meta))
-    callbacks.append(CSVLogger(os.path.join(out, "log.csv")))
+        callbacks.append(ModelCheckpoint(run_dir.best, monitor="val_acc", save_best_only=True, meta=meta))
+    callbacks.append(CSVLogger(run_dir.log))
     return callbacks
+
+
+def _write_report(out: str, data_dir) -> str:
+    from ..training import CheckpointError
+    from ..vis.run_report import write_run_report
+
+    try:
+        return write_run_report(out, data_dir=data_dir)
+    except (ValueError, ImportError, CheckpointError) as e:
+        raise CommandError(one_line(e)) from None
 
 
 def _run(args) -> int:
     import uuid
-
-    from .. import random
-    from .. import distributed as dist  # (mpi4py is imported only by dist.init, under mpiexec)
-    from ..atomic import atomic_write_text
-    from ..data import DataLoader
-    from ..training import CheckpointError, evaluate, fit, save_weights
 
     started = time.perf_counter()
     ckpt = _load_resume(args.resume) if args.resume else None
@@ -507,14 +416,28 @@ def _run(args) -> int:
         _replan(config, ckpt)
     run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or uuid.uuid4().hex
     out = _out_folder(args, config)
-    if main:
-        _check_out(out, args, run_id)
+    run_dir = _run_dir(out, args, run_id, main)
     ds = load_data(config["dataset"], config["data_dir"], verify=config["verify"])
     _check_fits_data(config, ds.input_shape)
     if main:
-        _prepare_out(out, args, run_id)
+        _open_run_dir(run_dir, args, run_id)
+    try:
+        return _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started)
+    finally:
+        run_dir.close()
+
+
+def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
+    """The run proper, in its locked folder."""
+    from .. import random
+    from .. import distributed as dist  # (mpi4py is imported only by dist.init, under mpiexec)
+    from ..atomic import atomic_write_text
+    from ..data import DataLoader, validation_split
+    from ..training import CheckpointError, evaluate, fit, save_weights
+
+    out = run_dir.path
     random.manual_seed(config["seed"])
-    x_tr, y_tr, x_val, y_val = _split(ds, config["val_split"], config["seed"])
+    x_tr, y_tr, x_val, y_val = validation_split(ds, config["val_split"], config["seed"])
     train_t, eval_t = _transforms(config, x_tr, ds.input_shape)
     model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
     if ckpt is not None:
@@ -525,7 +448,7 @@ def _run(args) -> int:
                        rng=config["seed"] + 1)
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
     meta = _meta(config, model_args, run_id, ds, eval_t)
-    callbacks = _callbacks(out, meta, with_best=val is not None)
+    callbacks = _callbacks(run_dir, meta, with_best=val is not None)
     if comm is not None:
         model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
     schedule = _schedule(config, opt)
@@ -543,9 +466,9 @@ def _run(args) -> int:
         result = evaluate(model, test) if comm is None else dist.evaluate(model, test)
         if not main:
             return 0
-        save_weights(os.path.join(out, "weights.npz"), model, meta=meta)
+        save_weights(run_dir.weights, model, meta=meta)
         metrics = _metrics(result, history, model, ds, config, started, train_seconds, comm)
-        atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(run_dir.metrics, json.dumps(metrics, indent=2) + "\n")
     except CheckpointError as e:
         raise CommandError(one_line(e)) from None
     except FloatingPointError as e:
@@ -556,11 +479,10 @@ def _run(args) -> int:
     except OSError as e:  # a full or vanished disk: every file there is whole (atomic writes)
         raise CommandError(f"could not write the run into {out!r}: {e.strerror or one_line(e)}. The files already "
                            "there are intact; free space (or choose another --out) and --resume "
-                           f"{os.path.join(out, 'checkpoint.npz')}.") from None
+                           f"{run_dir.checkpoint}.") from None
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
           f"({len(history.epoch)} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
           "(weights.npz, checkpoint.npz, log.csv, metrics.json)")
     if getattr(args, "report", False):
-        from .report_cmd import write_report
-        print(f"report -> {write_report(out, data_dir=config['data_dir'])}")
+        print(f"report -> {_write_report(out, config['data_dir'])}")
     return 0

@@ -18,7 +18,9 @@ from .download import DownloadError, default_cache_dir, download_file, sha256_fi
 from .formats import read_cifar10, read_idx
 from .image_folder import load_image_folder
 from .loader import DataLoader
+from .subset import sample_per_class, select_classes, validation_split
 
 __all__ = ["Dataset", "load_dataset", "DataLoader", "transforms", "DATASETS", "DatasetInfo", "RemoteFile",
            "stratified_split", "DownloadError", "default_cache_dir", "download_file", "sha256_file",
-           "read_idx", "read_cifar10", "load_image_folder"]
+           "read_idx", "read_cifar10", "load_image_folder", "select_classes", "sample_per_class",
+           "validation_split"]
