@@ -2,6 +2,7 @@
 data and models with one-line errors, and the preprocessing recorded in weight files."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -184,6 +185,32 @@ def check_seed(seed) -> int:
     if not 0 <= seed <= SEED_MAX:
         raise CommandError(f"--seed must be an integer in 0 .. {SEED_MAX}. Received: {seed}.")
     return int(seed)
+
+
+def add_overwrite_option(p, help_: str = "replace --out if it exists", legacy_force: bool = False) -> None:
+    """``--overwrite``: the one spelling of "replace what is there" (``--force``, an older spelling of
+    export and import, still works there, unlisted)."""
+    p.add_argument("--overwrite", action="store_true", help=help_)
+    if legacy_force:
+        p.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_quiet_option(p, help_: str = "print nothing but errors") -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help=help_)
+
+
+def check_new_file(path, overwrite: bool, source=None, option: str = "--out") -> None:
+    """Refuse to write ``path`` when it exists (unless ``overwrite``), is a folder, or is the file the
+    command reads (``source``): a command never replaces its own input, even with --overwrite."""
+    if not os.path.exists(path):
+        return
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path!r} is a folder; give a file path.")
+    if source is not None and os.path.exists(source) and os.path.samefile(path, source):
+        raise CommandError(f"{option} {path!r} is the file this command reads; it is never replaced by its own "
+                           f"output. Choose another {option}.")
+    if not overwrite:
+        raise CommandError(f"{option} {path!r} exists; add --overwrite to replace it, or choose another {option}.")
 
 
 def load_data(dataset: str, data_dir=None, verify: bool = True, test_only: bool = False):

@@ -30,8 +30,9 @@ def add_parser(subparsers):
                     "of its data set: loss, top-1 and top-5 accuracy, per-class accuracy, confusion matrix.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
-                   help="weights.npz or checkpoint.npz written by striate train")
+    p.add_argument_group("required arguments").add_argument(
+        "--checkpoint", "--weights", dest="checkpoint", required=True, metavar="PATH",
+        help="weights.npz or checkpoint.npz written by striate train or finetune")
     p.add_argument("--dataset", metavar="NAME|DIR", help="data set (default: the one recorded in the file)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: the one the "
                    "run was trained from)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import one_line
+from .common import add_overwrite_option, add_quiet_option, check_new_file, one_line
 from .main import CommandError
 
 EPILOG = """\
@@ -28,8 +28,8 @@ def add_parser(subparsers):
     p.add_argument("--out", metavar="FILE.html", help="where to write the page (RUN_DIR/report.html)")
     p.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files (for the test images; "
                    "default: the one the run recorded)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (RUN_DIR/report.html "
-                   "is always rewritten)")
+    add_overwrite_option(p, "replace an existing --out file (RUN_DIR/report.html is always rewritten)")
+    add_quiet_option(p)
     p.set_defaults(command="report")
     return p
 
@@ -48,11 +48,10 @@ def write_report(run_dir: str, out: str | None = None, data_dir: str | None = No
 
 
 def run(args) -> int:
-    if args.out is not None and os.path.exists(args.out) and not args.overwrite and not (
-            os.path.isdir(args.run_dir) and os.path.exists(os.path.join(args.run_dir, "report.html"))
-            and os.path.samefile(args.out, os.path.join(args.run_dir, "report.html"))):
-        raise CommandError(f"--out {args.out!r} exists; add --overwrite to replace it (the run's own report.html "
-                           "is rewritten without asking).")
+    own = os.path.join(args.run_dir, "report.html")  # the run's own page is rewritten without asking
+    if args.out is not None and not (os.path.exists(own) and os.path.exists(args.out) and os.path.samefile(args.out, own)):
+        check_new_file(args.out, args.overwrite)
     out = write_report(args.run_dir, args.out, args.data_dir)
-    print(f"wrote {out}")
+    if not args.quiet:
+        print(f"wrote {out}")
     return 0
