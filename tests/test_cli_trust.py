@@ -449,11 +449,11 @@ def test_the_readme_install_brings_the_fast_path():
 
 
 def test_choosing_lenet5_on_mnist_takes_its_own_rate():
-    from striate.cli import train_cmd
     from striate.cli.main import build_parser
+    from striate.cli.train_config import resolve_config
 
     def resolve(*argv):
-        return train_cmd._resolve(build_parser().parse_args(["train", *argv]))
+        return resolve_config(build_parser().parse_args(["train", *argv]))
 
     recipe = common.RECIPES["mnist"]
     default = resolve("--dataset", "mnist")

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import time
 
-import numpy as np
-
-from .common import (AUGMENTATIONS, build_model, check_seed, dataset_from_files, dataset_key, load_data,
-                     match_name, one_line, recipe_for, resolve_model)
-from ..optim.build import OPTIMIZERS, SCHEDULES
+from ..training import recipe
+from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
+from .train_config import load_resume, resolve_config
 
 EPILOG = """\
 examples:
@@ -39,11 +35,6 @@ With a larger --epochs N the learning-rate schedule is re-planned from where the
 decays from the current rate to zero at epoch N (a finished run goes on from its last rate), step
 divides it by 10 at 50% and 75% of the remaining epochs, none keeps it; no restart at the initial rate.
 """
-
-# options that the recipe (or a resumed run's saved configuration) fills in when left out
-TUNABLE = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup",
-           "augment", "crop_padding", "val_split")
-
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -93,106 +84,6 @@ def add_parser(subparsers):
     return p
 
 
-# --------------------------------------------------------------------------------------------- config
-# settings a resumed run cannot change: the weights, the optimiser state and the data would not fit
-FIXED_ON_RESUME = ("dataset", "model", "optimizer")
-
-
-def _load_resume(path):
-    from ..training import CheckpointError, load_checkpoint
-
-    try:
-        ckpt = load_checkpoint(path)
-    except (CheckpointError, FileNotFoundError) as e:
-        raise CommandError(one_line(e)) from None
-    if ckpt.kind != "checkpoint":
-        raise CommandError(f"{path} is a weights file; --resume needs the checkpoint.npz of a run.")
-    return ckpt
-
-
-def _resolve(args, ckpt=None) -> dict:
-    """The run's settings: explicit options > the resumed run's saved settings > the data set's recipe."""
-    saved = dict((ckpt.meta.get("config") or {}) if ckpt is not None else {})
-    given = {k: getattr(args, k) for k in TUNABLE if getattr(args, k) is not None}
-    if "model" in given:
-        given["model"] = resolve_model(given["model"])
-    if "optimizer" in given:
-        given["optimizer"] = match_name(given["optimizer"], OPTIMIZERS, "--optimizer")
-    if "schedule" in given:
-        given["schedule"] = match_name(given["schedule"], SCHEDULES, "--schedule")
-    data_dir = os.path.abspath(args.data_dir) if args.data_dir is not None else None
-    if args.dataset is not None:
-        dataset = dataset_key(args.dataset)
-    elif ckpt is not None and saved.get("dataset"):
-        dataset = saved["dataset"]
-    elif data_dir is not None:
-        dataset = dataset_from_files(data_dir)  # a folder of MNIST files must not train the digits
-    else:
-        dataset = "digits"
-    if ckpt is not None:
-        mine = dict(given, dataset=dataset)
-        for key in FIXED_ON_RESUME:
-            if key in saved and key in mine and mine[key] != saved[key]:
-                option = "--" + key.replace("_", "-")
-                raise CommandError(f"{option} {mine[key]} differs from the run being resumed ({saved[key]}, in "
-                                   f"{args.resume}); a run continues with its own {key}. Drop {option}, or start a "
-                                   "new run without --resume.")
-        if data_dir is None:
-            data_dir = saved.get("data_dir")
-    config = recipe_for(dataset)
-    per_model = config.pop("models", {})
-    config.update({k: v for k, v in saved.items() if k in TUNABLE})
-    config.update(given)
-    chosen = config["model"] = resolve_model(config["model"])
-    for k, v in per_model.get(chosen, {}).items():  # e.g. --model lenet5 on MNIST: its own rate
-        if k not in given and k not in saved:
-            config[k] = v
-    if "warmup" not in given and "warmup" not in saved and config["warmup"] >= config["epochs"]:
-        config["warmup"] = config["epochs"] - 1  # the recipe's warm-up shortened for a short run (not an error)
-    config["dataset"] = dataset
-    config["data_dir"] = data_dir
-    config["verify"] = not args.no_verify if (args.no_verify or ckpt is None) else saved.get("verify", True)
-    config["seed"] = check_seed(args.seed) if args.seed is not None else int(saved.get("seed", 0))
-    if ckpt is not None and saved.get("replan"):
-        config["replan"] = saved["replan"]
-    _validate(config)
-    return config
-
-
-def _validate(c: dict) -> None:
-    def need(ok, message):
-        if not ok:
-            raise CommandError(message)
-
-    need(c["epochs"] >= 1, f"--epochs must be a positive integer. Received: {c['epochs']}.")
-    need(c["batch_size"] >= 1, f"--batch-size must be a positive integer. Received: {c['batch_size']}.")
-    need(math.isfinite(c["lr"]) and c["lr"] > 0, f"--lr must be a positive number. Received: {c['lr']}.")
-    need(0 <= c["momentum"] < 1, f"--momentum must lie in [0, 1). Received: {c['momentum']}.")
-    need(math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0,
-         f"--weight-decay must be >= 0. Received: {c['weight_decay']}.")
-    need(0 <= c["val_split"] < 1, f"--val-split must lie in [0, 1). Received: {c['val_split']}.")
-    need(c["warmup"] >= 0, f"--warmup must be >= 0 epochs. Received: {c['warmup']}.")
-    need(c["warmup"] == 0 or c["warmup"] < c["epochs"],
-         f"--warmup must be shorter than the run (--epochs {c['epochs']}), or the rate never leaves the warm-up. "
-         f"Received: --warmup {c['warmup']}.")
-    need(c["crop_padding"] >= 0, f"--crop-padding must be >= 0 pixels. Received: {c['crop_padding']}.")
-    need(c["schedule"] != "plateau" or c["val_split"] > 0, "--schedule plateau watches val_loss: give --val-split > 0.")
-    need(c["schedule"] != "plateau" or c["warmup"] == 0, "--warmup does not combine with --schedule plateau; use "
-                                                           "--warmup 0.")
-    augs = [a.strip() for a in str(c["augment"]).split(",") if a.strip()]
-    augs = [match_name(a, AUGMENTATIONS, "--augment") for a in augs]
-    c["augment"] = ",".join(a for a in augs if a != "none") or "none"
-    c["model"] = resolve_model(c["model"])
-
-
-def _check_fits_data(c: dict, input_shape) -> None:
-    """Settings that need the images' size: the crop padding."""
-    h, w = input_shape[:2]
-    if "crop" in c["augment"] and c["crop_padding"] >= min(h, w):
-        raise CommandError(f"--crop-padding {c['crop_padding']} is as large as the {h}x{w} images: the crops would "
-                           f"be mostly padding. Use at most {max(1, min(h, w) // 8)} (about 1/8 of the image).")
-
-
 # -------------------------------------------------------------------------------------------- the folder
 def _run_dir(out: str, args, run_id, main: bool):
     """The run folder, checked before the data are read (nothing created yet): a folder or a path where
@@ -219,48 +110,13 @@ def _open_run_dir(run_dir, args, run_id) -> None:
         raise CommandError(one_line(e)) from None
 
 
-# -------------------------------------------------------------------------------------------- resuming
-def _replan(config: dict, ckpt) -> None:
-    """``--resume --epochs N`` with a new total: continue the schedule from where the run stopped.
-
-    Stores ``config["replan"] = {"epoch": e, "lr": rate}``: from epoch ``e`` on the schedule goes from
-    ``rate`` (the rate the next epoch would have had; for a finished run the last epoch's rate) to
-    the end of the new total, instead of jumping back to a rate of the old plan.
-    """
-    saved_total = int((ckpt.meta.get("config") or {}).get("epochs", config["epochs"]))
-    done = ckpt.epoch
-    if config["epochs"] <= done:
-        raise CommandError(f"the run in {ckpt.path} has already trained {done} epochs: give --epochs N with N > "
-                           f"{done} to continue it. Received: --epochs {config['epochs']}.")
-    if config["epochs"] == saved_total or config["schedule"] == "plateau":
-        return  # the planned run, finished exactly as if never stopped (plateau adapts by itself)
-    groups = ((ckpt.state.get("optimizer") or {}).get("param_groups") or [{}])
-    next_lr = float(groups[0].get("lr", config["lr"]))
-    history = (ckpt.state.get("history") or {}).get("history", {}) if isinstance(ckpt.state.get("history"), dict) else {}
-    last = history.get("lr") or [next_lr]
-    rate = next_lr if next_lr > 1e-3 * float(last[-1]) else float(last[-1])
-    config["replan"] = {"epoch": done, "lr": rate}
-
-
 # ---------------------------------------------------------------------------------------------- pieces
-# ---------------------------------------------------------------------------------------------- pieces
-def _transforms(config: dict, x_train, input_shape):
-    """Training transform (augmentation, then standardisation) and the evaluation one (standardisation)."""
-    from ..data import transforms as T
-
-    h, w, c = input_shape
-    standardize = T.Standardize().fit(x_train)
-    augs = [] if config["augment"] == "none" else config["augment"].split(",")
-    steps = []
-    if "crop" in augs:
-        steps.append(T.RandomCrop((h, w), padding=config["crop_padding"]))
-    if "flip" in augs:
-        steps.append(T.RandomHorizontalFlip(0.5))
-    if "pca" in augs:
-        if c != 3:
-            raise CommandError(f"--augment pca (AlexNet lighting) needs RGB images; these have {c} channel(s).")
-        steps.append(T.PCALighting(0.1).fit(x_train))
-    return T.Compose(steps + [standardize]), standardize
+def _lib(fn, *args):
+    """A library call whose ValueErrors (worded with the options) become one-line CommandErrors."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        raise CommandError(one_line(e)) from None
 
 
 def _optimizer(config: dict, params):
@@ -346,44 +202,6 @@ def _announce(config, model, name, counts, comm) -> None:
               f"goes on from lr {plan['lr']:.3g}")
 
 
-def _metrics(result, history, model, ds, config, started, train_seconds, comm) -> dict:
-    """What metrics.json records of a finished run."""
-    h = history.history
-    return {
-        "test_accuracy": result["accuracy"],
-        "test_loss": result["loss"],
-        "test_top5_accuracy": result.get("top5_accuracy"),
-        "epochs": len(history.epoch),
-        "seconds": round(time.perf_counter() - started, 2),
-        "train_seconds": round(train_seconds, 2),
-        "model": config["model"],
-        "dataset": config["dataset"],
-        "data_dir": config["data_dir"],
-        "params": model.num_parameters(),
-        "final_train_loss": h["loss"][-1] if h.get("loss") else None,
-        "final_train_accuracy": h["acc"][-1] if h.get("acc") else None,
-        "best_val_accuracy": max(h["val_acc"]) if h.get("val_acc") else None,
-        "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
-                               for n, a in zip(ds.class_names, result["per_class_accuracy"])},
-        "confusion_matrix": result["confusion_matrix"].tolist(),
-        "config": config,
-        "processes": 1 if comm is None else comm.size,
-    }
-
-
-def _meta(config, model_args, run_id, ds, eval_t) -> dict:
-    """What the run's weights and checkpoints record: the model, the data (name, folder), the run's
-    id (which folder holds which run), the classes and the preprocessing that predict repeats."""
-    from .. import __version__
-    return {
-        "model": {"name": config["model"], "args": model_args},
-        "dataset": config["dataset"], "data_dir": config["data_dir"], "run_id": run_id,
-        "class_names": list(ds.class_names), "input_shape": list(ds.input_shape),
-        "preprocess": {"scale": 1 / 255, "mean": eval_t.mean.tolist(), "std": eval_t.std.tolist(), "eps": eval_t.eps},
-        "config": config, "striate_version": __version__,
-    }
-
-
 def _callbacks(run_dir, meta: dict, with_best: bool) -> list:
     """The run's files: checkpoint.npz every epoch, checkpoint_best.npz (best val_acc), log.csv."""
     from ..training import CSVLogger, ModelCheckpoint
@@ -408,17 +226,19 @@ def _run(args) -> int:
     import uuid
 
     started = time.perf_counter()
-    ckpt = _load_resume(args.resume) if args.resume else None
-    config = _resolve(args, ckpt)
+    ckpt = load_resume(args.resume) if args.resume else None
+    config = resolve_config(args, ckpt)
     comm = _init_distributed(config) if args.distributed else None
     main = comm is None or comm.rank == 0  # the one process that prints and writes files
     if ckpt is not None:
-        _replan(config, ckpt)
+        plan = _lib(recipe.continue_plan, config, ckpt)
+        if plan:
+            config["replan"] = plan
     run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or uuid.uuid4().hex
     out = _out_folder(args, config)
     run_dir = _run_dir(out, args, run_id, main)
     ds = load_data(config["dataset"], config["data_dir"], verify=config["verify"])
-    _check_fits_data(config, ds.input_shape)
+    _lib(recipe.check_fits_data, config, ds.input_shape)
     if main:
         _open_run_dir(run_dir, args, run_id)
     try:
@@ -431,14 +251,13 @@ def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
     """The run proper, in its locked folder."""
     from .. import random
     from .. import distributed as dist  # (mpi4py is imported only by dist.init, under mpiexec)
-    from ..atomic import atomic_write_text
     from ..data import DataLoader, validation_split
     from ..training import CheckpointError, evaluate, fit, save_weights
 
     out = run_dir.path
     random.manual_seed(config["seed"])
     x_tr, y_tr, x_val, y_val = validation_split(ds, config["val_split"], config["seed"])
-    train_t, eval_t = _transforms(config, x_tr, ds.input_shape)
+    train_t, eval_t = _lib(recipe.build_transforms, config, x_tr, ds.input_shape)
     model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
     if ckpt is not None:
         _check_resumed_model(ckpt, model_args, args.resume)
@@ -447,7 +266,7 @@ def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
     train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
                        rng=config["seed"] + 1)
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
-    meta = _meta(config, model_args, run_id, ds, eval_t)
+    meta = recipe.run_meta(config, model_args, run_id, ds, eval_t)
     callbacks = _callbacks(run_dir, meta, with_best=val is not None)
     if comm is not None:
         model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
@@ -467,8 +286,9 @@ def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
         if not main:
             return 0
         save_weights(run_dir.weights, model, meta=meta)
-        metrics = _metrics(result, history, model, ds, config, started, train_seconds, comm)
-        atomic_write_text(run_dir.metrics, json.dumps(metrics, indent=2) + "\n")
+        metrics = recipe.run_metrics(result, history, model, ds, config, started, train_seconds,
+                                     1 if comm is None else comm.size)
+        run_dir.write_metrics(metrics)
     except CheckpointError as e:
         raise CommandError(one_line(e)) from None
     except FloatingPointError as e:

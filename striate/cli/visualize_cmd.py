@@ -167,7 +167,7 @@ def _class_name(meta, k):
 def _probabilities(model, x):
     from .. import functional as F
     from ..tensor import Tensor, no_grad
-    from ..vis._model import inspecting
+    from ..vis import inspecting
 
     with inspecting(model), no_grad():
         return F.softmax(model(Tensor(x[None]))).data[0]
@@ -264,7 +264,7 @@ def _attribution(args, model, meta, kind):
 
 def _top_patches(args, model, meta):
     from ..vis import attribution, draw, patches
-    from ..vis._model import find_layer
+    from ..vis import find_layer
     from .common import load_data, standardizer
 
     shape = tuple(meta["input_shape"])
@@ -311,7 +311,7 @@ def _top_patches(args, model, meta):
 
 def _maximize(args, model, meta):
     from ..vis import draw, patches
-    from ..vis._model import find_layer
+    from ..vis import find_layer
     from .common import standardizer
 
     shape = tuple(meta["input_shape"])

@@ -23,6 +23,7 @@ from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_g
                           predicted_class, saliency)
 from .draw import overlay
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
+from ._model import find_layer, inspecting
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
@@ -31,4 +32,4 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "top_patches", "TopPatches", "layer_field", "maximize_activation", "channel_activation",
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
-           "SALIENCY_METHODS"]
+           "SALIENCY_METHODS", "find_layer", "inspecting"]
