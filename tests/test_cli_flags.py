@@ -118,3 +118,19 @@ def test_report_out_is_never_replaced_silently(tmp_path, capsys):
     assert "<html" in page.read_text().lower() and capsys.readouterr().out == ""
     assert main(["report", str(run), "-q"]) == 0 and main(["report", str(run), "-q"]) == 0   # its own page
     assert os.path.getsize(run / "report.html") > 0
+
+
+def test_train_help_shows_each_recipe(capsys, monkeypatch):
+    from striate.cli import common
+
+    monkeypatch.setitem(common.RECIPES, "digits", dict(common.RECIPES["digits"], epochs=17, lr=0.07))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    assert "see striate/cli" not in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith("  ") and line.split()}
+    for name, recipe in common.RECIPES.items():
+        row = rows["(a" if name == "folder" else name]
+        assert recipe["model"] in row and recipe["augment"] in row and f"{recipe['val_split']:g}" in row
+        assert str(recipe["epochs"]) in row and f"{recipe['lr']:g}" in row and str(recipe["batch_size"]) in row
+    assert rows["digits"][2:4] == ["17", "0.07"]   # read from the table the runs use

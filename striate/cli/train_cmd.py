@@ -23,7 +23,7 @@ examples:
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
   mpiexec -n 4 striate train --dataset mnist --data-dir ../shared/data/mnist --distributed   # 4 processes
 
-Every option left out comes from the data set's recipe (see striate/cli/common.py: RECIPES).
+Every option left out comes from the data set's recipe (the table below).
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
 log.csv (one row per epoch) and metrics.json (test_accuracy, test_loss, epochs, seconds, ...).
 A folder holding another run is never written into: choose another --out, or --overwrite to replace it.
@@ -36,12 +36,34 @@ decays from the current rate to zero at epoch N (a finished run goes on from its
 divides it by 10 at 50% and 75% of the remaining epochs, none keeps it; no restart at the initial rate.
 """
 
+def recipe_table() -> str:
+    """The recipes' defaults as a table for --help (from the table the runs use, so it cannot drift)."""
+    from .common import RECIPES
+
+    rows = [("--dataset", "model", "epochs", "lr", "batch", "optimizer", "schedule", "warmup", "augment", "pad",
+             "val")]
+    notes = []
+    for name, r in RECIPES.items():
+        rows.append((name if name != "folder" else "(a folder)", r["model"], str(r["epochs"]), f"{r['lr']:g}",
+                     str(r["batch_size"]), f"{r['optimizer']} {r['momentum']:g}", r["schedule"], str(r["warmup"]),
+                     r["augment"], str(r["crop_padding"]) if "crop" in r["augment"] else "-", f"{r['val_split']:g}"))
+        for model, change in (r.get("models") or {}).items():
+            notes.append(f"--dataset {name} --model {model}: " + ", ".join(f"--{k.replace('_', '-')} {v:g}"
+                                                                           for k, v in change.items()))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    decay = ", ".join(f"{name if name != 'folder' else 'a folder'} {r['weight_decay']:g}" for name, r in RECIPES.items())
+    return ("recipes: the defaults of each --dataset (batch = --batch-size, optimizer with its --momentum,\n"
+            "pad = --crop-padding of the crop augmentation, val = --val-split):\n"
+            + "\n".join(lines) + "\n" + "".join(f"  {n}\n" for n in notes) + f"  --weight-decay: {decay}\n")
+
+
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "train", help="train a CNN on a data set (default: the embedded 8x8 digits)",
         description="Train a model from the zoo on a data set with a tuned per-data-set recipe, evaluate it\n"
                     "on the test set, and write the weights, checkpoints, an epoch log and metrics.json.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG + "\n" + recipe_table(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME|DIR",
