@@ -232,3 +232,33 @@ def test_rundir_check_errors_are_value_errors(tmp_path):
     with pytest.raises(RunDirError, match="exists and is not a folder"):
         RunDir(tmp_path / "afile").check()
     assert issubclass(RunDirError, ValueError)
+
+
+def test_a_finetune_of_an_imported_graph_is_served_and_evaluated(run, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from striate.serve import load_served_model
+
+    assert main(["export", "--checkpoint", str(run / "weights.npz"), "--out", "m.onnx", "-q"]) == 0
+    assert main(["import", "m.onnx", "--out", "imp.npz", "-q"]) == 0
+    assert _finetune("imp.npz", "--classes", "1,7", "--out", "ftg") == 0
+    capsys.readouterr()
+    served = load_served_model("ftg/weights.npz")
+    out = served.run(np.zeros((8, 8, 1), np.float32))
+    assert list(served.class_names) == ["1", "7"] and len(out["probabilities"]) == 2
+    assert main(["evaluate", "--checkpoint", "ftg/weights.npz", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == int(np.isin(
+        st.data.load_dataset("digits").y_test, [1, 7]).sum())
+
+
+def test_report_of_a_model_whose_classes_differ_from_its_data_says_so(finetuned, capsys):
+    # a file that records the data set but not the class subset (as fine-tunes written before did)
+    ckpt = st.training.load_checkpoint(os.path.join(finetuned, "weights.npz"))
+    meta = {k: v for k, v in ckpt.meta.items() if k != "classes"}
+    meta["config"] = {k: v for k, v in meta["config"].items() if k != "classes"}
+    model, _ = st.training.load_model(os.path.join(finetuned, "weights.npz"))
+    for name in ("weights.npz", "checkpoint.npz", "checkpoint_best.npz"):
+        os.remove(os.path.join(finetuned, name))
+    st.training.save_weights(os.path.join(finetuned, "weights.npz"), model, meta=meta)
+    assert main(["report", finetuned, "-q"]) == 0
+    page = open(os.path.join(finetuned, "report.html")).read()
+    assert "test images not available (digits has 10 classes, the model 5)" in page

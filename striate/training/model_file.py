@@ -41,6 +41,14 @@ def load_model(path, allow_onnx: bool = False):
         meta = {k: getattr(model, k) for k in ("class_names", "preprocess") if getattr(model, k, None) is not None}
         return model, graph_meta(model, meta)
     ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt), dict(ckpt.meta)
+
+
+def model_from_checkpoint(ckpt):
+    """The model a loaded :class:`~striate.training.Checkpoint` describes (``meta["model"]``: a zoo name and
+    its arguments, or an imported graph), its weights loaded; a ValueError if it describes none or the
+    weights do not fit."""
+    path = ckpt.path
     spec = ckpt.meta.get("model")
     if isinstance(spec, dict) and "graph" in spec:  # a graph read by `striate import` (or fine-tuned from one)
         from ..onnx import GraphModule
@@ -61,4 +69,4 @@ def load_model(path, allow_onnx: bool = False):
         raise ValueError(f"{path}: the weights do not fit {what}: {' '.join(str(e).split())}") from None
     if "graph" in spec:
         model.eval()
-    return model, dict(ckpt.meta)
+    return model

@@ -62,6 +62,9 @@ def write_run_report(run_dir, out=None, data_dir=None) -> str:
         meta.setdefault("dataset", metrics.get("dataset"))
         try:
             ds = load_run_dataset(meta, data_dir)
+            classes = len(meta.get("class_names") or ds.class_names)
+            if ds.num_classes != classes:
+                raise ValueError(f"{ds.name} has {ds.num_classes} classes, the model {classes}")
             shown = ds.x_test.astype(np.float32) / np.float32(255) if ds.x_test.dtype == np.uint8 else ds.x_test
             x, y = _standardized(meta, shown), ds.y_test
         except (ValueError, OSError, ImportError) as e:
