@@ -256,7 +256,7 @@ def test_report_of_a_model_whose_classes_differ_from_its_data_says_so(finetuned,
     meta = {k: v for k, v in ckpt.meta.items() if k != "classes"}
     meta["config"] = {k: v for k, v in meta["config"].items() if k != "classes"}
     model, _ = st.training.load_model(os.path.join(finetuned, "weights.npz"))
-    for name in ("weights.npz", "checkpoint.npz", "checkpoint_best.npz"):
+    for name in ("weights.npz", "checkpoint.npz"):
         os.remove(os.path.join(finetuned, name))
     st.training.save_weights(os.path.join(finetuned, "weights.npz"), model, meta=meta)
     assert main(["report", finetuned, "-q"]) == 0
