@@ -193,15 +193,9 @@ def _distribute(model, opt, train, val, callbacks, comm):
 
 
 def _out_folder(args, config: dict) -> str:
-    """--out, else the folder of the run being resumed (a run continues where it lives), else
-    runs/<dataset>-<model>."""
-    if args.out is not None:
-        return args.out
     from ..training.run_dir import default_folder
 
-    if args.resume:
-        return os.path.dirname(os.path.abspath(args.resume))
-    return default_folder("train", config["dataset"], config["model"])
+    return args.out or default_folder("train", config["dataset"], config["model"], resume=args.resume)
 
 
 def _check_resumed_model(ckpt, model_args: dict, path) -> None:

@@ -60,8 +60,11 @@ def _run_id_of(path):
         return None
 
 
-def default_folder(kind: str, dataset: str, model: str | None = None) -> str:
-    """``runs/<dataset>-<model>`` (a trained run) or ``runs/<kind>-<dataset>`` (e.g. finetune)."""
+def default_folder(kind: str, dataset: str, model: str | None = None, resume=None) -> str:
+    """Where a run goes without ``--out``: the folder of the checkpoint it resumes (a run continues where
+    it lives), else ``runs/<dataset>-<model>`` (a trained run) or ``runs/<kind>-<dataset>`` (e.g. finetune)."""
+    if resume is not None:
+        return os.path.dirname(os.path.abspath(resume))
     name = os.path.basename(os.path.normpath(str(dataset))) or "data"
     return os.path.join("runs", f"{name}-{model}" if model else f"{kind}-{name}")
 
