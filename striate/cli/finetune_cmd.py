@@ -73,9 +73,9 @@ def _subset(ds, classes, per_class, seed):
         if classes is not None:
             ds = select_classes(ds, classes)
         return ds if per_class is None else sample_per_class(ds, per_class, seed)
-    except ValueError as e:
-        option = "--per-class" if "per_class" in str(e) else "--classes"
-        raise CommandError(f"{option}: {one_line(e)}") from None
+    except ValueError as e:  # worded with the parameters' names: said with the options' names
+        raise CommandError(one_line(e).replace("per_class=", "--per-class ").replace("classes=", "--classes ")
+                           .replace("classes must", "--classes must", 1)) from None
 
 
 def _check_args(args):

@@ -24,7 +24,7 @@ def select_classes(ds: Dataset, classes) -> Dataset:
     n = len(ds.class_names)
     bad = [c for c in classes if not 0 <= c < n]
     if bad:
-        raise ValueError(f"classes must be indices of {ds.name}'s classes, 0..{n - 1}. Received: classes={classes}.")
+        raise ValueError(f"classes must be class indices of {ds.name}, 0..{n - 1}. Received: classes={classes}.")
     if len(set(classes)) != len(classes):
         raise ValueError(f"classes must name each class once. Received: classes={classes}.")
     if len(classes) < 2:
