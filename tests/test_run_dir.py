@@ -262,3 +262,23 @@ def test_report_of_a_model_whose_classes_differ_from_its_data_says_so(finetuned,
     assert main(["report", finetuned, "-q"]) == 0
     page = open(os.path.join(finetuned, "report.html")).read()
     assert "test images not available (digits has 10 classes, the model 5)" in page
+
+
+_MNIST = os.path.join(ROOT, "..", "..", "shared", "data", "mnist")
+MNIST_DIR = _MNIST if os.path.isdir(_MNIST) else "/work/shared/data/mnist"
+
+
+@pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="shared MNIST copy not present")
+def test_a_finetune_remembers_its_data_dir(tmp_path, capsys):
+    base = st.models.lenet5(rng=0)
+    meta = {"model": {"name": "lenet5", "args": {"num_classes": 10}}, "input_shape": [28, 28, 1],
+            "class_names": [str(i) for i in range(10)]}
+    st.training.save_weights("base.npz", base, meta=meta)
+    assert main(["finetune", "--base", "base.npz", "--dataset", "mnist", "--data-dir", MNIST_DIR, "--classes", "0,1",
+                 "--per-class", "5", "--head-epochs", "1", "--epochs", "0", "--out", "ft", "-q"]) == 0
+    recorded = st.training.run_data(st.training.load_checkpoint("ft/weights.npz").meta)
+    assert recorded["data_dir"] == os.path.abspath(MNIST_DIR) and recorded["classes"] == [0, 1]
+    capsys.readouterr()
+    os.chdir(tmp_path / "ft")   # from anywhere: the folder is recorded as an absolute path
+    assert main(["evaluate", "--checkpoint", "weights.npz", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] == 980 + 1135   # MNIST's test zeros and ones
