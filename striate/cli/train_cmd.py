@@ -26,7 +26,8 @@ examples:
 Every option left out comes from the data set's recipe (the table below).
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
 log.csv (one row per epoch) and metrics.json (test_accuracy, test_loss, epochs, seconds, ...).
-A folder holding another run is never written into: choose another --out, or --overwrite to replace it.
+A folder holding another run is never written into: choose another --out, or --overwrite to replace
+it (every file of the old run goes, report.html included). One run at a time writes into a folder.
 Then: striate evaluate --checkpoint OUT/weights.npz;  striate predict IMAGE --checkpoint OUT/weights.npz
 
 Resuming: --resume DIR/checkpoint.npz continues in DIR with the run's data set, data folder and settings.
