@@ -10,6 +10,10 @@ import contextlib
 import os
 import tempfile
 
+# striate's own temporary files: only these are ever removed as left-overs of an interrupted write (a
+# user's ".tmp-*" files in the same folder are theirs)
+TEMP_PREFIX = ".striate-tmp-"
+
 
 def _umask_mode() -> int:
     """The permissions an ordinary new file gets (mkstemp's are a private 0600)."""
@@ -32,7 +36,7 @@ def atomic_open(path, mode: str = "wb", encoding: str | None = None):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1], dir=folder)
     try:
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
             yield f
@@ -53,15 +57,16 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def remove_stale_temporaries(folder) -> list:
-    """Delete the temporary files (``.tmp-*``) that writes killed half-way left in ``folder``; return
-    their names. Call it only on a folder no other process is writing into (e.g. a run's own folder)."""
+    """Delete striate's temporary files (``TEMP_PREFIX`` + ...) that writes killed half-way left in
+    ``folder``; return their names. Other files (a user's own ``.tmp-*`` ones included) stay. Call it
+    only on a folder no other process is writing into (a locked run folder, :class:`training.RunDir`)."""
     folder = os.fspath(folder)
     removed = []
     if not os.path.isdir(folder):
         return removed
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if name.startswith(".tmp-") and os.path.isfile(path):
+        if name.startswith(TEMP_PREFIX) and os.path.isfile(path):
             try:
                 os.unlink(path)
             except OSError:

@@ -96,7 +96,6 @@ def test_resume_continues_the_run(run_dir, tmp_path):
     (["train", "--augment", "crop,rotate"], "unknown --augment 'rotate'"),
     (["train", "--dataset", "mnist", "--data-dir", "/nonexistent/folder"], "--data-dir '/nonexistent/folder' is not a folder"),
     (["train", "--resume", "/nonexistent/ckpt.npz"], "No checkpoint at"),
-    (["evaluate"], "give the model file with --checkpoint PATH"),
 ])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path):
     argv = argv + ["--out", str(tmp_path / "out")] if argv[0] == "train" else argv

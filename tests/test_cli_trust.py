@@ -96,10 +96,14 @@ def test_resume_from_the_best_checkpoint_continues_in_its_folder(tmp_path):
 
 
 def test_stale_temporary_files_are_removed_and_out_checked_first(tmp_path, capsys):
+    from striate.atomic import TEMP_PREFIX
+
     os.makedirs("run")
-    (tmp_path / "run" / ".tmp-abc123.npz").write_bytes(b"half a checkpoint")
+    (tmp_path / "run" / f"{TEMP_PREFIX}abc123.npz").write_bytes(b"half a checkpoint")
+    (tmp_path / "run" / ".tmp-mine.txt").write_bytes(b"a user's file, not striate's")
     assert _train("--epochs", "1", "--out", "run") == 0
-    assert not (tmp_path / "run" / ".tmp-abc123.npz").exists()
+    assert not (tmp_path / "run" / f"{TEMP_PREFIX}abc123.npz").exists()
+    assert (tmp_path / "run" / ".tmp-mine.txt").exists()
     capsys.readouterr()
     (tmp_path / "afile").write_text("x")
     for out, message in ((str(tmp_path / "afile"), "is not a folder"),
@@ -445,11 +449,11 @@ def test_the_readme_install_brings_the_fast_path():
 
 
 def test_choosing_lenet5_on_mnist_takes_its_own_rate():
-    from striate.cli import train_cmd
     from striate.cli.main import build_parser
+    from striate.cli.train_config import resolve_config
 
     def resolve(*argv):
-        return train_cmd._resolve(build_parser().parse_args(["train", *argv]))
+        return resolve_config(build_parser().parse_args(["train", *argv]))
 
     recipe = common.RECIPES["mnist"]
     default = resolve("--dataset", "mnist")

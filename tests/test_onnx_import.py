@@ -130,7 +130,7 @@ def test_cli_export_import_round_trip(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "w.npz"), "--out", str(tmp_path / "m.onnx")]) == 0
     assert "opset 17, NHWC input 8x8x1" in capsys.readouterr().out
     assert main(["export", "--checkpoint", str(tmp_path / "w.npz"), "--out", str(tmp_path / "m.onnx")]) == 2
-    assert "exists; pass --force" in capsys.readouterr().err
+    assert "exists; add --overwrite" in capsys.readouterr().err
     assert main(["import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "imp.npz")]) == 0
     ckpt = st.training.load_checkpoint(tmp_path / "imp.npz")
     assert ckpt.meta["class_names"] == meta["class_names"] and "graph" in ckpt.meta["model"]

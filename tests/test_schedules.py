@@ -214,3 +214,37 @@ def test_plateau_state_round_trip():
     for v in values[4:]:
         c.step(v)
     assert c.optimizer.lr == a.optimizer.lr and c.wait == a.wait and c.best == a.best
+
+
+def test_continued_lr_goes_on_from_its_rate_to_the_new_end():
+    # a run stopped after 10 epochs at rate 0.004, continued to 20: cosine from 0.004 down to 0 at epoch 20
+    sched = st.optim.ContinuedLR(_opt(0.1), "cosine", start=10, rate=0.004, total=20)
+    assert sched.last_epoch == 10
+    lrs = [sched.optimizer.param_groups[0]["lr"]]
+    for _ in range(10):
+        sched.step()
+        lrs.append(sched.optimizer.param_groups[0]["lr"])
+    expected = [0.004 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(11)]
+    np.testing.assert_allclose(lrs, expected, atol=1e-15)
+    step = st.optim.ContinuedLR(_opt(0.1), "step", start=4, rate=0.01, total=12)   # milestones 4 and 6 epochs on
+    np.testing.assert_allclose([step.lr_at(e, 0.1) for e in (4, 7, 8, 9, 10, 11)],
+                               [0.01, 0.01, 0.001, 0.001, 1e-4, 1e-4])
+    again = st.optim.ContinuedLR(_opt(0.1), "cosine", start=10, rate=0.004, total=20)
+    again.load_state_dict(sched.state_dict())
+    assert again.last_epoch == 20 and again.get_lr() == sched.get_lr()
+    with pytest.raises(ValueError, match="kind must be one of cosine, step, none"):
+        st.optim.ContinuedLR(_opt(), "linear", 1, 0.1, 5)
+    with pytest.raises(ValueError, match="total must be an int >= 6"):
+        st.optim.ContinuedLR(_opt(), "none", 5, 0.1, 5)
+
+
+def test_build_schedule_and_optimizer_by_name():
+    opt = st.optim.build_optimizer("sgd", [Parameter(np.zeros(2))], lr=0.1, momentum=0.9, weight_decay=5e-4)
+    assert isinstance(opt, st.optim.SGD) and opt.param_groups[0]["nesterov"]
+    assert isinstance(st.optim.build_optimizer("adamw", [Parameter(np.zeros(2))], lr=0.1), st.optim.AdamW)
+    sched = st.optim.build_schedule("step", _opt(0.1), epochs=10, warmup=2)   # /10 at 4 and 6 epochs after warm-up
+    np.testing.assert_allclose(_lrs(sched, 10)[2:], [0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    cont = st.optim.build_schedule("none", _opt(0.1), epochs=8, replan={"epoch": 5, "lr": 0.02})
+    assert isinstance(cont, st.optim.ContinuedLR) and cont.get_lr() == [0.02]
+    with pytest.raises(ValueError, match="optimizer must be one of sgd, adam, adamw"):
+        st.optim.build_optimizer("rmsprop", [Parameter(np.zeros(2))], lr=0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .common import add_overwrite_option, add_quiet_option, check_new_file
 from .main import CommandError
 
 EPILOG = """\
@@ -57,6 +58,8 @@ def add_parser(subparsers):
         q.add_argument("--duration", type=int, default=700, help="milliseconds per frame (700)")
         q.add_argument("--seed", type=int, default=0, help="seed of the example values")
         q.add_argument("--out", required=True, metavar="FILE.gif")
+        add_overwrite_option(q)
+        add_quiet_option(q)
         q.set_defaults(command="animate")
     p.set_defaults(command="animate", what=None)
     return p
@@ -69,6 +72,7 @@ def run(args) -> int:
         raise CommandError("say what to animate: striate animate {conv,pool} ... (see --help).")
     if os.path.splitext(args.out)[1].lower() != ".gif":
         raise CommandError(f"--out must be a .gif file. Received: {args.out!r}.")
+    check_new_file(args.out, args.overwrite)
     if not 12 <= args.cell <= 200 or args.duration < 20:
         raise CommandError(f"--cell must be 12-200 pixels and --duration >= 20 ms. Received: --cell {args.cell}, "
                            f"--duration {args.duration}.")
@@ -88,5 +92,6 @@ def run(args) -> int:
         animate.save_gif(frames, args.out, duration=args.duration)
     except (ValueError, ImportError) as e:
         raise CommandError(" ".join(str(e).split())) from None
-    print(f"{anim.describe()}: {len(frames)} frames -> {args.out}")
+    if not args.quiet:
+        print(f"{anim.describe()}: {len(frames)} frames -> {args.out}")
     return 0

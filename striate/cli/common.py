@@ -2,6 +2,7 @@
 data and models with one-line errors, and the preprocessing recorded in weight files."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -186,6 +187,32 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+def add_overwrite_option(p, help_: str = "replace --out if it exists", legacy_force: bool = False) -> None:
+    """``--overwrite``: the one spelling of "replace what is there" (``--force``, an older spelling of
+    export and import, still works there, unlisted)."""
+    p.add_argument("--overwrite", action="store_true", help=help_)
+    if legacy_force:
+        p.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_quiet_option(p, help_: str = "print nothing but errors") -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help=help_)
+
+
+def check_new_file(path, overwrite: bool, source=None, option: str = "--out") -> None:
+    """Refuse to write ``path`` when it exists (unless ``overwrite``), is a folder, or is the file the
+    command reads (``source``): a command never replaces its own input, even with --overwrite."""
+    if not os.path.exists(path):
+        return
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path!r} is a folder; give a file path.")
+    if source is not None and os.path.exists(source) and os.path.samefile(path, source):
+        raise CommandError(f"{option} {path!r} is the file this command reads; it is never replaced by its own "
+                           f"output. Choose another {option}.")
+    if not overwrite:
+        raise CommandError(f"{option} {path!r} exists; add --overwrite to replace it, or choose another {option}.")
+
+
 def load_data(dataset: str, data_dir=None, verify: bool = True, test_only: bool = False):
     """``load_dataset`` with errors turned into one-line CommandErrors."""
     from ..data import load_dataset
@@ -207,6 +234,33 @@ def load_data(dataset: str, data_dir=None, verify: bool = True, test_only: bool 
         raise CommandError(f"could not load {dataset!r}: {one_line(e)}") from None
 
 
+def load_run_data(meta: dict, path, dataset=None, data_dir=None, no_verify: bool = False, test_only: bool = True):
+    """The data set a model file records (``training.run_data``), cut as its run cut it: the same folder
+    (unless ``data_dir`` names another) and, for a fine-tuned model, the same class subset renumbered
+    0..k-1. ``dataset`` (any spelling) replaces the recorded one; a CommandError (one line) otherwise."""
+    from ..data import select_classes
+    from ..training import run_data
+
+    recorded = run_data(meta)
+    dataset = dataset_key(dataset) if dataset else recorded["dataset"]
+    if not dataset:
+        raise CommandError(f"{path} does not record its data set: give --dataset.")
+    same = dataset == recorded["dataset"]
+    if data_dir is None and same:
+        data_dir = recorded["data_dir"]
+        if data_dir is not None and not os.path.isdir(data_dir):
+            raise CommandError(f"the run was trained from --data-dir {data_dir!r}, which is no longer a folder: give "
+                               "--data-dir with the data set's files.")
+    verify = not no_verify and (recorded["verify"] or data_dir != recorded["data_dir"])
+    ds = load_data(dataset, data_dir, verify=verify, test_only=test_only)
+    if same and recorded["classes"] is not None:
+        try:
+            ds = select_classes(ds, recorded["classes"])
+        except ValueError as e:
+            raise CommandError(f"{path}: {one_line(e)}") from None
+    return ds
+
+
 def build_model(name: str, args: dict, rng=None):
     """``st.models.get(name, **args)`` with errors turned into one-line CommandErrors."""
     from .. import models
@@ -217,32 +271,20 @@ def build_model(name: str, args: dict, rng=None):
         raise CommandError(" ".join(str(e).split())) from None
 
 
-def load_model_file(path):
-    """Rebuild the model a weights file or checkpoint describes; return ``(model, meta)``."""
-    from ..training import CheckpointError, load_checkpoint
+def load_model_file(path, allow_onnx: bool = False):
+    """Rebuild the model a weights file or checkpoint (or, with ``allow_onnx``, an ``.onnx`` file)
+    describes; return ``(model, meta)``. Errors are one-line CommandErrors."""
+    from ..training.model_file import load_model
 
     if path is None:
         raise CommandError("give the model file with --checkpoint PATH (or --weights PATH), e.g. "
                            "runs/digits-digits_cnn/weights.npz.")
+    if allow_onnx and str(path).lower().endswith(".onnx") and not os.path.isfile(path):
+        raise CommandError(f"no such file: {path!r}.")
     try:
-        ckpt = load_checkpoint(path)
-    except (CheckpointError, FileNotFoundError) as e:
-        raise CommandError(str(e)) from None
-    spec = ckpt.meta.get("model")
-    if isinstance(spec, dict) and "graph" in spec:  # a graph read by `striate import` (or fine-tuned from one)
-        from ..onnx import GraphModule
-        model, what = GraphModule(spec["graph"]), "the recorded graph"
-    elif isinstance(spec, dict) and "name" in spec:
-        model, what = build_model(spec["name"], dict(spec.get("args") or {})), f"model {spec['name']!r}"
-    else:
-        raise CommandError(f"{path} does not record which model it holds (no meta['model']); it was not "
-                           "written by `striate train` or `striate import`. Load it in Python with "
-                           "st.training.load_weights.")
-    try:
-        model.load_state_dict(ckpt.model_state)
-    except (KeyError, ValueError) as e:
-        raise CommandError(f"{path}: the weights do not fit {what}: {' '.join(str(e).split())}") from None
-    return model, ckpt.meta
+        return load_model(path, allow_onnx=allow_onnx)
+    except (ValueError, FileNotFoundError, ImportError) as e:  # CheckpointError is a ValueError
+        raise CommandError(one_line(e)) from None
 
 
 def standardizer(meta: dict):

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import numpy as np
 
-from .common import dataset_key, load_data, load_model_file, standardizer
+from .common import load_model_file, load_run_data, standardizer
 from .main import CommandError
 
 EPILOG = """\
@@ -31,8 +30,9 @@ def add_parser(subparsers):
                     "of its data set: loss, top-1 and top-5 accuracy, per-class accuracy, confusion matrix.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
-                   help="weights.npz or checkpoint.npz written by striate train")
+    p.add_argument_group("required arguments").add_argument(
+        "--checkpoint", "--weights", dest="checkpoint", required=True, metavar="PATH",
+        help="weights.npz or checkpoint.npz written by striate train or finetune")
     p.add_argument("--dataset", metavar="NAME|DIR", help="data set (default: the one recorded in the file)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (default: the one the "
                    "run was trained from)")
@@ -75,18 +75,8 @@ def run(args) -> int:
         raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
     model, meta = load_model_file(args.checkpoint)
     config = meta.get("config") or {}
-    recorded = meta.get("dataset")
-    dataset = dataset_key(args.dataset) if args.dataset else recorded
-    if not dataset:
-        raise CommandError(f"{args.checkpoint} does not record its data set: give --dataset.")
-    data_dir = args.data_dir
-    if data_dir is None and dataset == recorded:
-        data_dir = meta.get("data_dir") or config.get("data_dir")
-        if data_dir is not None and not os.path.isdir(data_dir):
-            raise CommandError(f"the run was trained from --data-dir {data_dir!r}, which is no longer a folder: give "
-                               "--data-dir with the data set's files.")
-    verify = not args.no_verify and (bool(config.get("verify", True)) or args.data_dir is not None)
-    ds = load_data(dataset, data_dir, verify=verify, test_only=True)
+    # the recorded data set, folder and (for a fine-tuned model) class subset, unless others are given
+    ds = load_run_data(meta, args.checkpoint, args.dataset, args.data_dir, no_verify=args.no_verify)
     expected = tuple(meta.get("input_shape") or ds.input_shape)
     if tuple(ds.input_shape) != expected:
         raise CommandError(f"the model takes {expected} images; {ds.name} has {tuple(ds.input_shape)}.")

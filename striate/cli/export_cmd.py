@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from .common import add_overwrite_option, add_quiet_option, check_new_file, load_model_file
 from .main import CommandError
 
 EPILOG = """examples:
@@ -27,17 +27,15 @@ def add_parser(subparsers):
     p.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset version (default 17)")
     p.add_argument("--nchw-input", action="store_true",
                    help="take NCHW input (PyTorch's layout) instead of striate's NHWC: no input Transpose")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_overwrite_option(p, "replace --out if it exists (never the --checkpoint file itself)", legacy_force=True)
+    add_quiet_option(p)
     p.set_defaults(command="export")
     return p
 
 
 def run(args) -> int:
-    from .import_cmd import load_base
-
-    if os.path.exists(args.out) and not args.force:
-        raise CommandError(f"--out {args.out!r} exists; pass --force to overwrite it.")
-    model, meta = load_base(args.checkpoint)
+    check_new_file(args.out, args.overwrite, source=args.checkpoint)
+    model, meta = load_model_file(args.checkpoint, allow_onnx=True)
     shape = meta.get("input_shape") or getattr(model, "input_shape", None)
     if not shape:
         raise CommandError(f"{args.checkpoint} does not record the input shape of its model.")
@@ -49,6 +47,8 @@ def run(args) -> int:
         raise CommandError(str(e)) from None
     except ValueError as e:
         raise CommandError(" ".join(str(e).split())) from None
+    if args.quiet:
+        return 0
     ops = sorted({n.op_type for n in proto.graph.node})
     layout = "NCHW" if args.nchw_input else "NHWC"
     print(f"exported {args.checkpoint} -> {args.out}: opset {args.opset}, {layout} input "

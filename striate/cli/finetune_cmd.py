@@ -8,20 +8,19 @@
    ``lr / --lr-mult`` and the head at ``lr`` (discriminative fine-tuning: two parameter groups),
    with a cosine decay.
 
-The pieces are the train command's: the same data loading, optimiser, loop and output files
-(weights.npz, checkpoint.npz, log.csv, metrics.json).
+The pieces are the train command's: the same data loading, optimiser, loop and run folder
+(weights.npz, checkpoint.npz, log.csv, metrics.json; striate.training.RunDir). The run records its
+data set, --data-dir and class subset, so evaluate, report and visualize cut the same data.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import os
 import time
 
 import numpy as np
 
+from .common import one_line
 from .main import CommandError
 
 EPILOG = """examples:
@@ -58,7 +57,9 @@ def add_parser(subparsers):
     p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="sgd", help="default sgd (momentum 0.9)")
     p.add_argument("--weight-decay", type=float, default=5e-4, metavar="L2", help="default 5e-4")
     p.add_argument("--seed", type=int, default=0, help="seed of the new head, the subset and shuffling (default 0)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default runs/finetune-<dataset>)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/finetune-<dataset>); never the folder "
+                   "of --base, and never a folder holding another run unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
     p.set_defaults(command="finetune")
     return p
@@ -66,77 +67,15 @@ def add_parser(subparsers):
 
 def _subset(ds, classes, per_class, seed):
     """The data set restricted to ``classes`` (renumbered) and ``per_class`` training images each."""
-    from ..data import Dataset
+    from ..data import sample_per_class, select_classes
 
-    x_tr, y_tr, x_te, y_te, names = ds.x_train, ds.y_train, ds.x_test, ds.y_test, list(ds.class_names)
-    if classes is not None:
-        bad = [c for c in classes if not 0 <= c < len(names)]
-        if bad:
-            raise CommandError(f"--classes must be indices in 0..{len(names) - 1}. Received: {bad}.")
-        lut = np.full(len(names), -1)
-        lut[classes] = np.arange(len(classes))
-        keep_tr, keep_te = lut[y_tr] >= 0, lut[y_te] >= 0
-        x_tr, y_tr, x_te, y_te = x_tr[keep_tr], lut[y_tr[keep_tr]], x_te[keep_te], lut[y_te[keep_te]]
-        names = [names[c] for c in classes]
-    if per_class is not None:
-        if per_class < 1:
-            raise CommandError(f"--per-class must be a positive integer. Received: {per_class}.")
-        rng = np.random.default_rng(seed)
-        idx = []
-        for c in range(len(names)):
-            members = np.flatnonzero(y_tr == c)
-            if len(members) < per_class:
-                raise CommandError(f"--per-class {per_class}: class {names[c]!r} has only {len(members)} images.")
-            idx.append(rng.choice(members, per_class, replace=False))
-        idx = np.sort(np.concatenate(idx))
-        x_tr, y_tr = x_tr[idx], y_tr[idx]
-    return Dataset(x_tr, y_tr, x_te, y_te, names, name=ds.name)
-
-
-def _write_log(path, rows):
-    from ..atomic import atomic_write_text
-
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(path, buf.getvalue())
-
-
-def finetune(model, head, train, epochs_head, epochs, config, freeze_until=None, train_bn=False, verbose=1,
-             val=None, callbacks=()):
-    """The two phases on a model whose head was just replaced; returns the log rows and the optimiser.
-    ``val`` and ``callbacks`` (e.g. the best checkpoint) serve the fine-tuning phase."""
-    from .. import optim
-    from ..training import fit
-    from .train_cmd import _optimizer
-
-    head_ids = {id(p) for p in head.parameters()}
-    rows = []
-    if epochs_head:
-        if freeze_until:
-            model.freeze(until=freeze_until, train_bn=train_bn)
-        else:
-            model.freeze(train_bn=train_bn)
-        head.unfreeze()
-        opt = _optimizer(config, model.parameters())
-        history = fit(model, train, epochs=epochs_head, optimizer=opt, verbose=verbose)
-        rows += [dict(phase="head", epoch=i + 1, **{k: v[i] for k, v in history.history.items()})
-                 for i in range(len(history.epoch))]
-    model.unfreeze()
-    body = [p for p in model.parameters() if id(p) not in head_ids]
-    # two groups (discriminative fine-tuning); the head first, so the logged lr is the head's
-    groups = [{"params": head.parameters()}, {"params": body, "lr": config["lr"] / config["lr_mult"]}]
-    opt = _optimizer(config, groups if body else head.parameters())
-    if epochs:
-        schedule = optim.CosineAnnealingLR(opt, t_max=epochs)
-        history = fit(model, train, val, epochs=epochs, optimizer=opt, schedule=schedule, callbacks=callbacks,
-                      verbose=verbose)
-        rows += [dict(phase="finetune", epoch=epochs_head + i + 1, **{k: v[i] for k, v in history.history.items()})
-                 for i in range(len(history.epoch))]
-    return rows, opt
+    try:
+        if classes is not None:
+            ds = select_classes(ds, classes)
+        return ds if per_class is None else sample_per_class(ds, per_class, seed)
+    except ValueError as e:  # worded with the parameters' names: said with the options' names
+        raise CommandError(one_line(e).replace("per_class=", "--per-class ").replace("classes=", "--classes ")
+                           .replace("classes must", "--classes must", 1)) from None
 
 
 def _check_args(args):
@@ -150,12 +89,18 @@ def _check_args(args):
         raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
     if not 0 <= args.val_split < 1:
         raise CommandError(f"--val-split must lie in [0, 1). Received: {args.val_split}.")
-    if not args.classes:
+    if args.per_class is not None and args.per_class < 1:
+        raise CommandError(f"--per-class must be a positive integer. Received: {args.per_class}.")
+    if args.classes is None:
         return None
     try:
-        return [int(c) for c in args.classes.split(",") if c.strip()]
+        classes = [int(c) for c in args.classes.split(",") if c.strip()]
     except ValueError:
         raise CommandError(f"--classes must be comma-separated integers. Received: {args.classes!r}.") from None
+    if len(set(classes)) < 2 or len(set(classes)) != len(classes):
+        raise CommandError("--classes must name at least two different classes, each once: a model of one class has "
+                           f"nothing to tell apart (its accuracy would always be 100%). Received: {args.classes!r}.")
+    return classes
 
 
 def _check_layer(model, name):
@@ -166,76 +111,106 @@ def _check_layer(model, name):
                            f"Layers: {shown}.")
 
 
-def _run_meta(args, model, meta, ds, standardize):
-    """The description stored with the fine-tuned weights (model, classes, preprocessing, config)."""
-    new_meta = dict(meta)
-    new_meta.update(class_names=list(ds.class_names), input_shape=list(ds.input_shape), dataset=args.dataset,
+def _run_meta(args, model, meta, ds, standardize, data: dict, run_id: str):
+    """The description stored with the fine-tuned weights: model, classes, preprocessing, and the data it
+    was made from (data set, --data-dir, the class subset), so evaluate / report / ... cut the same data."""
+    from .. import __version__
+
+    new_meta = {k: v for k, v in meta.items() if k not in ("config", "run_id", "data_dir", "dataset", "classes")}
+    new_meta.update(class_names=list(ds.class_names), input_shape=list(ds.input_shape),
                     preprocess={"scale": 1 / 255, "mean": np.asarray(standardize.mean).tolist(),
                                 "std": np.asarray(standardize.std).tolist(), "eps": standardize.eps},
-                    base=os.path.abspath(args.base))
+                    base=os.path.abspath(args.base), run_id=run_id, striate_version=__version__, **data)
     spec = new_meta.get("model") or {}
     if "graph" in spec:
         new_meta["model"] = {"graph": model.current_spec()}
     elif "name" in spec:  # a zoo model: `striate evaluate` / `predict` rebuild it with the new class count
         new_meta["model"] = {"name": spec["name"], "args": dict(spec.get("args") or {}, num_classes=ds.num_classes)}
-    config = {k: getattr(args, k) for k in ("dataset", "classes", "per_class", "val_split", "freeze_until",
-                                              "train_bn", "head_epochs", "epochs", "lr", "lr_mult", "batch_size",
-                                              "optimizer", "weight_decay", "seed")}
-    new_meta["config"] = config
+    config = {k: getattr(args, k) for k in ("per_class", "val_split", "freeze_until", "train_bn", "head_epochs",
+                                              "epochs", "lr", "lr_mult", "batch_size", "optimizer", "weight_decay",
+                                              "seed")}
+    new_meta["config"] = dict(config, **data, verify=True)
     return new_meta
 
 
-def _write_run(out, args, model, new_meta, ds, rows, opt, result, started, train_images):
+def _write_run(run_dir, args, model, new_meta, ds, rows, opt, result, started, train_images):
     """weights.npz, checkpoint.npz, log.csv and metrics.json, as `striate train` writes them
     (checkpoint_best.npz is written during training when there is a validation split)."""
-    from ..atomic import atomic_write_text
     from ..training import save_checkpoint, save_weights
 
     epochs = args.head_epochs + args.epochs
-    save_weights(os.path.join(out, "weights.npz"), model, meta=new_meta)
-    save_checkpoint(os.path.join(out, "checkpoint.npz"), model, opt, epoch=epochs, meta=new_meta)
-    _write_log(os.path.join(out, "log.csv"), rows)
+    save_weights(run_dir.weights, model, meta=new_meta)
+    save_checkpoint(run_dir.checkpoint, model, opt, epoch=epochs, meta=new_meta)
+    run_dir.write_log(rows)
     metrics = {"test_accuracy": result["accuracy"], "test_loss": result["loss"], "epochs": epochs,
                "seconds": round(time.perf_counter() - started, 2), "train_images": int(train_images),
-               "params": model.num_parameters(),
+               "params": model.num_parameters(), "dataset": new_meta["dataset"], "data_dir": new_meta["data_dir"],
+               "classes": new_meta["classes"],
                "per_class_accuracy": {n: (None if np.isnan(a) else float(a))
                                       for n, a in zip(ds.class_names, result["per_class_accuracy"])},
                "confusion_matrix": result["confusion_matrix"].tolist(), "config": new_meta["config"]}
-    atomic_write_text(os.path.join(out, "metrics.json"), json.dumps(metrics, indent=2) + "\n")
+    run_dir.write_metrics(metrics)
     return metrics
 
 
+def _open(args, data: dict, run_id: str):
+    """The run folder, checked before any data are read: never another run's (unless --overwrite), and
+    never the folder of the base model it reads."""
+    from ..training import RunDir, RunDirError
+    from ..training.run_dir import default_folder
+
+    run_dir = RunDir(args.out or default_folder("finetune", data["dataset"]))
+    try:
+        run_dir.check(overwrite=args.overwrite, run_id=run_id, reads=[args.base])
+    except RunDirError as e:
+        raise CommandError(one_line(e)) from None
+    return run_dir
+
+
 def run(args) -> int:
-    from .. import random
-    from ..data import DataLoader
-    from ..data import transforms as T
-    from ..training import ModelCheckpoint, evaluate
-    from .common import load_data, standardizer
-    from .import_cmd import load_base
-    from .train_cmd import _split
+    import uuid
+
+    from ..training import RunDirError
+    from .common import dataset_key, load_data, load_model_file
 
     started = time.perf_counter()
     classes = _check_args(args)
-    model, meta = load_base(args.base)
-    ds = _subset(load_data(args.dataset, args.data_dir), classes, args.per_class, args.seed)
+    data = {"dataset": dataset_key(args.dataset),
+            "data_dir": os.path.abspath(args.data_dir) if args.data_dir is not None else None, "classes": classes}
+    model, meta = load_model_file(args.base, allow_onnx=True)
+    run_id = uuid.uuid4().hex
+    run_dir = _open(args, data, run_id)
+    ds = _subset(load_data(data["dataset"], data["data_dir"]), classes, args.per_class, args.seed)
     expected = tuple(meta.get("input_shape") or getattr(model, "input_shape", None) or ds.input_shape)
     if tuple(ds.input_shape) != expected:
         raise CommandError(f"the base model takes {'x'.join(map(str, expected))} images; {args.dataset} has "
                            f"{'x'.join(map(str, ds.input_shape))}.")
     _check_layer(model, args.freeze_until)
+    try:
+        run_dir.open(overwrite=args.overwrite, run_id=run_id, reads=[args.base])
+    except RunDirError as e:
+        raise CommandError(one_line(e)) from None
+    with run_dir:
+        return _finetune(args, model, meta, ds, data, run_id, run_dir, started)
+
+
+def _finetune(args, model, meta, ds, data, run_id, run_dir, started) -> int:
+    from .. import random
+    from ..data import DataLoader, validation_split
+    from ..data import transforms as T
+    from ..training import ModelCheckpoint, evaluate, finetune
+    from .common import standardizer
+
     random.manual_seed(args.seed)
     # the base model's own preprocessing keeps its features' inputs as in pre-training
     standardize = standardizer(meta) or T.Standardize().fit(ds.x_train)
     head = model.replace_head(ds.num_classes, rng=args.seed)
-    config = {"optimizer": args.optimizer, "lr": args.lr, "momentum": 0.9, "weight_decay": args.weight_decay,
-              "lr_mult": args.lr_mult}
-    x_tr, y_tr, x_val, y_val = _split(ds, args.val_split, args.seed)
+    x_tr, y_tr, x_val, y_val = validation_split(ds, args.val_split, args.seed)
     train = DataLoader(x_tr, y_tr, batch_size=args.batch_size, shuffle=True, transform=standardize, rng=args.seed + 1)
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=standardize)
-    out = args.out or os.path.join("runs", f"finetune-{os.path.basename(os.path.normpath(ds.name))}")
-    new_meta = _run_meta(args, model, meta, ds, standardize)
-    best = [] if val is None else [ModelCheckpoint(os.path.join(out, "checkpoint_best.npz"), monitor="val_acc",
-                                                   save_best_only=True, meta=new_meta)]
+    new_meta = _run_meta(args, model, meta, ds, standardize, data, run_id)
+    best = [] if val is None else [ModelCheckpoint(run_dir.best, monitor="val_acc", save_best_only=True,
+                                                   meta=new_meta)]
     verbose = 0 if args.quiet else 2
     if verbose:
         print(f"fine-tuning {args.base} ({model.num_parameters():,} parameters) on {ds.name}: "
@@ -244,13 +219,15 @@ def run(args) -> int:
               f"{args.head_epochs} head epoch(s) at lr {args.lr:g}, then {args.epochs} at lr {args.lr:g} "
               f"(head) / {args.lr / args.lr_mult:g} (base)")
     try:
-        rows, opt = finetune(model, head, train, args.head_epochs, args.epochs, config, args.freeze_until,
-                             args.train_bn, verbose, val, best)
+        rows, opt = finetune(model, head, train, args.head_epochs, args.epochs, optimizer=args.optimizer,
+                             lr=args.lr, lr_mult=args.lr_mult, momentum=0.9, weight_decay=args.weight_decay,
+                             freeze_until=args.freeze_until, train_bn=args.train_bn, verbose=verbose, val=val,
+                             callbacks=best)
     except FloatingPointError as e:
         raise CommandError(str(e).replace("fit: ", "") + " (--lr)") from None
     result = evaluate(model, DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=standardize))
-    metrics = _write_run(out, args, model, new_meta, ds, rows, opt, result, started, len(y_tr))
+    metrics = _write_run(run_dir, args, model, new_meta, ds, rows, opt, result, started, len(y_tr))
     print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
-          f"({metrics['epochs']} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
+          f"({metrics['epochs']} epochs, {metrics['seconds']:.0f}s)  ->  {run_dir.path}/ "
           "(weights.npz, checkpoint.npz, log.csv, metrics.json)")
     return 0

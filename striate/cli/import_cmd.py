@@ -2,13 +2,14 @@
 
 The weights file records the imported graph (its layers and ops, :class:`striate.onnx.GraphModule`)
 in its meta, so ``striate finetune --base`` and ``striate export --checkpoint`` rebuild it without
-the onnx package. :func:`load_base` is the loader the three model-exchange commands share.
+the onnx package (:func:`striate.training.load_model` reads every kind of model file).
 """
 from __future__ import annotations
 
 import argparse
 import os
 
+from .common import add_overwrite_option, add_quiet_option, check_new_file, load_model_file
 from .main import CommandError
 
 EPILOG = """examples:
@@ -30,53 +31,19 @@ def add_parser(subparsers):
     p.add_argument("--out", required=True, metavar="PATH", help="the weights .npz to write")
     p.add_argument("--class-names", metavar="FILE", help="text file with one class name per line "
                    "(default: the names stored in the ONNX metadata, else 0..N-1)")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    add_overwrite_option(p, "replace --out if it exists (never the ONNX file itself)", legacy_force=True)
+    add_quiet_option(p)
     p.set_defaults(command="import")
     return p
-
-
-def _graph_meta(model, meta: dict) -> dict:
-    out = dict(meta)
-    out["model"] = {"graph": model.current_spec()}
-    if model.input_shape:
-        out["input_shape"] = list(model.input_shape)
-    return out
-
-
-def load_base(path):
-    """``(model, meta)`` from a ``.onnx`` file, a weights file written by ``striate import`` (an
-    imported graph) or a checkpoint/weights file of a zoo model (``striate train``)."""
-    if path is None:
-        raise CommandError("give the model file, e.g. runs/mnist/weights.npz or model.onnx.")
-    if not os.path.isfile(path):
-        raise CommandError(f"no such file: {path!r}.")
-    if path.lower().endswith(".onnx"):
-        from .. import onnx as st_onnx
-        try:
-            import onnx
-            model, meta = st_onnx.from_onnx(onnx.load(path))
-        except ImportError as e:
-            raise CommandError(str(e)) from None
-        except ValueError as e:
-            raise CommandError(f"{path}: {' '.join(str(e).split())}") from None
-        except Exception as e:  # noqa: BLE001  (protobuf decode errors of a damaged file)
-            raise CommandError(f"{path} is not a readable ONNX file ({type(e).__name__}).") from None
-        return model, _graph_meta(model, meta)
-    from .common import load_model_file
-    model, meta = load_model_file(path)
-    if "graph" in meta.get("model", {}):
-        model.eval()
-    return model, meta
 
 
 def run(args) -> int:
     from ..training import save_weights
 
-    if os.path.exists(args.out) and not args.force:
-        raise CommandError(f"--out {args.out!r} exists; pass --force to overwrite it.")
     if not args.onnx_file.lower().endswith(".onnx"):
         raise CommandError(f"expected an .onnx file. Received: {args.onnx_file!r}.")
-    model, meta = load_base(args.onnx_file)
+    check_new_file(args.out, args.overwrite, source=args.onnx_file)
+    model, meta = load_model_file(args.onnx_file, allow_onnx=True)
     if args.class_names:
         try:
             with open(args.class_names, encoding="utf-8") as f:
@@ -85,6 +52,8 @@ def run(args) -> int:
             raise CommandError(f"--class-names {args.class_names!r}: {e.strerror}.") from None
     meta["source"] = os.path.basename(args.onnx_file)
     save_weights(args.out, model, meta=meta)
+    if args.quiet:
+        return 0
     layers = len(model.spec["modules"])
     print(f"imported {args.onnx_file}: {len(model.spec['nodes'])} ops, {layers} layers with weights, "
           f"{model.num_parameters():,} parameters -> {args.out}")

@@ -29,8 +29,9 @@ def add_parser(subparsers):
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ...)")
-    p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
-                   help="weights.npz or checkpoint.npz written by striate train")
+    p.add_argument_group("required arguments").add_argument(
+        "--checkpoint", "--weights", dest="checkpoint", required=True, metavar="PATH",
+        help="weights.npz or checkpoint.npz written by striate train or finetune")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show per image (3)")
     p.add_argument("--invert", action="store_true",
                    help="invert the images first (the digits data sets are light strokes on black)")

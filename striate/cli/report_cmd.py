@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 
-import numpy as np
-
+from .common import add_overwrite_option, add_quiet_option, check_new_file, one_line
 from .main import CommandError
 
 EPILOG = """\
@@ -29,63 +26,32 @@ def add_parser(subparsers):
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of striate train")
     p.add_argument("--out", metavar="FILE.html", help="where to write the page (RUN_DIR/report.html)")
-    p.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files (for the test images)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files (for the test images; "
+                   "default: the one the run recorded)")
+    add_overwrite_option(p, "replace an existing --out file (RUN_DIR/report.html is always rewritten)")
+    add_quiet_option(p)
     p.set_defaults(command="report")
     return p
 
 
 def write_report(run_dir: str, out: str | None = None, data_dir: str | None = None) -> str:
-    """Build and write the report of ``run_dir``; returns the path written. Also used by ``train --report``."""
-    from ..atomic import atomic_write_text
-    from ..vis.report import build_report
-    from .common import load_data, load_model_file, standardizer
+    """``striate.vis.run_report.write_run_report`` with one-line CommandErrors."""
+    from ..training import CheckpointError
+    from ..vis.run_report import write_run_report
 
-    if not os.path.isdir(run_dir):
-        raise CommandError(f"RUN_DIR {run_dir!r} is not a folder (give the --out folder of striate train).")
-    out = out or os.path.join(run_dir, "report.html")
-    if not out.lower().endswith((".html", ".htm")):
-        raise CommandError(f"--out must be an .html file. Received: {out!r}.")
-    metrics_path, log_path = os.path.join(run_dir, "metrics.json"), os.path.join(run_dir, "log.csv")
-    if not os.path.isfile(metrics_path) and not os.path.isfile(log_path):
-        raise CommandError(f"{run_dir} has neither metrics.json nor log.csv: is it a folder written by striate train?")
-    metrics, rows, notes = {}, [], []
-    if os.path.isfile(metrics_path):
-        try:
-            with open(metrics_path) as f:
-                metrics = json.load(f)
-        except (OSError, ValueError) as e:
-            raise CommandError(f"cannot read {metrics_path}: {e}") from None
-    else:
-        notes.append("no metrics.json (the run did not finish): no test metrics or confusion matrix.")
-    if os.path.isfile(log_path):
-        with open(log_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    model = meta = x = y = shown = None
-    weights = next((os.path.join(run_dir, n) for n in ("weights.npz", "checkpoint.npz")
-                    if os.path.isfile(os.path.join(run_dir, n))), None)
-    if weights is None:
-        notes.append("no weights.npz or checkpoint.npz: the model sections are left out.")
-    else:
-        model, meta = load_model_file(weights)
-        dataset = meta.get("dataset") or metrics.get("dataset")
-        try:
-            ds = load_data(dataset, data_dir)
-            shown = ds.x_test.astype(np.float32) / np.float32(255) if ds.x_test.dtype == np.uint8 else ds.x_test
-            standardize = standardizer(meta)
-            x = standardize(shown) if standardize is not None else shown
-            y = ds.y_test
-        except CommandError as e:
-            notes.append(f"test images not available ({e}); give --data-dir for the worst-classified images "
-                         "and the activations.")
     try:
-        page = build_report(os.path.abspath(run_dir), metrics, rows, model, meta, x, y, shown, notes)
-    except ImportError as e:
-        raise CommandError(str(e)) from None
-    atomic_write_text(out, page)
-    return out
+        return write_run_report(run_dir, out, data_dir)
+    except (ValueError, ImportError, CheckpointError) as e:
+        raise CommandError(one_line(e)) from None
+    except OSError as e:
+        raise CommandError(f"could not write the report: {e.strerror or one_line(e)}.") from None
 
 
 def run(args) -> int:
+    own = os.path.join(args.run_dir, "report.html")  # the run's own page is rewritten without asking
+    if args.out is not None and not (os.path.exists(own) and os.path.exists(args.out) and os.path.samefile(args.out, own)):
+        check_new_file(args.out, args.overwrite)
     out = write_report(args.run_dir, args.out, args.data_dir)
-    print(f"wrote {out}")
+    if not args.quiet:
+        print(f"wrote {out}")
     return 0

@@ -7,6 +7,7 @@ import logging
 import socket
 import sys
 
+from .common import add_quiet_option
 from .main import CommandError
 
 EPILOG = """\
@@ -37,6 +38,7 @@ def add_parser(subparsers):
                    help="address to bind (default 127.0.0.1: only this machine can connect)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     p.add_argument("--retrain", action="store_true", help="train the default model again even if it is cached")
+    add_quiet_option(p, "print only the address served (no training progress of the default model)")
     p.set_defaults(command="serve")
     return p
 
@@ -76,7 +78,7 @@ def run(args) -> int:
     with sock:
         try:
             if args.checkpoint is None:
-                served = default_served_model(retrain=args.retrain, say=_say)
+                served = default_served_model(retrain=args.retrain, say=(lambda message: None) if args.quiet else _say)
             else:
                 served = load_served_model(args.checkpoint)
         except (ModelFileError, ImportError) as e:

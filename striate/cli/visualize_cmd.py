@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from .common import add_overwrite_option, add_quiet_option
 from .main import CommandError
 
 EPILOG = """\
@@ -42,9 +43,12 @@ def add_parser(subparsers):
     def common(name, help_, image=False, target=False):
         q = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        q.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
-                       help="weights.npz or checkpoint.npz written by striate train")
-        q.add_argument("--out", required=True, metavar="FILE", help="output picture (.png) or raw map (.npy)")
+        needed = q.add_argument_group("required arguments")
+        needed.add_argument("--checkpoint", "--weights", dest="checkpoint", required=True, metavar="PATH",
+                            help="weights.npz or checkpoint.npz written by striate train or finetune")
+        needed.add_argument("--out", required=True, metavar="FILE", help="output picture (.png) or raw map (.npy)")
+        add_overwrite_option(q)
+        add_quiet_option(q)
         if image:
             q.add_argument("--image", required=True, metavar="IMAGE",
                            help="image file (PNG, JPEG, ...), or a preprocessed (h, w, c) array as .npy")
@@ -163,7 +167,7 @@ def _class_name(meta, k):
 def _probabilities(model, x):
     from .. import functional as F
     from ..tensor import Tensor, no_grad
-    from ..vis._model import inspecting
+    from ..vis import inspecting
 
     with inspecting(model), no_grad():
         return F.softmax(model(Tensor(x[None]))).data[0]
@@ -176,7 +180,6 @@ def _save(img_or_array, path):
         draw.save_array(img_or_array, path)
     else:
         draw.save_pil(img_or_array, path)
-    print(f"wrote {path}")
 
 
 # ------------------------------------------------------------------------------------- sub-commands
@@ -261,7 +264,7 @@ def _attribution(args, model, meta, kind):
 
 def _top_patches(args, model, meta):
     from ..vis import attribution, draw, patches
-    from ..vis._model import find_layer
+    from ..vis import find_layer
     from .common import load_data, standardizer
 
     shape = tuple(meta["input_shape"])
@@ -308,7 +311,7 @@ def _top_patches(args, model, meta):
 
 def _maximize(args, model, meta):
     from ..vis import draw, patches
-    from ..vis._model import find_layer
+    from ..vis import find_layer
     from .common import standardizer
 
     shape = tuple(meta["input_shape"])
@@ -334,11 +337,12 @@ def _maximize(args, model, meta):
 
 
 def run(args) -> int:
-    from .common import load_model_file
+    from .common import check_new_file, load_model_file
 
     if not getattr(args, "what", None):
         raise CommandError(f"say what to draw: striate visualize {{{','.join(WHAT)}}} ... (see --help).")
     _out_kind(args.out)
+    check_new_file(args.out, args.overwrite, source=args.checkpoint)
     model, meta = load_model_file(args.checkpoint)
     if not meta.get("input_shape"):
         raise CommandError(f"{args.checkpoint} does not record the model's input shape.")
@@ -352,4 +356,6 @@ def run(args) -> int:
         _top_patches(args, model, meta)
     else:
         _maximize(args, model, meta)
+    if not args.quiet:
+        print(f"wrote {args.out}")
     return 0

@@ -21,7 +21,9 @@ from .formats import read_cifar10, read_idx
 from .annotated import AnnotatedDataset, AnnotatedSplit
 from .image_folder import load_image_folder
 from .loader import DataLoader
+from .subset import sample_per_class, select_classes, validation_split
 
 __all__ = ["Dataset", "load_dataset", "DataLoader", "transforms", "DATASETS", "DatasetInfo", "RemoteFile",
            "stratified_split", "DownloadError", "default_cache_dir", "download_file", "sha256_file",
-           "read_idx", "read_cifar10", "load_image_folder", "AnnotatedDataset", "AnnotatedSplit"]
+           "read_idx", "read_cifar10", "load_image_folder", "AnnotatedDataset", "AnnotatedSplit",
+           "select_classes", "sample_per_class", "validation_split"]

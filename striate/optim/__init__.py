@@ -5,9 +5,11 @@
 """
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
-from .schedules import (ConstantLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, LRSchedule, MultiStepLR,
+from .build import build_optimizer, build_schedule
+from .schedules import (ConstantLR, ContinuedLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, LRSchedule, MultiStepLR,
                         ReduceLROnPlateau, StepLR)
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRSchedule", "StepLR", "MultiStepLR", "ExponentialLR",
-           "CosineAnnealingLR", "ConstantLR", "LinearWarmup", "ReduceLROnPlateau"]
+           "CosineAnnealingLR", "ConstantLR", "LinearWarmup", "ReduceLROnPlateau", "ContinuedLR",
+           "build_optimizer", "build_schedule"]

@@ -160,6 +160,48 @@ class ConstantLR(LRSchedule):
         return base_lr
 
 
+class ContinuedLR(LRSchedule):
+    """The schedule of a run continued past its planned end: from epoch ``start``, where the rate was
+    ``rate``, to a new total of ``total`` epochs, without jumping back to a rate of the old plan::
+
+        cosine:  lr(e) = rate * (1 + cos(pi * min(e - start, T) / T)) / 2,     T = total - start
+        step:    lr(e) = rate * 0.1 ** (number of milestones T // 2, 3T // 4 reached by e - start)
+        none:    lr(e) = rate
+
+    Args:
+        optimizer: the optimizer whose rate it sets (every group gets the same rate).
+        kind: ``"cosine"``, ``"step"`` or ``"none"``.
+        start: the epochs already trained; the schedule starts there (``last_epoch = start``).
+        rate: the rate at ``start``.
+        total: the new total number of epochs, > ``start``.
+
+    Example::
+
+        >>> sched = st.optim.ContinuedLR(opt, "cosine", start=10, rate=0.004, total=20)
+    """
+
+    KINDS = ("cosine", "step", "none")
+
+    def __init__(self, optimizer, kind: str, start: int, rate: float, total: int):
+        if kind not in self.KINDS:
+            raise ValueError(f"ContinuedLR kind must be one of {', '.join(self.KINDS)}. Received: kind={kind!r}.")
+        self.kind = kind
+        self.start = _check_int(start, "start", 0, "ContinuedLR")
+        self.rate = check_number(rate, "rate", low=0.0, owner="ContinuedLR")
+        self.total = _check_int(total, "total", self.start + 1, "ContinuedLR")
+        super().__init__(optimizer)
+        self.last_epoch = self.start
+        self._apply()
+
+    def lr_at(self, epoch, base_lr):
+        e, span = max(0, epoch - self.start), max(1, self.total - self.start)
+        if self.kind == "cosine":
+            return self.rate * (1.0 + math.cos(math.pi * min(e, span) / span)) / 2.0
+        if self.kind == "step":
+            return self.rate * 0.1 ** sum(e >= m for m in (max(1, span // 2), max(2, 3 * span // 4)))
+        return self.rate
+
+
 class LinearWarmup(LRSchedule):
     """Ramp the rate linearly from ``start_factor * base`` to ``base`` over ``warmup_epochs``, then follow
     ``after`` from its epoch 0 (Goyal et al. 2017, "Accurate, large minibatch SGD")::

@@ -33,27 +33,22 @@ def default_model_path() -> str:
 
 
 def served_from_checkpoint(ckpt, source: str) -> ServedModel:
-    """A :class:`ServedModel` from a loaded :class:`~striate.training.Checkpoint` written by striate."""
-    from .. import models
+    """A :class:`ServedModel` from a loaded :class:`~striate.training.Checkpoint` written by striate
+    (``train``, ``finetune`` or ``import``)."""
+    from ..training.model_file import model_from_checkpoint
 
     meta = ckpt.meta or {}
-    spec = meta.get("model")
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ModelFileError(f"{ckpt.path} does not record which model it holds (no meta['model']); it was "
-                             "not written by `striate train`.")
     try:
-        model = models.get(spec["name"], **dict(spec.get("args") or {}))
-        model.load_state_dict(ckpt.model_state)
-    except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{ckpt.path}: the weights do not fit model {spec['name']!r}: "
-                             f"{' '.join(str(e).split())}") from None
+        model = model_from_checkpoint(ckpt)
+    except ValueError as e:
+        raise ModelFileError(" ".join(str(e).split())) from None
     shape = meta.get("input_shape") or getattr(model, "input_shape", None)
     if not shape or len(shape) != 3:
         raise ModelFileError(f"{ckpt.path} does not record the model's input shape (meta['input_shape']).")
     pre = meta.get("preprocess") or {}
     return ServedModel(model, tuple(shape), class_names=meta.get("class_names"),
                        mean=pre.get("mean"), std=pre.get("std"), eps=pre.get("eps", 1e-7),
-                       name=spec["name"], source=source)
+                       name=meta["model"].get("name", "imported graph"), source=source)
 
 
 def load_served_model(path) -> ServedModel:

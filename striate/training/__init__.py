@@ -9,7 +9,11 @@ from .callbacks import Callback, CSVLogger, EarlyStopping, History, ModelCheckpo
 from .checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_weights, save_checkpoint,
                          save_weights)
 from .loop import Prediction, Run, evaluate, fit, predict
+from .model_file import load_model
+from .run_dir import RUN_FILES, RunDir, RunDirBusy, RunDirError, run_data
+from .transfer import finetune
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
-           "Checkpoint", "CheckpointError", "metrics"]
+           "Checkpoint", "CheckpointError", "metrics",
+           "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune"]

@@ -28,6 +28,7 @@ from .backprop import BackwardRecord, explain_gradient, record_backward
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
+from ._model import find_layer, inspecting
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
@@ -37,4 +38,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
            "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
-           "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord"]
+           "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord",
+           "find_layer", "inspecting"]

@@ -1,0 +1,107 @@
+"""The settings of a ``striate train`` run from its options: explicit options > the resumed run's saved
+settings > the data set's recipe; checked up front with one-line errors. Shared by the commands that
+train with a recipe."""
+from __future__ import annotations
+
+import math
+import os
+
+from ..optim.build import OPTIMIZERS, SCHEDULES
+from .common import (AUGMENTATIONS, check_seed, dataset_from_files, dataset_key, match_name, one_line, recipe_for,
+                     resolve_model)
+from .main import CommandError
+
+# options that the recipe (or a resumed run's saved configuration) fills in when left out
+TUNABLE = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup",
+           "augment", "crop_padding", "val_split")
+
+
+# settings a resumed run cannot change: the weights, the optimiser state and the data would not fit
+FIXED_ON_RESUME = ("dataset", "model", "optimizer")
+
+
+def load_resume(path):
+    from ..training import CheckpointError, load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(path)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise CommandError(one_line(e)) from None
+    if ckpt.kind != "checkpoint":
+        raise CommandError(f"{path} is a weights file; --resume needs the checkpoint.npz of a run.")
+    return ckpt
+
+
+def resolve_config(args, ckpt=None) -> dict:
+    """The run's settings: explicit options > the resumed run's saved settings > the data set's recipe."""
+    saved = dict((ckpt.meta.get("config") or {}) if ckpt is not None else {})
+    given = {k: getattr(args, k) for k in TUNABLE if getattr(args, k) is not None}
+    if "model" in given:
+        given["model"] = resolve_model(given["model"])
+    if "optimizer" in given:
+        given["optimizer"] = match_name(given["optimizer"], OPTIMIZERS, "--optimizer")
+    if "schedule" in given:
+        given["schedule"] = match_name(given["schedule"], SCHEDULES, "--schedule")
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir is not None else None
+    if args.dataset is not None:
+        dataset = dataset_key(args.dataset)
+    elif ckpt is not None and saved.get("dataset"):
+        dataset = saved["dataset"]
+    elif data_dir is not None:
+        dataset = dataset_from_files(data_dir)  # a folder of MNIST files must not train the digits
+    else:
+        dataset = "digits"
+    if ckpt is not None:
+        mine = dict(given, dataset=dataset)
+        for key in FIXED_ON_RESUME:
+            if key in saved and key in mine and mine[key] != saved[key]:
+                option = "--" + key.replace("_", "-")
+                raise CommandError(f"{option} {mine[key]} differs from the run being resumed ({saved[key]}, in "
+                                   f"{args.resume}); a run continues with its own {key}. Drop {option}, or start a "
+                                   "new run without --resume.")
+        if data_dir is None:
+            data_dir = saved.get("data_dir")
+    config = recipe_for(dataset)
+    per_model = config.pop("models", {})
+    config.update({k: v for k, v in saved.items() if k in TUNABLE})
+    config.update(given)
+    chosen = config["model"] = resolve_model(config["model"])
+    for k, v in per_model.get(chosen, {}).items():  # e.g. --model lenet5 on MNIST: its own rate
+        if k not in given and k not in saved:
+            config[k] = v
+    if "warmup" not in given and "warmup" not in saved and config["warmup"] >= config["epochs"]:
+        config["warmup"] = config["epochs"] - 1  # the recipe's warm-up shortened for a short run (not an error)
+    config["dataset"] = dataset
+    config["data_dir"] = data_dir
+    config["verify"] = not args.no_verify if (args.no_verify or ckpt is None) else saved.get("verify", True)
+    config["seed"] = check_seed(args.seed) if args.seed is not None else int(saved.get("seed", 0))
+    if ckpt is not None and saved.get("replan"):
+        config["replan"] = saved["replan"]
+    validate_config(config)
+    return config
+
+
+def validate_config(c: dict) -> None:
+    def need(ok, message):
+        if not ok:
+            raise CommandError(message)
+
+    need(c["epochs"] >= 1, f"--epochs must be a positive integer. Received: {c['epochs']}.")
+    need(c["batch_size"] >= 1, f"--batch-size must be a positive integer. Received: {c['batch_size']}.")
+    need(math.isfinite(c["lr"]) and c["lr"] > 0, f"--lr must be a positive number. Received: {c['lr']}.")
+    need(0 <= c["momentum"] < 1, f"--momentum must lie in [0, 1). Received: {c['momentum']}.")
+    need(math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0,
+         f"--weight-decay must be >= 0. Received: {c['weight_decay']}.")
+    need(0 <= c["val_split"] < 1, f"--val-split must lie in [0, 1). Received: {c['val_split']}.")
+    need(c["warmup"] >= 0, f"--warmup must be >= 0 epochs. Received: {c['warmup']}.")
+    need(c["warmup"] == 0 or c["warmup"] < c["epochs"],
+         f"--warmup must be shorter than the run (--epochs {c['epochs']}), or the rate never leaves the warm-up. "
+         f"Received: --warmup {c['warmup']}.")
+    need(c["crop_padding"] >= 0, f"--crop-padding must be >= 0 pixels. Received: {c['crop_padding']}.")
+    need(c["schedule"] != "plateau" or c["val_split"] > 0, "--schedule plateau watches val_loss: give --val-split > 0.")
+    need(c["schedule"] != "plateau" or c["warmup"] == 0, "--warmup does not combine with --schedule plateau; use "
+                                                           "--warmup 0.")
+    augs = [a.strip() for a in str(c["augment"]).split(",") if a.strip()]
+    augs = [match_name(a, AUGMENTATIONS, "--augment") for a in augs]
+    c["augment"] = ",".join(a for a in augs if a != "none") or "none"
+    c["model"] = resolve_model(c["model"])
