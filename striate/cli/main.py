@@ -28,6 +28,7 @@ COMMANDS = {
     "export": "export_cmd",
     "import": "import_cmd",
     "finetune": "finetune_cmd",
+    "lr-find": "lrfind_cmd",
 }
 
 
