@@ -64,7 +64,8 @@ def add_parser(subparsers):
                       "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting)")
     data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels")
     model = p.add_argument_group("model and optimisation")
-    model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them)")
+    model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them), or a layer list "
+                       "such as \"conv 8 5 relu, pool 2, conv 16 5 relu, pool 2, dense 10\"")
     model.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
     model.add_argument("--batch-size", type=int, metavar="N", help="images per step")
     model.add_argument("--optimizer", metavar="NAME", help="sgd (momentum, Nesterov), adam or adamw")
@@ -417,7 +418,8 @@ def _out_folder(args, config: dict) -> str:
     if args.resume:
         return os.path.dirname(os.path.abspath(args.resume))
     name = os.path.basename(os.path.normpath(config["dataset"])) or "data"
-    return os.path.join("runs", f"{name}-{config['model']}")
+    model = "layers" if " " in config["model"] else config["model"]  # a layer list makes no folder name
+    return os.path.join("runs", f"{name}-{model}")
 
 
 def _check_resumed_model(ckpt, model_args: dict, path) -> None:
