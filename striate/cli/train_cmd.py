@@ -85,6 +85,9 @@ def add_parser(subparsers):
                      "(its data and settings are reused; --epochs sets the new total, see below)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
     run.add_argument("--report", action="store_true", help="also write report.html into --out (striate report)")
+    run.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files into DIR: loss, "
+                     "accuracy, rate, filters, activations, weight and gradient histograms (pip install "
+                     "'striate[tensorboard]'; then tensorboard --logdir DIR)")
     run.add_argument("--distributed", action="store_true",
                      help="data-parallel training over the processes of mpiexec (mpiexec -n 4 striate train "
                           "... --distributed; pip install 'striate[mpi]'): --batch-size stays the global batch, "
@@ -491,6 +494,17 @@ def _callbacks(out: str, meta: dict, with_best: bool) -> list:
     return callbacks
 
 
+def _tensorboard(log_dir: str):
+    """The TensorBoard callback of --tensorboard, with its errors (a second writer, no tensorboardX) as one line."""
+    from ..training import TensorBoard
+    try:
+        return TensorBoard(log_dir)
+    except (ValueError, TypeError, ImportError) as e:
+        raise CommandError(f"--tensorboard: {one_line(e).replace('TensorBoard: ', '')}") from None
+    except OSError as e:
+        raise CommandError(f"--tensorboard {log_dir!r}: {e.strerror or one_line(e)}.") from None
+
+
 def _run(args) -> int:
     import uuid
 
@@ -528,6 +542,8 @@ def _run(args) -> int:
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
     meta = _meta(config, model_args, run_id, ds, eval_t)
     callbacks = _callbacks(out, meta, with_best=val is not None)
+    if getattr(args, "tensorboard", None) and main:
+        callbacks.append(_tensorboard(args.tensorboard))
     if comm is not None:
         model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
     schedule = _schedule(config, opt)

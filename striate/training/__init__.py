@@ -11,7 +11,9 @@ from .checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_weig
                          save_weights)
 from .loop import Prediction, Run, evaluate, fit, predict
 from .lr_find import LRFindResult, lr_find
+from .tensorboard import TensorBoard
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
-           "Checkpoint", "CheckpointError", "metrics", "lr_find", "LRFindResult"]
+           "Checkpoint", "CheckpointError", "metrics", "lr_find", "LRFindResult",
+           "TensorBoard"]
