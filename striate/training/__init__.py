@@ -11,9 +11,10 @@ from .checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_weig
                          save_weights)
 from .loop import Prediction, Run, evaluate, fit, predict
 from .lr_find import LRFindResult, lr_find
+from .gradient_norms import GradientNorms
 from .tensorboard import TensorBoard
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
            "Checkpoint", "CheckpointError", "metrics", "lr_find", "LRFindResult",
-           "TensorBoard"]
+           "TensorBoard", "GradientNorms"]

@@ -13,6 +13,7 @@ from the ``striate[viz]`` extra, imported only when drawing).
 * :func:`top_patches` — the data set's patches that excite a channel most, cropped to the unit's
   receptive field; :func:`maximize_activation` — the input a channel "wants".
 * :func:`conv_animation`, :func:`pool_animation` — conv arithmetic frames (Dumoulin & Visin 2016).
+* :func:`gradient_flow` — per-layer gradient norms and activation statistics of a training step.
 * :func:`lr_find_figure` — loss against learning rate of :func:`striate.training.lr_find`.
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 
@@ -24,6 +25,7 @@ from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_g
                           predicted_class, saliency)
 from .draw import overlay
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
+from .gradient_flow import GradientFlow, gradient_flow, gradient_flow_figure, save_gradient_flow_plot
 from .lr_plot import lr_find_figure, save_lr_find_plot
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
@@ -33,4 +35,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "top_patches", "TopPatches", "layer_field", "maximize_activation", "channel_activation",
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
-           "SALIENCY_METHODS", "lr_find_figure", "save_lr_find_plot"]
+           "SALIENCY_METHODS", "lr_find_figure", "save_lr_find_plot",
+           "gradient_flow", "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot"]
