@@ -139,9 +139,9 @@ def lr_find(model: Module, data, optimizer=None, start_lr: float = 1e-6, end_lr:
 
     Example::
 
-        >>> result = st.training.lr_find(model, DataLoader(x, y, batch_size=64), num_steps=60)
-        >>> result.suggestion, result.rule
-        (0.12, 'steepest')
+        >>> opt = st.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)   # the recipe's optimiser
+        >>> result = st.training.lr_find(model, DataLoader(x, y, batch_size=64), optimizer=opt)
+        >>> print(result.describe())   # the suggested rate and the rule that chose it
     """
     if not isinstance(model, Module):
         raise TypeError(f"lr_find: model must be a striate.nn.Module. Received: {type(model).__name__}.")
