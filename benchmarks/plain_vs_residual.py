@@ -49,6 +49,7 @@ MODELS = {
     "ResNet-56": ("resnet56", {}),
     "plain-56 no BN": ("plain56", {"batch_norm": False}),
 }
+FLOW_FIELDS = ("weight_norm", "grad_norm", "output_grad_norm", "act_std", "act_zero")
 
 
 def load(data_dir, train_size, test_size, seed):
@@ -94,7 +95,7 @@ def train_one(label, name, options, data, args):
     record = {"model": name, "options": options, "lr": lr, "params": model.num_parameters(),
               "layers": [n for n, _ in layers], "train_error": [], "test_error": [], "train_loss": [],
               "step_error": [], "grad_steps": [], "grad_norms": [], "diverged_at": None,
-              "init": {k: getattr(init, k).tolist() for k in ("grad_norm", "output_grad_norm", "act_std", "act_zero")},
+              "init": {k: getattr(init, k).tolist() for k in FLOW_FIELDS},
               "init_loss": init.loss}
     step, started = 0, time.perf_counter()
     for epoch in range(args.epochs):
@@ -128,7 +129,7 @@ def train_one(label, name, options, data, args):
         print(f"  {label:16s} epoch {epoch + 1}/{args.epochs}: train error {100 * wrong / seen:5.1f}%  "
               f"test error {100 * (1 - test['accuracy']):5.1f}%  ({time.perf_counter() - started:.0f}s)", flush=True)
     end = st.vis.gradient_flow(model, probe_x, probe_y)
-    record["end"] = {k: getattr(end, k).tolist() for k in ("grad_norm", "output_grad_norm", "act_std", "act_zero")}
+    record["end"] = {k: getattr(end, k).tolist() for k in FLOW_FIELDS}
     record["end_loss"] = end.loss
     record["seconds"] = round(time.perf_counter() - started, 1)
     return record
@@ -136,6 +137,8 @@ def train_one(label, name, options, data, args):
 
 def plot_errors(results, path, data_note):
     plt = st.vis.draw.pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     colours = {"20": "#ff7f0e", "56": "#d62728"}
     for ax, family in zip(axes, ("plain", "ResNet")):
@@ -148,6 +151,7 @@ def plot_errors(results, path, data_note):
             ax.plot(epochs, 100 * np.array(r["test_error"]), "-", color=c, lw=2.4, label=f"{label} test")
         ax.set_title(f"{family} nets")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("error (%)")
@@ -225,9 +229,9 @@ def main(argv=None):
     for label, r in results.items():
         tr = f"{100 * r['train_error'][-1]:5.1f}%" if r["train_error"] else "  -  "
         te = f"{100 * r['test_error'][-1]:5.1f}%" if r["test_error"] else "  -  "
-        gi, ge = r["init"]["grad_norm"], r["end"]["grad_norm"]
+        gi, ge, we = r["init"]["grad_norm"], r["end"]["grad_norm"], r["end"]["weight_norm"]
         print(f"  {label:16s} {tr} / {te}   init {gi[0]:.3g} / {gi[-2]:.3g}  end {ge[0]:.3g} / {ge[-2]:.3g}"
-              f"   ({r['seconds']:.0f}s)")
+              f"   (||W|| at the end {we[0]:.3g} / {we[-2]:.3g}; {r['seconds']:.0f}s)")
     print(f"wrote {args.out}/training_error.png, gradient_norms.png, results.json")
 
 
