@@ -16,7 +16,7 @@ SMALL = {"alexnet": (67, 67, 3), "alexnet_torchvision": (67, 67, 3), "zfnet": (9
          "googlenet": (64, 64, 3), "resnet18": (64, 64, 3), "resnet34": (64, 64, 3), "resnet50": (64, 64, 3),
          "resnet101": (32, 32, 3), "resnet152": (32, 32, 3)}
 HEAVY = {"alexnet", "alexnet_torchvision", "zfnet", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-         "resnet101", "resnet152", "resnet110", "resnet56", "resnet44"}
+         "resnet101", "resnet152", "resnet110", "resnet56", "resnet44", "plain56"}
 
 
 def _randomise_bn(model, seed=0):

@@ -124,9 +124,16 @@ def match_name(value: str, choices, option: str) -> str:
 
 
 def resolve_model(name: str) -> str:
-    """A model name of the zoo, matched forgivingly (``ResNet-20`` -> ``resnet20``)."""
+    """A model name of the zoo, matched forgivingly (``ResNet-20`` -> ``resnet20``), or a layer list
+    (``"conv 8 5 relu, pool 2, dense 10"``, see :func:`striate.nn.parse_layers`) checked and tidied."""
     from .. import models
+    from ..nn import is_layer_list, parse_layers
 
+    if is_layer_list(name):
+        try:
+            return parse_layers(name).layer_list
+        except ValueError as e:
+            raise CommandError(f"--model {one_line(e)}") from None
     return match_name(name, models.list_models(), "--model")
 
 
@@ -264,11 +271,35 @@ def load_run_data(meta: dict, path, dataset=None, data_dir=None, no_verify: bool
 def build_model(name: str, args: dict, rng=None):
     """``st.models.get(name, **args)`` with errors turned into one-line CommandErrors."""
     from .. import models
+    from ..nn import is_layer_list
 
+    if is_layer_list(name):
+        return _build_layer_list(name, args, rng)
     try:
         return models.get(name, **args, **({} if rng is None else {"rng": rng}))
     except (ValueError, TypeError) as e:
         raise CommandError(" ".join(str(e).split())) from None
+
+
+def _build_layer_list(text: str, args: dict, rng=None):
+    """A layer list built for the data (``input_shape``), its output checked against ``num_classes``."""
+    from ..nn import parse_layers
+    from ..tensor import Tensor, no_grad
+
+    shape = tuple(args.get("input_shape") or ())
+    try:
+        model = parse_layers(text, input_shape=shape or None, rng=rng)
+    except ValueError as e:
+        raise CommandError(f"--model {one_line(e)}") from None
+    if shape and args.get("num_classes") is not None:
+        model.eval()
+        with no_grad():
+            out = model(Tensor(np.zeros((1,) + shape, np.float32))).shape
+        model.train()
+        if out != (1, args["num_classes"]):
+            raise CommandError(f"--model: the layer list gives {'x'.join(map(str, out[1:]))} outputs per image, but the data have "
+                               f"{args['num_classes']} classes; end it with 'dense {args['num_classes']}'.")
+    return model
 
 
 def load_model_file(path, allow_onnx: bool = False):

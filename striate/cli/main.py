@@ -29,6 +29,7 @@ COMMANDS = {
     "import": "import_cmd",
     "finetune": "finetune_cmd",
     "explain": "explain_cmd",
+    "lr-find": "lrfind_cmd",
 }
 
 

@@ -79,7 +79,8 @@ def add_parser(subparsers):
                       "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting)")
     data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels")
     model = p.add_argument_group("model and optimisation")
-    model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them)")
+    model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them), or a layer list "
+                       "such as \"conv 8 5 relu, pool 2, conv 16 5 relu, pool 2, dense 10\"")
     model.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
     model.add_argument("--batch-size", type=int, metavar="N", help="images per step")
     model.add_argument("--optimizer", metavar="NAME", help="sgd (momentum, Nesterov), adam or adamw")
@@ -99,6 +100,9 @@ def add_parser(subparsers):
                      "(its data and settings are reused; --epochs sets the new total, see below)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
     run.add_argument("--report", action="store_true", help="also write report.html into --out (striate report)")
+    run.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files into DIR: loss, "
+                     "accuracy, rate, filters, activations, weight and gradient histograms (pip install "
+                     "'striate[tensorboard]'; then tensorboard --logdir DIR)")
     run.add_argument("--distributed", action="store_true",
                      help="data-parallel training over the processes of mpiexec (mpiexec -n 4 striate train "
                           "... --distributed; pip install 'striate[mpi]'): --batch-size stays the global batch, "
@@ -196,7 +200,8 @@ def _distribute(model, opt, train, val, callbacks, comm):
 def _out_folder(args, config: dict) -> str:
     from ..training.run_dir import default_folder
 
-    return args.out or default_folder("train", config["dataset"], config["model"], resume=args.resume)
+    model = "layers" if " " in config["model"] else config["model"]  # a layer list makes no folder name
+    return args.out or default_folder("train", config["dataset"], model, resume=args.resume)
 
 
 def _check_resumed_model(ckpt, model_args: dict, path) -> None:
@@ -237,6 +242,17 @@ def _write_report(out: str, data_dir) -> str:
         return write_run_report(out, data_dir=data_dir)
     except (ValueError, ImportError, CheckpointError) as e:
         raise CommandError(one_line(e)) from None
+
+
+def _tensorboard(log_dir: str):
+    """The TensorBoard callback of --tensorboard, with its errors (a second writer, no tensorboardX) as one line."""
+    from ..training import TensorBoard
+    try:
+        return TensorBoard(log_dir)
+    except (ValueError, TypeError, ImportError) as e:
+        raise CommandError(f"--tensorboard: {one_line(e).replace('TensorBoard: ', '')}") from None
+    except OSError as e:
+        raise CommandError(f"--tensorboard {log_dir!r}: {e.strerror or one_line(e)}.") from None
 
 
 def _run(args) -> int:
@@ -285,6 +301,8 @@ def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
     val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
     meta = recipe.run_meta(config, model_args, run_id, ds, eval_t)
     callbacks = _callbacks(run_dir, meta, with_best=val is not None)
+    if getattr(args, "tensorboard", None) and main:
+        callbacks.append(_tensorboard(args.tensorboard))
     if comm is not None:
         model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
     schedule = _schedule(config, opt)

@@ -24,11 +24,12 @@ examples:
   striate visualize occlusion   --checkpoint C --image digit.png --window 2 --stride 1 --out occ.png
   striate visualize top-patches --checkpoint C --layer features.7 --channels 0-15 --k 9 --out top.png
   striate visualize maximize    --checkpoint C --layer features.7 --channels 0-7 --out max.png
+  striate visualize gradient-flow --checkpoint C --init --out flow.png   # trained vs freshly initialised
 
 Layer names are those of `striate summary`. --out FILE.npy writes the raw map instead of a picture.
 """
 
-WHAT = ("filters", "activations", "saliency", "gradcam", "occlusion", "top-patches", "maximize")
+WHAT = ("filters", "activations", "saliency", "gradcam", "occlusion", "top-patches", "maximize", "gradient-flow")
 
 
 def add_parser(subparsers):
@@ -87,6 +88,11 @@ def add_parser(subparsers):
     q.add_argument("--channels", default="0-7", metavar="RANGE", help="channels, e.g. 0-7 (0-7)")
     q.add_argument("--steps", type=int, default=200, help="gradient-ascent steps (200)")
     q.add_argument("--seed", type=int, default=0)
+    q = common("gradient-flow", "per-layer gradient norms and activation statistics of one training step")
+    q.add_argument("--batch", type=int, default=64, metavar="N", help="test images in the step (64)")
+    q.add_argument("--init", action="store_true", help="also measure the model freshly initialised (seed 0)")
+    q.add_argument("--dataset", help="data set of the batch (default: the one the model was trained on)")
+    q.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files")
     p.set_defaults(command="visualize", what=None)
     return p
 
@@ -336,6 +342,36 @@ def _maximize(args, model, meta):
     return _save(draw.stack([head] + rows, gap=2), args.out)
 
 
+def _gradient_flow(args, model, meta):
+    from ..vis import gradient_flow, save_gradient_flow_plot
+    from .common import build_model, load_data, standardizer
+
+    dataset = args.dataset or meta.get("dataset")
+    if not dataset:
+        raise CommandError("the model file does not record its data set: give --dataset.")
+    if args.batch < 2:
+        raise CommandError(f"--batch must be at least 2 (batch norm needs a batch). Received: --batch {args.batch}.")
+    ds = load_data(dataset, args.data_dir or meta.get("data_dir"))
+    x = ds.x_test[:args.batch]
+    x = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.astype(np.float32)
+    x = standardizer(meta)(x) if standardizer(meta) is not None else x
+    flows = {"trained": _vis_call(gradient_flow, model, x, ds.y_test[:args.batch])}
+    if args.init:
+        spec = meta.get("model") or {}
+        if "name" not in spec:
+            raise CommandError("--init needs a model of the zoo or a layer list; this file holds an imported graph.")
+        fresh = build_model(spec["name"], dict(spec.get("args") or {}), rng=0)
+        flows["initialised"] = _vis_call(gradient_flow, fresh, x, ds.y_test[:args.batch])
+    for label, flow in flows.items():
+        print(f"{label}: loss {flow.loss:.4f} on {len(x)} test images\n{flow.table()}")
+    if _out_kind(args.out) == "array":
+        return _save({f"{label}_{k}": getattr(f, k) for label, f in flows.items() for k in
+                      ("weight_norm", "grad_norm", "output_grad_norm", "act_mean", "act_std", "act_zero")}, args.out)
+    name = (meta.get("model") or {}).get("name", "model")
+    _vis_call(save_gradient_flow_plot, flows, args.out, title=f"gradient flow: {name}")
+    print(f"wrote {args.out}")
+
+
 def run(args) -> int:
     from .common import check_new_file, load_model_file
 
@@ -354,6 +390,8 @@ def run(args) -> int:
         _attribution(args, model, meta, args.what)
     elif args.what == "top-patches":
         _top_patches(args, model, meta)
+    elif args.what == "gradient-flow":
+        _gradient_flow(args, model, meta)
     else:
         _maximize(args, model, meta)
     if not args.quiet:

@@ -4,6 +4,7 @@ from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Glob
                      Identity, LeakyReLU, LocalResponseNorm, MaxPool2D, ReLU, Sigmoid, Softmax, Tanh)
 from .layers import ConvTranspose2D, Upsample
 from .fold import fold_batch_norm
+from .layer_list import LayerListError, is_layer_list, parse_layers
 from .module import Module, Parameter
 from .sequential import Sequential
 
@@ -12,4 +13,5 @@ __all__ = [
     "GlobalMaxPool2D", "Flatten", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Dropout", "BatchNorm",
     "LocalResponseNorm", "init", "fold_batch_norm",
     "ConvTranspose2D", "Upsample",
+    "parse_layers", "is_layer_list", "LayerListError",
 ]

@@ -3,6 +3,7 @@
     history = st.training.fit(model, train_loader, val_loader, epochs=10, optimizer=opt)
     result = st.training.evaluate(model, test_loader)       # loss, accuracy, confusion_matrix, ...
     pred = st.training.predict(model, images, class_names)  # probabilities, predicted names
+    found = st.training.lr_find(model, train_loader)          # learning-rate range test, on a copy
 """
 from . import metrics
 from .callbacks import Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint
@@ -12,8 +13,12 @@ from .loop import Prediction, Run, evaluate, fit, predict
 from .model_file import load_model
 from .run_dir import RUN_FILES, RunDir, RunDirBusy, RunDirError, run_data
 from .transfer import finetune
+from .lr_find import LRFindResult, lr_find
+from .gradient_norms import GradientNorms
+from .tensorboard import TensorBoard
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
            "Checkpoint", "CheckpointError", "metrics",
-           "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune"]
+           "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune",
+           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms"]

@@ -16,6 +16,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
   (:func:`record_forward` keeps one image's forward pass to explain many units);
   :func:`explain_gradient` — what backprop sends to every layer and to one unit's weights.
 * :func:`conv_animation`, :func:`pool_animation` — conv arithmetic frames (Dumoulin & Visin 2016).
+* :func:`gradient_flow` — per-layer gradient norms and activation statistics of a training step.
+* :func:`lr_find_figure` — loss against learning rate of :func:`striate.training.lr_find`.
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 
 Layer names are those of ``st.summary`` / ``striate summary``. Every function takes one image,
@@ -29,6 +31,8 @@ from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
 from ._model import find_layer, inspecting
+from .gradient_flow import GradientFlow, gradient_flow, gradient_flow_figure, save_gradient_flow_plot
+from .lr_plot import lr_find_figure, save_lr_find_plot
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
@@ -39,4 +43,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
            "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
            "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord",
-           "find_layer", "inspecting"]
+           "find_layer", "inspecting",
+           "lr_find_figure", "save_lr_find_plot", "gradient_flow", "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot"]
