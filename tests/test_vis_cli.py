@@ -117,10 +117,10 @@ def test_trained_model_maps_equal_a_pytorch_twin(trained, tmp_path):
     import torch.nn.functional as TF
 
     from striate.cli.common import load_model_file, standardizer
-    from striate.cli.predict_cmd import load_images
+    from striate.data.images import prepare
 
     model, meta = load_model_file(_ckpt(trained))
-    x = standardizer(meta)(load_images([str(trained[1])], (8, 8, 1)).astype(np.float32) / 255)   # (1, 8, 8, 1)
+    x = standardizer(meta)(prepare(str(trained[1]), (8, 8, 1), meta)[None])   # (1, 8, 8, 1)
     sd = {k: torch.tensor(np.asarray(v, np.float64)) for k, v in model.state_dict().items()}
 
     def block(h, i):

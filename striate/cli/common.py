@@ -2,6 +2,7 @@
 data and models with one-line errors, and the preprocessing recorded in weight files."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import warnings
@@ -257,3 +258,16 @@ def standardizer(meta: dict):
 
 def format_percent(x: float) -> str:
     return f"{100.0 * x:.2f}%"
+
+
+def add_invert_option(p) -> None:
+    """``--invert`` / ``--no-invert`` (default: the automatic rule), for the commands that read pictures."""
+    from ..data.images import INVERT_RULE
+
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                   help="invert the pictures (light <-> dark), or never; " + INVERT_RULE)
+
+
+def invert_choice(args):
+    """``"auto"`` unless ``--invert`` or ``--no-invert`` was given."""
+    return "auto" if getattr(args, "invert", None) is None else bool(args.invert)

@@ -1,8 +1,8 @@
 """``striate visualize``: pictures of what a trained model learned and where it looks.
 
 One sub-command per picture (filters, activations, saliency, gradcam, occlusion, top-patches,
-maximize). Images are read and preprocessed exactly as ``striate predict`` does (its
-``load_images``, then the run's recorded standardisation). ``--out`` takes ``.png`` (the picture)
+maximize). Images are read and prepared exactly as ``striate predict`` does
+(:func:`striate.data.images.prepare`, then the run's recorded standardisation). ``--out`` takes ``.png`` (the picture)
 or ``.npy`` / ``.npz`` (the raw map the picture is drawn from).
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from .common import add_invert_option, invert_choice
 from .main import CommandError
 
 EPILOG = """\
@@ -48,7 +49,7 @@ def add_parser(subparsers):
         if image:
             q.add_argument("--image", required=True, metavar="IMAGE",
                            help="image file (PNG, JPEG, ...), or a preprocessed (h, w, c) array as .npy")
-            q.add_argument("--invert", action="store_true", help="invert the image first (as striate predict)")
+            add_invert_option(q)
         if target:
             q.add_argument("--target", type=int, metavar="K", help="class index (default: the predicted class)")
         q.set_defaults(command="visualize")
@@ -110,32 +111,29 @@ def parse_channels(text: str, limit: int, option: str = "--channels") -> list:
     return sorted(dict.fromkeys(out))
 
 
-def load_input(path, meta, invert=False):
+def load_input(path, meta, invert="auto"):
     """``(x, display)``: the image as the model takes it ``(h, w, c)`` and as shown (pixels in [0, 1]).
 
-    An image file goes through ``striate predict``'s reading (mode, resize, ``--invert``) and the
-    run's standardisation; a ``.npy`` file is taken as already preprocessed.
+    An image file is read and prepared as by ``striate predict`` (:func:`striate.data.images.prepare`:
+    EXIF orientation, transparency, the blank and ``--invert`` rules, resize), then standardised as in
+    the run; a ``.npy`` file is taken as already preprocessed.
     """
-    from ..training.loop import _batch_input
+    from ..data.images import ImageError, load_array, prepare
     from .common import standardizer
-    from .predict_cmd import load_images
 
     shape = tuple(meta.get("input_shape") or ())
     if len(shape) != 3:
         raise CommandError("the model file does not record its input shape (h, w, c).")
-    if str(path).lower().endswith(".npy"):
-        if not os.path.isfile(path):
-            raise CommandError(f"no file at {path!r}.")
-        a = np.load(path)
-        a = a[..., None] if a.ndim == 2 else (a[0] if a.ndim == 4 and len(a) == 1 else a)
-        if a.ndim != 3 or a.shape != shape:
-            raise CommandError(f"{path}: the model takes images of shape {shape} (h, w, c); the array has shape "
-                               f"{np.shape(np.load(path))}.")
-        return a.astype(np.float32), a
-    raw = _batch_input(load_images([path], shape, invert=invert)).data       # (1, h, w, c) in [0, 1]
+    try:
+        if str(path).lower().endswith(".npy"):
+            a = load_array(path, shape)
+            return a, a
+        raw = prepare(path, shape, meta, invert=invert)                   # float32 (h, w, c) in [0, 1]
+    except ImageError as e:
+        raise CommandError(str(e)) from None
     standardize = standardizer(meta)
-    x = standardize(raw) if standardize is not None else raw
-    return x[0], raw[0]
+    x = standardize(raw[None])[0] if standardize is not None else raw
+    return x, raw
 
 
 def _vis_call(fn, *args, **kwargs):
@@ -201,7 +199,7 @@ def _filters(args, model, meta):
 def _activations(args, model, meta):
     from ..vis import draw, filters
 
-    x, shown = load_input(args.image, meta, args.invert)
+    x, shown = load_input(args.image, meta, invert_choice(args))
     names = args.layer or _vis_call(filters.default_activation_layers, model, x.shape)
     acts = _vis_call(filters.activations, model, x, names)
     if _out_kind(args.out) == "array":
@@ -227,7 +225,7 @@ def _activations(args, model, meta):
 def _attribution(args, model, meta, kind):
     from ..vis import attribution, draw
 
-    x, shown = load_input(args.image, meta, args.invert)
+    x, shown = load_input(args.image, meta, invert_choice(args))
     target = args.target
     if target is None:
         target = _vis_call(attribution.predicted_class, model, x)

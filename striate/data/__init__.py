@@ -8,11 +8,12 @@
     for xb, yb in loader: ...                         # float32 (64, 8, 8, 1), int64 (64,)
 
 Modules: ``datasets`` (Dataset, load_dataset, the DATASETS table), ``download`` (verified, resumable
-downloads), ``formats`` (IDX and CIFAR readers), ``image_folder``, ``transforms``, ``loader``.
+downloads), ``formats`` (IDX and CIFAR readers), ``image_folder``, ``images`` (reading and preparing one picture,
+the path every command shares), ``transforms``, ``loader``.
 This package imports only NumPy and the standard library; scikit-learn (the embedded ``digits``) and
 Pillow (image folders) are imported when needed.
 """
-from . import transforms
+from . import images, transforms
 from .datasets import DATASETS, Dataset, DatasetInfo, RemoteFile, load_dataset, stratified_split
 from .download import DownloadError, default_cache_dir, download_file, sha256_file
 from .formats import read_cifar10, read_idx
@@ -21,4 +22,4 @@ from .loader import DataLoader
 
 __all__ = ["Dataset", "load_dataset", "DataLoader", "transforms", "DATASETS", "DatasetInfo", "RemoteFile",
            "stratified_split", "DownloadError", "default_cache_dir", "download_file", "sha256_file",
-           "read_idx", "read_cifar10", "load_image_folder"]
+           "read_idx", "read_cifar10", "load_image_folder", "images"]
