@@ -555,7 +555,7 @@ def test_missing_flask_is_named_with_the_extra(capsys, monkeypatch, lenet):
     monkeypatch.setitem(sys.modules, "flask", None)          # what an environment without Flask does
     assert main(["serve"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "flask is missing" in err and "pip install striate[serve]" in err and "\n" not in err
+    assert "needs flask, which is not installed" in err and 'pip install "striate[serve]"' in err and "\n" not in err
     with pytest.raises(ImportError, match=r"striate\[serve\]"):
         create_app(lenet)
 

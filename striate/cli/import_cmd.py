@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..optional import require
 from .main import CommandError
 
 EPILOG = """examples:
@@ -53,7 +54,7 @@ def load_base(path):
     if path.lower().endswith(".onnx"):
         from .. import onnx as st_onnx
         try:
-            import onnx
+            onnx = require("onnx", "onnx", "reading .onnx files")
             model, meta = st_onnx.from_onnx(onnx.load(path))
         except ImportError as e:
             raise CommandError(str(e)) from None

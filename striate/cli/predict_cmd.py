@@ -58,6 +58,8 @@ def run(args) -> int:
         try:
             images.append(prepare(path, tuple(shape), meta, invert=invert_choice(args)))
             paths.append(path)
+        except ImportError as e:   # Pillow is missing: the same for every file
+            raise CommandError(str(e)) from None
         except ImageError as e:
             if len(args.images) == 1:
                 raise CommandError(str(e)) from None

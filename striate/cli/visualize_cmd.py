@@ -129,7 +129,7 @@ def load_input(path, meta, invert="auto"):
             a = load_array(path, shape)
             return a, a
         raw = prepare(path, shape, meta, invert=invert)                   # float32 (h, w, c) in [0, 1]
-    except ImageError as e:
+    except (ImageError, ImportError) as e:
         raise CommandError(str(e)) from None
     standardize = standardizer(meta)
     x = standardize(raw[None])[0] if standardize is not None else raw

@@ -85,8 +85,7 @@ def open_image(source, name: str | None = None, formats=None, max_side: int | No
         ImageError: no such file, not an image, a refused format or size, truncated data.
     """
     Image = _pil()
-    from PIL import ImageOps
-
+    ImageOps = require("PIL.ImageOps", "data", "reading images")
     label = _label(source, name)
     if isinstance(source, Image.Image):
         img = source

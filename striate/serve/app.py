@@ -29,6 +29,7 @@ import json
 import logging
 import time
 
+from ..optional import require
 from .inference import ServedModel
 from .preprocess import ImageError, MODES, decode_data_url, decode_image, prepare
 
@@ -37,11 +38,7 @@ MAX_CONV_SIZE = 64            # explorer inputs: large enough for any lesson, sm
 
 
 def _flask():
-    try:
-        import flask
-    except ImportError:
-        raise ImportError("striate serve needs Flask: pip install striate[serve].") from None
-    return flask
+    return require("flask", "serve", "striate serve")
 
 
 def _parse_invert(value):
