@@ -242,7 +242,7 @@ def test_bad_files_and_options(trained, capsys, tmp_path):
         (["visualize", "saliency", "--checkpoint", ck, "--image", str(rgb), "--out", str(tmp_path / "s.png")],
          "the model takes images of shape (8, 8, 1) (h, w, c); the array has shape (8, 8, 3)"),
         (["visualize", "filters", "--checkpoint", ck, "--layer", "features.1", "--out", str(tmp_path / "f.png")],
-         "--layer 'features.1' is a BatchNorm, not a Conv2D layer. Conv layers: features.0, features.3, features.7"),
+         "layer 'features.1' is a BatchNorm, not a Conv2D layer. Conv layers: features.0, features.3, features.7"),
         (["visualize", "filters", "--checkpoint", ck, "--out", str(tmp_path / "f.bmp")], "--out must end in .png"),
         (["visualize", "top-patches", "--checkpoint", ck, "--channels", "60-70", "--out", str(tmp_path / "t.png")],
          "--channels: the layer has 64 channels (0-63)"),
@@ -291,3 +291,33 @@ def test_images_are_resized_and_inverted_as_predict_does(trained, tmp_path):
         assert x.shape == (8, 8, 1) and 0 <= shown.min() and shown.max() <= 1
         np.testing.assert_allclose(np.load(path), saliency(model, x, 5))
     assert not np.allclose(np.load(out), np.load(inv))
+
+
+def test_python_users_get_the_commands_pictures(trained, tmp_path, capsys):
+    """striate.vis's figure functions draw exactly the pictures of `striate visualize`."""
+    from striate import vis
+    from striate.cli.common import load_model_file
+    from striate.cli.visualize_cmd import load_input
+
+    ck = _ckpt(trained)
+    model, meta = load_model_file(ck)
+    x, shown = load_input(str(trained[1]), meta)
+    names = meta["class_names"]
+    drawn = {
+        "saliency": vis.saliency_figure(model, x, shown, vis.saliency(model, x, 4), 4, class_names=names),
+        "gradcam": vis.grad_cam_figure(model, x, shown, vis.grad_cam(model, x, 4, layer="features.5"), 4,
+                                       "features.5", class_names=names),
+        "activations": vis.activations_figure(model, x, shown, vis.activations(model, x, ["features.2", "features.9"]),
+                                              class_names=names),
+        "filters": vis.filters_figure(model, x.shape),
+    }
+    argv = {"saliency": ["--image", str(trained[1]), "--target", "4"],
+            "gradcam": ["--image", str(trained[1]), "--target", "4", "--layer", "features.5"],
+            "activations": ["--image", str(trained[1]), "--layer", "features.2", "--layer", "features.9"],
+            "filters": []}
+    for what, figure in drawn.items():
+        vis.save_figure(figure, tmp_path / f"py-{what}.png")
+        assert main(["visualize", what, "--checkpoint", ck, *argv[what], "--out", str(tmp_path / f"cli-{what}.png")]) == 0
+        ours, theirs = _image(tmp_path / f"py-{what}.png"), _image(tmp_path / f"cli-{what}.png")
+        _not_blank(ours)
+        assert ours.size == theirs.size and np.array_equal(np.asarray(ours), np.asarray(theirs)), what

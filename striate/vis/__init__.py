@@ -14,6 +14,9 @@ from the ``striate[viz]`` extra, imported only when drawing).
   receptive field; :func:`maximize_activation` — the input a channel "wants".
 * :func:`conv_animation`, :func:`pool_animation` — conv arithmetic frames (Dumoulin & Visin 2016).
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
+* :func:`filters_figure`, :func:`activations_figure`, :func:`saliency_figure`, :func:`grad_cam_figure`,
+  :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure` — the captioned
+  pictures of ``striate visualize`` (:mod:`striate.vis.figures`); :func:`save_figure` writes one.
 
 Layer names are those of ``st.summary`` / ``striate summary``. Every function takes one image,
 ``(h, w, c)`` or a batch of one, preprocessed as the model was trained, in float32 or float64.
@@ -22,6 +25,8 @@ from .animate import Animation, Frame, conv_animation, draw_frames, pool_animati
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
 from .draw import overlay
+from .figures import (activations_figure, class_probabilities, conv_layer, filters_figure, grad_cam_figure,
+                      maximize_figure, occlusion_figure, saliency_figure, save_figure, top_patches_figure)
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
@@ -31,4 +36,6 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "top_patches", "TopPatches", "layer_field", "maximize_activation", "channel_activation",
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
-           "SALIENCY_METHODS"]
+           "SALIENCY_METHODS", "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure",
+           "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer",
+           "class_probabilities"]
