@@ -67,6 +67,11 @@ def _mpi():
     return comm._import_mpi()
 
 
+def _report():
+    from striate.vis.report import build_report
+    return build_report("run", {}, [])
+
+
 def _read_image():
     from striate.data.images import read_image
     return read_image(b"\x89PNG")
@@ -75,7 +80,7 @@ def _read_image():
 @pytest.mark.parametrize("call,module,extra", [
     (_digits, "sklearn", "data"), (_pil, "PIL", "viz"), (_pyplot, "matplotlib", "viz"),
     (_onnx, "onnx", "onnx"), (_safetensors, "safetensors", "onnx"), (_mpi, "mpi4py", "mpi"),
-    (_read_image, "PIL", "data"),
+    (_read_image, "PIL", "data"), (_report, "jinja2", "viz"),
 ])
 def test_every_optional_import_gives_the_install_line(call, module, extra, monkeypatch):
     try:   # imported first where installed, so that the real module is put back afterwards

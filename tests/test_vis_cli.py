@@ -218,6 +218,30 @@ def test_report_without_test_data_still_writes_the_page(trained, tmp_path):
     assert "Training curves" in page and "no weights.npz" in page
 
 
+def test_report_html_lives_in_its_template_and_escapes_names(trained):
+    """The page's HTML is the package's template (no markup written in Python), and every value is
+    escaped: a class name with markup shows as text."""
+    import importlib.resources
+
+    import striate.vis.report as report
+    from striate.cli.common import load_model_file
+
+    template = importlib.resources.files("striate.vis").joinpath("templates", report.TEMPLATE)
+    assert template.is_file() and "<h2>Training curves</h2>" in template.read_text()
+    source = open(report.__file__, encoding="utf-8").read()
+    assert not re.search(r"<(h1|h2|p|table|tr|td|figure|img|div|html|style)\b", source)
+    pyproject = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "pyproject.toml")).read()
+    assert '"striate.vis" = ["templates/*.html"]' in pyproject
+
+    model, meta = load_model_file(_ckpt(trained))
+    meta = dict(meta, class_names=["<b>zero</b>"] + [str(i) for i in range(1, 10)])
+    metrics = {"model": "<script>x</script>", "confusion_matrix": np.eye(10, dtype=int).tolist()}
+    x = np.zeros((3, 8, 8, 1), np.float32)
+    page = report.build_report("run & <folder>", metrics, [], model, meta, x, np.array([0, 1, 2]), x)
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "run &amp; &lt;folder&gt;" in page and "<b>zero</b>" not in page and "&lt;b&gt;zero&lt;/b&gt;" in page
+
+
 # ---------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("argv,message", [
     (["visualize", "gradcam", "--layer", "conv9"], "no layer named 'conv9'. Layers: features.0, features.1"),
