@@ -2,16 +2,13 @@
 function (striate.nn.layout.flatten_perm), used by ONNX export and import and by PyTorch weights."""
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pytest
 
+from source_files import library_sources
 from striate.nn.layout import flatten_perm
-
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "striate")
-
 
 @pytest.mark.parametrize("h,w,c", [(1, 1, 5), (2, 3, 4), (5, 5, 16), (3, 1, 2)])
 def test_flatten_perm_maps_nhwc_features_to_nchw_features(h, w, c):
@@ -30,16 +27,8 @@ def test_one_home_for_the_flatten_order():
     """No other module spells out the (h, w, c) -> (c, h, w) permutation; export, import and the
     PyTorch weight loader call flatten_perm."""
     spelled = re.compile(r"transpose\(2,\s*0,\s*1\)\.ravel\(\)")
-    copies, callers = [], set()
-    for folder, _, files in os.walk(ROOT):
-        for name in files:
-            if name.endswith(".py"):
-                rel = os.path.relpath(os.path.join(folder, name), ROOT)
-                text = open(os.path.join(folder, name), encoding="utf-8").read()
-                if rel != os.path.join("nn", "layout.py") and spelled.search(text):
-                    copies.append(rel)
-                if "flatten_perm(" in text:
-                    callers.add(rel)
+    sources = dict(library_sources())
+    copies = [path for path, text in sources.items() if path != "nn/layout.py" and spelled.search(text)]
+    callers = {path for path, text in sources.items() if "flatten_perm(" in text}
     assert not copies, copies
-    assert {os.path.join("onnx", "export.py"), os.path.join("onnx", "load.py"),
-            os.path.join("io", "torch_weights.py")} <= callers
+    assert {"onnx/export.py", "onnx/load.py", "io/torch_weights.py"} <= callers

@@ -259,3 +259,28 @@ def test_visualize_npy_that_is_not_an_image_gets_one_line(ckpt, tmp_path, capsys
     np.save(good, np.random.default_rng(0).standard_normal((8, 8)).astype(np.float32))
     assert main(["visualize", "saliency", "--checkpoint", ckpt, "--image", str(good), "--out",
                  str(tmp_path / "s.npy")]) == 0
+
+
+def test_image_folders_read_pictures_as_the_commands_do(tmp_path):
+    """An image-folder data set sees a photo upright and a transparent drawing on its ground."""
+    from striate.data import load_image_folder
+
+    stroke = np.zeros((12, 10), np.uint8)
+    stroke[2:10, 4:6] = 255
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for k in range(3):
+            Image.fromarray(np.roll(stroke, k, axis=1)).save(tmp_path / "imgs" / cls / f"{k}.png")
+    # a 12x10 picture stored turned (10x12) with its orientation tag, and a transparent drawing
+    _exif_rotated(Image.fromarray(stroke), tmp_path / "imgs" / "a" / "turned.png")
+    rgba = np.dstack([np.zeros_like(stroke)] * 3 + [stroke])                 # black strokes, transparent ground
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "imgs" / "b" / "alpha.png")
+    ds = load_image_folder(str(tmp_path / "imgs"), test_fraction=0.0)
+    assert ds.x_train.shape[1:] == (12, 10, 3)                               # the RGBA file makes it RGB
+    turned = images.read_image(str(tmp_path / "imgs" / "a" / "turned.png"), 3)
+    assert turned.shape == (12, 10, 3)
+    np.testing.assert_array_equal(turned[..., 0], stroke)
+    alpha = images.read_image(str(tmp_path / "imgs" / "b" / "alpha.png"), 3)[..., 0]
+    np.testing.assert_array_equal(alpha, 255 - stroke)                       # laid over white
+    assert any(np.array_equal(x[..., 0], stroke) for x in ds.x_train)
+    assert any(np.array_equal(x[..., 0], 255 - stroke) for x in ds.x_train)

@@ -2,17 +2,14 @@
 registry, data sets, layers, initialisers, striate.vis and the command line."""
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
 import pytest
 
 import striate as st
+from source_files import library_sources
 from striate import names
-
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "striate")
-
 
 def test_spelling_rule_and_closest_name():
     assert names.name_key("Fashion-MNIST") == names.name_key("fashion_mnist") == "fashionmnist"
@@ -55,13 +52,6 @@ def test_data_set_names_are_spelled_freely():
 
 def test_one_home_for_suggestions():
     """difflib and "Did you mean" appear only in striate/names.py: every other module calls it."""
-    copies = []
-    for folder, _, files in os.walk(ROOT):
-        for name in files:
-            if name.endswith(".py") and name != "names.py":
-                path = os.path.join(folder, name)
-                text = open(path, encoding="utf-8").read()
-                for pattern in (r"\bdifflib\b", r"Did you mean", r"def _key\("):
-                    if re.search(pattern, text):
-                        copies.append(f"{os.path.relpath(path, ROOT)}: {pattern}")
+    copies = [f"{path}: {pattern}" for path, text in library_sources() if path != "names.py"
+              for pattern in (r"\bdifflib\b", r"Did you mean", r"def _key\(") if re.search(pattern, text)]
     assert not copies, copies

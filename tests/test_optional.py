@@ -9,10 +9,8 @@ import sys
 import numpy as np
 import pytest
 
+from source_files import library_sources
 from striate.optional import install_hint, require
-
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "striate")
-
 
 def test_require_imports_an_installed_package():
     assert require("json", "viz") is sys.modules["json"]
@@ -113,12 +111,6 @@ def test_commands_turn_a_missing_package_into_one_line(monkeypatch, tmp_path, ca
 def test_no_hand_written_install_hints_left():
     """Install hints come from striate.optional; a raise with its own "pip install" text is a copy."""
     raise_call = re.compile(r"raise \w+\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)", re.S)
-    copies = []
-    for folder, _, files in os.walk(ROOT):
-        for name in files:
-            if name.endswith(".py") and name != "optional.py":
-                path = os.path.join(folder, name)
-                text = open(path, encoding="utf-8").read()
-                copies += [f"{os.path.relpath(path, ROOT)}: {m.group(0)[:80]}" for m in raise_call.finditer(text)
-                           if "pip install" in m.group(0)]
+    copies = [f"{path}: {m.group(0)[:80]}" for path, text in library_sources() if path != "optional.py"
+              for m in raise_call.finditer(text) if "pip install" in m.group(0)]
     assert not copies, copies

@@ -61,16 +61,21 @@ def _unreadable(path: str, err, Image) -> ValueError:
     return ValueError(f"{path}: cannot read this image ({err}). Remove it or replace it.")
 
 
+def _read(path: str, channels=None, size=None) -> np.ndarray:
+    """One image as every command reads a picture (:func:`striate.data.images.read_image`: upright by
+    EXIF, transparency laid over its ground), uint8 (H, W, C); a ValueError naming an unusable file."""
+    try:
+        return read_image(path, channels, size=size)
+    except ImageError as err:
+        raise ValueError(f"{err} Remove it from the folder or replace it.") from None
+
+
 def _decode(paths: list, size, gray: bool) -> np.ndarray:
-    """Read and resize every image into one uint8 array (N, H, W, C), as every command reads a picture
-    (:func:`striate.data.images.read_image`: upright by EXIF, transparency laid over its ground)."""
+    """Read and resize every image into one uint8 array (N, H, W, C)."""
     h, w = size
     out = np.empty((len(paths), h, w, 1 if gray else 3), np.uint8)
     for i, path in enumerate(paths):  # one file per iteration: decoding is inherently per file
-        try:
-            out[i] = read_image(path, 1 if gray else 3, size=(h, w))
-        except ImageError as err:
-            raise ValueError(f"{err} Remove it from the folder or replace it.") from None
+        out[i] = _read(path, 1 if gray else 3, (h, w))
     return out
 
 
@@ -158,8 +163,7 @@ def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, se
         except _open_errors(Image) as err:
             raise _unreadable(path, err, Image) from None
     if image_size is None:
-        with Image.open(train_paths[0]) as im:
-            size = (im.height, im.width)
+        size = _read(train_paths[0]).shape[:2]   # as shown: EXIF orientation applied
     else:
         size = _size_pair(image_size)
     return Dataset(_decode(train_paths, size, gray), y_train, _decode(test_paths, size, gray), y_test,
