@@ -284,3 +284,28 @@ def test_image_folders_read_pictures_as_the_commands_do(tmp_path):
     np.testing.assert_array_equal(alpha, 255 - stroke)                       # laid over white
     assert any(np.array_equal(x[..., 0], stroke) for x in ds.x_train)
     assert any(np.array_equal(x[..., 0], 255 - stroke) for x in ds.x_train)
+
+
+def test_the_page_applies_the_rule_with_the_served_models_training_ground():
+    """A model that learnt dark strokes on white: the page inverts a light-on-dark upload for it, as
+    striate predict does, and leaves a dark-on-light one alone."""
+    pytest.importorskip("flask")
+    import striate as st
+    from striate.serve import ServedModel, create_app
+    from striate.serve import preprocess as P
+
+    model = st.nn.Sequential(st.nn.Conv2D(2, 3, padding="same", rng=0), st.nn.ReLU(), st.nn.Flatten(),
+                             st.nn.Dense(3, rng=1)).build((8, 8, 1))
+    served = ServedModel(model, (8, 8, 1), mean=[0.9], std=[0.2])
+    client = create_app(served).test_client()
+    dark_on_light = np.full((16, 16), 240, np.uint8)
+    dark_on_light[3:13, 7:9] = 10
+    for picture, flipped in ((255 - dark_on_light, True), (dark_on_light, False)):
+        body = png_bytes(Image.fromarray(picture))
+        x = P.prepare(P.decode_image(body), (8, 8, 1), mode="resize", mean=served.mean)
+        np.testing.assert_array_equal(x, images.prepare(body, (8, 8, 1), {"preprocess": {"mean": [0.9]}}))
+        assert x[0, 0, 0] > 0.5                                              # the model's light ground
+        assert images.should_invert(picture, 0.9) is flipped
+        r = client.post("/api/predict?preprocess=resize", data=body)
+        assert r.status_code == 200
+        np.testing.assert_allclose(r.json["probabilities"], served.run(x)["probabilities"], atol=1e-6)

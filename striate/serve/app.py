@@ -168,7 +168,7 @@ def _add_predict(app, flask, served: ServedModel, max_bytes: int) -> None:
         t0 = time.perf_counter()
         try:
             body, mode, invert = _read_request(flask, max_bytes, default_mode)
-            x = prepare(decode_image(body), served.input_shape, mode=mode, invert=invert)
+            x = prepare(decode_image(body), served.input_shape, mode=mode, invert=invert, mean=served.mean)
         except ImageError as e:
             return _error(flask, str(e))
         result = served.run(x)

@@ -47,7 +47,7 @@ def decode_image(data: bytes):
     return images.open_image(data, name="the body", formats=FORMATS, max_side=MAX_SIDE)
 
 
-def prepare(img, input_shape, mode: str = "digit", invert="auto", meta=None):
+def prepare(img, input_shape, mode: str = "digit", invert="auto", meta=None, mean=None):
     """A picture as the model sees it, before standardisation: float32 ``(h, w, c)`` in [0, 1].
 
     :func:`striate.data.images.prepare` with the page's default framing (``"digit"``).
@@ -58,8 +58,11 @@ def prepare(img, input_shape, mode: str = "digit", invert="auto", meta=None):
         mode: ``"digit"`` (one-channel models), ``"resize"`` or ``"none"``.
         invert: ``True``, ``False`` or ``"auto"``.
         meta: the model's description (its training images' mean pixel decides ``"auto"``).
+        mean: or that mean pixel itself, per channel in [0, 1] (:attr:`ServedModel.mean`).
 
     Shape:
         returns ``input_shape``.
     """
+    if meta is None and mean is not None:
+        meta = {"preprocess": {"mean": list(mean)}}
     return images.prepare(img, input_shape, meta=meta, invert=invert, mode=mode, name="the image")
