@@ -152,7 +152,8 @@ def flatten_alpha(img):
     rgba = img.convert("RGBA")
     shade = ground_shade(np.asarray(rgba))
     ground = Image.new("RGBA", rgba.size, (shade, shade, shade, 255))
-    return Image.alpha_composite(ground, rgba).convert("RGB")
+    gray = img.mode in ("LA", "La")   # a gray picture stays gray
+    return Image.alpha_composite(ground, rgba).convert("L" if gray else "RGB")
 
 
 def _to_channels(img, channels: int | None):
