@@ -342,7 +342,8 @@ def test_predict_decompression_bomb_and_many_files(digits_run, tmp_path, capsys,
     # Pillow refuses images over 2 x MAX_IMAGE_PIXELS (a 14000x14000 PNG at the default limit);
     # a lower limit reproduces the same error with a small file.
     big = _png(tmp_path / "big.png", (300, 300))
-    good = _png(tmp_path / "good.png", (8, 8))
+    good = str(tmp_path / "good.png")   # not flat: a blank picture is refused
+    pil.fromarray(np.tile(np.arange(0, 256, 32, dtype=np.uint8), (8, 1))).save(good)
     notes = tmp_path / "notes.png"
     notes.write_text("not an image")
     monkeypatch.setattr(pil, "MAX_IMAGE_PIXELS", 10_000)

@@ -281,7 +281,7 @@ def test_layer_sizes_must_be_positive_ints(layer, arg, value):
 
 @pytest.mark.parametrize("which", ["kernel_initializer", "bias_initializer"])
 def test_bad_initializer_name_lists_the_available_ones(which):
-    with pytest.raises(ValueError, match=rf"Unknown {which} 'he_nromal'\. Available: .*glorot_uniform.*he_normal"):
+    with pytest.raises(ValueError, match=rf"Unknown {which} 'he_nromal'\. Did you mean 'he_normal'\? Available: .*glorot_uniform.*he_normal"):
         nn.Conv2D(4, 3, **{which: "he_nromal"})
     with pytest.raises(ValueError, match=rf"Unknown {which} 'xavier'"):
         nn.Dense(4, **{which: "xavier"})
@@ -293,7 +293,7 @@ def test_bad_initializer_type():
 
 
 def test_unknown_activation():
-    with pytest.raises(ValueError, match=r"Unknown activation 'rleu'\. Available: .*relu"):
+    with pytest.raises(ValueError, match=r"Unknown activation 'rleu'\. Did you mean 'relu'\? Available: .*relu"):
         nn.Conv2D(4, 3, activation="rleu")
 
 

@@ -117,10 +117,10 @@ def test_trained_model_maps_equal_a_pytorch_twin(trained, tmp_path):
     import torch.nn.functional as TF
 
     from striate.cli.common import load_model_file, standardizer
-    from striate.cli.predict_cmd import load_images
+    from striate.data.images import prepare
 
     model, meta = load_model_file(_ckpt(trained))
-    x = standardizer(meta)(load_images([str(trained[1])], (8, 8, 1)).astype(np.float32) / 255)   # (1, 8, 8, 1)
+    x = standardizer(meta)(prepare(str(trained[1]), (8, 8, 1), meta)[None])   # (1, 8, 8, 1)
     sd = {k: torch.tensor(np.asarray(v, np.float64)) for k, v in model.state_dict().items()}
 
     def block(h, i):
@@ -218,6 +218,30 @@ def test_report_without_test_data_still_writes_the_page(trained, tmp_path):
     assert "Training curves" in page and "no weights.npz" in page
 
 
+def test_report_html_lives_in_its_template_and_escapes_names(trained):
+    """The page's HTML is the package's template (no markup written in Python), and every value is
+    escaped: a class name with markup shows as text."""
+    import importlib.resources
+
+    import striate.vis.report as report
+    from striate.cli.common import load_model_file
+
+    template = importlib.resources.files("striate.vis").joinpath("templates", report.TEMPLATE)
+    assert template.is_file() and "<h2>Training curves</h2>" in template.read_text()
+    source = open(report.__file__, encoding="utf-8").read()
+    assert not re.search(r"<(h1|h2|p|table|tr|td|figure|img|div|html|style)\b", source)
+    pyproject = open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "pyproject.toml")).read()
+    assert '"striate.vis" = ["templates/*.html"]' in pyproject
+
+    model, meta = load_model_file(_ckpt(trained))
+    meta = dict(meta, class_names=["<b>zero</b>"] + [str(i) for i in range(1, 10)])
+    metrics = {"model": "<script>x</script>", "confusion_matrix": np.eye(10, dtype=int).tolist()}
+    x = np.zeros((3, 8, 8, 1), np.float32)
+    page = report.build_report("run & <folder>", metrics, [], model, meta, x, np.array([0, 1, 2]), x)
+    assert "<script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert "run &amp; &lt;folder&gt;" in page and "<b>zero</b>" not in page and "&lt;b&gt;zero&lt;/b&gt;" in page
+
+
 # ---------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("argv,message", [
     (["visualize", "gradcam", "--layer", "conv9"], "no layer named 'conv9'. Layers: features.0, features.1"),
@@ -242,7 +266,7 @@ def test_bad_files_and_options(trained, capsys, tmp_path):
         (["visualize", "saliency", "--checkpoint", ck, "--image", str(rgb), "--out", str(tmp_path / "s.png")],
          "the model takes images of shape (8, 8, 1) (h, w, c); the array has shape (8, 8, 3)"),
         (["visualize", "filters", "--checkpoint", ck, "--layer", "features.1", "--out", str(tmp_path / "f.png")],
-         "--layer 'features.1' is a BatchNorm, not a Conv2D layer. Conv layers: features.0, features.3, features.7"),
+         "layer 'features.1' is a BatchNorm, not a Conv2D layer. Conv layers: features.0, features.3, features.7"),
         (["visualize", "filters", "--checkpoint", ck, "--out", str(tmp_path / "f.bmp")], "--out must end in .png"),
         (["visualize", "top-patches", "--checkpoint", ck, "--channels", "60-70", "--out", str(tmp_path / "t.png")],
          "--channels: the layer has 64 channels (0-63)"),
@@ -291,3 +315,33 @@ def test_images_are_resized_and_inverted_as_predict_does(trained, tmp_path):
         assert x.shape == (8, 8, 1) and 0 <= shown.min() and shown.max() <= 1
         np.testing.assert_allclose(np.load(path), saliency(model, x, 5))
     assert not np.allclose(np.load(out), np.load(inv))
+
+
+def test_python_users_get_the_commands_pictures(trained, tmp_path, capsys):
+    """striate.vis's figure functions draw exactly the pictures of `striate visualize`."""
+    from striate import vis
+    from striate.cli.common import load_model_file
+    from striate.cli.visualize_cmd import load_input
+
+    ck = _ckpt(trained)
+    model, meta = load_model_file(ck)
+    x, shown = load_input(str(trained[1]), meta)
+    names = meta["class_names"]
+    drawn = {
+        "saliency": vis.saliency_figure(model, x, shown, vis.saliency(model, x, 4), 4, class_names=names),
+        "gradcam": vis.grad_cam_figure(model, x, shown, vis.grad_cam(model, x, 4, layer="features.5"), 4,
+                                       "features.5", class_names=names),
+        "activations": vis.activations_figure(model, x, shown, vis.activations(model, x, ["features.2", "features.9"]),
+                                              class_names=names),
+        "filters": vis.filters_figure(model, x.shape),
+    }
+    argv = {"saliency": ["--image", str(trained[1]), "--target", "4"],
+            "gradcam": ["--image", str(trained[1]), "--target", "4", "--layer", "features.5"],
+            "activations": ["--image", str(trained[1]), "--layer", "features.2", "--layer", "features.9"],
+            "filters": []}
+    for what, figure in drawn.items():
+        vis.save_figure(figure, tmp_path / f"py-{what}.png")
+        assert main(["visualize", what, "--checkpoint", ck, *argv[what], "--out", str(tmp_path / f"cli-{what}.png")]) == 0
+        ours, theirs = _image(tmp_path / f"py-{what}.png"), _image(tmp_path / f"cli-{what}.png")
+        _not_blank(ours)
+        assert ours.size == theirs.size and np.array_equal(np.asarray(ours), np.asarray(theirs)), what

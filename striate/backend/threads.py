@@ -22,6 +22,8 @@ import os
 import queue
 import threading
 
+from ..optional import install_hint
+
 # An op is split into parts of at least this many elements of work: a part then takes a few
 # hundred microseconds, well above the cost of waking a worker thread.
 MIN_PART = 1 << 17
@@ -157,7 +159,7 @@ def set_num_threads(threads: int, _strict: bool = True) -> int:
             if _strict:
                 raise ImportError(
                     "striate needs threadpoolctl to run ops on several threads (it must set BLAS "
-                    "to one thread meanwhile). Install it with `pip install striate[fast]`, or "
+                    f"to one thread meanwhile). Install it with {install_hint('fast')}, or "
                     "call set_num_threads(1).")
             threads = 1
         _config["threads"] = threads

@@ -102,25 +102,20 @@ def one_line(e) -> str:
     return " ".join(str(e).split())
 
 
-def _key(name) -> str:
-    return "".join(ch for ch in str(name).lower() if ch not in "-_. ")
-
-
 def match_name(value: str, choices, option: str) -> str:
     """The entry of ``choices`` that ``value`` means, ignoring case, ``-`` and ``_``; else a
     CommandError naming the option, with the closest choice ("did you mean").
 
     Example: ``match_name("LeNet-5", models.list_models(), "--model")`` -> ``"lenet5"``.
     """
-    import difflib
+    from ..names import did_you_mean, match
 
     choices = list(choices)
-    by_key = {_key(c): c for c in choices}
-    if _key(value) in by_key:
-        return by_key[_key(value)]
-    close = difflib.get_close_matches(_key(value), list(by_key), n=1, cutoff=0.6)
-    hint = f" Did you mean {by_key[close[0]]!r}?" if close else ""
-    raise CommandError(f"unknown {option} {value!r}.{hint} Choose from: {', '.join(choices)}. Received: {value!r}.")
+    found = match(value, choices)
+    if found is not None:
+        return found
+    raise CommandError(f"unknown {option} {value!r}.{did_you_mean(value, choices)} Choose from: {', '.join(choices)}. "
+                       f"Received: {value!r}.")
 
 
 def resolve_model(name: str) -> str:
@@ -150,9 +145,8 @@ def dataset_key(dataset: str) -> str:
     if os.path.exists(dataset):
         raise CommandError(f"--dataset {dataset!r} is a file; give a data set name ({', '.join(DATASETS)}) or a "
                            "folder with one sub-folder of images per class.")
-    import difflib
-    close = difflib.get_close_matches(_key(dataset), [_key(n) for n in DATASETS], n=1, cutoff=0.6)
-    hint = "".join(f" Did you mean {n!r}?" for n in DATASETS if close and _key(n) == close[0])
+    from ..names import did_you_mean
+    hint = did_you_mean(dataset, DATASETS)
     raise CommandError(f"unknown --dataset {dataset!r}: not a known name and not a folder.{hint} Known names: "
                        f"{', '.join(DATASETS)}; or give a folder with one sub-folder of images per class.")
 
@@ -330,3 +324,16 @@ def standardizer(meta: dict):
 
 def format_percent(x: float) -> str:
     return f"{100.0 * x:.2f}%"
+
+
+def add_invert_option(p) -> None:
+    """``--invert`` / ``--no-invert`` (default: the automatic rule), for the commands that read pictures."""
+    from ..data.images import INVERT_RULE
+
+    p.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                   help="invert the pictures (light <-> dark), or never; " + INVERT_RULE)
+
+
+def invert_choice(args):
+    """``"auto"`` unless ``--invert`` or ``--no-invert`` was given."""
+    return "auto" if getattr(args, "invert", None) is None else bool(args.invert)

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .common import add_invert_option, invert_choice
 from .main import CommandError
 
 EPILOG = """\
@@ -39,7 +40,7 @@ def add_parser(subparsers):
     p.add_argument("--top-k", type=int, default=8, metavar="N", help="largest contributions listed one by one (8)")
     p.add_argument("--gradient", action="store_true", help="also the gradients of the unit and of its weights")
     p.add_argument("--target", type=int, metavar="K", help="class for --gradient (default: the predicted class)")
-    p.add_argument("--invert", action="store_true", help="invert the image first (as striate predict)")
+    add_invert_option(p)
     p.add_argument("--json", metavar="OUT", help="write the explanation as JSON to OUT instead of printing it")
     p.add_argument("--overwrite", action="store_true", help="replace --json OUT if it exists")
     p.set_defaults(command="explain")
@@ -54,24 +55,21 @@ def parse_unit(text: str) -> tuple:
     return unit
 
 
-def load_input(path, meta, invert=False) -> np.ndarray:
+def load_input(path, meta, invert="auto") -> np.ndarray:
     """The image as the model takes it, ``(h, w, c)``: read as ``striate predict`` reads it, scaled to
     [0, 1] and standardised as in training; a ``.npy`` array is taken as preprocessed."""
+    from ..data.images import ImageError, load_array, prepare
     from .common import standardizer
-    from .predict_cmd import load_images
 
     shape = tuple(meta.get("input_shape") or ())
     if len(shape) != 3:
         raise CommandError("the model file does not record its input shape (h, w, c).")
-    if str(path).lower().endswith(".npy"):
-        if not os.path.isfile(path):
-            raise CommandError(f"no file at {path!r}.")
-        a = np.load(path)
-        a = a[..., None] if a.ndim == 2 else (a[0] if a.ndim == 4 and len(a) == 1 else a)
-        if a.shape != shape:
-            raise CommandError(f"{path}: the model takes images of shape {shape} (h, w, c). Received: shape {a.shape}.")
-        return a.astype(np.float32)
-    x = load_images([path], shape, invert=invert).astype(np.float32) / np.float32(255.0)   # (1, h, w, c)
+    try:
+        if str(path).lower().endswith(".npy"):
+            return load_array(path, shape).astype(np.float32)
+        x = prepare(path, shape, meta, invert=invert)[None]              # (1, h, w, c) in [0, 1]
+    except ImageError as e:
+        raise CommandError(str(e)) from None
     standardize = standardizer(meta)
     return (standardize(x) if standardize is not None else x)[0]
 
@@ -99,7 +97,7 @@ def run(args) -> int:
     if args.json and os.path.exists(args.json) and not args.overwrite:
         raise CommandError(f"--json {args.json!r} exists; pass --overwrite to replace it.")
     model, meta = load_model_file(args.checkpoint)
-    x = load_input(args.image, meta, args.invert)
+    x = load_input(args.image, meta, invert_choice(args))
     unit = parse_unit(args.unit)
     try:
         e = vis.explain_unit(model, x, args.layer, unit, top_k=args.top_k)

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import textwrap
 
 import numpy as np
 
-from .common import load_model_file, standardizer
+from ..data.images import BLANK_LEVELS, INVERT_RULE, ImageError, prepare
+from .common import add_invert_option, invert_choice, load_model_file, standardizer
 from .main import CommandError
 
 EPILOG = """\
 examples:
   striate predict digit.png --checkpoint runs/digits-digits_cnn/weights.npz
   striate predict a.png b.jpg --checkpoint runs/mnist-lenet5/weights.npz --top-k 5
-  striate predict scan.png --checkpoint runs/digits-digits_cnn/weights.npz --invert   # dark ink on white
+  striate predict scan.png --checkpoint runs/digits-digits_cnn/weights.npz --invert   # force inversion
 
-Images are converted to the model's channels (grayscale or RGB) and resized to its input size with
-Pillow, then preprocessed exactly as in training.
-"""
+Pictures are read as striate visualize and striate serve read them: turned upright by their EXIF
+orientation, transparency laid over white (under dark strokes) or black (under light ones), converted
+to the model's channels (grayscale or RGB) and resized to its input size with Pillow, then standardised
+exactly as in training. A blank picture (every pixel within {levels} grey levels of the others) is refused.
+""".format(levels=BLANK_LEVELS) + textwrap.fill("Inversion: " + INVERT_RULE.replace("%%", "%") + ".", 100)
 
 
 def add_parser(subparsers):
@@ -33,48 +36,10 @@ def add_parser(subparsers):
         "--checkpoint", "--weights", dest="checkpoint", required=True, metavar="PATH",
         help="weights.npz or checkpoint.npz written by striate train or finetune")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show per image (3)")
-    p.add_argument("--invert", action="store_true",
-                   help="invert the images first (the digits data sets are light strokes on black)")
+    add_invert_option(p)
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     p.set_defaults(command="predict")
     return p
-
-
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise CommandError("reading images needs Pillow: pip install pillow (or pip install striate[cli]).") from None
-    return Image
-
-
-def load_image(path, input_shape, invert: bool = False) -> np.ndarray:
-    """Read one image file with Pillow into uint8 ``(h, w, c)`` of the model's input shape; a
-    CommandError (one line) for a file that cannot be used."""
-    Image = _pillow()
-    h, w, c = input_shape
-    if not os.path.isfile(path):
-        raise CommandError(f"no image file at {path!r}.")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB")
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.BILINEAR)
-            a = np.asarray(img, dtype=np.uint8)
-    except Image.DecompressionBombError as e:
-        raise CommandError(f"{path}: this image is too large to decode safely ({' '.join(str(e).split())}). "
-                           "Shrink it first.") from None
-    except (OSError, ValueError, MemoryError) as e:
-        raise CommandError(f"cannot read {path!r} as an image ({' '.join(str(e).split()) or type(e).__name__}).") from None
-    a = a.reshape(h, w, -1)
-    if a.shape[-1] != c:
-        raise CommandError(f"{path}: the model takes {c} channel(s), the image has {a.shape[-1]}.")
-    return 255 - a if invert else a
-
-
-def load_images(paths, input_shape, invert: bool = False) -> np.ndarray:
-    """Read image files into uint8 ``(n, h, w, c)``; the first unusable one raises a CommandError."""
-    return np.stack([load_image(p, input_shape, invert) for p in paths])
 
 
 def run(args) -> int:
@@ -92,16 +57,18 @@ def run(args) -> int:
     images, paths, failed = [], [], []
     for path in args.images:
         try:
-            images.append(load_image(path, tuple(shape), invert=args.invert))
+            images.append(prepare(path, tuple(shape), meta, invert=invert_choice(args)))
             paths.append(path)
-        except CommandError as e:
+        except ImportError as e:   # Pillow is missing: the same for every file
+            raise CommandError(str(e)) from None
+        except ImageError as e:
             if len(args.images) == 1:
-                raise
+                raise CommandError(str(e)) from None
             print(f"striate predict: error: {e}", file=sys.stderr)
             failed.append(path)
     if not images:
         raise CommandError(f"none of the {len(args.images)} image(s) could be read.")
-    x = np.stack(images)
+    x = np.stack(images)                       # float32 (n, h, w, c) in [0, 1]
     standardize = standardizer(meta)
     names = meta.get("class_names")
     pred = predict(model, x, class_names=names, transform=standardize)

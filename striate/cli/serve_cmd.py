@@ -7,6 +7,7 @@ import logging
 import socket
 import sys
 
+from ..optional import require
 from .common import add_quiet_option
 from .main import CommandError
 
@@ -53,12 +54,11 @@ def run(args) -> int:
     if args.checkpoint is not None and args.retrain:
         raise CommandError("--retrain trains the default model; it does not combine with --checkpoint.")
     try:
-        import flask  # noqa: F401  (only to give the one-line hint when it is missing)
-        import PIL  # noqa: F401  (reads the drawn and uploaded images)
-        from werkzeug.serving import make_server
+        for package in ("flask", "PIL.Image"):   # the page, and reading the drawn and uploaded images
+            require(package, "serve", "striate serve")
     except ImportError as e:
-        raise CommandError(f"striate serve needs Flask and Pillow ({e.name} is missing): "
-                           "pip install striate[serve].") from None
+        raise CommandError(str(e)) from None
+    from werkzeug.serving import make_server   # Flask's own server library
     from ..serve import ModelFileError, create_app, default_served_model, load_served_model
 
     # bind first (a busy port is reported before any training) and here: werkzeug reports it

@@ -1,8 +1,8 @@
 """``striate visualize``: pictures of what a trained model learned and where it looks.
 
 One sub-command per picture (filters, activations, saliency, gradcam, occlusion, top-patches,
-maximize). Images are read and preprocessed exactly as ``striate predict`` does (its
-``load_images``, then the run's recorded standardisation). ``--out`` takes ``.png`` (the picture)
+maximize). Images are read and prepared exactly as ``striate predict`` does
+(:func:`striate.data.images.prepare`, then the run's recorded standardisation). ``--out`` takes ``.png`` (the picture)
 or ``.npy`` / ``.npz`` (the raw map the picture is drawn from).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .common import add_overwrite_option, add_quiet_option
+from .common import add_invert_option, add_overwrite_option, add_quiet_option, invert_choice
 from .main import CommandError
 
 EPILOG = """\
@@ -53,7 +53,7 @@ def add_parser(subparsers):
         if image:
             q.add_argument("--image", required=True, metavar="IMAGE",
                            help="image file (PNG, JPEG, ...), or a preprocessed (h, w, c) array as .npy")
-            q.add_argument("--invert", action="store_true", help="invert the image first (as striate predict)")
+            add_invert_option(q)
         if target:
             q.add_argument("--target", type=int, metavar="K", help="class index (default: the predicted class)")
         q.set_defaults(command="visualize")
@@ -120,32 +120,29 @@ def parse_channels(text: str, limit: int, option: str = "--channels") -> list:
     return sorted(dict.fromkeys(out))
 
 
-def load_input(path, meta, invert=False):
+def load_input(path, meta, invert="auto"):
     """``(x, display)``: the image as the model takes it ``(h, w, c)`` and as shown (pixels in [0, 1]).
 
-    An image file goes through ``striate predict``'s reading (mode, resize, ``--invert``) and the
-    run's standardisation; a ``.npy`` file is taken as already preprocessed.
+    An image file is read and prepared as by ``striate predict`` (:func:`striate.data.images.prepare`:
+    EXIF orientation, transparency, the blank and ``--invert`` rules, resize), then standardised as in
+    the run; a ``.npy`` file is taken as already preprocessed.
     """
-    from ..training.loop import _batch_input
+    from ..data.images import ImageError, load_array, prepare
     from .common import standardizer
-    from .predict_cmd import load_images
 
     shape = tuple(meta.get("input_shape") or ())
     if len(shape) != 3:
         raise CommandError("the model file does not record its input shape (h, w, c).")
-    if str(path).lower().endswith(".npy"):
-        if not os.path.isfile(path):
-            raise CommandError(f"no file at {path!r}.")
-        a = np.load(path)
-        a = a[..., None] if a.ndim == 2 else (a[0] if a.ndim == 4 and len(a) == 1 else a)
-        if a.ndim != 3 or a.shape != shape:
-            raise CommandError(f"{path}: the model takes images of shape {shape} (h, w, c); the array has shape "
-                               f"{np.shape(np.load(path))}.")
-        return a.astype(np.float32), a
-    raw = _batch_input(load_images([path], shape, invert=invert)).data       # (1, h, w, c) in [0, 1]
+    try:
+        if str(path).lower().endswith(".npy"):
+            a = load_array(path, shape)
+            return a, a
+        raw = prepare(path, shape, meta, invert=invert)                   # float32 (h, w, c) in [0, 1]
+    except (ImageError, ImportError) as e:
+        raise CommandError(str(e)) from None
     standardize = standardizer(meta)
-    x = standardize(raw) if standardize is not None else raw
-    return x[0], raw[0]
+    x = standardize(raw[None])[0] if standardize is not None else raw
+    return x, raw
 
 
 def _vis_call(fn, *args, **kwargs):
@@ -165,20 +162,6 @@ def _out_kind(path):
     return "array" if ext in (".npy", ".npz") else "image"
 
 
-def _class_name(meta, k):
-    names = meta.get("class_names") or []
-    return f"'{names[k]}'" if k < len(names) else str(k)
-
-
-def _probabilities(model, x):
-    from .. import functional as F
-    from ..tensor import Tensor, no_grad
-    from ..vis import inspecting
-
-    with inspecting(model), no_grad():
-        return F.softmax(model(Tensor(x[None]))).data[0]
-
-
 def _save(img_or_array, path):
     from ..vis import draw
 
@@ -190,86 +173,52 @@ def _save(img_or_array, path):
 
 # ------------------------------------------------------------------------------------- sub-commands
 def _filters(args, model, meta):
-    from ..vis import draw, filters
+    from ..vis import figures, filters
 
     shape = tuple(meta["input_shape"])
-    layer = args.layer or _vis_call(filters.first_conv_name, model, shape)
-    row, module = _vis_call(filters.find_layer, model, layer, shape, "filters")
-    if row.type != "Conv2D":
-        convs = [r.name for r in filters.layer_rows(model, shape) if r.type == "Conv2D"]
-        raise CommandError(f"--layer {layer!r} is a {row.type}, not a Conv2D layer. Conv layers: {', '.join(convs)}.")
-    grid = _vis_call(filters.filter_grid, module, mode=args.mode)
     if _out_kind(args.out) == "array":
-        return _save(grid, args.out)
-    kh, kw, cin, cout = module.w.data.shape
-    big = draw.enlarge(grid, 320)
-    return _save(draw.compose([big], [f"{cout} filters {kh}x{kw}x{cin}, each scaled on its own"],
-                              title=f"{layer} filters"), args.out)
+        _, module = _vis_call(figures.conv_layer, model, shape, args.layer)
+        return _save(_vis_call(filters.filter_grid, module, mode=args.mode), args.out)
+    return _save(_vis_call(figures.filters_figure, model, shape, args.layer, mode=args.mode), args.out)
 
 
 def _activations(args, model, meta):
-    from ..vis import draw, filters
+    from ..vis import figures, filters
 
-    x, shown = load_input(args.image, meta, args.invert)
+    x, shown = load_input(args.image, meta, invert_choice(args))
     names = args.layer or _vis_call(filters.default_activation_layers, model, x.shape)
     acts = _vis_call(filters.activations, model, x, names)
     if _out_kind(args.out) == "array":
         return _save(acts[names[0]] if len(names) == 1 else acts, args.out)
-    maps = {n: a for n, a in acts.items() if a.ndim == 3}
-    if not maps:
-        raise CommandError(f"none of the layers {', '.join(names)} has feature maps (h, w, c) to draw.")
-    # every layer's tiles drawn at the same on-screen size: small maps are enlarged more
-    tile_px = min(64, max(32, max(a.shape[0] for a in maps.values()) * 4))   # 16 tiles a row fit ~1000 px
-    probs = _probabilities(model, x)
-    k = int(np.argmax(probs))
-    rows = [draw.compose([draw.enlarge(shown, 128)], [f"predicted {_class_name(meta, k)} (p = {probs[k]:.2f})"],
-                         title="input image; below, each feature map scaled on its own (black = lowest)")]
-    types = {r.name: r.type for r in filters.layer_rows(model, x.shape)}
-    for n, a in maps.items():
-        factor = max(1, tile_px // a.shape[0])
-        grid = filters.activation_grid(draw.upsample_nearest(a, factor), ncols=16, border=2)
-        rows.append(draw.compose([grid], title=f"{n} ({types.get(n, '?')}): {a.shape[2]} maps of "
-                                               f"{a.shape[0]}x{a.shape[1]}"))
-    return _save(draw.stack(rows), args.out)
+    return _save(_vis_call(figures.activations_figure, model, x, shown, acts, meta.get("class_names")), args.out)
 
 
 def _attribution(args, model, meta, kind):
-    from ..vis import attribution, draw
+    from ..vis import attribution, figures
 
-    x, shown = load_input(args.image, meta, args.invert)
+    x, shown = load_input(args.image, meta, invert_choice(args))
     target = args.target
     if target is None:
         target = _vis_call(attribution.predicted_class, model, x)
+    names = meta.get("class_names")
     if kind == "saliency":
         m = _vis_call(attribution.saliency, model, x, target, method=args.method, samples=args.samples)
-        what = {"grad": "saliency |d score/d x|", "smoothgrad": "SmoothGrad", "grad_x_input": "gradient x input"}[args.method]
+        figure = (figures.saliency_figure, model, x, shown, m, target, args.method, names)
     elif kind == "gradcam":
         layer = args.layer or _vis_call(attribution.default_cam_layer, model, x.shape)
         m = _vis_call(attribution.grad_cam, model, x, target, layer=layer)
-        what = f"Grad-CAM at {layer}"
+        figure = (figures.grad_cam_figure, model, x, shown, m, target, layer, names)
     else:
         m = _vis_call(attribution.occlusion, model, x, target, window=args.window, stride=args.stride,
                       baseline=args.baseline)
-        what = f"occlusion {args.window}x{args.window}, stride {args.stride}"
+        figure = (figures.occlusion_figure, model, x, shown, m, target, args.window, args.stride, names)
     if _out_kind(args.out) == "array":
         return _save(m, args.out)
-    p = float(_probabilities(model, x)[target])
-    size = 224
-    if kind == "occlusion":  # signed: red where covering lowers p(target), blue where it raises it
-        colour = draw.diverging(m)
-        over = draw.overlay(shown, np.maximum(m, 0))
-        captions = ["input", "drop of p (red +, blue -)", "overlay (drops)"]
-    else:
-        colour = draw.colormap(draw.heat(m))
-        over = draw.overlay(shown, m)
-        captions = ["input", "map", "overlay"]
-    panels = [draw.enlarge(draw.as_rgb(shown), size), draw.enlarge(colour, size), draw.enlarge(over, size)]
-    title = f"{what} for class {_class_name(meta, target)} (p = {p:.2f})"
-    return _save(draw.compose(panels, captions, title=title), args.out)
+    return _save(_vis_call(*figure), args.out)
 
 
 def _top_patches(args, model, meta):
-    from ..vis import attribution, draw, patches
+    from ..vis import attribution, figures, patches
     from ..vis import find_layer
     from .common import load_data, standardizer
 
@@ -293,30 +242,11 @@ def _top_patches(args, model, meta):
                for c in channels}
     if _out_kind(args.out) == "array":
         return _save({f"channel_{c}": r.patches for c, r in results.items()}, args.out)
-    first = next(iter(results.values()))
-    rf = first.patches.shape[1:3]
-    factor = max(1, 48 // max(rf))
-    rows = []
-    for c, r in results.items():
-        # pixels in [0, 1] as they are (not rescaled per patch: the contrast between patches is the
-        # point); the part of a field outside the image (NaN) in pale blue
-        tiles = []
-        for p in r.patches:
-            t = np.repeat(draw.upsample_nearest(p, factor), 3 // p.shape[-1], axis=-1)    # (rf * f, rf * f, 3)
-            outside = np.isnan(t).any(axis=-1)
-            t = np.clip(np.nan_to_num(t), 0, 1)
-            t[outside] = (0.78, 0.86, 0.97)
-            tiles.append(t)
-        gap = np.full((tiles[0].shape[0], 3, 3), 0.6)
-        strip = np.concatenate([part for t in tiles for part in (t, gap)][:-1], axis=1)
-        rows.append(draw.compose([strip], [f"channel {c}: max {r.values[0]:.2f}"]))
-    head = draw.compose([np.ones((1, 1))], title=f"{layer}: top {len(first.values)} test patches per channel "
-                                                 f"(receptive field {rf[0]}x{rf[1]}; blue = outside the image)")
-    return _save(draw.stack([head] + rows, gap=2), args.out)
+    return _save(_vis_call(figures.top_patches_figure, results, layer), args.out)
 
 
 def _maximize(args, model, meta):
-    from ..vis import draw, patches
+    from ..vis import figures, patches
     from ..vis import find_layer
     from .common import standardizer
 
@@ -333,13 +263,7 @@ def _maximize(args, model, meta):
                            rng=args.seed + c, clip=(float(lo), float(hi))) for c in channels}
     if _out_kind(args.out) == "array":
         return _save({f"channel_{c}": a for c, a in images.items()}, args.out)
-    tiles = [draw.enlarge(draw.as_rgb(a), 96) for a in images.values()]
-    captions = [f"ch {c}: {patches.channel_activation(model, args.layer, c, a):.2f}" for c, a in images.items()]
-    per_row = 8
-    rows = [draw.compose(tiles[i:i + per_row], captions[i:i + per_row]) for i in range(0, len(tiles), per_row)]
-    head = draw.compose([np.ones((1, 1))], title=f"{args.layer}: inputs maximising each channel's mean activation "
-                                                 f"({args.steps} steps)")
-    return _save(draw.stack([head] + rows, gap=2), args.out)
+    return _save(_vis_call(figures.maximize_figure, model, args.layer, images, args.steps), args.out)
 
 
 def _gradient_flow(args, model, meta):

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..names import did_you_mean, match
+from ..optional import require
 from .download import default_cache_dir, download_file, sha256_file
 from .formats import read_cifar10, read_idx
 
@@ -203,11 +205,6 @@ DATASETS: dict = {
 }
 
 
-def _key(name: str) -> str:
-    """The spelling-free form of a name: lower case, without '-', '_', '.' and spaces."""
-    return "".join(ch for ch in str(name).lower() if ch not in "-_. ")
-
-
 def canonical_name(name) -> str | None:
     """The :data:`DATASETS` key a user's spelling of a data set name means, or None.
 
@@ -224,9 +221,8 @@ def canonical_name(name) -> str | None:
     name = os.fspath(name)
     if os.sep in name or (os.altsep and os.altsep in name):
         return None  # a path, even if its last part is spelled like a data set
-    key = _key(name)
     for info in DATASETS.values():
-        if key == _key(info.name) or key in {_key(a) for a in info.aliases}:
+        if match(name, (info.name, *info.aliases)) is not None:
             return info.name
     return None
 
@@ -266,13 +262,8 @@ def stratified_split(y, n_test: int, seed: int = 0):
 
 # ---------------------------------------------------------------------------------------- builders
 def _load_digits(info: DatasetInfo, **_):
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ImportError(
-            "The 'digits' data set ships inside scikit-learn, which is not installed. "
-            "Install it with `pip install scikit-learn` (or `pip install striate[data]`)."
-        ) from None
+    # the 'digits' data set ships inside scikit-learn
+    load_digits = require("sklearn.datasets", "data", "the embedded 'digits' data set").load_digits
     bunch = load_digits()
     # Pixel values are counts 0..16 (4x4 blocks of a 32x32 bitmap); scale to the usual uint8 range.
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # (1797, 8, 8, 1)
@@ -485,11 +476,9 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
         if os.path.isdir(name_or_path):
             from .image_folder import load_image_folder
             return load_image_folder(name_or_path, image_size=image_size)
-        import difflib
-        close = difflib.get_close_matches(_key(name_or_path), [_key(n) for n in DATASETS], n=1, cutoff=0.6)
-        hint = "".join(f" Did you mean {n!r}?" for n in DATASETS if close and _key(n) == close[0])
         raise ValueError(
-            f"Unknown data set {name_or_path!r}: not a known name and not a folder.{hint} Known names: "
+            f"Unknown data set {name_or_path!r}: not a known name and not a folder.{did_you_mean(name_or_path, DATASETS)}"
+            f" Known names: "
             f"{', '.join(sorted(DATASETS))}; or pass a folder with one sub-folder of images per class."
         )
     if info.kind == "canvas":

@@ -343,11 +343,9 @@ def _load_coco(layout: DataLayout, read: list):
 
 # -------------------------------------------------------------------------------------------- YOLO
 def _yolo_names(path: str) -> list:
-    try:
-        import yaml
-    except ImportError:
-        raise ImportError("Reading a YOLO data set's data.yaml needs PyYAML. Install it with `pip install pyyaml` "
-                          "(or `pip install striate[data]`).") from None
+    from ..optional import require
+
+    yaml = require("yaml", "data", "reading a YOLO data set's data.yaml")
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)

@@ -17,6 +17,9 @@ import warnings
 
 import numpy as np
 
+from ..optional import require
+from .images import ImageError, read_image
+
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -24,14 +27,7 @@ _GRAY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
 
 
 def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ImportError(
-            "Reading image folders needs Pillow, which is not installed. Install it with "
-            "`pip install pillow` (or `pip install striate[data]`)."
-        ) from None
-    return Image
+    return require("PIL.Image", "data", "reading image folders")
 
 
 def _class_dirs(root: str) -> list:
@@ -65,21 +61,21 @@ def _unreadable(path: str, err, Image) -> ValueError:
     return ValueError(f"{path}: cannot read this image ({err}). Remove it or replace it.")
 
 
+def _read(path: str, channels=None, size=None) -> np.ndarray:
+    """One image as every command reads a picture (:func:`striate.data.images.read_image`: upright by
+    EXIF, transparency laid over its ground), uint8 (H, W, C); a ValueError naming an unusable file."""
+    try:
+        return read_image(path, channels, size=size)
+    except ImageError as err:
+        raise ValueError(f"{err} Remove it from the folder or replace it.") from None
+
+
 def _decode(paths: list, size, gray: bool) -> np.ndarray:
-    """Decode and resize every image into one uint8 array (N, H, W, C); Pillow does the per-file work."""
-    Image = _pillow()
+    """Read and resize every image into one uint8 array (N, H, W, C)."""
     h, w = size
     out = np.empty((len(paths), h, w, 1 if gray else 3), np.uint8)
     for i, path in enumerate(paths):  # one file per iteration: decoding is inherently per file
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if gray else "RGB")
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.BILINEAR)  # Pillow sizes are (width, height)
-                a = np.asarray(im, dtype=np.uint8)
-        except _open_errors(Image) as err:
-            raise _unreadable(path, err, Image) from None
-        out[i] = a.reshape(h, w, -1)
+        out[i] = _read(path, 1 if gray else 3, (h, w))
     return out
 
 
@@ -121,7 +117,8 @@ def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, se
         test_fraction: share of the images held out when the folder has no split of its own.
         seed: seed of that split (the split is deterministic).
 
-    The images are grayscale ``C = 1`` when every file is grayscale, else RGB ``C = 3`` (alpha dropped).
+    The images are grayscale ``C = 1`` when every file is grayscale, else RGB ``C = 3``; photos are turned
+    upright by their EXIF orientation and transparency is laid over a plain ground (see :mod:`striate.data.images`).
 
     Example:
         >>> ds = load_image_folder("flowers", image_size=64)  # doctest: +SKIP
@@ -166,8 +163,7 @@ def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, se
         except _open_errors(Image) as err:
             raise _unreadable(path, err, Image) from None
     if image_size is None:
-        with Image.open(train_paths[0]) as im:
-            size = (im.height, im.width)
+        size = _read(train_paths[0]).shape[:2]   # as shown: EXIF orientation applied
     else:
         size = _size_pair(image_size)
     return Dataset(_decode(train_paths, size, gray), y_train, _decode(test_paths, size, gray), y_test,

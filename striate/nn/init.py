@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ..names import did_you_mean
 from ..random import check_random_state
 
 
@@ -167,7 +168,8 @@ def get(spec, name: str = "initializer") -> Initializer:
     if isinstance(spec, str):
         key = spec.lower()
         if key not in _BY_NAME:
-            raise ValueError(f"Unknown {name} {spec!r}. Available: {', '.join(sorted(_BY_NAME))}.")
+            raise ValueError(f"Unknown {name} {spec!r}.{did_you_mean(spec, _BY_NAME)} "
+                             f"Available: {', '.join(sorted(_BY_NAME))}.")
         return _BY_NAME[key]()
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         return Constant(float(spec))

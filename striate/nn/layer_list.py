@@ -119,9 +119,10 @@ def _parse_one(pos, text, rng):
         if args:
             _fail(pos, text, f"{kind} takes no arguments, got {' '.join(args)!r}")
         return [simple[kind]()]
-    import difflib
-    close = difflib.get_close_matches(kind, KINDS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    from ..names import closest
+
+    close = closest(kind, KINDS, exact_spelling=True)
+    hint = f" (did you mean {close!r}?)" if close else ""
     _fail(pos, text, f"unknown layer kind {tokens[0]!r}{hint}; known: {', '.join(KINDS)}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..names import did_you_mean
 from ..random import check_random_state
 from ..validation import check_int, check_rate, is_int, pair, positive_pair
 from . import init as initializers
@@ -25,7 +26,8 @@ def _activation(name):
     if callable(name):
         return name
     if name not in _ACTIVATIONS:
-        raise ValueError(f"Unknown activation {name!r}. Available: {', '.join(k for k in _ACTIVATIONS if k)}.")
+        known = [k for k in _ACTIVATIONS if k]
+        raise ValueError(f"Unknown activation {name!r}.{did_you_mean(name, known)} Available: {', '.join(known)}.")
     return _ACTIVATIONS[name]
 
 

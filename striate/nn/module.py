@@ -225,9 +225,8 @@ class Module:
         else:
             names = [n for n, _ in named]
             if until not in names:
-                import difflib
-                close = difflib.get_close_matches(str(until), names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
+                from ..names import did_you_mean
+                hint = did_you_mean(until, names, exact_spelling=True)
                 shown = ", ".join(n for n in names[1:13]) + (", ..." if len(names) > 13 else "")
                 raise ValueError(f"freeze(until=...) must name a layer of the model.{hint} "
                                  f"Received: until={until!r}. Layers: {shown}.")

@@ -23,6 +23,8 @@ import json
 
 import numpy as np
 
+from ..nn.layout import flatten_perm
+from ..optional import require
 from .trace import Call, trace
 
 # ONNX axis of each NHWC axis of a 4-D value held as NCHW
@@ -30,11 +32,7 @@ _NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
 
 def _onnx():
-    try:
-        import onnx
-    except ImportError:
-        raise ImportError("ONNX export and import need the onnx package: pip install 'striate[onnx]'.") from None
-    return onnx
+    return require("onnx", "onnx", "ONNX export and import")
 
 
 class Value:
@@ -42,11 +40,6 @@ class Value:
 
     def __init__(self, name, shape, perm=None, scale=1.0):
         self.name, self.shape, self.perm, self.scale = name, tuple(shape), perm, scale
-
-
-def flatten_perm(h: int, w: int, c: int) -> np.ndarray:
-    """Position j of ONNX's (c, h, w) flatten holds striate's (h, w, c) feature ``perm[j]``."""
-    return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).ravel()
 
 
 class Builder:

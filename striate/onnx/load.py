@@ -18,8 +18,9 @@ import json
 
 import numpy as np
 
+from ..nn.layout import flatten_perm
 from ..ops.geometry import same_padding
-from .export import _onnx, flatten_perm
+from .export import _onnx
 from .graph import GraphModule
 
 OPSET = 17  # the default-domain opset every model is converted to before import

@@ -1,17 +1,14 @@
 """The Flask app factory: one app, its views (pages) and its JSON API (see the package docstring)."""
 from __future__ import annotations
 
+from ..optional import require
 from .inference import ServedModel
 
 MAX_BYTES = 4 * 1024 * 1024   # a drawn digit is ~10 KB, a phone photo a few MB
 
 
 def _flask():
-    try:
-        import flask
-    except ImportError:
-        raise ImportError("striate serve needs Flask: pip install striate[serve].") from None
-    return flask
+    return require("flask", "serve", "striate serve")
 
 
 def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):

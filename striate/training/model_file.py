@@ -55,8 +55,15 @@ def model_from_checkpoint(ckpt):
         model, what = GraphModule(spec["graph"]), "the recorded graph"
     elif isinstance(spec, dict) and "name" in spec:
         from .. import models
+        from ..nn import is_layer_list, parse_layers
+
+        args = dict(spec.get("args") or {})
         try:
-            model = models.get(spec["name"], **dict(spec.get("args") or {}))
+            if is_layer_list(spec["name"]):   # a network written as a layer list (`striate train --model "conv 8 5 relu, ..."`)
+                shape = args.get("input_shape")
+                model = parse_layers(spec["name"], input_shape=tuple(shape) if shape else None)
+            else:
+                model = models.get(spec["name"], **args)
         except TypeError as e:
             raise ValueError(" ".join(str(e).split())) from None
         what = f"model {spec['name']!r}"

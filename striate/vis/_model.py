@@ -13,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from ..names import did_you_mean
 from ..nn import Module
 from ..tensor import Tensor
 
@@ -83,7 +84,9 @@ def find_layer(model: Module, name, input_shape, owner: str, spatial: bool = Fal
         raise TypeError(f"{owner}: layer must be a layer name (str) from striate summary. Received: {name!r}.")
     row = next((r for r in rows if r.name == name), None)
     if row is None:
-        raise ValueError(f"{owner}: no layer named {name!r}. Layers: {', '.join(r.name for r in rows)}.")
+        names = [r.name for r in rows]
+        raise ValueError(f"{owner}: no layer named {name!r}.{did_you_mean(name, names, exact_spelling=True)} "
+                         f"Layers: {', '.join(names)}.")
     if spatial and len(row.output_shape) != 3:
         maps = [r.name for r in rows if len(r.output_shape) == 3]
         raise ValueError(f"{owner}: layer {name!r} ({row.type}) outputs a vector of shape {tuple(row.output_shape)}, "

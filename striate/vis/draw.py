@@ -9,26 +9,19 @@ import os
 import numpy as np
 
 from ..atomic import atomic_open
+from ..optional import require
 from .grid import normalize, resize_bilinear, upsample_nearest
 
-EXTRA = "pip install 'striate[viz]'"
 
 
 def pil():
     """Pillow's ``Image``, ``ImageDraw`` and ``ImageFont`` modules, or one line naming the extra."""
-    try:
-        from PIL import Image, ImageDraw, ImageFont
-    except ImportError:
-        raise ImportError(f"drawing images needs Pillow: {EXTRA}") from None
-    return Image, ImageDraw, ImageFont
+    return tuple(require(f"PIL.{name}", "viz", "drawing images") for name in ("Image", "ImageDraw", "ImageFont"))
 
 
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(f"plots need matplotlib: {EXTRA}") from None
+    matplotlib = require("matplotlib", "viz", "plots")
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     return plt

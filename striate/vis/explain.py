@@ -21,11 +21,11 @@ float64; ``result`` is its answer, equal to ``value`` within float32 rounding.
 """
 from __future__ import annotations
 
-import difflib
 import numbers
 
 import numpy as np
 
+from ..names import did_you_mean
 from ..summary.receptive_field import IDENTITY
 from ..summary.summary import rows_of
 from ..summary.trace import Trace
@@ -137,8 +137,7 @@ def _check_layer(rec: ForwardRecord, layer):
     if layer in rec.calls:
         return rec.calls[layer]
     names = rec.names()
-    close = difflib.get_close_matches(layer, names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(layer, names, exact_spelling=True)
     shown = ", ".join(names[:24]) + (f", ... ({len(names)} layers)" if len(names) > 24 else "")
     raise ValueError(f"{OWNER}: no layer named {layer!r}.{hint} Layers: {shown}.")
 

@@ -1,31 +1,26 @@
 """One self-contained HTML page about a training run: curves, confusion matrix, the worst-classified
 test images, first-layer filters and one image's activations. PNGs are embedded as data URIs; the
-page needs no network and no JavaScript."""
+page needs no network and no JavaScript.
+
+The HTML lives in a template (``striate/vis/templates/report.html``, rendered with Jinja2, which
+escapes every value); each section's data comes from one function here (:func:`summary_section`,
+:func:`curves_section`, :func:`confusion_section`, :func:`worst_section`, :func:`filters_section`,
+:func:`activations_section`)."""
 from __future__ import annotations
 
 import base64
-import html
 
 import numpy as np
 
+from ..optional import require
 from . import draw
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
 
-_CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 24px auto; max-width: 1100px;
-       color: #1d1d1f; background: #fff; line-height: 1.4; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table.kv td { padding: 2px 14px 2px 0; } table.kv td:first-child { color: #666; }
-.grid { display: flex; flex-wrap: wrap; gap: 12px; }
-figure { margin: 0; text-align: center; font-size: 0.85em; }
-figure img { image-rendering: pixelated; border: 1px solid #ccc; }
-.bad { color: #b00020; } .note { color: #666; font-size: 0.9em; }
-"""
+TEMPLATE = "report.html"   # striate/vis/templates/report.html: all of the page's HTML
 
 
-def _img(png: bytes, alt: str, width: int | None = None) -> str:
-    w = f' width="{width}"' if width else ""
-    return f'<img alt="{html.escape(alt)}"{w} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def _curves_png(log_rows) -> bytes:
@@ -78,6 +73,97 @@ def _array_png(a, min_size=96) -> bytes:
     return draw.png_bytes(Image.fromarray(draw.to_uint8(draw.enlarge(np.asarray(a), min_size))))
 
 
+def _name(names, k) -> str:
+    return str(names[k]) if k < len(names) else str(k)
+
+
+# ------------------------------------------------------------------------ one function per section
+def summary_section(title: str, metrics: dict, notes=()) -> dict:
+    """The heading's facts: ``{"title", "rows": [(label, text)], "notes"}`` (rows without a value left out)."""
+    def percent(key):
+        return f"{100 * metrics[key]:.2f}%" if metrics.get(key) is not None else None
+
+    rows = [("model", metrics.get("model")), ("data set", metrics.get("dataset")),
+            ("test accuracy", percent("test_accuracy")),
+            ("test loss", f"{metrics['test_loss']:.4f}" if metrics.get("test_loss") is not None else None),
+            ("best validation accuracy", percent("best_val_accuracy")),
+            ("epochs", metrics.get("epochs")), ("parameters", f"{metrics['params']:,}" if metrics.get("params") else None),
+            ("wall time", f"{metrics['seconds']} s" if metrics.get("seconds") is not None else None)]
+    return {"title": title, "rows": [(k, str(v)) for k, v in rows if v is not None], "notes": list(notes)}
+
+
+def curves_section(log_rows) -> str | None:
+    """Loss and accuracy per epoch (a PNG data URL), or None without a log."""
+    return _data_url(_curves_png(log_rows)) if log_rows else None
+
+
+def confusion_section(metrics: dict, names) -> str | None:
+    """The test set's confusion matrix (a PNG data URL), or None when the run recorded none."""
+    cm = metrics.get("confusion_matrix")
+    return _data_url(_confusion_png(cm, names)) if cm else None
+
+
+def worst_section(probs, y, shown, names, worst: int = 12) -> list:
+    """The test images with the lowest probability of their true class, as cards:
+    ``{"index", "image", "true", "top": [(class, p)] (top 3), "wrong"}``."""
+    p_true = probs[np.arange(len(y)), y]
+    cards = []
+    for i in np.argsort(p_true, kind="stable")[:worst]:
+        top = np.argsort(-probs[i])[:3]
+        cards.append({"index": int(i), "image": _data_url(_array_png(draw.as_rgb(shown[i]))),
+                      "true": _name(names, int(y[i])), "top": [(_name(names, int(k)), float(probs[i, k])) for k in top],
+                      "wrong": bool(top[0] != y[i])})
+    return cards
+
+
+def filters_section(model, input_shape) -> dict | None:
+    """The first conv layer's filters: ``{"layer", "count", "size", "image"}``, or None without a conv layer."""
+    try:
+        layer = first_conv_name(model, input_shape)
+    except ValueError:
+        return None
+    module = dict(model.named_modules())[layer]
+    kh, kw, cin, cout = module.w.data.shape
+    return {"layer": layer, "count": cout, "size": f"{kh}x{kw}x{cin}",
+            "image": _data_url(_array_png(filter_grid(module), 300))}
+
+
+def activations_section(model, input_shape, x_test, probs, y, shown, names) -> list:
+    """Every conv block's feature maps for the first test image the model gets right (what the model
+    does when it works): ``[{"alt", "image", "caption"}]``, the input first."""
+    right = np.nonzero(probs.argmax(axis=1) == y)[0]
+    k = int(right[0]) if len(right) else 0
+    acts = activations(model, x_test[k], default_activation_layers(model, input_shape))
+    figs = [{"alt": f"test image {k}", "image": _data_url(_array_png(draw.as_rgb(shown[k]), 128)),
+             "caption": f"test image #{k} (true {_name(names, int(y[k]))}, p = {probs[k, y[k]]:.2f})"}]
+    for n, a in acts.items():
+        if a.ndim == 3:
+            factor = max(1, 32 // a.shape[0])
+            grid = activation_grid(draw.upsample_nearest(a, factor), ncols=16)
+            figs.append({"alt": n, "image": _data_url(_array_png(grid, 64)),
+                         "caption": f"{n}: {a.shape[2]} maps of {a.shape[0]}x{a.shape[1]}"})
+    return figs
+
+
+def _probabilities(model, x) -> np.ndarray:
+    """Class probabilities ``(n, k)`` of the test images, 256 at a time."""
+    from .. import functional as F
+    from ..tensor import Tensor, no_grad
+    from ._model import inspecting
+
+    with inspecting(model), no_grad():
+        return np.concatenate([F.softmax(model(Tensor(x[i:i + 256]))).data for i in range(0, len(x), 256)])
+
+
+def render_report(sections: dict) -> str:
+    """The page's HTML from its sections' data (the keys of :func:`build_report`'s sections), with
+    Jinja2 (the ``viz`` extra); every value is HTML-escaped by the template."""
+    jinja2 = require("jinja2", "viz", "the run report")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("striate.vis", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(TEMPLATE).render(**sections)
+
+
 def build_report(title: str, metrics: dict, log_rows: list, model=None, meta=None, x_test=None, y_test=None,
                  x_shown=None, notes=(), worst: int = 12) -> str:
     """The report page as an HTML string.
@@ -93,76 +179,15 @@ def build_report(title: str, metrics: dict, log_rows: list, model=None, meta=Non
         notes: lines shown under the heading (e.g. why a section is missing).
         worst: how many worst-classified images to show.
     """
-    from .. import functional as F
-    from ..tensor import Tensor, no_grad
-    from ._model import inspecting
-
     names = list((meta or {}).get("class_names") or [str(i) for i in range(len(metrics.get("confusion_matrix") or []))])
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{_CSS}</style></head><body><h1>striate run report</h1><p>{html.escape(title)}</p>"]
-    kv = [("model", metrics.get("model")), ("data set", metrics.get("dataset")),
-          ("test accuracy", f"{100 * metrics['test_accuracy']:.2f}%" if metrics.get("test_accuracy") is not None else None),
-          ("test loss", f"{metrics['test_loss']:.4f}" if metrics.get("test_loss") is not None else None),
-          ("best validation accuracy",
-           f"{100 * metrics['best_val_accuracy']:.2f}%" if metrics.get("best_val_accuracy") is not None else None),
-          ("epochs", metrics.get("epochs")), ("parameters", f"{metrics['params']:,}" if metrics.get("params") else None),
-          ("wall time", f"{metrics['seconds']} s" if metrics.get("seconds") is not None else None)]
-    parts.append("<table class='kv'>" + "".join(f"<tr><td>{k}</td><td>{html.escape(str(v))}</td></tr>"
-                                                for k, v in kv if v is not None) + "</table>")
-    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
-
-    if log_rows:
-        parts.append("<h2>Training curves</h2>" + _img(_curves_png(log_rows), "loss and accuracy per epoch"))
-    if metrics.get("confusion_matrix"):
-        parts.append("<h2>Confusion matrix (test set)</h2>"
-                     + _img(_confusion_png(metrics["confusion_matrix"], names), "confusion matrix"))
-
-    if model is not None and x_test is not None and len(x_test):
-        shown = x_test if x_shown is None else x_shown
-        with inspecting(model), no_grad():
-            probs = np.concatenate([F.softmax(model(Tensor(x_test[i:i + 256]))).data
-                                    for i in range(0, len(x_test), 256)])
-        y = np.asarray(y_test)
-        p_true = probs[np.arange(len(y)), y]
-        order = np.argsort(p_true, kind="stable")[:worst]
-        cards = []
-        for i in order:
-            top = np.argsort(-probs[i])[:3]
-            lines = "<br>".join(f"{html.escape(str(names[k]) if k < len(names) else str(k))} {probs[i, k]:.2f}"
-                                for k in top)
-            wrong = " class='bad'" if top[0] != y[i] else ""
-            cards.append(f"<figure>{_img(_array_png(draw.as_rgb(shown[i])), f'test image {i}')}<figcaption{wrong}>"
-                         f"#{i} true {html.escape(str(names[y[i]]))}<br>{lines}</figcaption></figure>")
-        parts.append(f"<h2>The {len(order)} worst-classified test images</h2>"
-                     "<p class='note'>lowest probability of the true class first; top-3 classes below each</p>"
-                     f"<div class='grid'>{''.join(cards)}</div>")
-
+    sections = {"summary": summary_section(title, metrics, notes), "curves": curves_section(log_rows),
+                "confusion": confusion_section(metrics, names), "worst": None, "filters": None, "activations": None}
     if model is not None:
         shape = tuple(meta["input_shape"])
-        try:
-            layer = first_conv_name(model, shape)
-        except ValueError:
-            layer = None
-        if layer is not None:
-            module = dict(model.named_modules())[layer]
-            grid = filter_grid(module)
-            kh, kw, cin, cout = module.w.data.shape
-            parts.append(f"<h2>First-layer filters ({layer}: {cout} of {kh}x{kw}x{cin})</h2>"
-                         + _img(_array_png(grid, 300), "first-layer filters"))
-        if x_test is not None and len(x_test):  # probs, y, shown: from the worst-images section
-            # the first test image the model gets right: its maps show what the model does when it works
-            right = np.nonzero(probs.argmax(axis=1) == y)[0]
-            k = int(right[0]) if len(right) else 0
-            names_l = default_activation_layers(model, shape)
-            acts = activations(model, x_test[k], names_l)
-            figs = [f"<figure>{_img(_array_png(draw.as_rgb(shown[k]), 128), f'test image {k}')}<figcaption>"
-                    f"test image #{k} (true {html.escape(str(names[int(y[k])]))}, "
-                    f"p = {probs[k, y[k]]:.2f})</figcaption></figure>"]
-            for n, a in acts.items():
-                if a.ndim == 3:
-                    factor = max(1, 32 // a.shape[0])
-                    figs.append(f"<figure>{_img(_array_png(activation_grid(draw.upsample_nearest(a, factor), ncols=16), 64), n)}"
-                                f"<figcaption>{html.escape(n)}: {a.shape[2]} maps of {a.shape[0]}x{a.shape[1]}</figcaption></figure>")
-            parts.append(f"<h2>Activations of one test image</h2><div class='grid'>{''.join(figs)}</div>")
-    parts.append("<p class='note'>written by striate report</p></body></html>\n")
-    return "\n".join(parts)
+        sections["filters"] = filters_section(model, shape)
+        if x_test is not None and len(x_test):
+            shown = x_test if x_shown is None else x_shown
+            probs, y = _probabilities(model, x_test), np.asarray(y_test)
+            sections["worst"] = worst_section(probs, y, shown, names, worst)
+            sections["activations"] = activations_section(model, shape, x_test, probs, y, shown, names)
+    return render_report(sections)

@@ -32,7 +32,7 @@ def predict():
     state = current()
     served = state.served
     body, mode, invert = read_body(default_preprocess(served))
-    x = prepare(open_image(body), served.input_shape, mode=mode, invert=invert)
+    x = prepare(decode_image(body), served.input_shape, mode=mode, invert=invert, mean=served.mean)
     result = served.run(x)
     result["preprocess"] = mode
     result["ms"] = round(1000 * (time.perf_counter() - t0), 2)
@@ -65,16 +65,6 @@ def parse_json(body: bytes):
                          "{\"image\": \"data:image/png;base64,...\"}.") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise ImageError(f"the JSON body cannot be parsed ({e}).") from None
-
-
-def open_image(data: bytes):
-    """The uploaded picture as a PIL image; a decompression bomb is refused like any unusable picture."""
-    from PIL import Image
-
-    try:
-        return decode_image(data)
-    except Image.DecompressionBombError as e:   # Pillow's own pixel limit, checked before decoding
-        raise ImageError(f"the image has too many pixels to be decoded safely ({e}).") from None
 
 
 def parse_invert(value):
