@@ -18,13 +18,13 @@ EPILOG = """\
 examples:
   striate train                                   # 8x8 digits (ships with scikit-learn), digits_cnn, < 1 min
   striate train --epochs 3 --out runs/quick       # a shorter run into runs/quick
-  striate train --dataset mnist --data-dir ../shared/data/mnist # mnist_cnn on MNIST (local files)
-  striate train --data-dir ../shared/data/mnist   # the same: the files (SHA-256) say they are MNIST
+  striate train --dataset mnist                   # mnist_cnn on MNIST (downloaded once, SHA-256 checked)
+  striate train --data-dir PATH                   # your own copy: the files (SHA-256) say they are MNIST
   striate train --dataset mnist --model lenet5 --lr 0.02 --optimizer sgd --augment none
   striate train --dataset cifar10 --model resnet20 --augment crop,flip
   striate train --dataset path/to/folder          # one sub-folder of images per class
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
-  mpiexec -n 4 striate train --dataset mnist --data-dir ../shared/data/mnist --distributed   # 4 processes
+  mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
 
 Every option left out comes from the data set's recipe (see striate/cli/common.py: RECIPES).
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
