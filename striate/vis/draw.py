@@ -29,15 +29,22 @@ def pyplot():
         import matplotlib
     except ImportError:
         raise ImportError(f"plots need matplotlib: {EXTRA}") from None
-    matplotlib.use("Agg", force=False)
+    import sys
+
+    # Agg only where pyplot is not loaded yet: a backend the user's session chose (a notebook's
+    # inline plots, a window) is never switched, or their later plt.show() would show nothing
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     return plt
 
 
 def colormap(values, name: str = "jet") -> np.ndarray:
     """Values in [0, 1] ``(h, w)`` -> RGB ``(h, w, 3)`` in [0, 1] through a matplotlib colour map."""
-    pyplot()
-    from matplotlib import colormaps
+    try:
+        from matplotlib import colormaps  # colour maps need no pyplot and no backend
+    except ImportError:
+        raise ImportError(f"colour maps need matplotlib: {EXTRA}") from None
 
     if name not in colormaps:
         raise ValueError(f"unknown colour map {name!r}; see matplotlib.colormaps (e.g. 'jet', 'viridis', 'magma').")
