@@ -77,3 +77,17 @@ def test_recipe_table_matches_the_recipes():
             "augment", "crop_padding", "val_split")
     for name, recipe in RECIPES.items():
         assert rows[name][1:] == [str(recipe[k]) for k in keys], f"recipe {name!r} differs from docs/guides/training.md"
+
+
+def test_train_help_shows_every_recipe():
+    from striate.cli.common import RECIPES
+    from striate.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    lines = sub.choices["train"].format_help().splitlines()
+    for name, r in RECIPES.items():
+        row = next((ln.split() for ln in lines if ln.split()[:1] == [name]), None)
+        assert row is not None, f"striate train --help has no line for the recipe {name!r}"
+        assert row[1:7] == [r["model"], str(r["epochs"]), str(r["batch_size"]), r["optimizer"], str(r["lr"]),
+                            str(r["weight_decay"])], row

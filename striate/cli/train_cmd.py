@@ -26,7 +26,9 @@ examples:
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
   mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
 
-Every option left out comes from the data set's recipe (see striate/cli/common.py: RECIPES).
+Every option left out comes from the data set's recipe (each value's reason: striate/cli/common.py):
+{recipes}
+
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
 log.csv (one row per epoch) and metrics.json (test_accuracy, test_loss, epochs, seconds, ...).
 A folder holding another run is never written into: choose another --out, or --overwrite to replace it.
@@ -39,6 +41,21 @@ decays from the current rate to zero at epoch N (a finished run goes on from its
 divides it by 10 at 50% and 75% of the remaining epochs, none keeps it; no restart at the initial rate.
 """
 
+def recipe_help() -> str:
+    """The recipes as the lines of a table, for ``striate train --help``."""
+    from .common import RECIPES
+
+    rows = [("data set", "model", "epochs", "batch", "optimizer", "lr", "decay", "schedule", "warm-up", "augment")]
+    for name, r in RECIPES.items():
+        rows.append((name, r["model"], r["epochs"], r["batch_size"], r["optimizer"], r["lr"], r["weight_decay"],
+                     r["schedule"], r["warmup"],
+                     r["augment"] + (f" ({r['crop_padding']} px)" if "crop" in r["augment"] else "")))
+        rows += [(f"  --model {m}", m, o.get("epochs", "\""), "\"", "\"", o.get("lr", "\""), "\"", "\"",
+                  o.get("warmup", "\""), "\"") for m, o in r.get("models", {}).items()]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
 # options that the recipe (or a resumed run's saved configuration) fills in when left out
 TUNABLE = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup",
            "augment", "crop_padding", "val_split")
@@ -49,7 +66,7 @@ def add_parser(subparsers):
         "train", help="train a CNN on a data set (default: the embedded 8x8 digits)",
         description="Train a model from the zoo on a data set with a tuned per-data-set recipe, evaluate it\n"
                     "on the test set, and write the weights, checkpoints, an epoch log and metrics.json.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG.format(recipes=recipe_help()), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME|DIR",
