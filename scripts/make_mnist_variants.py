@@ -1,6 +1,6 @@
 """Write harder variants of MNIST in the MNIST file layout, to check that a recipe generalises.
 
-    python scripts/make_mnist_variants.py ../shared/data/mnist /tmp/mnist-hard --kind hard
+    python scripts/make_mnist_variants.py PATH/TO/MNIST /tmp/mnist-hard --kind hard
 
 Kinds (each a deterministic function of the seed; train and test get the same treatment):
 

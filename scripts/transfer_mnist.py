@@ -1,7 +1,7 @@
 """Transfer learning on MNIST, measured: LeNet-5 pre-trained on digits 0-4, fine-tuned on digits 5-9
 with 50 labelled images per class, against the same network trained from scratch on those 250 images.
 
-    PYTHONPATH=. python scripts/transfer_mnist.py --data-dir ../shared/data/mnist [--seeds 5]
+    PYTHONPATH=. python scripts/transfer_mnist.py --data-dir PATH [--seeds 5]    # PATH: a folder with the MNIST files
 
 Pre-training uses every training image of digits 0-4 (about 30,600); the test set is every test
 image of digits 5-9 (4,861). Fine-tuning is `striate finetune`'s two phases (its ``finetune``
@@ -39,7 +39,7 @@ def sgd(params, lr):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
+    ap.add_argument("--data-dir", metavar="PATH", help="folder with the MNIST files (default: the download cache)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--pretrain-epochs", type=int, default=8)
     ap.add_argument("--out", default="runs/transfer_mnist")

@@ -13,7 +13,7 @@ EPILOG = """\
 examples:
   striate evaluate --checkpoint runs/digits-digits_cnn/weights.npz
   striate evaluate --checkpoint runs/digits-digits_cnn/checkpoint_best.npz --tta
-  striate evaluate --weights runs/mnist-lenet5/weights.npz --data-dir ../shared/data --json
+  striate evaluate --weights runs/mnist-lenet5/weights.npz --data-dir PATH --json
 
 The data set and its folder are the ones the model was trained on (recorded in the file) unless
 --dataset / --data-dir name others with the same image size and classes; only the test files are read.

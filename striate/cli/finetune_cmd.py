@@ -24,7 +24,7 @@ from .common import one_line
 from .main import CommandError
 
 EPILOG = """examples:
-  striate finetune --base runs/mnist04/weights.npz --dataset mnist --data-dir ../shared/data/mnist \\
+  striate finetune --base runs/mnist04/weights.npz --dataset mnist --data-dir PATH \\
       --classes 5,6,7,8,9 --per-class 50 --head-epochs 5 --epochs 10 --out runs/ft59
   striate finetune --base resnet18.onnx --dataset path/to/folder --freeze-until layer3 --lr 0.01
 """

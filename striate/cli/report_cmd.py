@@ -10,7 +10,7 @@ from .main import CommandError
 EPILOG = """\
 examples:
   striate report runs/digits-digits_cnn                 # -> runs/digits-digits_cnn/report.html
-  striate report runs/mnist --data-dir ../shared/data/mnist --out mnist.html
+  striate report runs/mnist --data-dir PATH --out mnist.html
 
 The page embeds its pictures (PNG) and needs neither network nor JavaScript: loss/accuracy curves,
 the confusion matrix, the worst-classified test images with their top-3, the first-layer filters

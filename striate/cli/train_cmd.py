@@ -15,15 +15,17 @@ EPILOG = """\
 examples:
   striate train                                   # 8x8 digits (ships with scikit-learn), digits_cnn, < 1 min
   striate train --epochs 3 --out runs/quick       # a shorter run into runs/quick
-  striate train --dataset mnist --data-dir ../shared/data/mnist # mnist_cnn on MNIST (local files)
-  striate train --data-dir ../shared/data/mnist   # the same: the files (SHA-256) say they are MNIST
+  striate train --dataset mnist                   # mnist_cnn on MNIST (downloaded once, SHA-256 checked)
+  striate train --data-dir PATH                   # your own copy: the files (SHA-256) say they are MNIST
   striate train --dataset mnist --model lenet5 --lr 0.02 --optimizer sgd --augment none
   striate train --dataset cifar10 --model resnet20 --augment crop,flip
   striate train --dataset path/to/folder          # one sub-folder of images per class
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
-  mpiexec -n 4 striate train --dataset mnist --data-dir ../shared/data/mnist --distributed   # 4 processes
+  mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
 
-Every option left out comes from the data set's recipe (the table below).
+Every option left out comes from the data set's recipe:
+{recipes}
+
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
 log.csv (one row per epoch) and metrics.json (test_accuracy, test_loss, epochs, seconds, ...).
 A folder holding another run is never written into: choose another --out, or --overwrite to replace
@@ -37,26 +39,20 @@ decays from the current rate to zero at epoch N (a finished run goes on from its
 divides it by 10 at 50% and 75% of the remaining epochs, none keeps it; no restart at the initial rate.
 """
 
-def recipe_table() -> str:
-    """The recipes' defaults as a table for --help (from the table the runs use, so it cannot drift)."""
+
+def recipe_help() -> str:
+    """The recipes as the lines of a table, for ``striate train --help``."""
     from .common import RECIPES
 
-    rows = [("--dataset", "model", "epochs", "lr", "batch", "optimizer", "schedule", "warmup", "augment", "pad",
-             "val")]
-    notes = []
+    rows = [("data set", "model", "epochs", "batch", "optimizer", "lr", "decay", "schedule", "warm-up", "augment")]
     for name, r in RECIPES.items():
-        rows.append((name if name != "folder" else "(a folder)", r["model"], str(r["epochs"]), f"{r['lr']:g}",
-                     str(r["batch_size"]), f"{r['optimizer']} {r['momentum']:g}", r["schedule"], str(r["warmup"]),
-                     r["augment"], str(r["crop_padding"]) if "crop" in r["augment"] else "-", f"{r['val_split']:g}"))
-        for model, change in (r.get("models") or {}).items():
-            notes.append(f"--dataset {name} --model {model}: " + ", ".join(f"--{k.replace('_', '-')} {v:g}"
-                                                                           for k, v in change.items()))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    decay = ", ".join(f"{name if name != 'folder' else 'a folder'} {r['weight_decay']:g}" for name, r in RECIPES.items())
-    return ("recipes: the defaults of each --dataset (batch = --batch-size, optimizer with its --momentum,\n"
-            "pad = --crop-padding of the crop augmentation, val = --val-split):\n"
-            + "\n".join(lines) + "\n" + "".join(f"  {n}\n" for n in notes) + f"  --weight-decay: {decay}\n")
+        rows.append((name, r["model"], r["epochs"], r["batch_size"], r["optimizer"], r["lr"], r["weight_decay"],
+                     r["schedule"], r["warmup"],
+                     r["augment"] + (f" ({r['crop_padding']} px)" if "crop" in r["augment"] else "")))
+        rows += [(f"  --model {m}", m, o.get("epochs", "\""), "\"", "\"", o.get("lr", "\""), "\"", "\"",
+                  o.get("warmup", "\""), "\"") for m, o in r.get("models", {}).items()]
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def add_parser(subparsers):
@@ -64,7 +60,7 @@ def add_parser(subparsers):
         "train", help="train a CNN on a data set (default: the embedded 8x8 digits)",
         description="Train a model from the zoo on a data set with a tuned per-data-set recipe, evaluate it\n"
                     "on the test set, and write the weights, checkpoints, an epoch log and metrics.json.",
-        epilog=EPILOG + "\n" + recipe_table(), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG.format(recipes=recipe_help()), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME|DIR",

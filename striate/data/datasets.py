@@ -144,7 +144,7 @@ _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 # SHA-256 sources:
-# * MNIST: the project's verified copy (../shared/data/README.md); the same values appear in
+# * MNIST: a verified copy of the published files; the same values appear in
 #   pytorch/vision torchvision/prototype/datasets/_builtin/mnist.py (MNIST._CHECKSUMS).
 # * Fashion-MNIST: pytorch/vision torchvision/prototype/datasets/_builtin/mnist.py
 #   (FashionMNIST._CHECKSUMS), the files whose MD5s torchvision's FashionMNIST checks.
@@ -328,7 +328,7 @@ def identify_files(data_dir) -> tuple:
     Fashion-MNIST share their file names, so only the bytes tell them apart), else None.
 
     Example:
-        >>> identify_files("../shared/data/mnist")  # doctest: +SKIP
+        >>> identify_files("path/to/mnist")  # doctest: +SKIP
         ('mnist', 'idx')
     """
     data_dir = os.fspath(data_dir)
@@ -464,7 +464,7 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
         A :class:`Dataset` with uint8 NHWC images and int64 labels.
 
     Example:
-        >>> ds = load_dataset("mnist", data_dir="../shared/data")  # doctest: +SKIP
+        >>> ds = load_dataset("mnist", data_dir="path/to/mnist")  # doctest: +SKIP
         >>> ds.x_train.shape, ds.x_test.shape  # doctest: +SKIP
         ((60000, 28, 28, 1), (10000, 28, 28, 1))
     """

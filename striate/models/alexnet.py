@@ -144,7 +144,7 @@ def alexnet_torchvision(num_classes: int = 1000, in_channels: int | None = None,
 
     Args:
         num_classes, in_channels, input_shape, rng, include_top, weights: as in :func:`alexnet`.
-        The layer indices match torchvision's, so ``weights`` pairs by name.
+            The layer indices match torchvision's, so ``weights`` pairs by name.
 
     Shape:
         input ``(n, 224, 224, 3)`` -> ``(n, num_classes)``.

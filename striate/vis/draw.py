@@ -22,15 +22,19 @@ def pil():
 def pyplot():
     """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     matplotlib = require("matplotlib", "viz", "plots")
-    matplotlib.use("Agg", force=False)
+    import sys
+
+    # Agg only where pyplot is not loaded yet: a backend the user's session chose (a notebook's
+    # inline plots, a window) is never switched, or their later plt.show() would show nothing
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     return plt
 
 
 def colormap(values, name: str = "jet") -> np.ndarray:
     """Values in [0, 1] ``(h, w)`` -> RGB ``(h, w, 3)`` in [0, 1] through a matplotlib colour map."""
-    pyplot()
-    from matplotlib import colormaps
+    colormaps = require("matplotlib", "viz", "colour maps").colormaps  # no pyplot and no backend needed
 
     if name not in colormaps:
         raise ValueError(f"unknown colour map {name!r}; see matplotlib.colormaps (e.g. 'jet', 'viridis', 'magma').")
