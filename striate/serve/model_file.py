@@ -38,15 +38,25 @@ def served_from_checkpoint(ckpt, source: str) -> ServedModel:
 
     meta = ckpt.meta or {}
     spec = meta.get("model")
-    if not isinstance(spec, dict) or "name" not in spec:
+    if isinstance(spec, dict) and "graph" in spec:   # a graph read by `striate import` (or fine-tuned from one)
+        from ..onnx import GraphModule
+        try:
+            model = GraphModule(spec["graph"])
+            model.load_state_dict(ckpt.model_state)
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelFileError(f"{ckpt.path}: the weights do not fit the recorded graph: "
+                                 f"{' '.join(str(e).split())}") from None
+        spec = {"name": os.path.splitext(str(meta.get("source") or "imported graph"))[0]}
+    elif not isinstance(spec, dict) or "name" not in spec:
         raise ModelFileError(f"{ckpt.path} does not record which model it holds (no meta['model']); it was "
                              "not written by `striate train`.")
-    try:
-        model = models.get(spec["name"], **dict(spec.get("args") or {}))
-        model.load_state_dict(ckpt.model_state)
-    except (KeyError, ValueError, TypeError) as e:
-        raise ModelFileError(f"{ckpt.path}: the weights do not fit model {spec['name']!r}: "
-                             f"{' '.join(str(e).split())}") from None
+    else:
+        try:
+            model = models.get(spec["name"], **dict(spec.get("args") or {}))
+            model.load_state_dict(ckpt.model_state)
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelFileError(f"{ckpt.path}: the weights do not fit model {spec['name']!r}: "
+                                 f"{' '.join(str(e).split())}") from None
     shape = meta.get("input_shape") or getattr(model, "input_shape", None)
     if not shape or len(shape) != 3:
         raise ModelFileError(f"{ckpt.path} does not record the model's input shape (meta['input_shape']).")
@@ -56,13 +66,38 @@ def served_from_checkpoint(ckpt, source: str) -> ServedModel:
                        name=spec["name"], source=source)
 
 
+def served_from_onnx(path) -> ServedModel:
+    """A :class:`ServedModel` of an ONNX file, imported by :func:`striate.onnx.load` (its input shape from
+    the graph; class names and standardisation when ``st.onnx.export`` stored them)."""
+    from ..onnx import load
+
+    try:
+        model = load(path)
+    except ImportError as e:
+        raise ModelFileError(f"reading {path} needs the onnx package: pip install striate[onnx] ({e}).") from None
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelFileError(" ".join(str(e).split())) from None
+    shape = model.input_shape
+    if not shape or len(shape) != 3:
+        raise ModelFileError(f"{path}: the ONNX graph's input is not one image (height, width, channels) of a fixed "
+                             f"size (input shape {shape}); striate serve needs a spatial input.")
+    pre = model.preprocess if isinstance(model.preprocess, dict) else {}
+    name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return ServedModel(model, tuple(shape), class_names=model.class_names, mean=pre.get("mean"), std=pre.get("std"),
+                       eps=pre.get("eps", 1e-7), name=name, source=f"imported from ONNX {path}")
+
+
 def load_served_model(path) -> ServedModel:
-    """Serve the model in a weights or checkpoint file written by ``striate train``.
+    """Serve the model in a weights or checkpoint file written by ``striate train`` (or ``striate
+    import``), or an ONNX file (``.onnx``, imported with :func:`striate.onnx.load`).
 
     Raises:
-        ModelFileError: no such file, not a striate file, or weights that do not fit.
+        ModelFileError: no such file, not a striate or ONNX file, or weights that do not fit.
     """
     from ..training import CheckpointError, load_checkpoint
+
+    if os.fspath(path).lower().endswith(".onnx"):
+        return served_from_onnx(path)
 
     try:
         ckpt = load_checkpoint(path)
