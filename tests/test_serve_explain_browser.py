@@ -225,3 +225,62 @@ def test_the_page_with_an_onnx_imported_model(browser, tmp_path):
                                            abs=1e-5)
         assert not problems, problems
         page.close()
+
+
+def test_the_3d_view_turns_zooms_hovers_and_clicks(browser):
+    served = load_served_model(trained_path())
+    with serving(served) as (server, app):
+        page, problems = new_page(browser, server)
+        result = draw_seven(page)                                 # the Network view's picture is carried over
+        page.click("nav a[href='/3d']")
+        page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
+        assert page.locator("nav a.active").inner_text() == "3D network"
+        key = page.evaluate("fetch('/api/model').then(r => r.json())") and None
+        layers = [layer for layer in result["layers"] if layer["type"] == "Conv2D"]
+        name, index = layers[1]["name"], [3, 4, 2]
+        # hover: the unit's connections to the window it reads in the previous layer's shown maps
+        xy = page.evaluate("([l, i]) => window.striate3d.clientPointOf(l, i)", [name, index])
+        with page.expect_response(lambda r: "/api/explain" in r.url) as answer:
+            page.mouse.move(*xy, steps=4)
+        e = answer.value.json()
+        key = e["input_key"]
+        assert e["layer"] == name and e["index"] == index
+        w = e["window"]
+        inside = sum(0 <= r < w["input_shape"][0] and 0 <= c < w["input_shape"][1] for r in w["rows"] for c in w["cols"])
+        shown = [t for t in e["top"] if t["channel"] < 16]
+        page.wait_for_function("Number(document.body.dataset.connections) > 0")
+        assert int(page.evaluate("document.body.dataset.connections")) == inside * len(shown)
+        assert name in page.inner_text("#hover-line")
+        shot_dir = os.environ.get("STRIATE_SCREENSHOT_DIR")
+        if shot_dir:
+            page.screenshot(path=os.path.join(shot_dir, "explain_3d.png"))
+        pixels = np.frombuffer(page.locator("#scene").screenshot(), np.uint8)
+        assert pixels.size > 10_000
+        # click: the same panel as the 2D view, with the API's numbers
+        with page.expect_response(lambda r: "/api/explain" in r.url and "top_k" not in r.url) as answer:
+            page.mouse.down()
+            page.mouse.up()
+        page.wait_for_function("document.getElementById('explain-panel').dataset.state === 'ready'")
+        e = answer.value.json()
+        assert e["layer"] == name and e["index"] == index and e["input_key"] == key
+        assert shown_numbers(page, "#explain-panel .ep-value .n.value") == [e["value"]]
+        assert shown_numbers(page, "#explain-panel .tsum .n.term") == [t["term"] for t in e["top"]]
+        x = served.standardize(app.extensions[KEY].inputs.get(key))
+        assert e["value"] == explain_unit(served.model, x, name, tuple(index))["value"]
+        if shot_dir:
+            page.screenshot(path=os.path.join(shot_dir, "explain_3d_panel.png"))
+        page.click("#ep-close")
+        # turn with a drag, zoom with the wheel
+        yaw, distance = (float(page.evaluate(f"document.body.dataset.{k}")) for k in ("yaw", "distance"))
+        box = page.locator("#scene").bounding_box()
+        page.mouse.move(box["x"] + 100, box["y"] + 100)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 260, box["y"] + 140, steps=6)
+        page.mouse.up()
+        page.mouse.wheel(0, 400)
+        page.wait_for_timeout(100)
+        assert float(page.evaluate("document.body.dataset.yaw")) == pytest.approx(yaw + 160 * 0.008, abs=0.02)
+        assert float(page.evaluate("document.body.dataset.distance")) > distance
+        assert page.locator("#explain-panel").is_hidden()         # a drag is not a click
+        assert not problems, problems
+        page.close()

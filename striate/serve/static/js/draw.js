@@ -109,8 +109,11 @@ async function send() {
     const q = new URLSearchParams({ preprocess: mode, invert: $("invert").value });
     req = api("/api/predict?" + q, { method: "POST", body: state.upload,
       headers: { "Content-Type": state.upload.type || "application/octet-stream" } });
+    remember(state.upload, mode, $("invert").value);
   } else {
-    req = postJSON("/api/predict", { image: pad.toDataURL("image/png"), preprocess: mode, invert: false });
+    const doc = { image: pad.toDataURL("image/png"), preprocess: mode, invert: false };
+    req = postJSON("/api/predict", doc);
+    remember(doc);
   }
   try {
     const body = await req;
@@ -122,6 +125,15 @@ async function send() {
     state.inflight = false;
     if (state.pending) send();
   }
+}
+
+// The last picture, kept in the session so that the 3D view shows the same input.
+function remember(what, mode, invert) {
+  const keep = (doc) => { try { sessionStorage.setItem("striate.input", JSON.stringify(doc)); } catch (e) { /* full */ } };
+  if (!(what instanceof Blob)) { keep(what); return; }
+  const reader = new FileReader();
+  reader.onload = () => keep({ image: reader.result, preprocess: mode, invert });
+  reader.readAsDataURL(what);
 }
 
 function showError(message) {
