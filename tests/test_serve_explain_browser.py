@@ -135,6 +135,7 @@ def test_click_a_unit_and_read_its_arithmetic(browser):
         shot_dir = os.environ.get("STRIATE_SCREENSHOT_DIR")
         page.wait_for_timeout(1400)                             # a few frames of the sliding kernel
         if shot_dir:
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=os.path.join(shot_dir, "explain_panel.png"))
 
         # the backward pass for class 3: the panel's gradient equals explain_gradient's
@@ -235,7 +236,6 @@ def test_the_3d_view_turns_zooms_hovers_and_clicks(browser):
         page.click("nav a[href='/3d']")
         page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
         assert page.locator("nav a.active").inner_text() == "3D network"
-        key = page.evaluate("fetch('/api/model').then(r => r.json())") and None
         layers = [layer for layer in result["layers"] if layer["type"] == "Conv2D"]
         name, index = layers[1]["name"], [3, 4, 2]
         # hover: the unit's connections to the window it reads in the previous layer's shown maps

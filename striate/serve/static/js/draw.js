@@ -155,6 +155,7 @@ async function loadModel() {
   if (!(c === 1 && h === w)) sel.querySelector('option[value="digit"]').disabled = true;
   if (c !== 1) {
     $("invert-label").hidden = true;
+    $("input-title").textContent = "1 · Upload a picture (or draw)";
     $("pad-hint").textContent = `this model takes ${c === 3 ? "RGB" : c + "-channel"} pictures: upload one (or draw)`;
   }
   sel.querySelector('option[value="none"]').textContent = `as is (exactly ${w}×${h})`;
