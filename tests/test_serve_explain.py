@@ -219,3 +219,35 @@ def test_an_onnx_file_is_served_and_explained(tmp_path):
 def test_a_missing_onnx_file_is_one_line():
     with pytest.raises(ModelFileError, match="No ONNX file"):
         load_served_model("/nonexistent/model.onnx")
+
+
+def test_a_zoo_model_with_saved_weights_is_explained(tmp_path):
+    """A zoo ResNet (batch norm, residual sums) from a weights file: the page's answers are the library's."""
+    from striate.training import save_weights
+
+    args = {"num_classes": 10, "input_shape": [32, 32, 3]}
+    model = st.models.get("resnet20", rng=3, **args)
+    rng = np.random.default_rng(3)
+    for name, m in model.named_modules():                  # running statistics that are not the identity
+        if isinstance(m, nn.BatchNorm) and m.running_mean is not None:
+            m.running_mean[...] = rng.normal(0, 0.1, m.running_mean.shape)
+            m.running_var[...] = rng.uniform(0.5, 1.5, m.running_var.shape)
+    path = tmp_path / "weights.npz"
+    save_weights(path, model, meta={"model": {"name": "resnet20", "args": args}, "input_shape": [32, 32, 3]})
+    served = load_served_model(path)
+    client = create_app(served).test_client()
+    picture = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+    from PIL import Image
+    key = send(client, Image.fromarray(picture))
+    x = prepared(served, Image.fromarray(picture))
+    names = [layer["name"] for layer in served.layers]
+    for layer, index in [("conv1", (0, 31, 4)), ("bn1", (3, 3, 3)), ("layer1.0.relu2", (5, 6, 7)),
+                         ("layer2.0.conv1", (2, 9, 20)), ("fc", (4,))]:
+        assert layer in names, names
+        got = client.get("/api/explain", query_string={"input": key, "layer": layer,
+                                                        "index": ",".join(map(str, index))}).json
+        want = to_json(explain_unit(served.model, x, layer, index))
+        assert all(got[k] == v for k, v in want.items()), layer
+        assert got["value"] == pytest.approx(got["result"], rel=1e-4, abs=1e-5)
+        if layer == "layer1.0.relu2":
+            assert got["kind"] == "relu" and len(got["add"]["operands"]) == 2    # the residual sum's operands
