@@ -5,7 +5,7 @@
 import { $, api, escapeHtml, getJSON, postJSON } from "./common.js";
 import { openPanel } from "./explain_panel.js";
 
-const GAP = 90;            // world units between consecutive slabs
+const GAP = 90;            // world units between consecutive slabs (less in a deep network: gapFor)
 const SLAB = 170;          // a slab's width in world units
 const FOCAL = 760;         // the projection's focal length, in canvas pixels
 const MAX_LINES = 400;     // connections drawn for one unit
@@ -39,9 +39,9 @@ function buildSlabs(result) {
     slabs.push({ name: L.name, label: `${L.name} · ${L.type}`, spatial, shape: L.shape, maps, type: L.type,
                  h: spatial ? L.shape[0] : L.grid[0], w: spatial ? L.shape[1] : L.grid[1], channels: L.channels });
   }
-  const zc = (slabs.length - 1) * GAP / 2;
+  const gap = gapFor(slabs.length), zc = (slabs.length - 1) * gap / 2;
   slabs.forEach((s, i) => {
-    s.z = i * GAP - zc;
+    s.z = i * gap - zc;
     const n = s.maps.length;
     const cols = s.spatial ? Math.ceil(Math.sqrt(n)) : 1, rows = Math.ceil(n / cols);
     const aspect = s.h / s.w;
@@ -58,6 +58,9 @@ function buildSlabs(result) {
   state.slabs = slabs;
   state.byName = new Map(slabs.map((s) => [s.name, s]));
 }
+
+// Deep networks get their slabs closer together, so that the whole network fits one view.
+function gapFor(n) { return Math.max(34, Math.min(GAP, 2600 / n)); }
 
 function loadImage(url) {
   const img = new Image();
@@ -146,7 +149,7 @@ function draw() {
   g.fillStyle = "#aab3c5";
   g.textAlign = "center";
   state.slabs.forEach((s, i) => {
-    if (state.slabs.length > 24 && i % 2 && s !== hoveredSlab()) return;   // deep networks: every other name
+    if (i % Math.ceil(state.slabs.length / 16) && s !== hoveredSlab()) return;   // deep networks: some names
     const p = project([0, s.top + 12, s.z]);
     if (p.depth > 20) g.fillText(s.name, p.x, p.y);
   });
@@ -395,7 +398,10 @@ async function start() {
   state.model = m;
   const [h, w, c] = m.input_shape;
   $("model-line").textContent = `${m.name} · ${m.total_params.toLocaleString()} parameters · ${h}×${w}×${c} input`;
-  view.distance = Math.max(700, (m.layers.length + 1) * GAP * 0.85);
+  // a deep network is seen more from the side, so that its slabs spread across the canvas
+  const n = m.layers.length + 1, length = n * gapFor(n);
+  if (n > 24) { view.yaw = -0.9; view.pitch = 0.35; }
+  view.distance = Math.max(700, (n > 24 ? 1.0 : 0.85) * length);
   clearPad();
   let stored = null;
   try { stored = JSON.parse(sessionStorage.getItem("striate.input") || "null"); } catch (e) { stored = null; }
