@@ -15,6 +15,7 @@ EPILOG = """\
 examples:
   striate serve                                          # default model: digits_cnn, trained once and cached
   striate serve --checkpoint runs/mnist-lenet5/weights.npz --port 8080
+  striate serve --checkpoint model.onnx                  # an ONNX model, imported by striate
   striate serve --checkpoint runs/digits-digits_cnn/weights.npz --host 0.0.0.0   # reachable from the network
 
 Then open the printed address in a browser. Ctrl-C stops the server.
@@ -33,7 +34,7 @@ def add_parser(subparsers):
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
-                   help="weights.npz or checkpoint.npz written by striate train (default: a digits_cnn "
+                   help="weights.npz or checkpoint.npz written by striate train or striate import, or a model.onnx (default: a digits_cnn "
                         "trained on the embedded digits, cached under ~/.cache/striate/serve)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: only this machine can connect)")

@@ -12,19 +12,22 @@ Where things live (a new view is one template, one blueprint, one JS module, and
 
 * ``views/<view>.py`` — a Blueprint with a ``page`` endpoint that renders the view's template, and
   its ``TITLE``; add the module to ``views.VIEWS`` and it appears in every page's navigation.
-  Today: ``draw`` (``/``: draw a digit, every layer's maps, receptive fields) and ``explorer``
+  Today: ``draw`` (``/``: draw a digit, every layer's maps, receptive fields; click a unit to
+  explain it), ``network3d`` (``/3d``: the network in 3D, a unit's connections) and ``explorer``
   (``/explorer``: one layer's conv arithmetic).
 * ``templates/<view>.html`` — extends ``base.html`` (header, navigation, footer, stylesheet) and
   fills its ``main`` and ``scripts`` blocks; ``static/css/style.css`` styles every view.
 * ``static/js/<view>.js`` — the view's ES module; ``static/js/common.js`` holds what views share:
   fetching JSON with the API's one-line errors, number formats, drawing an image or a map on a
-  canvas with its pixel grid and a unit's receptive-field box.
+  canvas with its pixel grid and a unit's receptive-field box; ``static/js/explain_panel.js`` the
+  explanation panel that the Network and 3D views open on a click.
 * ``api/<area>.py`` — a Blueprint under ``/api/`` made with :func:`~striate.serve.errors.api_errors`,
   listed in ``api.BLUEPRINTS``; routes read the served model through
   :func:`striate.serve.state.current` and raise ValueError/TypeError for a bad request, which
   becomes an HTTP 400 with ``{"error": "<one line>"}`` (an unexpected failure a 500 line, its
   traceback in the server's log). Today: ``api/model.py`` (``GET /api/model``,
-  ``POST /api/predict``) and ``api/conv.py`` (``GET /api/conv``, ``GET /api/conv/frames``).
+  ``POST /api/predict``), ``api/conv.py`` (``GET /api/conv``, ``GET /api/conv/frames``) and
+  ``api/explain.py`` (``GET /api/explain``, ``GET /api/gradient``).
 
 The library beneath the routes:
 
@@ -33,7 +36,8 @@ The library beneath the routes:
 * :mod:`striate.serve.inference` — :class:`ServedModel`: forward hooks, layer outputs, receptive
   fields (from the summary's propagation).
 * :mod:`striate.serve.render` — activation maps and filters as PNG data URLs.
-* :mod:`striate.serve.model_file` — the served model: a weights file, or the default trained in seconds.
+* :mod:`striate.serve.model_file` — the served model: a weights file, an ONNX file, or the default
+  trained in seconds.
 
 Flask is an optional extra: ``pip install striate[serve]``. Place in the layers: above training,
 models and summary (it loads weights, trains the default model and reads receptive fields),

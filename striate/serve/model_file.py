@@ -51,13 +51,38 @@ def served_from_checkpoint(ckpt, source: str) -> ServedModel:
                        name=meta["model"].get("name", "imported graph"), source=source)
 
 
+def served_from_onnx(path) -> ServedModel:
+    """A :class:`ServedModel` of an ONNX file, imported by :func:`striate.onnx.load` (its input shape from
+    the graph; class names and standardisation when ``st.onnx.export`` stored them)."""
+    from ..onnx import load
+
+    try:
+        model = load(path)
+    except ImportError as e:
+        raise ModelFileError(str(e)) from None   # require()'s line: what needs onnx and how to install it
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelFileError(" ".join(str(e).split())) from None
+    shape = model.input_shape
+    if not shape or len(shape) != 3:
+        raise ModelFileError(f"{path}: the ONNX graph's input is not one image (height, width, channels) of a fixed "
+                             f"size (input shape {shape}); striate serve needs a spatial input.")
+    pre = model.preprocess if isinstance(model.preprocess, dict) else {}
+    name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return ServedModel(model, tuple(shape), class_names=model.class_names, mean=pre.get("mean"), std=pre.get("std"),
+                       eps=pre.get("eps", 1e-7), name=name, source=f"imported from ONNX {path}")
+
+
 def load_served_model(path) -> ServedModel:
-    """Serve the model in a weights or checkpoint file written by ``striate train``.
+    """Serve the model in a weights or checkpoint file written by ``striate train`` (or ``striate
+    import``), or an ONNX file (``.onnx``, imported with :func:`striate.onnx.load`).
 
     Raises:
-        ModelFileError: no such file, not a striate file, or weights that do not fit.
+        ModelFileError: no such file, not a striate or ONNX file, or weights that do not fit.
     """
     from ..training import CheckpointError, load_checkpoint
+
+    if os.fspath(path).lower().endswith(".onnx"):
+        return served_from_onnx(path)
 
     try:
         ckpt = load_checkpoint(path)

@@ -3,7 +3,8 @@
 
 * :mod:`.model` — ``GET /api/model``, ``POST /api/predict``: the served model and its answers.
 * :mod:`.conv` — ``GET /api/conv``, ``GET /api/conv/frames``: one layer's arithmetic.
+* :mod:`.explain` — ``GET /api/explain``, ``GET /api/gradient``: one unit's arithmetic, the backward pass.
 """
-from . import conv, model
+from . import conv, explain, model
 
-BLUEPRINTS = (model.bp, conv.bp)
+BLUEPRINTS = (model.bp, conv.bp, explain.bp)

@@ -5,7 +5,8 @@
 * ``POST /api/predict`` — body: PNG/JPEG bytes, or JSON ``{"image": "data:image/png;base64,...",
   "preprocess": "digit"|"resize"|"none", "invert": true|false|"auto"}`` (the first two also as
   query parameters for a raw body). Returns ``probabilities``, ``classes``, ``top``, ``input``,
-  ``layers`` (see :meth:`~striate.serve.inference.ServedModel.run`), ``preprocess`` and ``ms``.
+  ``layers`` (see :meth:`~striate.serve.inference.ServedModel.run`), ``preprocess``, ``input_key``
+  (names the prepared image for ``GET /api/explain`` and ``GET /api/gradient``) and ``ms``.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def predict():
     x = prepare(decode_image(body), served.input_shape, mode=mode, invert=invert, mean=served.mean)
     result = served.run(x)
     result["preprocess"] = mode
+    result["input_key"] = state.remember(x)
     result["ms"] = round(1000 * (time.perf_counter() - t0), 2)
     return jsonify(result)
 

@@ -3,9 +3,9 @@
 Each view module holds ``bp`` (a Blueprint whose ``page`` endpoint renders the view's template)
 and ``TITLE`` (its name in the shared navigation of ``templates/base.html``).
 """
-from . import draw, explorer
+from . import draw, explorer, network3d
 
-VIEWS = (draw, explorer)
+VIEWS = (draw, network3d, explorer)
 
 
 def nav() -> list[dict]:

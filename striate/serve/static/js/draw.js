@@ -1,6 +1,7 @@
 // The draw view of striate serve. All inference happens on the server (POST /api/predict);
 // this module draws strokes, sends the canvas, and lays out what comes back.
 import { $, api, drawMap, escapeHtml, fieldBox, fmtNum, fmtShape, getJSON, outlineBox, postJSON } from "./common.js";
+import { openPanel } from "./explain_panel.js";
 
 const state = {
   model: null,          // GET /api/model
@@ -108,8 +109,11 @@ async function send() {
     const q = new URLSearchParams({ preprocess: mode, invert: $("invert").value });
     req = api("/api/predict?" + q, { method: "POST", body: state.upload,
       headers: { "Content-Type": state.upload.type || "application/octet-stream" } });
+    remember(state.upload, mode, $("invert").value);
   } else {
-    req = postJSON("/api/predict", { image: pad.toDataURL("image/png"), preprocess: mode, invert: false });
+    const doc = { image: pad.toDataURL("image/png"), preprocess: mode, invert: false };
+    req = postJSON("/api/predict", doc);
+    remember(doc);
   }
   try {
     const body = await req;
@@ -121,6 +125,15 @@ async function send() {
     state.inflight = false;
     if (state.pending) send();
   }
+}
+
+// The last picture, kept in the session so that the 3D view shows the same input.
+function remember(what, mode, invert) {
+  const keep = (doc) => { try { sessionStorage.setItem("striate.input", JSON.stringify(doc)); } catch (e) { /* full */ } };
+  if (!(what instanceof Blob)) { keep(what); return; }
+  const reader = new FileReader();
+  reader.onload = () => keep({ image: reader.result, preprocess: mode, invert });
+  reader.readAsDataURL(what);
 }
 
 function showError(message) {
@@ -140,7 +153,11 @@ async function loadModel() {
   const sel = $("preprocess");
   sel.value = m.default_preprocess;
   if (!(c === 1 && h === w)) sel.querySelector('option[value="digit"]').disabled = true;
-  if (c !== 1) $("invert-label").hidden = true;
+  if (c !== 1) {
+    $("invert-label").hidden = true;
+    $("input-title").textContent = "1 · Upload a picture (or draw)";
+    $("pad-hint").textContent = `this model takes ${c === 3 ? "RGB" : c + "-channel"} pictures: upload one (or draw)`;
+  }
   sel.querySelector('option[value="none"]').textContent = `as is (exactly ${w}×${h})`;
   $("input-caption").textContent = inputCaption(m);
   // bars, one per class
@@ -191,8 +208,11 @@ function buildSummary(m) {
     `<td class="num"><b>${m.total_macs.toLocaleString()}</b></td><td></td><td></td></tr>`;
 }
 
-// Display size of one map: each unit an integer number of CSS pixels, maps about 48 px across.
-function unitPx(h) { return Math.max(1, Math.round(48 / h)); }
+// Display size of one map: each unit an integer number of CSS pixels, maps about 48 px across;
+// a map larger than MAX_MAP_PX (a 224x224 layer) is shown downsampled, but a click or a hover
+// still finds the exact unit (from the layer's own height and width).
+const MAX_MAP_PX = 112;
+function unitPx(h) { return Math.min(Math.max(1, Math.round(48 / h)), MAX_MAP_PX / h); }
 
 function buildLayers(m) {
   const box = $("layers");
@@ -236,8 +256,8 @@ function ensureMaps(L, entry) {
     const wrap = document.createElement("div");
     wrap.className = "map";
     const img = new Image();
-    img.width = w * px;
-    img.height = h * px;
+    img.width = Math.round(w * px);
+    img.height = Math.round(h * px);
     img.alt = `${L.layer.name} map ${k}`;
     img.dataset.channel = k;
     const unit = document.createElement("div");
@@ -246,6 +266,7 @@ function ensureMaps(L, entry) {
     wrap.appendChild(unit);
     L.mapsBox.appendChild(wrap);
     img.addEventListener("mousemove", (ev) => hoverUnit(L, k, img, unit, ev, h, w, px));
+    img.addEventListener("click", (ev) => clickUnit(L, k, img, ev, h, w));
     img.addEventListener("mouseleave", () => { unit.style.display = "none"; state.hover = null; drawInput(null);
       $("rf-caption").textContent = "Hover over any unit of a layer below to see its receptive field here."; });
     L.maps.push({ img, unit });
@@ -306,14 +327,35 @@ function show(r) {
     L.hi.textContent = fmtNum(entry.scale[1]);
     L.entry = entry;
   });
+  document.body.dataset.inputKey = r.input_key;       // the image the server remembers, for /api/explain
   document.body.dataset.predictions = String((Number(document.body.dataset.predictions) || 0) + 1);
+}
+
+// ------------------------------------------------------------------------------------------ explaining a unit
+// The exact unit under the mouse: (row, col) of the layer's own grid, whatever the display size.
+function unitAt(img, ev, h, w) {
+  const r = img.getBoundingClientRect();
+  const col = Math.min(w - 1, Math.max(0, Math.floor((ev.clientX - r.left) / r.width * w)));
+  const row = Math.min(h - 1, Math.max(0, Math.floor((ev.clientY - r.top) / r.height * h)));
+  return [row, col];
+}
+
+function clickUnit(L, channel, img, ev, h, w) {
+  if (!state.result) return;
+  const [row, col] = unitAt(img, ev, h, w);
+  let index;
+  if (L.spatial) index = [row, col, channel];
+  else {
+    const k = row * w + col;
+    if (k >= L.layer.shape[0]) return;
+    index = [k];
+  }
+  openPanel({ key: state.result.input_key, layer: L.layer.name, index, model: state.model });
 }
 
 // ------------------------------------------------------------------------------------------ receptive fields
 function hoverUnit(L, channel, img, unitEl, ev, h, w, px) {
-  const r = img.getBoundingClientRect();
-  const col = Math.min(w - 1, Math.max(0, Math.floor((ev.clientX - r.left) / r.width * w)));
-  const row = Math.min(h - 1, Math.max(0, Math.floor((ev.clientY - r.top) / r.height * h)));
+  const [row, col] = unitAt(img, ev, h, w);
   unitEl.style.display = "block";
   unitEl.style.left = (col * px - 1) + "px";
   unitEl.style.top = (row * px - 1) + "px";
