@@ -125,20 +125,20 @@ class LiveRun:
         dataset: ``"digits"`` (embedded), ``"mnist"``, ``"fashion_mnist"``, ... or an image folder.
         model: a zoo model name or a layer list (``"conv 8 5 relu, pool 2, dense 10"``).
         optimizer: ``"sgd"`` (Nesterov momentum when ``momentum > 0``), ``"adam"`` or ``"adamw"``.
-        lr, momentum, weight_decay, batch_size, epochs, seed, val_split: the settings, as ``striate train``'s.
+        lr, momentum, weight_decay, batch_size, seed, val_split: the settings, as ``striate train``'s.
         data_dir: the folder holding the data set's files (None: the cache, or embedded).
-        resume: a ``checkpoint.npz`` to continue (its folder becomes the run's; its settings are kept,
-            ``epochs`` may raise the total).
+        epochs: the total number of epochs (default 2; a resumed run: its own total, or a larger one).
+        resume: a ``checkpoint.npz`` to continue (its folder becomes the run's; its settings are kept).
         data: an already loaded data set (``striate.data.Dataset``), to share one between runs.
 
     Example::
 
         >>> run = LiveRun("runs/a", model="conv 8 3 relu, pool 2, dense 10", epochs=1).start()
-        >>> run.join().snapshot()["epochs"]["val_acc"]
+        >>> run.join().snapshot()["history"]["val_acc"]
     """
 
     def __init__(self, folder=None, dataset="digits", model="digits_cnn", optimizer="sgd", lr=0.05, momentum=0.9,
-                 weight_decay=0.0, batch_size=32, epochs=2, seed=0, val_split=0.1, data_dir=None, verify=True,
+                 weight_decay=0.0, batch_size=32, epochs=None, seed=0, val_split=0.1, data_dir=None, verify=True,
                  resume=None, data=None, label=None):
         from ..optim.build import OPTIMIZERS
         self.ckpt = None
@@ -151,8 +151,11 @@ class LiveRun:
             if not saved:
                 raise ValueError(f"resume: {resume} records no training settings; it was not written by a run.")
             folder = os.path.dirname(os.path.abspath(resume))
-            if epochs is None or int(epochs) <= self.ckpt.epoch:
+            if epochs is None:
                 epochs = max(int(saved.get("epochs", 1)), self.ckpt.epoch + 1)
+            elif int(_check_number(epochs, "epochs", 1, integer=True)) <= self.ckpt.epoch:
+                raise ValueError(f"the run in {resume} has already trained {self.ckpt.epoch} epochs: give epochs > "
+                                 f"{self.ckpt.epoch} to continue it. Received: epochs={epochs}.")
             saved["epochs"] = int(epochs)
             config = saved
         else:
@@ -162,6 +165,7 @@ class LiveRun:
                 raise ValueError(f"model must be a zoo model name or a layer list. Received: model={model!r}.")
             if optimizer not in OPTIMIZERS:
                 raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={optimizer!r}.")
+            epochs = 2 if epochs is None else epochs
             config = {"model": model.strip(), "epochs": int(_check_number(epochs, "epochs", 1, integer=True)),
                       "batch_size": int(_check_number(batch_size, "batch_size", 1, integer=True)),
                       "optimizer": optimizer, "lr": _check_number(lr, "lr", 0, low_open=True),
@@ -285,6 +289,12 @@ class LiveRun:
         if self.status == "ready":
             self._apply_pending()
         return self
+
+    @property
+    def settings(self) -> dict:
+        """The settings the next batch trains with: the current ones and the changes waiting for it."""
+        with self._lock:
+            return {**{k: self.config[k] for k in SETTABLE}, **self._pending}
 
     def join(self, timeout=None):
         if self._thread is not None:

@@ -4,6 +4,6 @@
 * :mod:`.model` — ``GET /api/model``, ``POST /api/predict``: the served model and its answers.
 * :mod:`.conv` — ``GET /api/conv``, ``GET /api/conv/frames``: one layer's arithmetic.
 """
-from . import conv, model
+from . import conv, model, train
 
-BLUEPRINTS = (model.bp, conv.bp)
+BLUEPRINTS = (model.bp, conv.bp, train.bp)
