@@ -26,7 +26,7 @@ def wait_for(cond, timeout=60.0):
 
 
 def test_a_run_trains_pauses_resumes_and_logs_changes(tmp_path):
-    run = LiveRun(tmp_path / "a", model=TINY, epochs=2, lr=0.05, batch_size=32)
+    run = LiveRun(tmp_path / "a", model=TINY, epochs=2, lr=0.05, batch_size=4)   # ~650 steps: time to pause
     run.start()
     assert wait_for(lambda: run.snapshot()["step"] >= 3)
     run.pause()

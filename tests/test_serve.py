@@ -93,8 +93,8 @@ def test_every_view_shares_the_navigation_of_every_view(client):
     from striate.serve import views
 
     entries = views.nav()
-    assert [e["title"] for e in entries] == ["Network", "Conv arithmetic"]
-    urls = {"draw.page": "/", "explorer.page": "/explorer"}
+    assert [e["title"] for e in entries] == ["Network", "Conv arithmetic", "Train"]
+    urls = {"draw.page": "/", "explorer.page": "/explorer", "train.page": "/train"}
     for entry in entries:
         html = client.get(urls[entry["endpoint"]]).get_data(as_text=True)
         nav = re.search(r"<nav>(.*?)</nav>", html, re.S).group(1)

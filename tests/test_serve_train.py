@@ -64,7 +64,7 @@ def test_check_shows_the_summary_and_names_the_bad_layer(client):
 
 
 def test_start_pause_set_resume_stop(client, tmp_path):
-    r = post(client, "/api/train/start", {"model": TINY, "epochs": 2, "lr": 0.05})
+    r = post(client, "/api/train/start", {"model": TINY, "epochs": 300, "lr": 0.05, "batch_size": 8})
     assert r.status_code == 200, r.json
     run_id = r.json["id"]
     wait_for(client, run_id, lambda s: s["step"] >= 2)

@@ -193,6 +193,7 @@ class LiveRun:
         self.steps = []           # [step, loss]
         self.changes = []         # {"step", "epoch", "setting", "old", "new"}
         self.history = {}         # epoch metrics, lists
+        self.epoch_steps = []     # the step each epoch ended at (None for epochs trained before a resume)
         self.layers = []
         self.filters = None
         self.probe = None
@@ -382,7 +383,8 @@ class LiveRun:
         hooks = []
         for name, m in self.model.named_modules():
             if name and not list(m.children()):
-                hooks.append(m.register_forward_hook(lambda mod, inp, out, name=name: outputs.append((name, out))))
+                hooks.append(m.register_forward_hook(
+                    lambda mod, inp, out, name=name: outputs.append((f"{name} {type(mod).__name__}", out))))
         was = self.model.training
         self.model.eval()
         try:
@@ -409,15 +411,16 @@ class LiveRun:
 
     def snapshot(self, since: int = 0) -> dict:
         """What the run is and has seen, as JSON-ready values (thread-safe). ``since``: only the per-step
-        losses after that many (a poller sends the count it already holds)."""
+        losses of the steps after that one (a poller sends the last step it holds)."""
         with self._lock:
-            since = max(0, min(int(since), len(self.steps)))
+            first = self.steps[0][0] if self.steps else 1
+            start = min(max(0, int(since) - first + 1), len(self.steps))   # steps are numbered consecutively
             return {"label": self.label, "folder": self.folder, "status": self.status, "error": self.error,
                     "step": self.step, "epoch": self.epoch, "epochs": self.config["epochs"],
                     "settings": {k: self.config[k] for k in ("optimizer", "lr", "momentum", "weight_decay",
                                                              "batch_size", "model", "dataset", "seed")},
-                    "steps_from": since, "steps": self.steps[since:], "steps_total": len(self.steps),
-                    "history": {k: list(v) for k, v in self.history.items()},
+                    "steps_from": int(since), "steps": self.steps[start:], "steps_total": len(self.steps),
+                    "history": {k: list(v) for k, v in self.history.items()}, "epoch_steps": list(self.epoch_steps),
                     "changes": list(self.changes), "layers": self.layers, "filters": self.filters,
                     "probe": self.probe, "confusion": self.confusion, "class_names": self.class_names,
                     "test": self.test}
@@ -443,6 +446,7 @@ class _Control(Callback):
         h = run.history.history
         with live._lock:
             live.history = {k: list(v) for k, v in h.items()}
+            live.epoch_steps = [None] * len(h.get("loss", []))
         self._keep()
         live._apply_pending()
 
@@ -485,6 +489,7 @@ class _Control(Callback):
         with live._lock:
             for k, v in logs.items():
                 live.history.setdefault(k, []).append(float(v))
+            live.epoch_steps.append(live.step)
             live.confusion = {"epoch": epoch + 1, "matrix": confusion}
 
 

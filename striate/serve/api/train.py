@@ -8,7 +8,7 @@
   one run per entrant on the same data, model and seed; ``{"race", "runs"}``.
 * ``POST /api/train/resume`` ``{"name"}`` — continue an unfinished run of the runs folder.
 * ``GET  /api/train/runs`` — the runs of this server and the unfinished ones on disk.
-* ``GET  /api/train/runs/<id>?since=N&lite=1`` — a run's snapshot (steps after the first N; ``lite``
+* ``GET  /api/train/runs/<id>?since=N&lite=1`` — a run's snapshot (the losses of the steps after step N; ``lite``
   leaves out the layers, filters and maps).
 * ``POST /api/train/runs/<id>/pause|resume|stop`` and ``POST /api/train/runs/<id>/set`` ``{"lr": ...}``.
 """
@@ -73,7 +73,7 @@ def runs():
 def snapshot(run_id):
     raw = request.args.get("since", "0")
     if not raw.isdigit():
-        raise ValueError(f"since must be a count of steps (0 or more). Received: since={raw!r}.")
+        raise ValueError(f"since must be a step number (0 or more). Received: since={raw!r}.")
     snap = current_runs().get(run_id).snapshot(int(raw))
     if request.args.get("lite"):
         for key in LITE_DROP:

@@ -3,9 +3,9 @@
 Each view module holds ``bp`` (a Blueprint whose ``page`` endpoint renders the view's template)
 and ``TITLE`` (its name in the shared navigation of ``templates/base.html``).
 """
-from . import draw, explorer
+from . import draw, explorer, train
 
-VIEWS = (draw, explorer)
+VIEWS = (draw, explorer, train)
 
 
 def nav() -> list[dict]:
