@@ -169,3 +169,25 @@ def test_a_data_dir_offers_what_it_holds(tmp_path):
     (folder / "cat").mkdir(parents=True)
     offered = data_sets(str(folder))
     assert [d["name"] for d in offered] == ["digits", "folder"] and offered[1]["data_dir"] == str(folder)
+
+
+def test_a_run_on_mnist_from_the_data_dir(tmp_path):
+    import os
+
+    mnist = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+    if not os.path.isdir(mnist):
+        mnist = "/work/shared/data/mnist"
+    if not os.path.isdir(mnist):
+        pytest.skip("no MNIST copy to train on")
+    app = create_app(ServedModel(st.models.lenet5(rng=0), (28, 28, 1), name="lenet5"))
+    app.config.update(STRIATE_RUNS_DIR=str(tmp_path / "runs"), STRIATE_DATA_DIR=mnist)
+    client = app.test_client()
+    assert [d["name"] for d in client.get("/api/train/options").json["datasets"]] == ["digits", "mnist"]
+    r = post(client, "/api/train/check", {"dataset": "mnist", "model": "conv 4 5 relu, pool 2, dense 10"})
+    assert r.json["input_shape"] == [28, 28, 1]
+    run_id = post(client, "/api/train/start", {"dataset": "mnist", "model": "conv 4 5 relu, pool 2, dense 10",
+                                               "epochs": 1, "batch_size": 64}).json["id"]
+    snap = wait_for(client, run_id, lambda s: s["step"] >= 3 and s["probe"] is not None)
+    assert snap["probe"]["image"]["shape"] == [28, 28] and snap["probe"]["maps"][0]["shape"] == [4, 24, 24]
+    post(client, f"/api/train/runs/{run_id}/stop")
+    wait_for(client, run_id, lambda s: s["status"] == "stopped")
