@@ -61,6 +61,8 @@ def test_a_run_trains_pauses_resumes_and_logs_changes(tmp_path):
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["test_accuracy"] == pytest.approx(s["test"]["accuracy"])
     assert metrics["config"]["lr"] == 0.01
+    # a resumed run goes on with the settings in force when its checkpoint was written
+    assert load_checkpoint(tmp_path / "a" / "checkpoint.npz").meta["config"]["weight_decay"] == 1e-4
     with open(tmp_path / "a" / "log.csv") as f:
         assert len(list(csv.DictReader(f))) == 2
 
@@ -128,3 +130,11 @@ def test_a_layer_list_that_misses_the_classes_is_refused(tmp_path):
         LiveRun(tmp_path / "f", model="conv 4 3 relu, pool 2, dense 7").start()
     with pytest.raises(ValueError, match="layer 2"):
         LiveRun(tmp_path / "g", model="conv 4 3 relu, pool zero, dense 10").start()
+
+
+def test_a_diverging_run_fails_with_one_line(tmp_path):
+    run = LiveRun(tmp_path / "h", model=TINY, epochs=2, lr=1e6, momentum=0.9)
+    run.start().join(60)
+    s = run.snapshot()
+    assert s["status"] == "failed" and "learning rate" in s["error"] and "\n" not in s["error"]
+    assert s["error"] == s["error"].strip()

@@ -198,3 +198,21 @@ def test_a_killed_server_loses_one_epoch_at_most_and_the_cli_resumes(tmp_path):
     assert main(["train", "--resume", os.path.join(folder, "checkpoint.npz"), "--epochs", str(saved + 1), "-q"]) == 0
     metrics = json.loads(open(os.path.join(folder, "metrics.json")).read())
     assert metrics["epochs"] == saved + 1 and metrics["test_accuracy"] > 0.5
+
+
+def test_a_reloaded_page_follows_the_run_in_progress(server, page):
+    url, app = server
+    page.goto(url + "/train")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#model", TINY)
+    page.fill("#epochs", "300")
+    page.click("#start")
+    page.wait_for_function("Number(document.body.dataset.steps || 0) > 10", timeout=60000)
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#status[data-status='running']")
+    held = steps(page)
+    page.wait_for_function(f"Number(document.body.dataset.steps) > {held + 10}", timeout=60000)
+    page.click("#stop")
+    page.wait_for_selector("#status[data-status='stopped']")
+    assert page.problems == []

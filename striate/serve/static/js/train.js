@@ -402,7 +402,16 @@ $("resume").addEventListener("click", () => control("resume"));
 $("stop").addEventListener("click", () => control("stop"));
 $("apply").addEventListener("click", applyKnobs);
 for (const k of KNOBS) $(`k-${k}`).addEventListener("keydown", (e) => { if (e.key === "Enter" && focus) applyKnobs(); });
-loadOptions(true).then(() => { document.body.dataset.ready = "1"; })
+// A page opened (or reloaded) while runs train follows the newest of them, and its race.
+async function rejoin() {
+  const listing = await getJSON("/api/train/runs");
+  const live = listing.runs.filter((r) => ["running", "paused"].includes(r.status)).pop();
+  if (!live) return;
+  const raceIds = Object.values(listing.races).find((ids) => ids.includes(live.id));
+  follow(raceIds ? raceIds[0] : live.id, raceIds || null);
+}
+
+loadOptions(true).then(rejoin).then(() => { document.body.dataset.ready = "1"; })
   .catch((e) => showError("setup-error", e.message));
 lineChart($("loss-chart"), []);
 lineChart($("acc-chart"), []);
