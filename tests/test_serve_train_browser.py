@@ -139,8 +139,8 @@ def test_race_draws_one_curve_per_optimiser(server, page):
     page.fill("#epochs", "2")
     page.click("#race")
     page.wait_for_selector("#race-card:not([hidden])")
-    page.wait_for_function("document.querySelectorAll('#race-legend > span').length === 3 && "
-                           "[...document.querySelectorAll('#race-legend > span')].every(s => s.textContent.includes('finished'))",
+    entries = "[...document.querySelectorAll('#race-legend > span')]"
+    page.wait_for_function(f"{entries}.length === 3 && {entries}.every(s => s.textContent.includes('finished'))",
                            timeout=120000)
     legend = page.inner_text("#race-legend")
     assert "SGD+momentum" in legend and "Adam" in legend and legend.count("val acc") == 3

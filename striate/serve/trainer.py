@@ -19,7 +19,8 @@ RACE_DEFAULT = ({"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "label": "SGD"
                 {"optimizer": "adam", "lr": 0.002, "momentum": 0.0, "label": "Adam"})
 DEFAULTS = {"dataset": "digits", "model": "conv 8 3 relu, pool 2, conv 16 3 relu, dense 10", "optimizer": "sgd",
             "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "epochs": 5, "seed": 0}
-SUGGESTED_MODELS = {"digits": ["digits_cnn"], "mnist": ["lenet5", "mnist_cnn"], "fashion_mnist": ["lenet5", "mnist_cnn"]}
+SUGGESTED_MODELS = {"digits": ["digits_cnn"], "mnist": ["lenet5", "mnist_cnn"],
+                    "fashion_mnist": ["lenet5", "mnist_cnn"]}
 
 
 def data_sets(data_dir) -> list[dict]:

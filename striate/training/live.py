@@ -49,6 +49,8 @@ def _check_number(value, name, low=None, high=None, low_open=False, integer=Fals
         v = int(value) if integer and float(value) == int(value) else float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number. Received: {name}={value!r}.") from None
+    except OverflowError:   # int(inf)
+        raise ValueError(f"{name} must be finite. Received: {name}={value!r}.") from None
     if integer and not isinstance(v, int):
         raise ValueError(f"{name} must be a whole number. Received: {name}={value!r}.")
     if not math.isfinite(v):
@@ -164,7 +166,8 @@ class LiveRun:
             if not isinstance(model, str) or not model.strip():
                 raise ValueError(f"model must be a zoo model name or a layer list. Received: model={model!r}.")
             if optimizer not in OPTIMIZERS:
-                raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={optimizer!r}.")
+                raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. "
+                                 f"Received: optimizer={optimizer!r}.")
             epochs = 2 if epochs is None else epochs
             config = {"model": model.strip(), "epochs": int(_check_number(epochs, "epochs", 1, integer=True)),
                       "batch_size": int(_check_number(batch_size, "batch_size", 1, integer=True)),
