@@ -19,6 +19,7 @@ def test_require_imports_an_installed_package():
 
 def test_require_names_the_purpose_the_pip_name_and_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)          # what an environment without Pillow does
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)    # (even when another test imported it already)
     with pytest.raises(ImportError) as info:
         require("PIL.Image", "data", "reading images")
     assert str(info.value) == 'reading images needs pillow, which is not installed: pip install "striate[data]"'

@@ -93,8 +93,8 @@ def test_every_view_shares_the_navigation_of_every_view(client):
     from striate.serve import views
 
     entries = views.nav()
-    assert [e["title"] for e in entries] == ["Network", "3D network", "Conv arithmetic"]
-    urls = {"draw.page": "/", "network3d.page": "/3d", "explorer.page": "/explorer"}
+    assert [e["title"] for e in entries] == ["Network", "3D network", "Conv arithmetic", "Train"]
+    urls = {"draw.page": "/", "network3d.page": "/3d", "explorer.page": "/explorer", "train.page": "/train"}
     for entry in entries:
         html = client.get(urls[entry["endpoint"]]).get_data(as_text=True)
         nav = re.search(r"<nav>(.*?)</nav>", html, re.S).group(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import socket
 import sys
 
@@ -17,6 +18,7 @@ examples:
   striate serve --checkpoint runs/mnist-lenet5/weights.npz --port 8080
   striate serve --checkpoint model.onnx                  # an ONNX model, imported by striate
   striate serve --checkpoint runs/digits-digits_cnn/weights.npz --host 0.0.0.0   # reachable from the network
+  striate serve --runs runs/live --data-dir ~/data/mnist   # Train view: its runs in runs/live, MNIST offered
 
 Then open the printed address in a browser. Ctrl-C stops the server.
 The page's JSON API can be scripted:
@@ -39,6 +41,12 @@ def add_parser(subparsers):
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: only this machine can connect)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--runs", metavar="DIR", default="runs",
+                   help="folder of the Train view's runs (default runs/: one serve-<time>-<optimizer> run folder "
+                        "each, which striate train --resume continues); its unfinished runs are offered to resume")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="a folder the Train view may also train on: MNIST or Fashion-MNIST files (in it or a "
+                        "sub-folder), else one sub-folder of images per class (default: the embedded digits only)")
     p.add_argument("--retrain", action="store_true", help="train the default model again even if it is cached")
     add_quiet_option(p, "print only the address served (no training progress of the default model)")
     p.set_defaults(command="serve")
@@ -52,6 +60,10 @@ def _say(message: str) -> None:
 def run(args) -> int:
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port must be between 0 and 65535. Received: {args.port}.")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise CommandError(f"--data-dir {args.data_dir!r} is not a folder.")
+    if os.path.exists(args.runs) and not os.path.isdir(args.runs):
+        raise CommandError(f"--runs {args.runs!r} is a file; give a folder for the Train view's runs.")
     if args.checkpoint is not None and args.retrain:
         raise CommandError("--retrain trains the default model; it does not combine with --checkpoint.")
     try:
@@ -85,6 +97,8 @@ def run(args) -> int:
         except (ModelFileError, ImportError) as e:
             raise CommandError(" ".join(str(e).split())) from None
         app = create_app(served)
+        app.config["STRIATE_RUNS_DIR"] = args.runs
+        app.config["STRIATE_DATA_DIR"] = None if args.data_dir is None else os.path.abspath(args.data_dir)
         # one access-log line per request would scroll by with every stroke; errors are still logged
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = make_server(args.host, sock.getsockname()[1], app, threaded=True, fd=sock.fileno())

@@ -16,9 +16,10 @@ from .transfer import finetune
 from .lr_find import LRFindResult, lr_find
 from .gradient_norms import GradientNorms
 from .tensorboard import TensorBoard
+from .live import LiveRun
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
            "Checkpoint", "CheckpointError", "metrics",
            "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune",
-           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms"]
+           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun"]

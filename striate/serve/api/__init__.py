@@ -4,7 +4,8 @@
 * :mod:`.model` — ``GET /api/model``, ``POST /api/predict``: the served model and its answers.
 * :mod:`.conv` — ``GET /api/conv``, ``GET /api/conv/frames``: one layer's arithmetic.
 * :mod:`.explain` — ``GET /api/explain``, ``GET /api/gradient``: one unit's arithmetic, the backward pass.
+* :mod:`.train` — ``/api/train/...``: live training runs of the Train view (start, pause, resume, stop, set).
 """
-from . import conv, explain, model
+from . import conv, explain, model, train
 
-BLUEPRINTS = (model.bp, conv.bp, explain.bp)
+BLUEPRINTS = (model.bp, conv.bp, explain.bp, train.bp)

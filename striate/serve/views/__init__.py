@@ -3,9 +3,9 @@
 Each view module holds ``bp`` (a Blueprint whose ``page`` endpoint renders the view's template)
 and ``TITLE`` (its name in the shared navigation of ``templates/base.html``).
 """
-from . import draw, explorer, network3d
+from . import draw, explorer, network3d, train
 
-VIEWS = (draw, network3d, explorer)
+VIEWS = (draw, network3d, explorer, train)
 
 
 def nav() -> list[dict]:
