@@ -9,7 +9,7 @@ import time
 from ..training import recipe
 from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
-from .train_config import load_resume, resolve_config
+from .train_config import apply_config_file, load_resume, resolve_config
 
 EPILOG = """\
 examples:
@@ -21,6 +21,7 @@ examples:
   striate train --dataset cifar10 --model resnet20 --augment crop,flip
   striate train --dataset path/to/folder          # one sub-folder of images per class
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
+  striate train --config runs/tune/best.toml --epochs 30   # options from a file (here striate tune's best)
   mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
 
 Every option left out comes from the data set's recipe:
@@ -88,6 +89,9 @@ def add_parser(subparsers):
                             "/10 on a val_loss plateau, or constant")
     model.add_argument("--warmup", type=int, metavar="N", help="epochs of linear learning-rate warm-up")
     run = p.add_argument_group("run")
+    run.add_argument("--config", metavar="FILE", help="read options from a TOML (.toml) or YAML (.yaml) file of "
+                     "option = value (e.g. lr = 0.01, batch-size = 64, the best.toml of striate tune); options "
+                     "typed on the command line win over the file")
     run.add_argument("--seed", type=int, help="seed of initialisation, shuffling and augmentation (default 0)")
     run.add_argument("--out", metavar="DIR", help="output folder (default runs/<dataset>-<model>; with --resume "
                      "the checkpoint's folder)")
@@ -153,7 +157,14 @@ def _schedule(config: dict, opt):
 
 
 # ------------------------------------------------------------------------------------------------ run
+def own_parser() -> argparse.ArgumentParser:
+    """A parser holding only ``striate train``'s options (what a --config file may set)."""
+    sub = argparse.ArgumentParser(prog="striate", add_help=False).add_subparsers()
+    return add_parser(sub)
+
+
 def run(args) -> int:
+    apply_config_file(args, own_parser())
     if not args.distributed:
         return _run(args)
     try:
