@@ -3,6 +3,7 @@ settings > the data set's recipe; checked up front with one-line errors. Shared 
 train with a recipe."""
 from __future__ import annotations
 
+import argparse
 import math
 import os
 
@@ -153,6 +154,11 @@ def _option_value(path, key: str, value, action):
         if not isinstance(value, bool):
             raise CommandError(f"{where} is a flag ({option}); give true or false. Received: {value!r}.")
         return value
+    if action.nargs is None and isinstance(action, argparse._AppendAction):  # --search, given once or more
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            raise CommandError(f"{where} takes text or a list of text, like {option}. Received: {value!r}.")
+        return list(values)
     if isinstance(value, bool) or value is None or isinstance(value, (dict, list)) and key != "augment":
         raise CommandError(f"{where} takes a value like {option} does. Received: {value!r}.")
     if isinstance(value, list):  # augment = ["crop", "flip"]
