@@ -41,7 +41,11 @@ class TrialFailed(Exception):
 
 
 def _optuna():
-    optuna = require("optuna", "tune", "a hyperparameter search")
+    import warnings
+
+    with warnings.catch_warnings():  # optuna's progress bars ask tqdm for notebook widgets striate never uses
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        optuna = require("optuna", "tune", "a hyperparameter search")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # striate prints one line per trial instead
     return optuna
 
@@ -162,7 +166,8 @@ def search_space(texts) -> list[SearchParam]:
 
 class TrialPruning(Callback):
     """Report a monitored metric to an Optuna trial after every epoch and stop the run when the pruner
-    says the trial is weak (its value lies below the median of earlier trials at the same epoch).
+    says the trial is weak (its value lies below the median of earlier trials at the same epoch); the
+    last epoch is reported but never pruned (stopping would save nothing).
 
     The run ends cleanly (its files are written); call :meth:`raise_if_pruned` afterwards to tell
     Optuna. ``best`` is the best value seen (the objective of the trial).
@@ -187,9 +192,10 @@ class TrialPruning(Callback):
         value = float(value)
         self.values.append(value)
         self.best = value if self.best is None or value > self.best else self.best
-        self.trial.report(value, len(self.values))
-        if self.trial.should_prune():
-            self.pruned_at = len(self.values)
+        self.trial.report(value, epoch + 1)
+        last = epoch + 1 >= self.run.epochs  # nothing left to save by stopping
+        if not last and self.trial.should_prune():
+            self.pruned_at = epoch + 1
             self.run.stop_training = True
 
     def raise_if_pruned(self):
