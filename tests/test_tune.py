@@ -209,3 +209,16 @@ def test_without_optuna_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and 'pip install "striate[tune]"' in err, err
     assert not (tmp_path / "s").exists()
+
+
+def test_tune_reads_its_options_from_config(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "s"
+    f = tmp_path / "tune.toml"
+    f.write_text(f'search = ["lr=0.01..0.1:log"]\ntrials = 2\nepochs = 1\nmodel = "{LAYERS}"\nout = "{out}"\n'
+                 'prune-after = 0\n')
+    assert main(["tune", "--config", str(f), "--trials", "1"]) == 0  # the command line wins: one trial
+    assert [r["trial"] for r in read_rows(out)] == ["0"]
+    f.write_text("serach = []\n")
+    assert main(["tune", "--config", str(f)]) == 2
+    assert "Did you mean 'search'?" in capsys.readouterr().err

@@ -52,14 +52,14 @@ def add_parser(subparsers):
     s.add_argument("--search", action="append", metavar="NAME=SPEC", default=None,
                    help="a parameter to search, e.g. lr=0.001..0.1:log, weight_decay=0..0.001, batch_size=32,64,128 "
                         "(repeat for several)")
-    s.add_argument("--trials", type=int, default=20, metavar="N", help="trials in the whole search (default 20)")
-    s.add_argument("--jobs", type=int, default=1, metavar="N", help="trials trained at once, in N processes "
+    s.add_argument("--trials", type=int, metavar="N", help="trials in the whole search (default 20)")
+    s.add_argument("--jobs", type=int, metavar="N", help="trials trained at once, in N processes "
                    "(default 1)")
     s.add_argument("--startup", type=int, metavar="N", help="random trials before TPE and pruning start (default: "
                    "a quarter of --trials, 1 to 5)")
-    s.add_argument("--prune-after", type=int, default=1, metavar="EPOCH", help="first epoch after which a weak "
+    s.add_argument("--prune-after", type=int, metavar="EPOCH", help="first epoch after which a weak "
                    "trial may be stopped (default 1; 0 turns pruning off)")
-    s.add_argument("--out", default=os.path.join("runs", "tune"), metavar="DIR",
+    s.add_argument("--out", metavar="DIR",
                    help="folder of the search (default runs/tune); an existing search there is resumed")
     s.add_argument("--config", metavar="FILE", help="a TOML or YAML file of option = value for the options here; "
                    "options typed on the command line win")
@@ -257,6 +257,9 @@ def run(args) -> int:
     from ..optional import require
 
     apply_config_file(args, _own_parser())
+    for key, default in (("trials", 20), ("jobs", 1), ("prune_after", 1), ("out", os.path.join("runs", "tune"))):
+        if getattr(args, key) is None:  # left out on the command line and in --config
+            setattr(args, key, default)
     _check_args(args)
     try:
         require("optuna", "tune", "striate tune")
