@@ -181,7 +181,7 @@ def test_report_is_one_self_contained_page(trained, tmp_path, capsys):
     assert code == 0, err
     page = (tmp_path / "r.html").read_text()
     for heading in ("Training curves", "Confusion matrix", "worst-classified test images",
-                    "First-layer filters", "Activations of one test image"):
+                    "First-layer filters", "Activations of one test image", "Gradient flow (64 test images)"):
         assert heading in page, heading
     assert "<script" not in page.lower() and not re.search(r"(src|href)=['\"]?https?:", page)
     pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
@@ -205,6 +205,44 @@ def test_report_renders_in_a_headless_browser(trained, tmp_path):
     if not shot.is_file():
         pytest.skip("chromium could not take a screenshot here")
     img = _image(shot)
+    _not_blank(img)
+
+
+def test_report_gradient_flow_section_measures_the_trained_model(trained):
+    """The section's norms are those of a plain forward and backward of the model on the first 64
+    test images (computed here without the section's hooks), and the model itself is left untouched."""
+    import copy
+
+    import striate as st
+    import striate.functional as F
+    import striate.vis.report as report
+    from striate.cli.common import load_model_file
+    from striate.data import load_dataset
+    from striate.nn import Conv2D, Dense
+    from striate.tensor import Tensor
+    from striate.vis.run_report import _standardized
+
+    model, meta = load_model_file(_ckpt(trained))
+    ds = load_dataset("digits")
+    x = _standardized(meta, ds.x_test.astype(np.float32) / 255)
+    before = [p.data.copy() for p in model.parameters()]
+    st.manual_seed(0)
+    sec = report.gradient_flow_section(model, x, ds.y_test)
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before))
+    assert all(p.grad is None or not np.any(p.grad) for p in model.parameters())
+    twin = copy.deepcopy(model)
+    twin.train(True)
+    st.manual_seed(0)
+    F.cross_entropy(twin(Tensor(x[:64])), ds.y_test[:64]).backward()
+    weighted = [m for m in twin.modules() if isinstance(m, (Conv2D, Dense))]
+    norms = [float(np.linalg.norm(m.w.grad)) for m in weighted]
+    assert sec["count"] == 64 and len(sec["rows"]) == len(weighted)
+    assert [r["grad"] for r in sec["rows"]] == [f"{n:.3g}" for n in norms]
+    assert [r["type"] for r in sec["rows"]] == [type(m).__name__ for m in weighted]
+    convs = [n for n, m in zip(norms, weighted) if isinstance(m, Conv2D)]
+    assert sec["ratio"] == pytest.approx(convs[0] / convs[-1], rel=1e-4)
+    img = Image.open(io.BytesIO(base64.b64decode(sec["image"].split(",", 1)[1]))).convert("RGB")
+    assert img.size[0] >= 800
     _not_blank(img)
 
 

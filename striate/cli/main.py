@@ -30,6 +30,7 @@ COMMANDS = {
     "finetune": "finetune_cmd",
     "explain": "explain_cmd",
     "lr-find": "lrfind_cmd",
+    "tune": "tune_cmd",
 }
 
 

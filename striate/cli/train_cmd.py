@@ -9,7 +9,7 @@ import time
 from ..training import recipe
 from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
-from .train_config import load_resume, resolve_config
+from .train_config import apply_config_file, load_resume, resolve_config
 
 EPILOG = """\
 examples:
@@ -21,6 +21,7 @@ examples:
   striate train --dataset cifar10 --model resnet20 --augment crop,flip
   striate train --dataset path/to/folder          # one sub-folder of images per class
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
+  striate train --config runs/tune/best.toml --epochs 30   # options from a file (here striate tune's best)
   mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
 
 Every option left out comes from the data set's recipe:
@@ -62,6 +63,32 @@ def add_parser(subparsers):
                     "on the test set, and write the weights, checkpoints, an epoch log and metrics.json.",
         epilog=EPILOG.format(recipes=recipe_help()), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_data_model_options(p)
+    run = p.add_argument_group("run")
+    run.add_argument("--config", metavar="FILE", help="read options from a TOML (.toml) or YAML (.yaml) file of "
+                     "option = value (e.g. lr = 0.01, batch-size = 64, the best.toml of striate tune); options "
+                     "typed on the command line win over the file")
+    run.add_argument("--seed", type=int, help="seed of initialisation, shuffling and augmentation (default 0)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default runs/<dataset>-<model>; with --resume "
+                     "the checkpoint's folder)")
+    run.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
+    run.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint.npz "
+                     "(its data and settings are reused; --epochs sets the new total, see below)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
+    run.add_argument("--report", action="store_true", help="also write report.html into --out (striate report)")
+    run.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files into DIR: loss, "
+                     "accuracy, rate, filters, activations, weight and gradient histograms (pip install "
+                     "'striate[tensorboard]'; then tensorboard --logdir DIR)")
+    run.add_argument("--distributed", action="store_true",
+                     help="data-parallel training over the processes of mpiexec (mpiexec -n 4 striate train "
+                          "... --distributed; pip install 'striate[mpi]'): --batch-size stays the global batch, "
+                          "split over the ranks; rank 0 writes the files")
+    p.set_defaults(command="train")
+    return p
+
+
+def add_data_model_options(p) -> None:
+    """The data, model and optimisation options of ``striate train`` (shared with ``striate tune``)."""
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME|DIR",
                       help="digits (default, offline), mnist, fashion_mnist, cifar10, or an image folder")
@@ -87,24 +114,6 @@ def add_parser(subparsers):
                        help="learning-rate schedule: cosine annealing, /10 at 50%% and 75%% of the epochs, "
                             "/10 on a val_loss plateau, or constant")
     model.add_argument("--warmup", type=int, metavar="N", help="epochs of linear learning-rate warm-up")
-    run = p.add_argument_group("run")
-    run.add_argument("--seed", type=int, help="seed of initialisation, shuffling and augmentation (default 0)")
-    run.add_argument("--out", metavar="DIR", help="output folder (default runs/<dataset>-<model>; with --resume "
-                     "the checkpoint's folder)")
-    run.add_argument("--overwrite", action="store_true", help="replace the run files already in --out")
-    run.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in this checkpoint.npz "
-                     "(its data and settings are reused; --epochs sets the new total, see below)")
-    run.add_argument("-q", "--quiet", action="store_true", help="print only the final result")
-    run.add_argument("--report", action="store_true", help="also write report.html into --out (striate report)")
-    run.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files into DIR: loss, "
-                     "accuracy, rate, filters, activations, weight and gradient histograms (pip install "
-                     "'striate[tensorboard]'; then tensorboard --logdir DIR)")
-    run.add_argument("--distributed", action="store_true",
-                     help="data-parallel training over the processes of mpiexec (mpiexec -n 4 striate train "
-                          "... --distributed; pip install 'striate[mpi]'): --batch-size stays the global batch, "
-                          "split over the ranks; rank 0 writes the files")
-    p.set_defaults(command="train")
-    return p
 
 
 # -------------------------------------------------------------------------------------------- the folder
@@ -153,7 +162,14 @@ def _schedule(config: dict, opt):
 
 
 # ------------------------------------------------------------------------------------------------ run
+def own_parser() -> argparse.ArgumentParser:
+    """A parser holding only ``striate train``'s options (what a --config file may set)."""
+    sub = argparse.ArgumentParser(prog="striate", add_help=False).add_subparsers()
+    return add_parser(sub)
+
+
 def run(args) -> int:
+    apply_config_file(args, own_parser())
     if not args.distributed:
         return _run(args)
     try:
@@ -299,6 +315,7 @@ def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
     callbacks = _callbacks(run_dir, meta, with_best=val is not None)
     if getattr(args, "tensorboard", None) and main:
         callbacks.append(_tensorboard(args.tensorboard))
+    callbacks += list(getattr(args, "callbacks", None) or [])  # e.g. striate tune's pruning of weak trials
     if comm is not None:
         model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
     schedule = _schedule(config, opt)

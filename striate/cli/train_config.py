@@ -3,6 +3,7 @@ settings > the data set's recipe; checked up front with one-line errors. Shared 
 train with a recipe."""
 from __future__ import annotations
 
+import argparse
 import math
 import os
 
@@ -105,3 +106,115 @@ def validate_config(c: dict) -> None:
     augs = [match_name(a, AUGMENTATIONS, "--augment") for a in augs]
     c["augment"] = ",".join(a for a in augs if a != "none") or "none"
     c["model"] = resolve_model(c["model"])
+
+
+# ------------------------------------------------------------------------------------- --config FILE
+CONFIG_FORMATS = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}
+# options a file may not set: the file itself
+NOT_IN_CONFIG = ("config", "command", "help")
+
+
+def read_config_file(path) -> dict:
+    """The table of a ``--config`` file: TOML (``.toml``, read with tomllib) or YAML (``.yaml``/``.yml``,
+    PyYAML), one mapping of option names to values."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in CONFIG_FORMATS:
+        raise CommandError(f"--config {path}: unknown file type {ext or '(none)'!r}; give a .toml, .yaml or .yml "
+                           "file.")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise CommandError(f"--config {path}: {e.strerror or one_line(e)}.") from None
+    try:
+        if ext == ".toml":
+            import tomllib
+            table = tomllib.loads(raw.decode("utf-8"))
+        else:
+            from ..optional import require
+            yaml = require("yaml", "cli", "reading a YAML --config file")
+            table = yaml.safe_load(raw.decode("utf-8"))
+    except ImportError as e:
+        raise CommandError(one_line(e)) from None
+    except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError: the parser's words
+        raise CommandError(f"--config {path} is not valid {CONFIG_FORMATS[ext]}: {one_line(e)}") from None
+    if table is None:
+        table = {}
+    if not isinstance(table, dict):
+        raise CommandError(f"--config {path} must hold a table of option = value. Received: a "
+                           f"{type(table).__name__}.")
+    return table
+
+
+def _option_value(path, key: str, value, action):
+    """A file's value for one option, typed as the option's own parser types it on the command line."""
+    option = action.option_strings[-1] if action.option_strings else "--" + key
+    where = f"--config {path}: {key}"
+    if action.nargs == 0:  # a flag: --overwrite, -q
+        if not isinstance(value, bool):
+            raise CommandError(f"{where} is a flag ({option}); give true or false. Received: {value!r}.")
+        return value
+    if action.nargs is None and isinstance(action, argparse._AppendAction):  # --search, given once or more
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) for v in values):
+            raise CommandError(f"{where} takes text or a list of text, like {option}. Received: {value!r}.")
+        return list(values)
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)) and key != "augment":
+        raise CommandError(f"{where} takes a value like {option} does. Received: {value!r}.")
+    if isinstance(value, list):  # augment = ["crop", "flip"]
+        value = ",".join(str(v) for v in value)
+    kind = action.type or str
+    if kind is int and not isinstance(value, int):
+        raise CommandError(f"{where} must be an integer. Received: {value!r}.")
+    if kind is float and not isinstance(value, (int, float)):
+        raise CommandError(f"{where} must be a number. Received: {value!r}.")
+    return kind(value)
+
+
+def apply_config_file(args, parser, path=None) -> dict:
+    """Fill the options left out on the command line from ``--config FILE`` (typed options win).
+
+    Keys are the command's option names, with ``-`` or ``_`` (``batch-size`` or ``batch_size``); an
+    unknown key is refused with the nearest option name. Returns the table as applied (dest -> value).
+    """
+    from ..names import did_you_mean
+
+    path = path if path is not None else getattr(args, "config", None)
+    if path is None:
+        return {}
+    table = read_config_file(path)
+    actions = {a.dest: a for a in parser._actions if a.dest not in NOT_IN_CONFIG and a.option_strings}
+    applied = {}
+    for key, value in table.items():
+        dest = str(key).strip().lstrip("-").replace("-", "_")
+        if dest not in actions:
+            names = [d.replace("_", "-") for d in actions]
+            raise CommandError(f"--config {path}: unknown option {key!r}.{did_you_mean(key, names)} The file's "
+                               f"keys are the options of striate {getattr(args, 'command', 'train')} "
+                               "(see --help).")
+        if dest in applied:
+            raise CommandError(f"--config {path}: option {key!r} is given twice.")
+        applied[dest] = _option_value(path, key, value, actions[dest])
+    for dest, value in applied.items():
+        typed = getattr(args, dest, None)
+        if typed is None or typed is False:  # left out on the command line
+            setattr(args, dest, value)
+    return applied
+
+
+def write_config_file(path, settings: dict) -> None:
+    """Write ``settings`` (option dest -> value) as a TOML file that ``--config`` reads, atomically."""
+    import json
+
+    from ..atomic import atomic_write_text
+
+    lines = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value) if isinstance(value, int) else repr(float(value))
+        else:
+            text = json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
+        lines.append(f"{key.replace('_', '-')} = {text}")
+    atomic_write_text(path, "\n".join(lines) + "\n")

@@ -4,6 +4,7 @@
     result = st.training.evaluate(model, test_loader)       # loss, accuracy, confusion_matrix, ...
     pred = st.training.predict(model, images, class_names)  # probabilities, predicted names
     found = st.training.lr_find(model, train_loader)          # learning-rate range test, on a copy
+    study = st.training.tune(objective, st.training.search_space(["lr=1e-3..0.1:log"]), n_trials=20)  # Optuna
 """
 from . import metrics
 from .callbacks import Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint
@@ -17,9 +18,12 @@ from .lr_find import LRFindResult, lr_find
 from .gradient_norms import GradientNorms
 from .tensorboard import TensorBoard
 from .live import LiveRun
+from .search import (SEARCHABLE, SearchParam, TrialFailed, TrialPruning, param_importances, parse_search,
+                     search_space, trial_rows, tune)
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
            "Checkpoint", "CheckpointError", "metrics",
            "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune",
-           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun"]
+           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun",
+           "tune", "parse_search", "search_space", "SearchParam", "SEARCHABLE", "TrialPruning", "TrialFailed", "trial_rows", "param_importances"]

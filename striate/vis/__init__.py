@@ -18,6 +18,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
 * :func:`conv_animation`, :func:`pool_animation` — conv arithmetic frames (Dumoulin & Visin 2016).
 * :func:`gradient_flow` — per-layer gradient norms and activation statistics of a training step.
 * :func:`lr_find_figure` — loss against learning rate of :func:`striate.training.lr_find`.
+* :func:`tune_history_figure`, :func:`importances_figure` — a search's trials and its parameter
+  importances (:func:`striate.training.tune`).
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 * :func:`filters_figure`, :func:`activations_figure`, :func:`saliency_figure`, :func:`grad_cam_figure`,
   :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure` — the captioned
@@ -38,6 +40,7 @@ from .filters import activation_grid, activations, default_activation_layers, fi
 from ._model import find_layer, inspecting
 from .gradient_flow import GradientFlow, gradient_flow, gradient_flow_figure, save_gradient_flow_plot
 from .lr_plot import lr_find_figure, save_lr_find_plot
+from .tune_plots import importances_figure, tune_history_figure
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
@@ -50,4 +53,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord",
            "find_layer", "inspecting",
            "lr_find_figure", "save_lr_find_plot", "gradient_flow", "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot",
-           "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer", "class_probabilities"]
+           "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer", "class_probabilities",
+           "tune_history_figure", "importances_figure"]

@@ -1,11 +1,11 @@
 """One self-contained HTML page about a training run: curves, confusion matrix, the worst-classified
-test images, first-layer filters and one image's activations. PNGs are embedded as data URIs; the
+test images, first-layer filters, one image's activations and the gradient flow per layer. PNGs are embedded as data URIs; the
 page needs no network and no JavaScript.
 
 The HTML lives in a template (``striate/vis/templates/report.html``, rendered with Jinja2, which
 escapes every value); each section's data comes from one function here (:func:`summary_section`,
 :func:`curves_section`, :func:`confusion_section`, :func:`worst_section`, :func:`filters_section`,
-:func:`activations_section`)."""
+:func:`activations_section`, :func:`gradient_flow_section`)."""
 from __future__ import annotations
 
 import base64
@@ -145,6 +145,32 @@ def activations_section(model, input_shape, x_test, probs, y, shown, names) -> l
     return figs
 
 
+def gradient_flow_section(model, x_test, y_test, batch: int = 64) -> dict | None:
+    """Per-layer gradient norms of the trained model on the first ``batch`` test images (one forward and
+    backward on a copy, in training mode as a training step computes it; see
+    :func:`striate.vis.gradient_flow`): ``{"count", "image", "rows", "ratio", "loss"}``, ``rows`` one
+    per weighted layer in forward order, ``ratio`` the first conv's |dL/dW| over the last conv's (None
+    with fewer than two convs). None when the batch gives no gradient to measure."""
+    from .gradient_flow import gradient_flow, gradient_flow_figure
+
+    n = min(batch, len(x_test))
+    try:
+        flow = gradient_flow(model, x_test[:n], np.asarray(y_test[:n]))
+    except ValueError:  # no Conv2D or Dense layer to measure
+        return None
+    fig = gradient_flow_figure(flow, title=f"trained model, {n} test images")
+    png = draw.png_bytes(fig)
+    draw.pyplot().close(fig)
+    rows = [{"index": i + 1, "name": name, "type": flow.types[i], "weight": f"{flow.weight_norm[i]:.3g}",
+             "grad": f"{flow.grad_norm[i]:.3g}", "out_grad": f"{flow.output_grad_norm[i]:.3g}",
+             "step": f"{flow.grad_norm[i] / flow.weight_norm[i]:.2g}" if flow.weight_norm[i] > 0 else "-",
+             "act_std": f"{flow.act_std[i]:.3g}", "zeros": f"{flow.act_zero[i]:.0%}"}
+            for i, name in enumerate(flow.names)]
+    convs = [g for g, t in zip(flow.grad_norm, flow.types) if t == "Conv2D"]
+    ratio = float(convs[0] / convs[-1]) if len(convs) >= 2 and convs[-1] > 0 else None
+    return {"count": n, "image": _data_url(png), "rows": rows, "ratio": ratio, "loss": flow.loss}
+
+
 def _probabilities(model, x) -> np.ndarray:
     """Class probabilities ``(n, k)`` of the test images, 256 at a time."""
     from .. import functional as F
@@ -181,7 +207,8 @@ def build_report(title: str, metrics: dict, log_rows: list, model=None, meta=Non
     """
     names = list((meta or {}).get("class_names") or [str(i) for i in range(len(metrics.get("confusion_matrix") or []))])
     sections = {"summary": summary_section(title, metrics, notes), "curves": curves_section(log_rows),
-                "confusion": confusion_section(metrics, names), "worst": None, "filters": None, "activations": None}
+                "confusion": confusion_section(metrics, names), "worst": None, "filters": None, "activations": None,
+                "gradients": None}
     if model is not None:
         shape = tuple(meta["input_shape"])
         sections["filters"] = filters_section(model, shape)
@@ -190,4 +217,5 @@ def build_report(title: str, metrics: dict, log_rows: list, model=None, meta=Non
             probs, y = _probabilities(model, x_test), np.asarray(y_test)
             sections["worst"] = worst_section(probs, y, shown, names, worst)
             sections["activations"] = activations_section(model, shape, x_test, probs, y, shown, names)
+            sections["gradients"] = gradient_flow_section(model, x_test, y)
     return render_report(sections)

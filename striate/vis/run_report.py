@@ -69,7 +69,7 @@ def write_run_report(run_dir, out=None, data_dir=None) -> str:
             x, y = _standardized(meta, shown), ds.y_test
         except (ValueError, OSError, ImportError) as e:
             notes.append(f"test images not available ({' '.join(str(e).split())}); give --data-dir for the "
-                         "worst-classified images and the activations.")
+                         "worst-classified images, the activations and the gradient flow.")
     page = build_report(os.path.abspath(run.path), metrics, rows, model, meta, x, y, shown, notes)
     atomic_write_text(out, page)
     return out
