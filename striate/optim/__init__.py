@@ -6,8 +6,8 @@
 from .adam import Adam, AdamW
 from .optimizer import Optimizer
 from .build import build_optimizer, build_schedule
-from .schedules import (ConstantLR, ContinuedLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, LRSchedule, MultiStepLR,
-                        ReduceLROnPlateau, StepLR)
+from .schedules import (ConstantLR, ContinuedLR, CosineAnnealingLR, ExponentialLR, LinearWarmup, LRSchedule,
+                        MultiStepLR, ReduceLROnPlateau, StepLR)
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRSchedule", "StepLR", "MultiStepLR", "ExponentialLR",

@@ -26,4 +26,5 @@ __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "Histo
            "Checkpoint", "CheckpointError", "metrics",
            "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune",
            "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun",
-           "tune", "parse_search", "search_space", "SearchParam", "SEARCHABLE", "TrialPruning", "TrialFailed", "trial_rows", "param_importances"]
+           "tune", "parse_search", "search_space", "SearchParam", "SEARCHABLE", "TrialPruning", "TrialFailed",
+           "trial_rows", "param_importances"]

@@ -44,14 +44,13 @@ from .tune_plots import importances_figure, tune_history_figure
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
-__all__ = ["filter_grid", "activations", "activation_grid", "default_activation_layers", "first_conv_name",
-           "saliency", "input_gradient", "grad_cam", "default_cam_layer", "occlusion", "predicted_class",
-           "top_patches", "TopPatches", "layer_field", "maximize_activation", "channel_activation",
-           "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
-           "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
-           "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
-           "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord",
-           "find_layer", "inspecting",
-           "lr_find_figure", "save_lr_find_plot", "gradient_flow", "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot",
-           "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer", "class_probabilities",
-           "tune_history_figure", "importances_figure"]
+__all__ = ["filter_grid", "activations", "activation_grid", "default_activation_layers", "first_conv_name", "saliency",
+           "input_gradient", "grad_cam", "default_cam_layer", "occlusion", "predicted_class", "top_patches",
+           "TopPatches", "layer_field", "maximize_activation", "channel_activation", "conv_animation",
+           "pool_animation", "draw_frames", "save_gif", "Animation", "Frame", "overlay", "tile", "normalize",
+           "grid_shape", "resize_bilinear", "upsample_nearest", "SALIENCY_METHODS", "explain_unit", "record_forward",
+           "ForwardRecord", "format_explanation", "softmax_terms", "to_json", "explain_gradient", "record_backward",
+           "BackwardRecord", "find_layer", "inspecting", "lr_find_figure", "save_lr_find_plot", "gradient_flow",
+           "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot", "filters_figure", "activations_figure",
+           "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure",
+           "save_figure", "conv_layer", "class_probabilities", "tune_history_figure", "importances_figure"]
