@@ -4,7 +4,7 @@
     result = st.training.evaluate(model, test_loader)       # loss, accuracy, confusion_matrix, ...
     pred = st.training.predict(model, images, class_names)  # probabilities, predicted names
 """
-from . import metrics
+from . import metrics, tasks
 from .callbacks import Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint
 from .checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_weights, save_checkpoint,
                          save_weights)
@@ -12,4 +12,4 @@ from .loop import Prediction, Run, evaluate, fit, predict
 
 __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "History", "EarlyStopping",
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
-           "Checkpoint", "CheckpointError", "metrics"]
+           "Checkpoint", "CheckpointError", "metrics", "tasks"]
