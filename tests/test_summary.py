@@ -241,3 +241,29 @@ def test_upsampling_jumps_are_fractions_and_a_unet_like_path_returns_to_jump_one
     assert "1/2" in str(s) and "unknown" not in str(s)
     # pool2 sees 3 + 1 + 2 * 2 + 2 = 10 pixels; each 2x2/2 transposed conv reads one input unit
     assert [r.rf[0] for r in s.rows] == [3, 4, 8, 10, 10, 10, 10, 10]
+
+
+class TwoHeads(nn.Module):
+    """A model with two outputs, as a tuple or as a dict."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.as_dict = as_dict
+        self.conv = nn.Conv2D(4, 3, padding=1)
+        self.flat = nn.Flatten()
+        self.cls = nn.Dense(3)
+        self.box = nn.Dense(4)
+
+    def forward(self, x):
+        h = self.flat(self.conv(x))
+        out = (self.cls(h), self.box(h))
+        return {"logits": out[0], "box": out[1]} if self.as_dict else out
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_models_with_several_outputs_are_summarised(as_dict):
+    s = st.summary(TwoHeads(as_dict), (6, 6, 1))
+    assert [r.name for r in s.rows] == ["conv", "flat", "cls", "box"]
+    assert s.row("cls").output_shape == (3,) and s.row("box").output_shape == (4,)
+    assert s.total_params == (9 * 4 + 4) + (144 * 3 + 3) + (144 * 4 + 4)
+    assert s.row("conv").rf == (3, 3) and s.row("box").rf_note == "global"
