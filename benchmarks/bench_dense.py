@@ -137,10 +137,12 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     rows = [bench(m, args.batch, args.image, args.repeat, args.threads) for m in args.models]
-    print(f"{'model':<10} {'train st/s':>10} {'torch/s':>8} {'ratio':>6}   {'infer st/s':>10} {'torch/s':>8} {'ratio':>6}")
+    print(f"{'model':<10} {'train st/s':>10} {'torch/s':>8} {'ratio':>6}   "
+          f"{'infer st/s':>10} {'torch/s':>8} {'ratio':>6}")
     for r in rows:
-        print(f"{r['model']:<10} {r['train_striate_ips']:>10.1f} {r['train_torch_ips']:>8.1f} {r['train_ratio']:>6.2f}   "
-              f"{r['infer_striate_ips']:>10.1f} {r['infer_torch_ips']:>8.1f} {r['infer_ratio']:>6.2f}")
+        print(f"{r['model']:<10} {r['train_striate_ips']:>10.1f} {r['train_torch_ips']:>8.1f} "
+              f"{r['train_ratio']:>6.2f}   {r['infer_striate_ips']:>10.1f} {r['infer_torch_ips']:>8.1f} "
+              f"{r['infer_ratio']:>6.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
