@@ -143,6 +143,18 @@ def test_centernet_targets_decode_back_to_the_boxes():
         assert np.allclose(pred["scores"], 1 - 1e-6)
 
 
+def test_centernet_decoding_keeps_one_class_per_object_when_asked():
+    task = CenterNetDetection(num_classes=2, stride=4)
+    outputs = np.full((1, 4, 4, 6), -9.0)
+    outputs[0, 1, 1, :2] = [2.0, 0.5]                 # two classes peak on the same cell
+    outputs[0, 1, 1, 2:] = [2.0, 2.0, 0.5, 0.5]
+    per_class = task.decode(outputs)[0]
+    assert per_class["classes"].tolist() == [0, 1] and np.allclose(per_class["boxes"][0], per_class["boxes"][1])
+    assert np.allclose(per_class["boxes"][0], [2, 2, 10, 10])
+    agnostic = task.decode(outputs, class_agnostic=True)[0]
+    assert agnostic["classes"].tolist() == [0] and np.isclose(agnostic["scores"][0], 1 / (1 + np.exp(-2.0)))
+
+
 def test_centernet_loss_gradients_match_finite_differences_and_pytorch():
     task = CenterNetDetection(num_classes=2, stride=4)
     truth = [{"boxes": [[2.0, 3.0, 14.0, 12.0]], "classes": [1]}, {"boxes": [[1.0, 1.0, 9.0, 15.0]], "classes": [0]}]

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..detection import batched_nms, clip_boxes, cxcywh_to_xyxy, xyxy_to_cxcywh
+from ..detection import batched_nms, clip_boxes, cxcywh_to_xyxy, nms, xyxy_to_cxcywh
 from ..tensor import Tensor
 from ..validation import check_int, check_number
 
@@ -232,8 +232,12 @@ class CenterNetDetection(Task):
         return (focal + self.size_weight * l1_size + self.offset_weight * l1_offset) * (1.0 / objects)
 
     def decode(self, outputs, score_threshold: float = 0.1, max_detections: int = 100, iou_threshold: float = 0.5,
-               image_size=None) -> list[dict]:
-        """Boxes (xyxy, input pixels), scores and classes per image (see the class docstring)."""
+               image_size=None, class_agnostic: bool = False) -> list[dict]:
+        """Boxes (xyxy, input pixels), scores and classes per image (see the class docstring).
+
+        ``class_agnostic``: one NMS over all classes, so that a weaker peak of another class on the
+        same object is dropped (for drawing; mAP is computed per class, where it costs nothing).
+        """
         out = np.asarray(getattr(outputs, "data", outputs), dtype=np.float64)
         n, h, w, _ = out.shape
         k, s = self.num_classes, self.stride
@@ -253,7 +257,12 @@ class CenterNetDetection(Task):
             bw, bh = np.maximum(bw, 0) * s, np.maximum(bh, 0) * s
             boxes = clip_boxes(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1), size)
             scores = flat[top]
-            keep = batched_nms(boxes, scores, c, iou_threshold) if len(top) else np.zeros(0, np.int64)
+            if not len(top):
+                keep = np.zeros(0, np.int64)
+            elif class_agnostic:
+                keep = nms(boxes, scores, iou_threshold)
+            else:
+                keep = batched_nms(boxes, scores, c, iou_threshold)
             results.append({"boxes": boxes[keep], "scores": scores[keep], "classes": c[keep].astype(np.int64)})
         return results
 
