@@ -7,7 +7,8 @@ timed with their PyTorch twins (``_torch_models.CenterNet`` / ``UNet``, same wei
 A training step is what :func:`striate.training.fit` runs with a task: forward, the task's loss
 (the detector's targets are encoded from boxes in NumPy on both sides, by the same code), backward
 and SGD with momentum. Inference is a forward pass in evaluation mode without gradients. Both
-frameworks get the same threads; each is timed in blocks of its own (``bench_core.measure``) and
+frameworks get the same threads; PyTorch runs in both memory layouts (NCHW and channels-last) and
+its faster one counts; each is timed in blocks of its own (``bench_core.measure``) and
 throughput comes from the best run, so a burst of load from other processes inflates neither.
 The ratio is striate's throughput over PyTorch's: 1.0 is parity, above 1 striate is faster.
 """
@@ -91,8 +92,12 @@ def bench(name, batch, size, repeat, threads):
         raise SystemExit(f"{name}: the twins differ (relative output error {err:.2e}, losses {s_loss} vs {t_loss_v})")
 
     s_opt = st.optim.SGD(s_model.parameters(), lr=0.01, momentum=0.9)
-    t_opt = torch.optim.SGD(t_model.parameters(), lr=0.01, momentum=0.9)
     y = targets if name == "centernet" else masks
+    # PyTorch in both memory layouts; its faster one counts (channels-last is not always faster on
+    # CPUs: transposed convs and concatenations can be slower in it)
+    t_nchw = TWINS[name]()
+    copy_weights(s_model, t_nchw)
+    twins = [(t_model, tx), (t_nchw, tx.contiguous())]
 
     def s_step():
         s_opt.zero_grad()
@@ -100,28 +105,38 @@ def bench(name, batch, size, repeat, threads):
         loss.backward()
         s_opt.step()
 
-    def t_step():
-        t_opt.zero_grad()
-        loss = t_loss(t_model(tx))
-        loss.backward()
-        t_opt.step()
+    def t_stepper(model, images):
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    s_train, t_train = measure([s_step, t_step], repeat=repeat, warmup=1, rounds=2)
+        def step():
+            opt.zero_grad()
+            loss = t_loss(model(images))
+            loss.backward()
+            opt.step()
+        return step
+
+    s_train, *t_train = measure([s_step] + [t_stepper(m, i) for m, i in twins], repeat=repeat, warmup=1, rounds=2)
     s_model.eval()
-    t_model.eval()
+    for m, _ in twins:
+        m.eval()
 
     def s_infer():
         with st.no_grad():
             s_model(st.Tensor(x))
 
-    def t_infer():
-        with torch.no_grad():
-            t_model(tx)
+    def t_inferer(model, images):
+        def infer():
+            with torch.no_grad():
+                model(images)
+        return infer
 
-    s_inf, t_inf = measure([s_infer, t_infer], repeat=repeat, warmup=1, rounds=2)
+    s_inf, *t_inf = measure([s_infer] + [t_inferer(m, i) for m, i in twins], repeat=repeat, warmup=1, rounds=2)
+    best = lambda timings: min(t.best for t in timings)  # noqa: E731
     row = dict(model=name, batch=batch, image=size, threads=threads, twin_rel_error=err,
-               train_striate_ips=batch / s_train.best, train_torch_ips=batch / t_train.best,
-               infer_striate_ips=batch / s_inf.best, infer_torch_ips=batch / t_inf.best)
+               train_striate_ips=batch / s_train.best, train_torch_ips=batch / best(t_train),
+               infer_striate_ips=batch / s_inf.best, infer_torch_ips=batch / best(t_inf),
+               torch_layout_train="channels_last" if t_train[0].best <= t_train[1].best else "nchw",
+               torch_layout_infer="channels_last" if t_inf[0].best <= t_inf[1].best else "nchw")
     row["train_ratio"] = row["train_striate_ips"] / row["train_torch_ips"]
     row["infer_ratio"] = row["infer_striate_ips"] / row["infer_torch_ips"]
     return row
