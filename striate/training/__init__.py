@@ -6,7 +6,7 @@
     found = st.training.lr_find(model, train_loader)          # learning-rate range test, on a copy
     study = st.training.tune(objective, st.training.search_space(["lr=1e-3..0.1:log"]), n_trials=20)  # Optuna
 """
-from . import metrics
+from . import metrics, tasks
 from .callbacks import Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint
 from .checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_weights, save_checkpoint,
                          save_weights)
@@ -27,4 +27,4 @@ __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "Histo
            "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune",
            "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun",
            "tune", "parse_search", "search_space", "SearchParam", "SEARCHABLE", "TrialPruning", "TrialFailed",
-           "trial_rows", "param_importances"]
+           "trial_rows", "param_importances", "tasks"]
