@@ -31,18 +31,34 @@ PARTS_PER_THREAD = 2
 WHOLE = (slice(None),)  # the one part of an op too small to split
 
 
-def _default_threads() -> int:
+class SettingError(ValueError):
+    """An environment variable read by striate holds a value striate cannot use; the message names it."""
+
+
+def threads_from_environment():
+    """``STRIATE_NUM_THREADS`` as a positive int, or None when it is unset or empty.
+
+    Raises:
+        SettingError: the variable is set to anything but a positive integer.
+    """
     env = os.environ.get("STRIATE_NUM_THREADS", "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(
-                f"STRIATE_NUM_THREADS must be a positive integer. Received: {env!r}. "
-                "Unset it to use every core.") from None
-        if n >= 1:
-            return n
-        raise ValueError(f"STRIATE_NUM_THREADS must be >= 1. Received: {env!r}.")
+    if not env:
+        return None
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SettingError(f"the environment variable STRIATE_NUM_THREADS must be a positive integer. "
+                           f"Received: STRIATE_NUM_THREADS={env!r}. Set it to a number of threads such as 2, "
+                           "or unset it to use every core.")
+    return n
+
+
+def _default_threads() -> int:
+    n = threads_from_environment()
+    if n is not None:
+        return n
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

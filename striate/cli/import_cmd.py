@@ -53,12 +53,13 @@ def load_base(path):
     if path.lower().endswith(".onnx"):
         from .. import onnx as st_onnx
         try:
-            import onnx
-            model, meta = st_onnx.from_onnx(onnx.load(path))
+            from ..onnx.load import read_model
+            model, meta = st_onnx.from_onnx(read_model(path))
         except ImportError as e:
             raise CommandError(str(e)) from None
         except ValueError as e:
-            raise CommandError(f"{path}: {' '.join(str(e).split())}") from None
+            message = " ".join(str(e).split())
+            raise CommandError(message if message.startswith(path) else f"{path}: {message}") from None
         except Exception as e:  # noqa: BLE001  (protobuf decode errors of a damaged file)
             raise CommandError(f"{path} is not a readable ONNX file ({type(e).__name__}).") from None
         return model, _graph_meta(model, meta)
