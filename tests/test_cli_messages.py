@@ -149,3 +149,66 @@ def test_an_opset_too_new_names_the_supported_range(tmp_path, capsys):
     line = _one_error_line(capsys.readouterr().err, "striate import")
     assert f"opset {newest + 2}" in line and f"1 to {newest}" in line and "Assertion" not in line
     assert st.onnx.from_onnx(_relu_model(onnx, 13))[0] is not None  # an older opset still converts
+
+
+# ------------------------------------------------------------------------------------ bounded animations
+@pytest.mark.parametrize("argv,message", [
+    (["--input", "500", "--kernel", "3"], "--input 500 makes 248,004 frames (one per output cell); the limit is 400"),
+    (["--input", "100"], "--input 100 makes 9,604 frames"),
+    (["--input", "30", "--kernel", "3", "--transposed"], "--input 30 makes 900 frames (one per input cell)"),
+    (["--input", "60", "--kernel", "58", "--cell", "200"], "--input 60 with --cell 200 draws frames of 144 megapixels"),
+])
+def test_animations_too_large_are_refused_before_anything_is_built(argv, message, tmp_path, capsys):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        assert main(["animate", "conv", *argv, "--out", str(tmp_path / "a.gif")]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert message in _one_error_line(capsys.readouterr().err, "striate animate")
+    assert peak < 5 * 2**20 and not os.path.exists(tmp_path / "a.gif")
+
+
+def test_a_gif_is_written_one_frame_at_a_time_as_pillow_would_write_it(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    import weakref
+
+    from PIL import ImageSequence
+
+    from striate.vis import animate
+    anim = st.vis.conv_animation((4, 5), 2, stride=1, padding=1, rng=3)
+    alive = []
+
+    def frames():
+        for im in animate.frame_images(anim, numbers=True, cell=20):
+            alive.append(weakref.ref(im))
+            assert sum(r() is not None for r in alive) <= 3  # the new frame, the one before, nothing older
+            yield im
+
+    palette = animate._palette(animate.frame_images(anim, numbers=True, cell=20, indices=[0, 15, 29]))
+    with open(tmp_path / "streamed.gif", "wb") as f:
+        assert animate._write_gif(f, frames(), palette, duration=100) == len(anim.frames) == 30
+    # the same frames through Pillow's own writer, which holds them all
+    quantized = [im.quantize(palette=palette) for im in st.vis.draw_frames(anim, numbers=True, cell=20)]
+    quantized[0].save(tmp_path / "pillow.gif", save_all=True, append_images=quantized[1:], duration=100, loop=0,
+                      disposal=1)
+    with Image.open(tmp_path / "streamed.gif") as a, Image.open(tmp_path / "pillow.gif") as b:
+        assert a.info["loop"] == 0 and a.info["duration"] == 100
+        ours = [np.asarray(fr.convert("RGB")) for fr in ImageSequence.Iterator(a)]
+        theirs = [np.asarray(fr.convert("RGB")) for fr in ImageSequence.Iterator(b)]
+    assert len(ours) == len(theirs) == 30
+    for x, y in zip(ours, theirs):
+        np.testing.assert_array_equal(x, y)
+    assert all(np.abs(x.astype(int) - y).sum() > 0 for x, y in zip(ours, ours[1:]))
+
+
+def test_frames_are_made_on_demand():
+    a = st.vis.conv_animation(40, 3, rng=0)           # 1444 frames: none made until read
+    assert len(a.frames) == 38 * 38
+    last = a.frames[-1]
+    assert last.cell == (37, 37) and not np.isnan(last.output).any()
+    np.testing.assert_array_equal(last.output, a.y)
+    assert np.isnan(a.frames[0].output).sum() == a.y.size - 1
+    with pytest.raises(IndexError):
+        a.frames[len(a.frames)]

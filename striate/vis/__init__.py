@@ -18,7 +18,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
 Layer names are those of ``st.summary`` / ``striate summary``. Every function takes one image,
 ``(h, w, c)`` or a batch of one, preprocessed as the model was trained, in float32 or float64.
 """
-from .animate import Animation, Frame, conv_animation, draw_frames, pool_animation, save_gif
+from .animate import (Animation, Frame, conv_animation, draw_frames, frame_images, pool_animation,
+                      save_animation, save_gif)
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
 from .draw import overlay
@@ -30,5 +31,6 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "saliency", "input_gradient", "grad_cam", "default_cam_layer", "occlusion", "predicted_class",
            "top_patches", "TopPatches", "layer_field", "maximize_activation", "channel_activation",
            "conv_animation", "pool_animation", "draw_frames", "save_gif", "Animation", "Frame",
+           "frame_images", "save_animation",
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
            "SALIENCY_METHODS"]
