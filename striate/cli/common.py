@@ -189,6 +189,7 @@ def check_seed(seed) -> int:
 def load_data(dataset: str, data_dir=None, verify: bool = True, test_only: bool = False):
     """``load_dataset`` with errors turned into one-line CommandErrors."""
     from ..data import load_dataset
+    from ..data.download import DownloadError
 
     if data_dir is not None and not os.path.isdir(data_dir):
         raise CommandError(f"--data-dir {data_dir!r} is not a folder.")
@@ -203,6 +204,12 @@ def load_data(dataset: str, data_dir=None, verify: bool = True, test_only: bool 
         raise CommandError(one_line(e).replace("verify=False (striate: --no-verify)", "--no-verify")) from None
     except MemoryError:
         raise CommandError(f"not enough memory to load {dataset!r}.") from None
+    except DownloadError as e:  # every mirror failed: each reason once, and the option that avoids the network
+        reasons = sorted(set(e.failures.values()))
+        why = (f"{len(e.failures)} mirrors: {reasons[0]}" if len(reasons) == 1 and len(e.failures) > 1
+               else "; ".join(f"{url}: {r}" for url, r in e.failures.items()))
+        raise CommandError(f"could not download {os.path.basename(e.path)} of {dataset!r} ({why}). Download the data "
+                           "set's files by hand into a folder and pass it with --data-dir.") from None
     except OSError as e:  # a failed download
         raise CommandError(f"could not load {dataset!r}: {one_line(e)}") from None
 
