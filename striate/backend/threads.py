@@ -13,7 +13,8 @@ own NumPy code between striate calls keeps its BLAS threads. Without threadpoolc
 on one thread.
 
 The thread count defaults to the CPU cores this process may use, or ``STRIATE_NUM_THREADS``;
-:func:`set_num_threads` changes it. This module imports nothing else of striate.
+:func:`set_num_threads` changes it. This module imports nothing else of striate but the engine
+beneath it (:mod:`striate.tensor`), to which it hands its BLAS scope for every backward pass.
 """
 from __future__ import annotations
 
@@ -303,3 +304,10 @@ def one_blas_thread(parts):
 def run_split(fn, n: int, work: int):
     """``map_parts(fn, split(n, work))``: the one call an op's strategy makes to use every core."""
     return map_parts(fn, split(n, work))
+
+
+# Every backward pass runs inside the BLAS scope: the engine sits beneath this module and takes the
+# scope from here, so that its own imports point down.
+from ..tensor import set_backward_scope  # noqa: E402  (after blas_scope exists)
+
+set_backward_scope(blas_scope)
