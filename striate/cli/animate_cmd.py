@@ -68,7 +68,7 @@ MAX_FRAMES = 400
 MAX_MEMORY = 512 * 2**20
 
 
-def _frames(what, size, kernel, stride, padding, dilation, transposed) -> int:
+def _frames(size, kernel, stride, padding, dilation, transposed) -> int:
     """Frames of the animation, from its geometry alone: one per output cell (one per input cell for
     the transposed convolution); 0 where the geometry is impossible (the animation then says why)."""
     if transposed:
@@ -104,7 +104,7 @@ def run(args) -> int:
     dilation = _size(getattr(args, "dilation", 1), "--dilation", 1)
     transposed = getattr(args, "transposed", False)
     # the bounds first, from the geometry alone: nothing is computed or drawn beyond them
-    frames = _frames(args.what, size, kernel, stride, padding, dilation, transposed)
+    frames = _frames(size, kernel, stride, padding, dilation, transposed)
     if frames > MAX_FRAMES:
         per = "input cell" if transposed else "output cell"
         raise CommandError(f"--input {args.input} makes {frames:,} frames (one per {per}); the limit is "
