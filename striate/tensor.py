@@ -17,8 +17,6 @@ import threading
 
 import numpy as np
 
-from .backend.threads import blas_scope
-
 DEFAULT_DTYPE = np.float32
 
 class _State(threading.local):
@@ -76,6 +74,29 @@ def observe_ops(callback):
         yield
     finally:
         _state.op_observer = previous
+
+
+class _NoScope:
+    """What a backward pass runs inside until a layer above installs another scope."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def pin(self):
+        pass
+
+
+_backward = {"scope": _NoScope()}
+
+
+def set_backward_scope(scope) -> None:
+    """Run every backward pass inside ``scope``, a re-entrant context manager with a ``pin()`` called
+    on entry. :mod:`striate.backend.threads` installs its BLAS scope here when it is imported (the
+    engine, beneath it, knows nothing of threads)."""
+    _backward["scope"] = scope
 
 
 def get_array_module(*arrays):
@@ -247,10 +268,11 @@ class Tensor:
         if fn is None:  # a leaf: its gradient is the given one
             _accumulate(self, "grad", grad)
             return
-        with blas_scope:  # BLAS on one thread while striate's threads run (backend.threads)
+        scope = _backward["scope"]
+        with scope:  # BLAS on one thread while striate's threads run (backend.threads installs it)
             # at once: the first GEMMs of a backward (the classifier's) run unsplit, and BLAS's
             # workers, left spinning by a multi-threaded GEMM, would slow the split ops after them
-            blas_scope.pin()
+            scope.pin()
             _run_backward(fn, grad, retain_graph)
 
     # ----------------------------------------------------------------- operators

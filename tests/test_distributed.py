@@ -182,6 +182,34 @@ def test_sync_batchnorm_sums_statistics_over_ranks():
     assert sums.shape == (2 * 3 + 1,) and sums[-1] == 5
 
 
+def test_sync_batchnorm_sends_one_message_each_way_and_computes_as_batch_norm_does(monkeypatch):
+    # a batch big enough for the local batch norm's strategy (threads, compiled loops): the synchronised
+    # layer runs the same passes, with one allreduce of [sum, sum of squares, count] forward and one
+    # of the two gradient sums backward
+    from striate.backend import normalization as fast
+    used = []
+    for name in ("shifted_sums", "affine", "grad_sums", "grad_apply"):
+        original = getattr(fast.FastBatchNorm, name)
+        monkeypatch.setattr(fast.FastBatchNorm, name,
+                            lambda self, *a, _f=original, _n=name: used.append(_n) or _f(self, *a))
+    rng = np.random.default_rng(3)
+    x = rng.normal(1.0, 2.0, size=(32, 16, 16, 8)).astype(np.float32)
+    gy = rng.normal(size=x.shape).astype(np.float32)
+    gamma, beta = rng.normal(size=8).astype(np.float32), rng.normal(size=8).astype(np.float32)
+    comm = Echo(size=2)  # the other rank holds the same batch: the global statistics are the local ones
+    xt, gt = st.Tensor(x, requires_grad=True), st.Tensor(gamma, requires_grad=True)
+    y = dist.SyncBatchNormFunction(None, None, 0.1, 1e-5, comm).apply(xt, gt, st.Tensor(beta, requires_grad=True))
+    y.backward(gy)
+    assert [b.shape for b in comm.buffers] == [(2 * 8 + 1,), (2 * 8,)]
+    assert used == ["shifted_sums", "affine", "grad_sums", "grad_apply"]
+    xr, gr = st.Tensor(x, requires_grad=True), st.Tensor(gamma, requires_grad=True)
+    ref = F.batch_norm(xr, gr, st.Tensor(beta), None, None, training=True)
+    ref.backward(gy)
+    np.testing.assert_allclose(y.data, ref.data, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(xt.grad, xr.grad, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(gt.grad, gr.grad, rtol=1e-4, atol=1e-3)  # local sums: each rank its own
+
+
 def test_convert_sync_batchnorm_keeps_order_parameters_and_results():
     model = st.models.resnet20(rng=0)
     model.build((8, 8, 3))

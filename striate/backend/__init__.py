@@ -11,8 +11,8 @@ compute the same numbers applies, the op's first line hands the work to its stra
                      buffers, compiled loops
 
 Tests compare every strategy with the op's reference (``tests/test_backend.py``). Nothing here is
-imported by ``import striate.backend``: :mod:`.threads` depends on nothing else in striate, so the
-engine (:mod:`striate.tensor`) may use its BLAS scope.
+imported by ``import striate.backend``. :mod:`.threads` hands its BLAS scope to the engine
+(:func:`striate.tensor.set_backward_scope`) when it is imported, so that imports point down only.
 """
 from __future__ import annotations
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.epilogue import Epilogue
-from ..ops.geometry import im2col, offset_view, pad_nhwc, sliding_windows, unpad_nhwc
-from ..ops.reductions import channel_sum
 from . import compiled, fast_paths_enabled, threads
+from .epilogue import Epilogue
 from .planar import PlanarConv, planar_wins
+from .reductions import channel_sum
 from .scratch import fresh, scratch
+from .windows import im2col, offset_view, pad_nhwc, sliding_windows, unpad_nhwc
 from .winograd import WinogradConv, winograd_wins
 
 # Patch matrices are built and consumed one block at a time, each small enough to stay in the CPU

@@ -48,15 +48,23 @@ class FastBatchNorm:
             mean = sum(threads.map_parts(lambda s: op.channel_total(x[s]), self.parts)) / count
             return mean, sum(threads.map_parts(lambda s: op.squared_deviations(x[s], mean), self.parts)) / count
         shift = _rows(x[:1])[0].astype(np.float64)
+        total, squares = self.shifted_sums(x, shift)
+        d_mean = total / count
+        return shift + d_mean, np.maximum(squares / count - d_mean * d_mean, 0.0)
 
-        def moments(s):
+    def shifted_sums(self, x, shift):
+        """Per-channel sum(d) and sum(d*d) with d = x - shift, float64, in one pass per part: the
+        moments of a batch spread over several processes, which add these sums up."""
+        c = x.shape[-1]
+
+        def part(s):
+            if self.loops is None:
+                return self.passes.shifted_sums(x[s], shift)
             total, squares = np.empty(c), np.empty(c)
             self.loops.channel_moments(_rows(x[s]), shift, total, squares)
             return total, squares
 
-        total, squares = _sum_parts(threads.map_parts(moments, self.parts))
-        d_mean = total / count
-        return shift + d_mean, np.maximum(squares / count - d_mean * d_mean, 0.0)
+        return _sum_parts(threads.map_parts(part, self.parts))
 
     def affine(self, x, mean, scale, beta, relu, y):
         """y = (x - mean) * scale + beta (then max(y, 0) if ``relu``)."""

@@ -13,7 +13,8 @@ own NumPy code between striate calls keeps its BLAS threads. Without threadpoolc
 on one thread.
 
 The thread count defaults to the CPU cores this process may use, or ``STRIATE_NUM_THREADS``;
-:func:`set_num_threads` changes it. This module imports nothing else of striate.
+:func:`set_num_threads` changes it. This module imports nothing else of striate but the engine
+beneath it (:mod:`striate.tensor`), to which it hands its BLAS scope for every backward pass.
 """
 from __future__ import annotations
 
@@ -33,18 +34,34 @@ PARTS_PER_THREAD = 2
 WHOLE = (slice(None),)  # the one part of an op too small to split
 
 
-def _default_threads() -> int:
+class SettingError(ValueError):
+    """An environment variable read by striate holds a value striate cannot use; the message names it."""
+
+
+def threads_from_environment():
+    """``STRIATE_NUM_THREADS`` as a positive int, or None when it is unset or empty.
+
+    Raises:
+        SettingError: the variable is set to anything but a positive integer.
+    """
     env = os.environ.get("STRIATE_NUM_THREADS", "").strip()
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(
-                f"STRIATE_NUM_THREADS must be a positive integer. Received: {env!r}. "
-                "Unset it to use every core.") from None
-        if n >= 1:
-            return n
-        raise ValueError(f"STRIATE_NUM_THREADS must be >= 1. Received: {env!r}.")
+    if not env:
+        return None
+    try:
+        n = int(env)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SettingError(f"the environment variable STRIATE_NUM_THREADS must be a positive integer. "
+                           f"Received: STRIATE_NUM_THREADS={env!r}. Set it to a number of threads such as 2, "
+                           "or unset it to use every core.")
+    return n
+
+
+def _default_threads() -> int:
+    n = threads_from_environment()
+    if n is not None:
+        return n
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -289,3 +306,10 @@ def one_blas_thread(parts):
 def run_split(fn, n: int, work: int):
     """``map_parts(fn, split(n, work))``: the one call an op's strategy makes to use every core."""
     return map_parts(fn, split(n, work))
+
+
+# Every backward pass runs inside the BLAS scope: the engine sits beneath this module and takes the
+# scope from here, so that its own imports point down.
+from ..tensor import set_backward_scope  # noqa: E402  (after blas_scope exists)
+
+set_backward_scope(blas_scope)

@@ -65,6 +65,32 @@ def add_parser(subparsers):
     return p
 
 
+# Bounds of one animation, checked before anything is drawn: frames (a GIF of more is no longer a
+# picture of the arithmetic) and the memory that writing it takes (frames are drawn one at a time).
+MAX_FRAMES = 400
+MAX_MEMORY = 512 * 2**20
+
+
+def _frames(size, kernel, stride, padding, dilation, transposed) -> int:
+    """Frames of the animation, from its geometry alone: one per output cell (one per input cell for
+    the transposed convolution); 0 where the geometry is impossible (the animation then says why)."""
+    if transposed:
+        return size[0] * size[1]
+    out = [(i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in zip(size, kernel, stride, padding, dilation)]
+    return max(0, out[0]) * max(0, out[1])
+
+
+def _check_drawable(pixels, args):
+    """Refuse frames of ``pixels`` pixels that would take more than MAX_MEMORY to draw and write."""
+    from ..vis.animate import BYTES_PER_PIXEL
+
+    need = pixels * BYTES_PER_PIXEL
+    if need > MAX_MEMORY:
+        raise CommandError(f"--input {args.input} with --cell {args.cell} draws frames of {pixels / 1e6:,.0f} "
+                           f"megapixels, about {need / 2**30:,.1f} GB to write; the limit is "
+                           f"{MAX_MEMORY // 2**20} MB: use a smaller --input or --cell.")
+
+
 def run(args) -> int:
     from ..vis import animate
 
@@ -78,20 +104,27 @@ def run(args) -> int:
                            f"--duration {args.duration}.")
     size, kernel = _size(args.input, "--input", 1), _size(args.kernel, "--kernel", 1)
     padding = _size(args.padding, "--padding", 0)
+    stride = kernel if args.stride is None else _size(args.stride, "--stride", 1)
+    dilation = _size(getattr(args, "dilation", 1), "--dilation", 1)
+    transposed = getattr(args, "transposed", False)
+    # the bounds first, from the geometry alone: nothing is computed or drawn beyond them
+    frames = _frames(size, kernel, stride, padding, dilation, transposed)
+    if frames > MAX_FRAMES:
+        per = "input cell" if transposed else "output cell"
+        raise CommandError(f"--input {args.input} makes {frames:,} frames (one per {per}); the limit is "
+                           f"{MAX_FRAMES}: use a smaller --input or a larger --stride.")
+    _check_drawable((size[0] + 2 * padding[0]) * (size[1] + 2 * padding[1]) * args.cell ** 2, args)  # the input
     try:
         if args.what == "conv":
-            anim = animate.conv_animation(size, kernel, _size(args.stride, "--stride", 1), padding,
-                                          _size(args.dilation, "--dilation", 1), transposed=args.transposed,
+            anim = animate.conv_animation(size, kernel, stride, padding, dilation, transposed=transposed,
                                           rng=args.seed)
         else:
-            stride = kernel if args.stride is None else _size(args.stride, "--stride", 1)
             anim = animate.pool_animation(size, kernel, stride, padding, mode=args.mode, rng=args.seed)
-        if len(anim.frames) > 400:
-            raise ValueError(f"that animation would have {len(anim.frames)} frames; use a smaller input (at most 400).")
-        frames = animate.draw_frames(anim, numbers=args.numbers, cell=args.cell)
-        animate.save_gif(frames, args.out, duration=args.duration)
+        layout = animate.frame_layout(anim.kind, anim.input_size, anim.output_size, anim.padding, args.cell)
+        _check_drawable(layout["width"] * layout["height"], args)
+        frames = animate.save_animation(anim, args.out, numbers=args.numbers, cell=args.cell, duration=args.duration)
     except (ValueError, ImportError) as e:
         raise CommandError(" ".join(str(e).split())) from None
     if not args.quiet:
-        print(f"{anim.describe()}: {len(frames)} frames -> {args.out}")
+        print(f"{anim.describe()}: {frames} frames -> {args.out}")
     return 0

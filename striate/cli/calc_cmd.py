@@ -34,6 +34,8 @@ def parse_layer(text: str) -> dict:
             raise ValueError(f"--layer {text!r}: expected key=value with keys k, s, p, d (e.g. k=3,s=2,p=same). "
                              f"Received: {item!r}.")
         name = _KEYS[key]
+        if name in spec:  # k=3,k=5: which one was meant?
+            raise ValueError(f"--layer {text!r}: the {name} is given twice; give each of k, s, p, d at most once.")
         value = value.strip().lower()
         if name == "padding" and value in ("valid", "same"):
             spec[name] = value

@@ -344,6 +344,8 @@ def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
     except MemoryError:
         raise CommandError(f"out of memory training {config['model']} with --batch-size {config['batch_size']}: "
                            "lower --batch-size or choose a smaller --model.") from None
+    except BrokenPipeError:  # the reader of the output went away (`| head`): not the disk
+        raise
     except OSError as e:  # a full or vanished disk: every file there is whole (atomic writes)
         raise CommandError(f"could not write the run into {out!r}: {e.strerror or one_line(e)}. The files already "
                            "there are intact; free space (or choose another --out) and --resume "

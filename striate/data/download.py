@@ -27,7 +27,16 @@ _CHUNK = 1 << 20  # 1 MiB reads: few syscalls, small memory
 
 
 class DownloadError(OSError):
-    """No mirror delivered a file with the expected checksum."""
+    """No mirror delivered a file with the expected checksum.
+
+    Attributes:
+        path: where the file was to be saved (a user may put it there by hand).
+        failures: ``{url: why}``, the last reason of each mirror tried (with the number of tries).
+    """
+
+    def __init__(self, message: str, path: str = "", failures=None):
+        super().__init__(message)
+        self.path, self.failures = path, dict(failures or {})
 
 
 def default_cache_dir() -> str:
@@ -129,7 +138,11 @@ def download_file(urls, path: str, sha256: str | None = None, *, timeout: float 
         os.remove(path)
 
     part = path + ".part"
-    failures = []
+    failures, tries = {}, {}  # url -> the last reason it failed, and how many times
+
+    def failed(url, why):
+        tries[url] = tries.get(url, 0) + 1
+        failures[url] = why + (f" ({tries[url]} tries)" if tries[url] > 1 else "")
     for url in urls:
         _say(progress, f"Downloading {name} from {url}")
         for _ in range(attempts):
@@ -137,12 +150,12 @@ def download_file(urls, path: str, sha256: str | None = None, *, timeout: float 
             try:
                 _fetch(url, part, timeout, progress)
             except urllib.error.HTTPError as err:
-                failures.append(f"{url}: HTTP {err.code} {err.reason}")
+                failed(url, f"HTTP {err.code} {err.reason}")
                 break  # a server error will not change on retry: next mirror
             except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
                 # Dropped connection / timeout: keep the part and continue it on the next try.
                 reason = getattr(err, "reason", None) or err
-                failures.append(f"{url}: {type(err).__name__}: {reason}")
+                failed(url, f"{type(err).__name__}: {reason}")
                 continue
             got = sha256_file(part) if expected else None
             if expected is None or got == expected:
@@ -150,12 +163,12 @@ def download_file(urls, path: str, sha256: str | None = None, *, timeout: float 
                 _say(progress, f"Saved {path}")
                 return path
             os.remove(part)  # never keep bytes that failed verification
-            failures.append(f"{url}: checksum mismatch (expected sha256 {expected}, got {got})")
+            failed(url, f"checksum mismatch (expected sha256 {expected}, got {got})")
             _say(progress, f"  checksum mismatch from {url}")
             if not resumed:
                 break  # fresh bytes from this mirror are bad: next mirror
             # else a stale part from an earlier run may be the culprit: retry this mirror from scratch
     raise DownloadError(
-        f"Could not download {name}; every mirror failed:\n  " + "\n  ".join(failures)
-        + f"\nDownload it by hand and place it at {path} (or pass data_dir= pointing at its folder)."
-    )
+        f"Could not download {name}; every mirror failed: "
+        + "; ".join(f"{url}: {why}" for url, why in failures.items())
+        + f". Download it by hand and place it at {path}.", path=path, failures=failures)

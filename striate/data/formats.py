@@ -20,7 +20,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["read_idx", "read_cifar10"]
+__all__ = ["read_idx", "read_cifar10", "content_sha256"]
 
 # IDX type code -> big-endian dtype (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT")
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -39,6 +39,31 @@ def _read_bytes(path: str) -> bytes:
                 f"partial download; delete it and download it again."
             ) from None
     return raw
+
+
+def content_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's content: of its gunzipped bytes when it starts with the gzip magic, else
+    of the file. Two gzip files of the same data (compressed at another level, or with another name or
+    time in their header) have the same content hash, whatever their own bytes.
+
+    Raises:
+        ValueError: the gzip stream is truncated or corrupt.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        zipped = f.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open if zipped else open)(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):  # 1 MiB at a time: small memory
+                digest.update(chunk)
+    except (EOFError, OSError, zlib.error) as err:
+        raise ValueError(
+            f"{path}: the gzip stream is truncated or corrupt ({err}). The file is damaged or a "
+            f"partial download; delete it and download it again."
+        ) from None
+    return digest.hexdigest()
 
 
 def read_idx(path: str, expected_ndim: int | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..optional import require
 from .images import ImageError, read_image
+from .container import Dataset, _size_pair, stratified_split
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
 
@@ -125,8 +126,6 @@ def load_image_folder(root: str, image_size=None, test_fraction: float = 0.2, se
         >>> ds.input_shape  # doctest: +SKIP
         (64, 64, 3)
     """
-    from .datasets import Dataset, _size_pair, stratified_split
-
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Image folder {root!r} does not exist or is not a folder.")
     if not 0.0 <= test_fraction < 1.0:

@@ -4,14 +4,16 @@ With plain batch norm each rank normalises by its local batch's mean and varianc
 batch b/R do not compute what one process with batch b does (and small local batches give noisy
 statistics). Synchronised batch norm (as in Peng et al. 2018, MegDet, sec. 3.3) sums the per-channel
 moments over the ranks in the forward pass, and the two per-channel gradient sums in the backward
-pass: two small Allreduces of (2c + 1) and 2c float64 numbers per layer and step.
+pass: two small Allreduces of (2c + 1) and 2c float64 numbers per layer and step. Between them the
+layer computes what a local batch norm does, with the same passes (threads, compiled loops).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..backend import normalization as fast
 from ..nn import BatchNorm, Module
-from ..ops.normalization import update_running_stats
+from ..ops.normalization import BatchNormOp, update_running_stats
 from ..tensor import Function, as_tensor
 from .comm import Communicator, get_comm
 
@@ -38,13 +40,12 @@ class SyncBatchNormFunction(Function):
         self.momentum, self.eps, self.comm = momentum, eps, comm
 
     def forward(self, x, gamma, beta):
+        # the passes of the local batch norm (threads, compiled loops), the sums allreduced between them
+        self.passes = fast.batch_norm_strategy(x, BatchNormOp) or BatchNormOp
         c = x.shape[-1]
-        rows = x.reshape(-1, c)                                      # (n*h*w, c)
         shift = np.zeros(c) if self.running_mean is None else self.running_mean.astype(np.float64)
-        d = rows - shift.astype(x.dtype)
-        # (2c + 1,) = [sum d, sum d*d, count], summed over the ranks
-        sums = np.concatenate([d.sum(axis=0, dtype=np.float64), (d * d).sum(axis=0, dtype=np.float64),
-                               [rows.shape[0]]])
+        # (2c + 1,) = [sum d, sum d*d, count] with d = x - shift, summed over the ranks in one message
+        sums = np.concatenate([*self.passes.shifted_sums(x, shift), [x.size // c]])
         self.comm.allreduce_(sums)
         count = sums[-1]
         d_mean = sums[:c] / count
@@ -53,27 +54,28 @@ class SyncBatchNormFunction(Function):
         if self.running_mean is not None:
             update_running_stats(self.running_mean, self.running_var, mean, var, count, self.momentum)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        scale = (gamma * inv_std).astype(x.dtype)
-        y = (x - mean.astype(x.dtype)) * scale + beta
+        y = np.empty_like(x)
+        self.passes.affine(x, mean.astype(x.dtype), (gamma * inv_std).astype(x.dtype), beta, False, y)
         self.x, self.mean, self.inv_std, self.gamma, self.count = x, mean, inv_std, gamma, count
         return y
 
     def backward(self, gy):
         c = gy.shape[-1]
-        dev = (self.x - self.mean.astype(self.x.dtype)).reshape(-1, c)   # x - mean, (n*h*w, c)
-        g = gy.reshape(-1, c)
-        local = np.concatenate([g.sum(axis=0, dtype=np.float64), (g * dev).sum(axis=0, dtype=np.float64)])
+        # (2c,) = [sum gy, sum gy * (x - mean)] over this rank's batch
+        local = np.concatenate(self.passes.grad_sums(gy, self.x, self.mean, None))
         sg_local, sgx_local = local[:c].copy(), local[c:].copy()
         needs = self.needs_input_grad
         gx = None
         if needs[0]:
-            total = self.comm.allreduce_(local)                      # (2c,) = [sum gy, sum gy*(x-mean)]
+            total = self.comm.allreduce_(local)                      # the same sums over the global batch
             sg, sgx = total[:c], total[c:]
             inv_std, n = self.inv_std, self.count
             a = self.gamma * inv_std
             k, e = -a * inv_std * inv_std * sgx / n, -a * sg / n     # gx = a * gy + k * (x - mean) + e
             dt = gy.dtype
-            gx = (g * a.astype(dt) + dev * k.astype(dt) + e.astype(dt)).reshape(gy.shape)
+            gx = np.empty_like(gy)
+            self.passes.grad_apply(gy, self.x, None, self.mean.astype(dt), a.astype(dt), k.astype(dt),
+                                   e.astype(dt), gx)
         dtype = self.gamma.dtype
         ggamma = (sgx_local * self.inv_std).astype(dtype) if needs[1] else None
         gbeta = sg_local.astype(dtype) if needs[2] else None

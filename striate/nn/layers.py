@@ -122,6 +122,13 @@ class Conv2D(Module):
         y = F.conv2d(x, self.w, self.b, self.stride, self.padding, self.dilation, self.groups)
         return self.activation(y) if self.activation else y
 
+    _head_rank = 1  # Module.replace_head: a conv heads a classifier that has no Dense layer (NiN)
+
+    def _new_head(self, num_classes, rng=None):
+        """A fresh conv like this one with ``num_classes`` filters (Module.replace_head)."""
+        return Conv2D(num_classes, self.kernel_size, self.stride, self.padding, self.dilation, 1, self.use_bias,
+                      in_channels=self.in_channels, rng=rng)
+
     def extra_repr(self):
         s = f"{self.filters}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
         if self.dilation != (1, 1):
@@ -277,6 +284,12 @@ class Dense(Module):
             self._build(x.shape[-1], x.dtype)
         y = F.linear(x, self.w, self.b)
         return self.activation(y) if self.activation else y
+
+    _head_rank = 2  # Module.replace_head: the last Dense layer is a classifier's head
+
+    def _new_head(self, num_classes, rng=None):
+        """A fresh Dense layer like this one with ``num_classes`` units (Module.replace_head)."""
+        return Dense(num_classes, use_bias=self.use_bias, in_features=self.in_features, rng=rng)
 
     def extra_repr(self):
         return f"{self.units}"

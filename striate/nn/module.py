@@ -259,20 +259,17 @@ class Module:
 
             >>> model = st.models.lenet5(weights=...); model.replace_head(5)
         """
-        from .layers import Conv2D, Dense
+        # A layer that can head a classifier says so with ``_head_rank`` (Dense 2, Conv2D 1) and makes
+        # its fresh copy with ``_new_head``: the last layer of the highest rank is replaced.
         named = list(self.named_modules())
-        heads = [(n, m) for n, m in named if isinstance(m, Dense)] or \
-            [(n, m) for n, m in named if isinstance(m, Conv2D)]
+        rank = max((getattr(m, "_head_rank", 0) for _, m in named), default=0)
+        heads = [(n, m) for n, m in named if rank and getattr(m, "_head_rank", 0) == rank]
         if not heads or not heads[-1][0]:
             raise ValueError("replace_head: the model has no Dense or Conv2D layer to replace.")
         name, old = heads[-1]
         if old.w is None:
             raise ValueError("replace_head: build the model first (model.build(input_shape)).")
-        if isinstance(old, Dense):
-            new = Dense(num_classes, use_bias=old.use_bias, in_features=old.in_features, rng=rng)
-        else:
-            new = Conv2D(num_classes, old.kernel_size, old.stride, old.padding, old.dilation, 1, old.use_bias,
-                         in_channels=old.in_channels, rng=rng)
+        new = old._new_head(num_classes, rng)
         new.astype(old.w.dtype)
         parent_name, _, attr = name.rpartition(".")
         parent = dict(named)[parent_name]

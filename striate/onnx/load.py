@@ -15,6 +15,7 @@ by transposing an NHWC input to NCHW (striate's own exports do), that transpose 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
@@ -415,6 +416,11 @@ def from_onnx(model):
     version = _opset(model)
     if version is None:
         raise ValueError("The ONNX model imports no default-domain opset: it has no standard operators.")
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= version <= newest:  # the converter would fail on a bare assertion
+        raise ValueError(f"The ONNX model uses opset {version}; striate imports opsets 1 to {newest} (the range of "
+                         f"the installed onnx package, converted to {OPSET}). Export the model at an opset in that "
+                         "range, or upgrade onnx.")
     if version != OPSET:
         try:
             model = onnx.version_converter.convert_version(model, OPSET)
@@ -504,12 +510,24 @@ def load(path):
         >>> model(np.zeros((1, 28, 28, 1), np.float32)).shape
         (1, 10)
     """
+    return from_onnx(read_model(path))[0]
+
+
+def read_model(path):
+    """The ``onnx.ModelProto`` in the file at ``path``, its weights read (external data included).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: onnx refuses the file (its own reason is given, e.g. external data that points
+            outside the model's folder) or cannot decode it.
+    """
     onnx = _onnx()
-    import os
-    if not os.path.isfile(os.fspath(path)):
-        raise FileNotFoundError(f"No ONNX file at {os.fspath(path)!r}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No ONNX file at {path!r}.")
     try:
-        model = onnx.load(os.fspath(path))
+        return onnx.load(path)
+    except onnx.checker.ValidationError as e:
+        raise ValueError(f"{path} is refused by onnx: {' '.join(str(e).split())}") from None
     except Exception as e:  # noqa: BLE001  (protobuf's DecodeError and friends)
-        raise ValueError(f"{os.fspath(path)} is not a readable ONNX file ({type(e).__name__}).") from None
-    return from_onnx(model)[0]
+        raise ValueError(f"{path} is not a readable ONNX file ({type(e).__name__}).") from None

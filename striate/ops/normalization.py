@@ -95,6 +95,13 @@ class BatchNormOp(Function):
         return channel_sum(x).astype(np.float64)
 
     @staticmethod
+    def shifted_sums(x, shift):
+        """Per-channel sum(d) and sum(d*d) with d = x - shift, float64: moments that add up over
+        several processes (a ``shift`` near the mean keeps sum(d*d)/n - mean(d)**2 from cancelling)."""
+        d = x - shift.astype(x.dtype)
+        return channel_sum(d).astype(np.float64), channel_sum(d * d).astype(np.float64)
+
+    @staticmethod
     def squared_deviations(x, mean):
         d = x - mean.astype(x.dtype)
         d *= d

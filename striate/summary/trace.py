@@ -33,6 +33,7 @@ import threading
 
 import numpy as np
 
+from ..backend.threads import SettingError
 from ..tensor import Tensor, no_grad, observe_ops
 from ..validation import GeometryError
 from .receptive_field import IDENTITY, rf_reads, rf_step, rf_union
@@ -193,6 +194,8 @@ def trace_forward(model, input_shape, name: str | None = None, track_fields: boo
     try:
         with no_grad(), trace:
             out = model(x)
+    except SettingError:  # an environment variable, not the model: its message names it
+        raise
     except ValueError as e:
         where = trace.failed_at
         layer = f"layer {where.name or '(model)'} ({type(where.module).__name__})" if where else "its forward"

@@ -196,6 +196,18 @@ class Checkpoint:
             _restore_generators(s["rng"], model, loader)
 
 
+def _array(npz, key, path):
+    """``npz[key]``, refusing a pickled (object) array by name: NumPy's own error reads like damage."""
+    try:
+        return npz[key]
+    except ValueError as e:
+        if "allow_pickle" not in str(e):  # NumPy refusing an object array, not a damaged one
+            raise
+    raise CheckpointError(
+        f"{path} holds a pickled object array ({key!r}): striate never unpickles, since unpickling can run "
+        "code. Save plain numeric arrays (np.savez with numbers only).")
+
+
 def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint or weights file written by striate (never unpickles anything).
 
@@ -223,8 +235,8 @@ def load_checkpoint(path) -> Checkpoint:
                     f"{path} is not a striate checkpoint: it is an .npz archive without striate's "
                     f"'{_META_KEY}' record (its arrays: {shown or 'none'})."
                 )
-            header = json.loads(str(npz[_META_KEY]))
-            arrays = {k: npz[k] for k in npz.files if k != _META_KEY}
+            header = json.loads(str(_array(npz, _META_KEY, path)))
+            arrays = {k: _array(npz, k, path) for k in npz.files if k != _META_KEY}
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as e:

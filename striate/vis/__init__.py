@@ -28,7 +28,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
 Layer names are those of ``st.summary`` / ``striate summary``. Every function takes one image,
 ``(h, w, c)`` or a batch of one, preprocessed as the model was trained, in float32 or float64.
 """
-from .animate import Animation, Frame, conv_animation, draw_frames, pool_animation, save_gif
+from .animate import (Animation, Frame, conv_animation, draw_frames, frame_images, pool_animation,
+                      save_animation, save_gif)
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
 from .backprop import BackwardRecord, explain_gradient, record_backward
@@ -53,4 +54,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "BackwardRecord", "find_layer", "inspecting", "lr_find_figure", "save_lr_find_plot", "gradient_flow",
            "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot", "filters_figure", "activations_figure",
            "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure",
-           "save_figure", "conv_layer", "class_probabilities", "tune_history_figure", "importances_figure"]
+           "save_figure", "conv_layer", "class_probabilities", "tune_history_figure", "importances_figure",
+           "frame_images", "save_animation"]

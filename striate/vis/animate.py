@@ -18,7 +18,9 @@ Geometry along each axis, with kernel k, stride s, padding p, dilation d:
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,7 +58,11 @@ class Frame:
 
 @dataclass
 class Animation:
-    """The frames of one conv / pooling arithmetic animation and the values behind them."""
+    """The frames of one conv / pooling arithmetic animation and the values behind them.
+
+    ``frames`` is a sequence made on demand: each :class:`Frame` is computed when it is read, so an
+    animation of many frames holds only its values, never all its frames at once.
+    """
 
     kind: str                 # 'conv', 'transposed', 'max' or 'avg'
     input_size: tuple
@@ -67,8 +73,11 @@ class Animation:
     output_size: tuple
     x: np.ndarray             # (ih, iw) input values
     w: np.ndarray | None      # (kh, kw) kernel values (None for pooling)
-    y: np.ndarray             # (oh, ow) the op's result
-    frames: list = field(default_factory=list)
+    y: np.ndarray | None      # (oh, ow) the op's result
+
+    @property
+    def frames(self) -> "Frames":
+        return Frames(self)
 
     def describe(self) -> str:
         def fmt(p):
@@ -80,6 +89,56 @@ class Animation:
         if self.dilation != (1, 1):
             parts.append(f"dilation {fmt(self.dilation)}")
         return f"{name}: " + ", ".join(parts) + f" -> output {fmt(self.output_size)}"
+
+
+class Frames(Sequence):
+    """The frames of an :class:`Animation`, row-major over the cells that make them (output cells,
+    or input cells for the transposed convolution), each computed when it is read."""
+
+    def __init__(self, anim: Animation):
+        self.anim = anim
+        self.grid = anim.input_size if anim.kind == "transposed" else anim.output_size
+
+    def __len__(self):
+        return int(self.grid[0] * self.grid[1])
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        n, k = len(self), operator.index(k)
+        if not -n <= k < n:
+            raise IndexError(f"frame index out of range: {k} (the animation has {n} frames).")
+        k %= n
+        a, cell = self.anim, divmod(k, self.grid[1])
+        origin = (cell[0] * a.stride[0] - a.padding[0], cell[1] * a.stride[1] - a.padding[1])
+        taps = _taps(origin, a.kernel, a.dilation)
+        done = (np.arange(n) <= k).reshape(self.grid)       # the cells of this frame and those before
+        if a.kind != "transposed":
+            return Frame(cell, origin, taps, np.where(done, a.y, np.nan))  # the output cells written so far
+        # the input cells spread so far, shown where a window has written; output cells no input cell
+        # reaches (the gaps of a stride larger than the dilated kernel) hold 0 from the start
+        written = ~_reached(a, np.ones_like(done)) | _reached(a, done)
+        return Frame(cell, origin, taps, np.where(written, _transposed_conv(a, a.x * done), np.nan))
+
+
+def _reached(a: Animation, cells) -> np.ndarray:
+    """(oh, ow) mask of the output cells that the windows of the input ``cells`` (a mask) write to."""
+    oh, ow = a.output_size
+    out = np.zeros((oh, ow), bool)
+    for i, j in zip(*np.nonzero(cells)):
+        for r, c in _taps((i * a.stride[0] - a.padding[0], j * a.stride[1] - a.padding[1]), a.kernel, a.dilation):
+            if 0 <= r < oh and 0 <= c < ow:
+                out[r, c] = True
+    return out
+
+
+def _transposed_conv(a: Animation, values) -> np.ndarray:
+    """The transposed conv (ih, iw) -> (oh, ow) of ``values``: d conv2d(z) / d z contracted with
+    ``values``, that is the input gradient of ``F.conv2d``, from striate's backward."""
+    z = Tensor(np.zeros((1, *a.output_size, 1)), requires_grad=True)
+    F.conv2d(z, a.w[:, :, None, None], stride=a.stride, padding=a.padding,
+             dilation=a.dilation).backward(values[None, :, :, None])
+    return z.grad[0, :, :, 0]
 
 
 def _taps(origin, kernel, dilation):
@@ -123,48 +182,14 @@ def conv_animation(input_size, kernel_size, stride=1, padding=0, dilation=1, tra
             raise ValueError(f"padding must be smaller than the dilated kernel, or some windows see only padding. "
                              f"Received: padding=({ph}, {pw}), kernel=({kh}, {kw}), dilation=({dh}, {dw}).")
         y = F.conv2d(x[None, :, :, None], w4, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)).data[0, :, :, 0]
-        oh, ow = y.shape
-        anim = Animation("conv", (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow), x, w, y)
-        out = np.full((oh, ow), np.nan)
-        for p in range(oh):
-            for q in range(ow):
-                out[p, q] = y[p, q]
-                origin = (p * sh - ph, q * sw - pw)
-                anim.frames.append(Frame((p, q), origin, _taps(origin, (kh, kw), (dh, dw)), out.copy()))
-        return anim
+        return Animation("conv", (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw), y.shape, x, w, y)
 
     oh, ow = (ih - 1) * sh - 2 * ph + dh * (kh - 1) + 1, (iw - 1) * sw - 2 * pw + dw * (kw - 1) + 1
     if oh < 1 or ow < 1:
         raise ValueError(f"the transposed convolution's output would be empty ({oh}x{ow}): padding crops more than "
                          f"the output has. Use less padding. Received: padding=({ph}, {pw}).")
-
-    def transpose_conv(values):
-        # The transposed conv of `values` is d conv2d(z) / d z contracted with `values`: striate's backward.
-        z = Tensor(np.zeros((1, oh, ow, 1)), requires_grad=True)
-        F.conv2d(z, w4, stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)).backward(values[None, :, :, None])
-        return z.grad[0, :, :, 0]
-
-    y = transpose_conv(x)
-    anim = Animation("transposed", (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow), x, w, y)
-    # output cells no input cell reaches (the gaps of a stride larger than the dilated kernel)
-    # hold 0 from the start; the others show a value once a window has written them
-    written = np.ones((oh, ow), bool)
-    for i in range(ih):
-        for j in range(iw):
-            for r, c in _taps((i * sh - ph, j * sw - pw), (kh, kw), (dh, dw)):
-                if 0 <= r < oh and 0 <= c < ow:
-                    written[r, c] = False
-    mask = np.zeros_like(x)
-    for i in range(ih):
-        for j in range(iw):
-            mask[i, j] = 1.0
-            origin = (i * sh - ph, j * sw - pw)
-            taps = _taps(origin, (kh, kw), (dh, dw))
-            for r, c in taps:
-                if 0 <= r < oh and 0 <= c < ow:
-                    written[r, c] = True
-            out = np.where(written, transpose_conv(x * mask), np.nan)  # the input cells spread so far
-            anim.frames.append(Frame((i, j), origin, taps, out))
+    anim = Animation("transposed", (ih, iw), (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow), x, w, None)
+    anim.y = _transposed_conv(anim, x)
     return anim
 
 
@@ -190,15 +215,7 @@ def pool_animation(input_size, kernel_size, stride=None, padding=0, mode: str = 
     x = gen.integers(0, 10, size=(ih, iw)).astype(np.float64)
     op = F.max_pool2d if mode == "max" else F.avg_pool2d
     y = op(x[None, :, :, None], (kh, kw), stride=(sh, sw), padding=(ph, pw)).data[0, :, :, 0]
-    oh, ow = y.shape
-    anim = Animation(mode, (ih, iw), (kh, kw), (sh, sw), (ph, pw), (1, 1), (oh, ow), x, None, y)
-    out = np.full((oh, ow), np.nan)
-    for p in range(oh):
-        for q in range(ow):
-            out[p, q] = y[p, q]
-            origin = (p * sh - ph, q * sw - pw)
-            anim.frames.append(Frame((p, q), origin, _taps(origin, (kh, kw), (1, 1)), out.copy()))
-    return anim
+    return Animation(mode, (ih, iw), (kh, kw), (sh, sw), (ph, pw), (1, 1), y.shape, x, None, y)
 
 
 # ----------------------------------------------------------------------------------------- drawing
@@ -301,8 +318,35 @@ def _paint_transposed(p, anim, fr, numbers, left, right):
                 p.text(*right, r, c, _kernel_value(anim, fr, cell), color="#ffd0d0", corner=True)
 
 
-def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
-    """Paint each frame of ``anim`` as a Pillow RGB image (input left, output right, caption above).
+# A frame is drawn in RGB, then mapped to the GIF's palette, next to the frame before it: about this many
+# bytes of memory per pixel of one frame while an animation is written (the three frames sampled for the
+# palette side by side are the largest part).
+BYTES_PER_PIXEL = 20
+
+
+def frame_layout(kind: str, input_size, output_size, padding, cell: int = 36) -> dict:
+    """Where the panels of an animation's frames go, from its geometry alone (no values needed).
+
+    Returns a dict: ``width``, ``height`` of a frame in pixels (the grids and margins; the caption
+    may widen it), ``left`` and ``right`` (top-left pixel of each panel) and their ``*_cells``
+    (rows, cols): the padded input (direct) or the uncropped output canvas (transposed).
+    """
+    (ih, iw), (oh, ow), (ph, pw) = input_size, output_size, padding
+    transposed = kind == "transposed"
+    left_cells = (ih, iw) if transposed else (ih + 2 * ph, iw + 2 * pw)
+    right_cells = (oh + 2 * ph, ow + 2 * pw) if transposed else (oh, ow)
+    margin, gap, head = 16, 2 * cell, 48
+    rows = max(left_cells[0], right_cells[0])
+    return dict(width=margin * 2 + left_cells[1] * cell + gap + right_cells[1] * cell,
+                height=head + rows * cell + margin + 22, margin=margin, left_cells=left_cells,
+                right_cells=right_cells, left=(margin, head + (rows - left_cells[0]) * cell // 2),
+                right=(margin + left_cells[1] * cell + gap, head + (rows - right_cells[0]) * cell // 2))
+
+
+def frame_images(anim: Animation, numbers: bool = False, cell: int = 36, indices=None):
+    """Paint the frames of ``anim`` one at a time: yields a Pillow RGB image per frame (input left,
+    output right, caption above), so that only the frame being drawn is held. ``indices`` picks
+    some frames (default: all, in order).
 
     Padding is drawn as pale gray cells around the input (direct) or as the cropped ring around
     the output (transposed; the window's cells that fall there are dark gray); the window's cells
@@ -314,57 +358,106 @@ def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36):
     from .draw import _font, pil
 
     Image, ImageDraw, _ = pil()
-    (ih, iw), (oh, ow), (ph, pw) = anim.input_size, anim.output_size, anim.padding
     transposed = anim.kind == "transposed"
-    # panel sizes in cells: the padded input (direct) / the uncropped output canvas (transposed)
-    left_rows, left_cols = (ih, iw) if transposed else (ih + 2 * ph, iw + 2 * pw)
-    right_rows, right_cols = (oh + 2 * ph, ow + 2 * pw) if transposed else (oh, ow)
-    margin, gap, head = 16, 2 * cell, 48
+    lay = frame_layout(anim.kind, anim.input_size, anim.output_size, anim.padding, cell)
+    margin, left, right, (ph, pw) = lay["margin"], lay["left"], lay["right"], anim.padding
     font, small, caption = _font(max(10, int(cell * 0.42))), _font(max(8, int(cell * 0.28))), _font(14)
     # wide enough for the grids and for the caption lines
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     longest = max(probe.textlength(anim.describe(), font=caption),
                   probe.textlength("frame 999/999: output cell (99, 99), window at (-99, -99)", font=caption))
-    width = max(margin * 2 + left_cols * cell + gap + right_cols * cell, int(longest) + 2 * margin)
-    rows = max(left_rows, right_rows)
-    height = head + rows * cell + margin + 22
-    left = (margin, head + (rows - left_rows) * cell // 2)
-    right = (margin + left_cols * cell + gap, head + (rows - right_rows) * cell // 2)
+    width, height = max(lay["width"], int(longest) + 2 * margin), lay["height"]
     paint = _paint_transposed if transposed else _paint_direct
     what = "input cell" if transposed else "output cell"
-    images = []
-    for n, fr in enumerate(anim.frames):
+    frames = anim.frames
+    for n in range(len(frames)) if indices is None else indices:
+        fr = frames[n]
         img = Image.new("RGB", (width, height), "white")
         d = ImageDraw.Draw(img)
         paint(_Painter(d, cell, font, small), anim, fr, numbers, left, right)
         d.text((margin, 6), anim.describe(), fill=_COLORS["text"], font=caption)
-        d.text((margin, 26), f"frame {n + 1}/{len(anim.frames)}: {what} ({fr.cell[0]}, {fr.cell[1]}), "
+        d.text((margin, 26), f"frame {n + 1}/{len(frames)}: {what} ({fr.cell[0]}, {fr.cell[1]}), "
                f"window at ({fr.origin[0]}, {fr.origin[1]})", fill=_COLORS["text"], font=caption)
         d.text((left[0], height - 20), "input" + ("" if transposed or (ph, pw) == (0, 0) else " (padding shaded)"),
                fill=_COLORS["text"], font=caption)
         d.text((right[0], height - 20),
                "output" + (" (cropped padding shaded)" if transposed and (ph, pw) != (0, 0) else ""),
                fill=_COLORS["text"], font=caption)
-        images.append(img)
-    return images
+        yield img
+
+
+def draw_frames(anim: Animation, numbers: bool = False, cell: int = 36) -> list:
+    """Every frame of ``anim`` as a list of Pillow RGB images (see :func:`frame_images`, which yields
+    them one at a time, for long animations)."""
+    return list(frame_images(anim, numbers=numbers, cell=cell))
+
+
+def _palette(images):
+    """One palette for every frame (flat colours and anti-aliased text need few), from a sample of
+    frames side by side: Pillow then stores each frame after the first as the rectangle that changed."""
+    from .draw import pil
+
+    Image, _, _ = pil()
+    images = list(images)
+    sample = Image.new("RGB", (images[0].width * len(images), images[0].height))  # every colour used appears
+    for k, im in enumerate(images):
+        sample.paste(im, (k * images[0].width, 0))
+    return sample.quantize(colors=48)  # 48 colours: a 64-entry table, its last entry free
+
+
+def _write_gif(f, images, palette, duration: int) -> int:
+    """Write the RGB ``images`` (any iterable) to the binary file ``f`` as a looping GIF, one frame at a
+    time: each frame is mapped to ``palette`` and stored as the rectangle that changed since the frame
+    before it, its unchanged pixels transparent (runs of one index, which LZW packs to almost
+    nothing). Returns the number of frames."""
+    from PIL import GifImagePlugin, ImageChops
+
+    clear = 63  # the transparent index: the last of a 64-colour table, above the 48 colours of the palette
+    previous, count = None, 0
+    for im in images:
+        frame = im.quantize(palette=palette)
+        if previous is None:
+            header, _ = GifImagePlugin.getheader(frame, info={"loop": 0, "duration": int(duration)})
+            f.write(b"".join(header))
+            f.write(b"".join(GifImagePlugin.getdata(frame, duration=int(duration), disposal=1)))
+        else:
+            changed = ImageChops.difference(previous, frame)  # one palette: indices differ where pixels do
+            box = changed.getbbox() or (0, 0, 1, 1)
+            part = frame.crop(box)
+            part.paste(clear, mask=changed.crop(box).point([255] + [0] * 255, "1"))
+            f.write(b"".join(GifImagePlugin.getdata(part, offset=box[:2], duration=int(duration), disposal=1,
+                                                    transparency=clear)))
+        previous, count = frame, count + 1
+    if not count:
+        raise ValueError("save_gif: no frames.")
+    f.write(b";")  # the GIF trailer
+    return count
 
 
 def save_gif(images, path, duration: int = 700) -> None:
     """Write Pillow frames as a looping GIF, atomically (``duration`` ms per frame)."""
     from ..atomic import atomic_open
 
+    images = list(images)
     if not images:
         raise ValueError("save_gif: no frames.")
-    # one palette for every frame (flat colours and anti-aliased text need few): Pillow then stores
-    # each frame after the first as the rectangle that changed
-    from .draw import pil
-
-    Image, _, _ = pil()
-    sample = Image.new("RGB", (images[0].width * 3, images[0].height))       # every colour used appears
-    for k, im in enumerate((images[0], images[len(images) // 2], images[-1])):
-        sample.paste(im, (k * images[0].width, 0))
-    palette = sample.quantize(colors=48)
-    frames = [im.quantize(palette=palette) for im in images]
+    palette = _palette((images[0], images[len(images) // 2], images[-1]))
     with atomic_open(path, "wb") as f:
-        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration), loop=0,
-                       disposal=1)
+        _write_gif(f, images, palette, duration)
+
+
+def save_animation(anim: Animation, path, numbers: bool = False, cell: int = 36, duration: int = 700) -> int:
+    """Draw and write ``anim`` as a looping GIF at ``path``, atomically, one frame at a time: memory
+    stays that of a few frames however many there are. Returns the number of frames.
+
+    Example::
+
+        >>> save_animation(conv_animation(5, 3, stride=2, padding=1), "conv.gif", numbers=True)
+        9
+    """
+    from ..atomic import atomic_open
+
+    n = len(anim.frames)
+    palette = _palette(frame_images(anim, numbers=numbers, cell=cell, indices=sorted({0, n // 2, n - 1})))
+    with atomic_open(path, "wb") as f:
+        return _write_gif(f, frame_images(anim, numbers=numbers, cell=cell), palette, duration)
