@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one sub-command alone: its options and their defaults (a command that runs
+    another, as ``striate tune`` runs ``striate train``, builds that command's arguments with it)."""
+    sub = argparse.ArgumentParser(prog="striate", add_help=False).add_subparsers()
+    return importlib.import_module(f"striate.cli.{COMMANDS[name]}").add_parser(sub)
+
+
+def run_command(name: str, args) -> int:
+    """Run the sub-command ``name`` with parsed ``args`` (from :func:`command_parser`)."""
+    return int(importlib.import_module(f"striate.cli.{COMMANDS[name]}").run(args) or 0)
+
+
 def main(argv=None) -> int:
     if sys.stdout is None:  # started with stdout closed (`striate models >&-`): Python gives None
         print("striate: error: standard output is closed (Bad file descriptor); send it somewhere, "

@@ -9,7 +9,7 @@ import time
 from ..training import recipe
 from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
-from .train_config import apply_config_file, load_resume, resolve_config
+from .train_config import add_data_model_options, apply_config_file, load_resume, resolve_config
 
 EPILOG = """\
 examples:
@@ -87,35 +87,6 @@ def add_parser(subparsers):
     return p
 
 
-def add_data_model_options(p) -> None:
-    """The data, model and optimisation options of ``striate train`` (shared with ``striate tune``)."""
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", metavar="NAME|DIR",
-                      help="digits (default, offline), mnist, fashion_mnist, cifar10, or an image folder")
-    data.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (no download); "
-                      "without --dataset the files say which data set it is")
-    data.add_argument("--no-verify", action="store_true", help="accept --data-dir files that are not the "
-                      "published ones (SHA-256), e.g. your own re-packaged copy")
-    data.add_argument("--val-split", type=float, metavar="F", help="fraction of the training set held out for "
-                      "validation, in [0, 1) (recipe: 0.05-0.1)")
-    data.add_argument("--augment", metavar="LIST", help=f"comma-separated: {', '.join(AUGMENTATIONS)} "
-                      "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting)")
-    data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels")
-    model = p.add_argument_group("model and optimisation")
-    model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them), or a layer list "
-                       "such as \"conv 8 5 relu, pool 2, conv 16 5 relu, pool 2, dense 10\"")
-    model.add_argument("--epochs", type=int, metavar="N", help="number of epochs")
-    model.add_argument("--batch-size", type=int, metavar="N", help="images per step")
-    model.add_argument("--optimizer", metavar="NAME", help="sgd (momentum, Nesterov), adam or adamw")
-    model.add_argument("--lr", type=float, metavar="RATE", help="initial learning rate")
-    model.add_argument("--momentum", type=float, metavar="MU", help="SGD momentum in [0, 1)")
-    model.add_argument("--weight-decay", type=float, metavar="L2", help="L2 weight decay (decoupled for adamw)")
-    model.add_argument("--schedule", metavar="NAME",
-                       help="learning-rate schedule: cosine annealing, /10 at 50%% and 75%% of the epochs, "
-                            "/10 on a val_loss plateau, or constant")
-    model.add_argument("--warmup", type=int, metavar="N", help="epochs of linear learning-rate warm-up")
-
-
 # -------------------------------------------------------------------------------------------- the folder
 def _run_dir(out: str, args, run_id, main: bool):
     """The run folder, checked before the data are read (nothing created yet): a folder or a path where
@@ -164,8 +135,9 @@ def _schedule(config: dict, opt):
 # ------------------------------------------------------------------------------------------------ run
 def own_parser() -> argparse.ArgumentParser:
     """A parser holding only ``striate train``'s options (what a --config file may set)."""
-    sub = argparse.ArgumentParser(prog="striate", add_help=False).add_subparsers()
-    return add_parser(sub)
+    from .main import command_parser
+
+    return command_parser("train")
 
 
 def run(args) -> int:

@@ -13,7 +13,7 @@ import sys
 
 from .common import AUGMENTATIONS, match_name, one_line, resolve_model
 from .main import CommandError
-from .train_cmd import add_data_model_options
+from .train_config import add_data_model_options
 
 EPILOG = """\
 examples:
@@ -119,7 +119,7 @@ def _check_args(args) -> None:
 
 def _base_settings(args, space) -> dict:
     """The train options typed (or read from --config) for every trial, checked with train's own rules."""
-    from .train_cmd import own_parser
+    from .main import command_parser
     from .train_config import resolve_config
 
     base = {}
@@ -135,7 +135,7 @@ def _base_settings(args, space) -> dict:
                            f"its --search.")
     if args.seed is not None:
         base["seed"] = args.seed
-    probe = own_parser().parse_args([])
+    probe = command_parser("train").parse_args([])
     for key, value in base.items():
         setattr(probe, key, value)
     config = resolve_config(probe)  # an unknown data set or model, a bad rate: one line now, not per trial
@@ -165,9 +165,9 @@ def run_trial(params: dict, trial, base: dict, out: str, quiet: bool = False) ->
     """One trial: ``striate train`` with the fixed options and this trial's ``params``, into
     OUT/trial-NNN, reporting validation accuracy per epoch to Optuna (which may stop it early)."""
     from ..training.search import TrialFailed, TrialPruning
-    from .train_cmd import _run, own_parser
+    from .main import command_parser, run_command
 
-    args = own_parser().parse_args([])
+    args = command_parser("train").parse_args([])
     for key, value in {**base, **params}.items():
         setattr(args, key, value)
     folder = os.path.join(out, f"trial-{trial.number:03d}")
@@ -176,7 +176,7 @@ def run_trial(params: dict, trial, base: dict, out: str, quiet: bool = False) ->
     args.callbacks = [pruning]
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            _run(args)
+            run_command("train", args)
     except CommandError as e:
         trial.set_user_attr("error", str(e))
         if not quiet:

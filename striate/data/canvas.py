@@ -31,7 +31,7 @@ import numpy as np
 from .annotated import AnnotatedDataset, AnnotatedSplit, fingerprint
 from .transforms import resize_images
 
-__all__ = ["make_canvases", "make_canvas_dataset", "load_canvas_set", "write_canvas_folders", "CANVAS_SETS",
+__all__ = ["make_canvases", "make_canvas_dataset", "write_canvas_folders", "CANVAS_SETS",
            "DEFAULT_DIGIT_SIDE"]
 
 IGNORE = 255
@@ -200,22 +200,6 @@ CANVAS_SETS = {
     "digits_localisation": ("digits", 6000, 1000, 56, (1, 1)),
     "mnist_localisation": ("mnist", 20000, 2000, 56, (1, 1)),
 }
-
-
-def load_canvas_set(name: str, seed: int = 0, **source_kwargs) -> AnnotatedDataset:
-    """Make one of :data:`CANVAS_SETS` (what ``load_dataset("digits_anywhere")`` returns).
-
-    ``source_kwargs`` (``data_dir``, ``download``, ...) go to the ``load_dataset`` call of the source
-    digits, e.g. ``data_dir`` for a folder with MNIST's files.
-    """
-    from .datasets import load_dataset
-
-    if name not in CANVAS_SETS:
-        raise ValueError(f"Unknown canvas set {name!r}. Known: {', '.join(CANVAS_SETS)}.")
-    source, n_train, n_test, canvas, digits = CANVAS_SETS[name]
-    src = load_dataset(source, **({} if source == "digits" else source_kwargs))
-    return make_canvas_dataset(src.x_train, src.y_train, src.x_test, src.y_test, src.class_names, n_train, n_test,
-                               canvas=canvas, digits=digits, seed=seed, name=name)
 
 
 # ------------------------------------------------------------------------------------ writing

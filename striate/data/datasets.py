@@ -405,10 +405,14 @@ def load_dataset(name_or_path: str, data_dir=None, download: bool = True, cache_
             f" Known names: "
             f"{', '.join(sorted(DATASETS))}; or pass a folder with one sub-folder of images per class."
         )
-    if info.kind == "canvas":
-        from .canvas import load_canvas_set
-        return load_canvas_set(info.name, data_dir=data_dir, download=download, cache_dir=cache_dir,
-                               progress=progress, verify=verify)
+    if info.kind == "canvas":   # digits of another data set placed on canvases (striate.data.canvas)
+        from .canvas import CANVAS_SETS, make_canvas_dataset
+
+        source, n_train, n_test, canvas, digits = CANVAS_SETS[info.name]
+        src = load_dataset(source, **({} if source == "digits" else dict(
+            data_dir=data_dir, download=download, cache_dir=cache_dir, progress=progress, verify=verify)))
+        return make_canvas_dataset(src.x_train, src.y_train, src.x_test, src.y_test, src.class_names, n_train,
+                                   n_test, canvas=canvas, digits=digits, seed=0, name=info.name)
     if info.kind == "digits":
         ds = _load_digits(info)
     else:
