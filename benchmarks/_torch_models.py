@@ -157,6 +157,86 @@ def torch_vgg11_bn_cifar(num_classes: int = 10) -> nn.Module:
     return _ConvNet(nn.Sequential(*layers), nn.Sequential(FlattenNHWC(), nn.Linear(512, num_classes)))
 
 
+def _conv_bn_relu(c_in: int, c_out: int) -> list:
+    """Twin of ``striate.models.localizer.conv_bn_relu``: 3x3 conv (no bias) -> BN -> ReLU."""
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+
+class CenterNet(nn.Module):
+    """Twin of ``st.models.centernet()``: stages to 1/8, a 2x transposed conv added to the 1/4 map,
+    a fusion conv and 1x1 heatmap and box heads, concatenated on the channels.
+
+    Shape: ``(n, 1, 64, 64)`` -> ``(n, num_classes + 4, 16, 16)``.
+    """
+
+    def __init__(self, num_classes: int = 10, widths=(16, 32, 64), head: int = 32, in_channels: int = 1):
+        super().__init__()
+        w1, w2, w3 = widths
+        self.stem = nn.Sequential(*_conv_bn_relu(in_channels, w1), nn.MaxPool2d(2), *_conv_bn_relu(w1, w2),
+                                  nn.MaxPool2d(2))
+        self.stage4 = nn.Sequential(*_conv_bn_relu(w2, w2))
+        self.stage8 = nn.Sequential(nn.MaxPool2d(2), *_conv_bn_relu(w2, w3), *_conv_bn_relu(w3, w3))
+        self.up = nn.ConvTranspose2d(w3, w2, 4, stride=2, padding=1, bias=False)
+        self.fuse = nn.Sequential(*_conv_bn_relu(w2, head))
+        self.heatmap = nn.Conv2d(head, num_classes, 1)
+        self.boxes = nn.Conv2d(head, 4, 1)
+
+    def forward(self, x):
+        skip = self.stage4(self.stem(x))
+        y = self.fuse(self.up(self.stage8(skip)) + skip)
+        return torch.cat([self.heatmap(y), self.boxes(y)], dim=1)
+
+
+class UNetBlock(nn.Module):
+    """Twin of ``striate.models.segmentation.UNetBlock``: two conv-BN-ReLU layers."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.convs = nn.Sequential(*_conv_bn_relu(c_in, c_out), *_conv_bn_relu(c_out, c_out))
+
+    def forward(self, x):
+        return self.convs(x)
+
+
+class UNet(nn.Module):
+    """Twin of ``st.models.unet()``: two-conv blocks, 2x2 max-pooling, 2x2 stride-2 transposed convs
+    and skip concatenations (skip first), a 1x1 classifier.
+
+    Shape: ``(n, 1, 64, 64)`` -> ``(n, num_classes, 64, 64)``.
+    """
+
+    def __init__(self, num_classes: int = 11, widths=(16, 32, 64), in_channels: int = 1):
+        super().__init__()
+        self.depth = len(widths) - 1
+        c = in_channels
+        for i, w in enumerate(widths[:-1]):
+            setattr(self, f"down{i}", self._block(c, w))
+            c = w
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = self._block(c, widths[-1])
+        c = widths[-1]
+        for i in reversed(range(self.depth)):
+            setattr(self, f"upconv{i}", nn.ConvTranspose2d(c, widths[i], 2, stride=2))
+            setattr(self, f"up{i}", self._block(2 * widths[i], widths[i]))
+            c = widths[i]
+        self.classifier = nn.Conv2d(c, num_classes, 1)
+
+    @staticmethod
+    def _block(c_in, c_out):
+        return UNetBlock(c_in, c_out)
+
+    def forward(self, x):
+        skips = []
+        for i in range(self.depth):
+            x = getattr(self, f"down{i}")(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for i in reversed(range(self.depth)):
+            x = getattr(self, f"up{i}")(torch.cat([skips[i], getattr(self, f"upconv{i}")(x)], dim=1))
+        return self.classifier(x)
+
+
 def fold_torch_twin(model: nn.Module) -> nn.Module:
     """Fold each BatchNorm2d into the Conv2d before it, in place (the twin of ``st.nn.fold_batch_norm``),
     with ``torch.nn.utils.fusion.fuse_conv_bn_eval``: the twins' pairs are ``convK``/``bnK``
@@ -225,4 +305,5 @@ def to_torch_images(x: np.ndarray) -> torch.Tensor:
 
 
 TWINS = {"lenet5": torch_lenet5, "resnet20": torch_resnet20, "resnet32": lambda: torch_resnet_cifar(32),
-         "resnet56": lambda: torch_resnet_cifar(56), "vgg11_bn_cifar": torch_vgg11_bn_cifar}
+         "resnet56": lambda: torch_resnet_cifar(56), "vgg11_bn_cifar": torch_vgg11_bn_cifar,
+         "centernet": CenterNet, "unet": UNet}

@@ -499,6 +499,13 @@ class Function:
         right), for receptive fields; None for every other op."""
         return None
 
+    def reads(self, inputs, out):
+        """For an op that enlarges the spatial size (transposed conv, upsampling, unpooling): per
+        spatial axis ``(lo, hi, ratio)``, where output position p reads input positions
+        ``lo[p]..hi[p]`` (int arrays over the output positions, -1 where none) and ``ratio``
+        (a Fraction) is input size over output size, for receptive fields; None for every other op."""
+        return None
+
 
 # The primitives behind Tensor's operators (``a + b`` is ``AddOp().apply(a, b)``) are ops like any
 # other, in striate/ops/primitives.py; imported last, once Tensor and Function exist.

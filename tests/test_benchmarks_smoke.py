@@ -147,3 +147,14 @@ def test_folded_twins_compute_the_unfolded_function(run, name):
         got_s = s_folded(st.Tensor(x)).data
     np.testing.assert_allclose(got_t, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_s, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["centernet", "unet"])
+def test_dense_task_twins_compute_the_same_outputs_and_losses(run, name):
+    """The detector's and the U-Net's twins (benchmarks/bench_dense.py): same weights, outputs and loss."""
+    spec = importlib.util.spec_from_file_location("striate_bench_dense", os.path.join(BENCH, "bench_dense.py"))
+    dense = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dense)
+    row = dense.bench(name, batch=2, size=32, repeat=1, threads=1)  # exits if the twins differ
+    assert row["twin_rel_error"] < 1e-4
+    assert row["train_ratio"] > 0 and row["infer_ratio"] > 0

@@ -1,5 +1,5 @@
 """ONNX export of the upsampling layers (ConvTranspose2D, Upsample) checked by onnx.checker and
-matched by onnxruntime within 1e-4."""
+matched by onnxruntime within 1e-4; ConvTranspose imports back."""
 import numpy as np
 import pytest
 
@@ -41,6 +41,16 @@ def test_conv_transpose_exports_and_matches_onnxruntime(kwargs, tmp_path):
     model = nn.Sequential(nn.Conv2D(4, 3, padding="same", rng=0), nn.ReLU(), nn.ConvTranspose2D(6, rng=1, **kwargs))
     ops = _export_and_compare(model, (7, 9, 3), tmp_path)
     assert "ConvTranspose" in ops
+
+
+@pytest.mark.parametrize("kwargs", CT_SETTINGS, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_conv_transpose_imports_back_from_onnx(kwargs, tmp_path):
+    model = nn.Sequential(nn.Conv2D(4, 3, padding="same", rng=0), nn.ReLU(), nn.ConvTranspose2D(6, rng=1, **kwargs))
+    _export_and_compare(model, (7, 9, 3), tmp_path)
+    x = np.random.default_rng(2).standard_normal((2, 7, 9, 3)).astype(np.float32)
+    back = st.onnx.load(tmp_path / "m.onnx")
+    assert any(isinstance(m, nn.ConvTranspose2D) for m in back.modules())
+    _close(back(x).data, model(x).data)
 
 
 def test_bilinear_conv_transpose_fcn_head_exports(tmp_path):

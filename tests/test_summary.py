@@ -180,3 +180,90 @@ def test_package_names_are_reachable_from_st_summary():
     assert st.summary.calc.conv_arithmetic(28, kernel_size=5).output_size == (24, 24)
     import striate.summary as package_or_function  # either way the helpers are there
     assert package_or_function.receptive_field is receptive_field
+
+
+# --------------------------------------------------------------------------- upsampling layers
+def _measured_field(model, shape):
+    """Largest row extent of the input pixels that reach one output unit, found by backpropagation
+    through the model with positive weights (so nothing cancels), and the jump between the first
+    pixels of neighbouring interior units."""
+    for p in model.parameters():
+        p.data[...] = 1.0
+    h = shape[0]
+    extents, firsts = {}, {}
+    out_h = model(st.Tensor(np.zeros((1,) + shape))).shape[1]
+    for row in range(out_h):
+        x = st.Tensor(np.random.default_rng(0).uniform(0.5, 1.0, (1,) + shape), requires_grad=True)
+        y = model(x)
+        mask = np.zeros(y.shape)
+        mask[0, row, :, 0] = 1.0  # a whole row of units: their fields span the same input rows
+        (y * st.Tensor(mask)).sum().backward()
+        rows = np.flatnonzero(np.abs(x.grad[0]).sum(axis=(1, 2)) > 0)
+        if len(rows) and 0 < rows[0] and rows[-1] < h - 1:  # a unit whose field lies inside the image
+            extents[row], firsts[row] = rows[-1] - rows[0] + 1, rows[0]
+    return max(extents.values()), extents, firsts
+
+
+@pytest.mark.parametrize("layers", [
+    [nn.Conv2D(1, 3, stride=2, padding=1), nn.ConvTranspose2D(1, 4, stride=2, padding=1)],
+    [nn.Conv2D(1, 3, stride=2, padding=1), nn.Conv2D(1, 3, stride=2, padding=1), nn.ConvTranspose2D(1, 3, stride=2)],
+    [nn.Conv2D(1, 3, stride=4, padding=1), nn.ConvTranspose2D(1, 2, stride=4)],   # stride > kernel: gaps
+    [nn.Conv2D(1, 3, stride=2, padding=1), nn.ConvTranspose2D(1, 3, stride=2, dilation=2, padding=2)],
+    [nn.Conv2D(1, 3, stride=2, padding=1), nn.Upsample(scale_factor=2)],
+    [nn.Conv2D(1, 3, stride=2, padding=1), nn.Upsample(scale_factor=2, mode="bilinear")],
+    [nn.MaxPool2D(2), nn.Upsample(scale_factor=3, mode="bilinear"), nn.Conv2D(1, 3, padding=1)],
+    [nn.Upsample(scale_factor=2), nn.Conv2D(1, 3, padding=1)],                   # below the input's grid
+    [nn.Upsample(scale_factor=3, mode="bilinear"), nn.Conv2D(1, 5, padding=2), nn.MaxPool2D(2)],
+])
+def test_upsampling_layers_carry_the_union_of_the_fields_they_read(layers):
+    model = nn.Sequential(*layers)
+    shape = (24, 24, 1)
+    s = st.summary(model, shape)
+    last = s.rows[-1]
+    assert last.rf_note == "" and last.rf is not None, str(s)
+    expected, _, _ = _measured_field(model.astype(np.float64), shape)
+    if all(r.jump[0] >= 1 for r in s.rows):
+        assert last.rf[0] == expected, str(s)
+    else:  # below the input's grid, units differ by a pixel: the field is the largest, rounded up
+        assert expected <= last.rf[0] <= expected + 1, str(s)
+
+
+def test_upsampling_jumps_are_fractions_and_a_unet_like_path_returns_to_jump_one():
+    from fractions import Fraction
+
+    model = nn.Sequential(nn.Conv2D(2, 3, padding=1), nn.MaxPool2D(2), nn.Conv2D(2, 3, padding=1), nn.MaxPool2D(2),
+                          nn.ConvTranspose2D(2, 2, stride=2), nn.ConvTranspose2D(2, 2, stride=2),
+                          nn.Upsample(scale_factor=2), nn.Conv2D(1, 1))
+    s = st.summary(model, (16, 16, 1))
+    jumps = [r.jump[0] for r in s.rows]
+    assert jumps == [1, 2, 2, 4, 2, 1, Fraction(1, 2), Fraction(1, 2)]
+    assert isinstance(s.rows[4].jump[0], int)          # whole numbers stay ints
+    assert "1/2" in str(s) and "unknown" not in str(s)
+    # pool2 sees 3 + 1 + 2 * 2 + 2 = 10 pixels; each 2x2/2 transposed conv reads one input unit
+    assert [r.rf[0] for r in s.rows] == [3, 4, 8, 10, 10, 10, 10, 10]
+
+
+class TwoHeads(nn.Module):
+    """A model with two outputs, as a tuple or as a dict."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.as_dict = as_dict
+        self.conv = nn.Conv2D(4, 3, padding=1)
+        self.flat = nn.Flatten()
+        self.cls = nn.Dense(3)
+        self.box = nn.Dense(4)
+
+    def forward(self, x):
+        h = self.flat(self.conv(x))
+        out = (self.cls(h), self.box(h))
+        return {"logits": out[0], "box": out[1]} if self.as_dict else out
+
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_models_with_several_outputs_are_summarised(as_dict):
+    s = st.summary(TwoHeads(as_dict), (6, 6, 1))
+    assert [r.name for r in s.rows] == ["conv", "flat", "cls", "box"]
+    assert s.row("cls").output_shape == (3,) and s.row("box").output_shape == (4,)
+    assert s.total_params == (9 * 4 + 4) + (144 * 3 + 3) + (144 * 4 + 4)
+    assert s.row("conv").rf == (3, 3) and s.row("box").rf_note == "global"

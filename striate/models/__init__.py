@@ -1,4 +1,5 @@
-"""Architecture definitions: LeNet, AlexNet, ZFNet, VGG, NiN, GoogLeNet, ResNet and its plain twins, and the digits CNN.
+"""Architecture definitions: LeNet, AlexNet, ZFNet, VGG, NiN, GoogLeNet, ResNet and its plain twins, the
+digits CNN, and for where things are: a localiser, a CenterNet-style detector, FCN and U-Net.
 
 Every builder returns a Module that is already built (its parameters exist) for the model's native
 input size, and takes ``num_classes``, ``in_channels``, an optional ``input_shape`` override and
@@ -21,6 +22,9 @@ from .resnet import (BasicBlock, Bottleneck, CifarResNet, ResNet, ZeroPadShortcu
                      resnet18, resnet20, resnet32, resnet34, resnet44, resnet50, resnet56, resnet101,
                      resnet110, resnet152, resnet_cifar)
 from .plain import CifarPlainNet, PlainBlock, plain20, plain32, plain56, plain_cifar  # isort: skip
+from .localizer import Localizer, localizer  # isort: skip
+from .centernet import CenterNet, centernet  # isort: skip
+from .segmentation import FCN, UNet, fcn, unet  # isort: skip
 from .registry import ModelInfo, get, info, list_models, register  # isort: skip
 
 list = list_models  # noqa: A001  (st.models.list(), as the issue names it)
@@ -33,6 +37,7 @@ __all__ = [
     "resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "resnet_cifar", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
     "plain_cifar", "plain20", "plain32", "plain56", "CifarPlainNet", "PlainBlock",
+    "localizer", "centernet", "fcn", "unet", "Localizer", "CenterNet", "FCN", "UNet",
     "LeNet5", "DigitsCNN", "BNCNN", "AlexNet", "AlexNetTV", "ZFNet", "VGG", "NiN", "GoogLeNet", "Inception",
     "ResNet", "CifarResNet",
     "BasicBlock", "Bottleneck", "ZeroPadShortcut",

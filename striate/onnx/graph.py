@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..nn import BatchNorm, Conv2D, Dense, Module
+from ..nn import BatchNorm, Conv2D, ConvTranspose2D, Dense, Module
 from ..tensor import Tensor, get_array_module
 
-LAYERS = {"Conv2D": Conv2D, "Dense": Dense, "BatchNorm": BatchNorm}
+LAYERS = {"Conv2D": Conv2D, "ConvTranspose2D": ConvTranspose2D, "Dense": Dense, "BatchNorm": BatchNorm}
 
 
 def _pad(x, pads):
@@ -120,7 +120,7 @@ class GraphModule(Module):
             args = dict(m["args"])
             if "padding" in args and isinstance(args["padding"], list):
                 args["padding"] = tuple(args["padding"])
-            for key in ("kernel_size", "stride", "dilation"):
+            for key in ("kernel_size", "stride", "dilation", "output_padding"):
                 if key in args:
                     args[key] = tuple(args[key])
             if kind is not BatchNorm:  # the weights are loaded next: skip drawing random ones

@@ -150,6 +150,27 @@ def _conv(im, node, a):
     return Held(im.emit("conv", [x.name], module=name), "cl", im.shape(node.output[0]))
 
 
+def _conv_transpose(im, node, a):
+    x = im.image(im.held(node.input[0]), node)
+    w = im.const(node.input[1], node, "weight")  # (C, O/g, kh, kw)
+    c, og, kh, kw = w.shape
+    if "output_shape" in a:
+        raise Unsupported(f"ConvTranspose {node.name!r} with output_shape (give pads and output_padding)")
+    stride, dilation = tuple(a.get("strides", [1, 1])), tuple(a.get("dilations", [1, 1]))
+    pads = _pads(a, node, None, (kh, kw), stride, dilation)
+    group = int(a.get("group", 1))
+    bias = im.const(node.input[2], node, "bias") if len(node.input) > 2 and node.input[2] else None
+    name = im.module_name(node, "conv_transpose")
+    im.modules[name] = {"type": "ConvTranspose2D", "args": dict(
+        filters=int(og * group), kernel_size=[int(kh), int(kw)], stride=list(stride), padding=pads,
+        output_padding=[int(p) for p in a.get("output_padding", [0, 0])], dilation=list(dilation), groups=group,
+        use_bias=bias is not None, in_channels=int(c))}
+    im.state[f"{name}.w"] = w.transpose(2, 3, 1, 0)  # (C, O/g, kh, kw) -> striate's (kh, kw, O/g, C)
+    if bias is not None:
+        im.state[f"{name}.b"] = bias
+    return Held(im.emit("conv", [x.name], module=name), "cl", im.shape(node.output[0]))
+
+
 def _batch_norm(im, node, a):
     if a.get("training_mode", 0):
         raise Unsupported(f"BatchNormalization {node.name!r} in training mode")
@@ -356,6 +377,7 @@ def _constant(im, node, a):
 # ONNX op type -> importer (each for the operator's version in OPSET): the one table to extend
 IMPORTERS = {
     "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
     "BatchNormalization": _batch_norm,
     "MaxPool": _pool("max_pool"),
     "AveragePool": _pool("avg_pool"),

@@ -15,6 +15,10 @@ three the module-level functions at the end of this file.
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
+import numpy as np
+
 from ..backend import conv as fast
 from ..tensor import Function
 from .epilogue import Epilogue
@@ -87,6 +91,14 @@ class ConvTranspose2dOp(Function):
         x_shape = inputs[0].shape
         return int(x_shape[1] * x_shape[2] * x_shape[3]) * kh * kw * cg
 
+    def reads(self, inputs, out):
+        """Output position Y is fed by input x through tap i when ``Y = x * s - pad + i * d``."""
+        kh, kw = inputs[1].shape[:2]
+        sizes = inputs[0].shape[1:3]
+        return tuple(transposed_reads(size, len_out, k, s, d, pad)
+                     for size, len_out, k, s, d, pad in zip(sizes, self.out_hw, (kh, kw), self.stride,
+                                                            self.dilation, self.pads[::2]))
+
     def forward(self, x, w, b=None):
         n, h, w_, _ = x.shape
         kh, kw, cg, _ = w.shape
@@ -110,6 +122,18 @@ class ConvTranspose2dOp(Function):
         if len(needs) > 2 and needs[2]:
             gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
+
+
+def transposed_reads(in_size, out_size, kernel, stride, dilation, pad_before):
+    """Along one axis of a transposed conv: for every output position, the first and last input
+    positions it reads (-1 where it reads none), and the size ratio in / out as a Fraction."""
+    num = np.arange(out_size)[:, None] + pad_before - np.arange(kernel)[None, :] * dilation  # (out, k)
+    x = num // stride
+    valid = (num % stride == 0) & (x >= 0) & (x < in_size)
+    lo = np.where(valid, x, in_size).min(axis=1)
+    hi = np.where(valid, x, -1).max(axis=1)
+    lo[hi < 0] = -1
+    return lo, hi, Fraction(1, stride)
 
 
 # --------------------------------------------------------------------------- the reference math

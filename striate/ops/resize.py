@@ -9,6 +9,8 @@ columns; the backward is the adjoint, summing each output's gradient back into t
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 from ..tensor import Function, get_array_module
@@ -94,6 +96,16 @@ class UpsampleOp(Function):
     def __init__(self, taps_h, taps_w, mode="nearest", align_corners=False, scales=None):
         self.taps_h, self.taps_w = taps_h, taps_w
         self.mode, self.align_corners, self.scales = mode, align_corners, scales
+
+    def reads(self, inputs, out):
+        """Per axis, the first and last input rows (columns) with a non-zero weight in each output."""
+        result = []
+        for taps, size, len_out in zip((self.taps_h, self.taps_w), inputs[0].shape[1:3], out.shape[1:3]):
+            used = [np.where(np.ones_like(i, bool) if wt is None else wt > 0, i, -1) for i, wt in taps]
+            lo = np.min([np.where(u < 0, size, u) for u in used], axis=0)
+            hi = np.max(used, axis=0)
+            result.append((lo, hi, Fraction(int(size), int(len_out))))
+        return tuple(result)
 
     def forward(self, x):
         self.in_hw = x.shape[1:3]

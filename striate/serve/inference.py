@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from fractions import Fraction
 
 import numpy as np
 
@@ -41,6 +42,11 @@ def _tensor_of(out):
                 return t
     return None
 
+
+
+def _json_number(value):
+    """A receptive-field number for JSON: Fractions (jumps below one input pixel) as floats."""
+    return float(value) if isinstance(value, Fraction) else value
 
 class _Call:
     __slots__ = ("name", "module", "input", "output")
@@ -156,7 +162,9 @@ class ServedModel:
         if not isinstance(field, tuple):
             return None   # unknown to the propagation rules (or not depending on the input)
         fh, fw = field
-        return {"size": [fh.size, fw.size], "jump": [fh.jump, fw.jump], "start": [fh.start, fw.start]}
+        # jump and start are Fractions after upsampling below the input's grid: JSON takes floats
+        return {"size": [fh.size, fw.size], "jump": [_json_number(fh.jump), _json_number(fw.jump)],
+                "start": [_json_number(fh.start), _json_number(fw.start)]}
 
     # ----------------------------------------------------------------- one prediction
     def run(self, x: np.ndarray) -> dict:
@@ -208,7 +216,7 @@ class ServedModel:
         fields = {layer["name"]: layer["field"] for layer in self.layers}
         rows = [{"name": r.name, "type": r.type, "output_shape": list(r.output_shape), "params": r.params,
                  "macs": r.macs, "rf": None if r.rf is None else list(r.rf),
-                 "jump": None if r.jump is None else list(r.jump),
+                 "jump": None if r.jump is None else [_json_number(j) for j in r.jump],
                  "field": fields.get(r.name, r.rf_note or None)} for r in s.rows]
         first = next((m for _, m in self.model.named_modules() if isinstance(m, Conv2D) and m.w is not None), None)
         info = {"name": self.name, "source": self.source, "input_shape": list(self.input_shape),

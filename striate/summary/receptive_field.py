@@ -24,9 +24,17 @@ formula would give a different number after conv1's stride 4).
 Where two paths meet (a residual ``add``, an inception ``concat``), the field of the result is the
 union of the fields of the operands: ``[min(start), max(start + size - 1)]``. When the paths are
 centred alike (every ResNet and GoogLeNet), that is the larger of the two fields.
+
+Layers that enlarge the map (transposed convolution, upsampling) are the other way round: output
+unit p reads a few neighbouring input units, so its field is the union of theirs, and the jump
+divides by the layer's factor (:func:`rf_reads`). Jump and start may then be fractions of an input
+pixel (``fractions.Fraction``): the units of a decoder that upsamples past the input's resolution
+sit between its pixels. A U-Net's output has jump 1 again; its field is that of its deepest path.
 """
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from typing import NamedTuple
 
 from ..validation import check_int_at_least as _int
@@ -36,8 +44,8 @@ class ReceptiveField(NamedTuple):
     """Receptive field along one axis: ``size``, ``jump`` (effective stride), ``start``."""
 
     size: int
-    jump: int
-    start: int = 0
+    jump: int            # a Fraction after upsampling below the input's pixel grid
+    start: int = 0       # likewise
 
     @property
     def center(self) -> float:
@@ -51,9 +59,37 @@ IDENTITY = ReceptiveField(1, 1, 0)
 def rf_step(rf: ReceptiveField, kernel: int, stride: int = 1, dilation: int = 1,
             pad_before: int = 0) -> ReceptiveField:
     """Field after one sliding-window layer (kernel, stride, dilation, padding before) along one axis."""
-    return ReceptiveField(rf.size + (kernel - 1) * dilation * rf.jump,
-                          rf.jump * stride,
-                          rf.start - pad_before * rf.jump)
+    # With a fractional jump, units k - 1 apart start ceil((k - 1) * d * j) pixels apart at most:
+    # the size stays a whole number of pixels, a bound on the largest field of any unit (exact
+    # while the jump is whole; at most a pixel over per layer below the input's grid).
+    return ReceptiveField(rf.size + math.ceil((kernel - 1) * dilation * rf.jump),
+                          _plain(rf.jump * stride),
+                          _plain(rf.start - pad_before * rf.jump))
+
+
+def rf_reads(rf: ReceptiveField, lo, hi, ratio) -> ReceptiveField:
+    """Field after a layer that enlarges the map (transposed conv, upsampling) along one axis.
+
+    Output position p reads input positions ``lo[p]..hi[p]`` (-1 where it reads none, e.g. a
+    transposed conv's stride larger than its kernel); its field is the union of their fields,
+    ``rf.size + ceil((hi[p] - lo[p]) * rf.jump)`` pixels at most (the largest over p is kept). The jump shrinks by
+    ``ratio`` = input size / output size, so it becomes a Fraction once it falls below the input's
+    own grid: a 2x transposed conv after a stride-8 encoder has jump 4, a 2x upsampling of the input
+    image has jump 1/2.
+    """
+    read = hi >= 0
+    if not read.any():
+        raise ValueError("rf_reads: the layer's outputs read no input position.")
+    span = int((hi[read] - lo[read]).max())
+    first = int(lo[read][0])
+    jump = Fraction(rf.jump) * ratio
+    start = Fraction(rf.start) + first * Fraction(rf.jump)
+    return ReceptiveField(rf.size + math.ceil(span * Fraction(rf.jump)), _plain(jump), _plain(start))
+
+
+def _plain(value):
+    """A Fraction that is a whole number as an int (so fields of ordinary networks stay ints)."""
+    return int(value) if isinstance(value, Fraction) and value.denominator == 1 else value
 
 
 def rf_union(fields) -> ReceptiveField:

@@ -208,9 +208,10 @@ def summary(model, input_shape, name: str | None = None) -> ModelSummary:
 
     Limits of the receptive-field column: fields propagate exactly through conv and pooling ops
     and through ops that keep the spatial size (activations, normalisation, add, concat); where
-    paths merge the union of their fields is taken. After an op that collapses the spatial axes
-    the field is ``global``; after an op that resizes in another way it is ``unknown`` (and a note
-    says so).
+    paths merge the union of their fields is taken; upsampling layers (transposed conv, upsample)
+    take the union of the fields they read and divide the jump (a Fraction below one input pixel).
+    After an op that collapses the spatial axes the field is ``global``; after an op that resizes
+    in another way (unpooling) it is ``unknown`` (and a note says so).
     """
     from ..nn import Module  # lazy: keeps `import striate.summary` light
 

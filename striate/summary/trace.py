@@ -18,11 +18,14 @@ Receptive field rules (per spatial axis; see :mod:`striate.summary.receptive_fie
   exact recurrence with their kernel, stride, dilation and padding;
 * ops whose 4-D output has the spatial size of their 4-D inputs (activations, BN, LRN, add, mul,
   concat along channels, dropout): the union of their inputs' fields (exact for residual adds);
+* ops that enlarge the map (transposed conv, upsampling: those whose :meth:`Function.reads` tells
+  which input positions each output position reads): the union of the fields read, with the jump
+  divided by the factor (a Fraction below one input pixel);
 * ops that collapse the spatial axes (flatten, global pooling, dense, reductions): ``GLOBAL`` —
   every output unit may see the whole input;
 * inputs that do not come from the model's input (parameters, constants) carry no field and are
   ignored; anything else (an op that changes the spatial size in a way not listed above, e.g.
-  resize or non-trivial indexing) gives ``UNKNOWN`` and a note.
+  unpooling or non-trivial indexing) gives ``UNKNOWN`` and a note.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import numpy as np
 
 from ..tensor import Tensor, no_grad, observe_ops
 from ..validation import GeometryError
-from .receptive_field import IDENTITY, rf_step, rf_union
+from .receptive_field import IDENTITY, rf_reads, rf_step, rf_union
 
 GLOBAL = "global"    # the unit depends on the whole input (after flatten / global pooling / dense)
 UNKNOWN = "unknown"  # an op the propagation rules do not model
@@ -85,6 +88,10 @@ def _op_field(fn, inputs, out, notes):
         fh, fw = fields[0]
         (kh, kw), (sh, sw), (dh, dw), pads = window
         return rf_step(fh, kh, sh, dh, pads[0]), rf_step(fw, kw, sw, dw, pads[2])
+    reads = fn.reads(inputs, out) if len(known) == 1 and known[0][0] is inputs[0] else None
+    if reads is not None:
+        (fh, fw), ((lo_h, hi_h, r_h), (lo_w, hi_w, r_w)) = fields[0], reads
+        return rf_reads(fh, lo_h, hi_h, r_h), rf_reads(fw, lo_w, hi_w, r_w)
     if all(isinstance(t, Tensor) and t.ndim == 4 and t.shape[1:3] == out.shape[1:3] for t, _ in known):
         if len(values) == 1:
             return values[0]

@@ -5,7 +5,7 @@
     pred = st.training.predict(model, images, class_names)  # probabilities, predicted names
     found = st.training.lr_find(model, train_loader)          # learning-rate range test, on a copy
 """
-from . import metrics
+from . import metrics, tasks
 from .callbacks import Callback, CSVLogger, EarlyStopping, History, ModelCheckpoint
 from .checkpoint import (Checkpoint, CheckpointError, load_checkpoint, load_weights, save_checkpoint,
                          save_weights)
@@ -22,4 +22,4 @@ __all__ = ["fit", "evaluate", "predict", "Prediction", "Run", "Callback", "Histo
            "ModelCheckpoint", "CSVLogger", "save_checkpoint", "load_checkpoint", "save_weights", "load_weights",
            "Checkpoint", "CheckpointError", "metrics",
            "RunDir", "RunDirError", "RunDirBusy", "RUN_FILES", "run_data", "load_model", "finetune",
-           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun"]
+           "lr_find", "LRFindResult", "TensorBoard", "GradientNorms", "LiveRun", "tasks"]

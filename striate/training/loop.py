@@ -59,6 +59,19 @@ def _loss_fn(loss):
     raise ValueError(f"loss must be 'cross_entropy' or a callable loss(logits, labels). Received: loss={loss!r}.")
 
 
+def _labels(yb):
+    """A batch's labels as an array; ground truth that is not one array (a list of per-image box
+    dicts, a dict of padded arrays: see :mod:`striate.training.tasks`) passes as it is to the loss."""
+    if isinstance(yb, dict) or (isinstance(yb, (list, tuple)) and any(isinstance(v, dict) for v in yb)):
+        return yb
+    return np.asarray(yb)
+
+
+def _is_task(loss_fn) -> bool:
+    """A task (:mod:`striate.training.tasks`) is a loss that also decodes: no accuracy is computed."""
+    return callable(getattr(loss_fn, "decode", None))
+
+
 def _batch_input(xb) -> Tensor:
     """A batch as a float Tensor: uint8 images are scaled to [0, 1] as the data loader does."""
     if isinstance(xb, Tensor):
@@ -126,7 +139,9 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
         val: optional iterable of validation batches; adds ``val_loss`` and ``val_acc`` to the logs.
         epochs: total number of epochs (a resumed run continues up to this number).
         optimizer: e.g. ``st.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)``; default Adam(1e-3).
-        loss: ``'cross_entropy'`` or a callable ``loss(logits, labels) -> scalar Tensor``.
+        loss: ``'cross_entropy'`` or a callable ``loss(logits, labels) -> scalar Tensor``, or a task of
+            :mod:`striate.training.tasks` (localisation, detection, segmentation): its labels may be
+            per-image box lists or masks, and the logs then hold the loss without accuracy.
         schedule: a learning-rate schedule on ``optimizer``, stepped once per epoch.
         callbacks: :class:`~striate.training.callbacks.Callback` objects (EarlyStopping, ModelCheckpoint, ...).
         verbose: 0 silent, 1 progress bar (on a terminal, if tqdm is installed) and a line per epoch,
@@ -167,7 +182,10 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
             raise TypeError(f"fit: callbacks must be Callback objects. Received: {type(cb).__name__}.")
     loss_fn = _loss_fn(loss)
 
-    names = ("loss", "acc") + (("val_loss", "val_acc") if val is not None else ()) + ("lr", "seconds")
+    if _is_task(loss_fn):  # localisation, detection, segmentation: the loss only (their metrics are decoded)
+        names = ("loss",) + (("val_loss",) if val is not None else ()) + ("lr", "seconds")
+    else:
+        names = ("loss", "acc") + (("val_loss", "val_acc") if val is not None else ()) + ("lr", "seconds")
     run = Run(model=model, optimizer=optimizer, train=train, val=val, schedule=schedule, epochs=int(epochs),
               callbacks=callbacks, metric_names=names)
     if isinstance(schedule, ReduceLROnPlateau):
@@ -198,7 +216,9 @@ def fit(model, train, val=None, epochs: int = 1, optimizer: Optimizer | None = N
                 result = evaluate(model, val, loss=loss_fn, details=False)
                 if reduce is not None:
                     result = reduce(result, result["num_samples"])
-                logs["val_loss"], logs["val_acc"] = result["loss"], result["accuracy"]
+                logs["val_loss"] = result["loss"]
+                if "accuracy" in result:
+                    logs["val_acc"] = result["accuracy"]
         logs["lr"] = lr
         logs["seconds"] = time.perf_counter() - t0
         run.history.on_epoch_end(epoch, logs)
@@ -232,7 +252,7 @@ def _train_epoch(run: Run, epoch: int, loss_fn, verbose: int) -> dict:
     bar = _progress(num_batches, f"epoch {epoch + 1}/{run.epochs}", verbose)
     try:
         for batch, (xb, yb) in enumerate(run.train):
-            yb = np.asarray(yb)
+            yb = _labels(yb)
             logits = model(_batch_input(xb))
             loss = loss_fn(logits, yb)
             optimizer.zero_grad()
@@ -244,9 +264,9 @@ def _train_epoch(run: Run, epoch: int, loss_fn, verbose: int) -> dict:
                     f"fit: the loss became {value} at epoch {epoch + 1}, batch {batch + 1}. The learning rate "
                     f"(lr={optimizer.lr:g}) is probably too high for this model; lower it."
                 )
-            n = len(yb)
+            n = len(xb)
             total_loss += value * n
-            if logits.ndim == 2 and yb.ndim == 1:
+            if isinstance(logits, Tensor) and logits.ndim == 2 and getattr(yb, "ndim", 0) == 1:
                 correct += int((logits.data.argmax(axis=1) == yb).sum())
             seen += n
             batch_logs = {"loss": value}
@@ -261,7 +281,7 @@ def _train_epoch(run: Run, epoch: int, loss_fn, verbose: int) -> dict:
             bar.close()
     if seen == 0:
         raise ValueError("fit: the training data yielded no batches. Check the data set and the batch size.")
-    return {"loss": total_loss / seen, "acc": correct / seen}
+    return {"loss": total_loss / seen} if _is_task(loss_fn) else {"loss": total_loss / seen, "acc": correct / seen}
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -286,7 +306,8 @@ def evaluate(model, data, loss="cross_entropy", tta=None, details: bool = True) 
     Args:
         model: the Module.
         data: iterable of ``(x, y)`` batches (e.g. a DataLoader with ``shuffle=False``).
-        loss: ``'cross_entropy'`` or a callable ``loss(logits, labels)``.
+        loss: ``'cross_entropy'`` or a callable ``loss(logits, labels)``, or a task of
+            :mod:`striate.training.tasks` (then only ``loss`` and ``num_samples`` are returned).
         tta: test-time augmentation. An int ``s`` takes the 10 crops of size ``s`` (4 corners + centre,
             and their mirror images; ``striate.data.transforms.TenCrop``) and averages the softmax
             over them — the model must accept ``s x s`` inputs. A callable maps a batch
@@ -316,7 +337,11 @@ def evaluate(model, data, loss="cross_entropy", tta=None, details: bool = True) 
     try:
         with no_grad():
             for xb, yb in data:
-                yb = np.asarray(yb)
+                yb = _labels(yb)
+                if _is_task(loss_fn):  # a task: the loss here, its own metrics from its decoded outputs
+                    total_loss += float(loss_fn(model(_batch_input(xb)), yb).data) * len(xb)
+                    seen += len(xb)
+                    continue
                 if views_of is None:
                     logits = model(_batch_input(xb))
                     total_loss += float(loss_fn(logits, yb).data) * len(yb)
@@ -334,6 +359,8 @@ def evaluate(model, data, loss="cross_entropy", tta=None, details: bool = True) 
         model.train(was_training)
     if seen == 0:
         raise ValueError("evaluate: the data yielded no batches.")
+    if _is_task(loss_fn):
+        return {"loss": total_loss / seen, "num_samples": int(seen)}
     y = np.concatenate(labels).astype(np.int64)
     s = np.concatenate(scores)
     pred = s.argmax(axis=1)
