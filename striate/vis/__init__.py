@@ -10,6 +10,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
   (Smilkov et al. 2017), ``'grad_x_input'``; :func:`input_gradient` is the raw gradient.
 * :func:`grad_cam` — class activation map of a layer (Selvaraju et al. 2017).
 * :func:`occlusion` — probability drop when a window is covered (Zeiler & Fergus 2014, 4.2).
+* :func:`deconvnet` — one unit's activation projected back to pixels (Zeiler & Fergus 2014, 2.1);
+  :func:`guided_backprop` — the input gradient through guided ReLUs (Springenberg et al. 2015).
 * :func:`top_patches` — the data set's patches that excite a channel most, cropped to the unit's
   receptive field; :func:`maximize_activation` — the input a channel "wants".
 * :func:`explain_unit` — the arithmetic of one unit of any layer, with the real numbers
@@ -30,6 +32,7 @@ from .animate import Animation, Frame, conv_animation, draw_frames, pool_animati
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
 from .backprop import BackwardRecord, explain_gradient, record_backward
+from .deconvnet import deconvnet, deconvnet_unit
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .figures import (activations_figure, class_probabilities, conv_layer, filters_figure, grad_cam_figure,
@@ -38,6 +41,7 @@ from .filters import activation_grid, activations, default_activation_layers, fi
 from ._model import find_layer, inspecting
 from .gradient_flow import GradientFlow, gradient_flow, gradient_flow_figure, save_gradient_flow_plot
 from .lr_plot import lr_find_figure, save_lr_find_plot
+from .guided import guided_backprop
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
@@ -48,6 +52,6 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "overlay", "tile", "normalize", "grid_shape", "resize_bilinear", "upsample_nearest",
            "SALIENCY_METHODS", "explain_unit", "record_forward", "ForwardRecord", "format_explanation",
            "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord",
-           "find_layer", "inspecting",
+           "find_layer", "inspecting", "deconvnet", "deconvnet_unit", "guided_backprop",
            "lr_find_figure", "save_lr_find_plot", "gradient_flow", "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot",
            "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer", "class_probabilities"]
