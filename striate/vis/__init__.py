@@ -22,7 +22,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
 * :func:`lr_find_figure` — loss against learning rate of :func:`striate.training.lr_find`.
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 * :func:`filters_figure`, :func:`activations_figure`, :func:`saliency_figure`, :func:`grad_cam_figure`,
-  :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure` — the captioned
+  :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure`,
+  :func:`deconvnet_figure`, :func:`guided_backprop_figure` — the captioned
   pictures of ``striate visualize`` (:mod:`striate.vis.figures`); :func:`save_figure` writes one.
 
 Layer names are those of ``st.summary`` / ``striate summary``. Every function takes one image,
@@ -35,8 +36,9 @@ from .backprop import BackwardRecord, explain_gradient, record_backward
 from .deconvnet import deconvnet, deconvnet_unit
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
-from .figures import (activations_figure, class_probabilities, conv_layer, filters_figure, grad_cam_figure,
-                      maximize_figure, occlusion_figure, saliency_figure, save_figure, top_patches_figure)
+from .figures import (activations_figure, class_probabilities, conv_layer, deconvnet_figure, filters_figure,
+                      grad_cam_figure, guided_backprop_figure, maximize_figure, occlusion_figure, saliency_figure,
+                      save_figure, signed_image, top_patches_figure)
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
 from ._model import find_layer, inspecting
 from .gradient_flow import GradientFlow, gradient_flow, gradient_flow_figure, save_gradient_flow_plot
@@ -54,4 +56,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "softmax_terms", "to_json", "explain_gradient", "record_backward", "BackwardRecord",
            "find_layer", "inspecting", "deconvnet", "deconvnet_unit", "guided_backprop",
            "lr_find_figure", "save_lr_find_plot", "gradient_flow", "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot",
-           "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer", "class_probabilities"]
+           "filters_figure", "activations_figure", "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure", "save_figure", "conv_layer", "class_probabilities",
+           "deconvnet_figure", "guided_backprop_figure", "signed_image"]
