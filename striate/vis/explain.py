@@ -453,19 +453,19 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
         redone in float64 from the terms). Per kind:
 
         * conv: ``window`` (input rows and columns read, padding, ``inside`` mask), ``channels``
-          read (a group's), ``patch``, ``kernel``, ``products`` ``(kh, kw, channels)``, ``terms``
-          (one sum per input channel), ``bias``, ``top`` (the ``top_k`` largest |terms| with their
-          patch, kernel and products), ``rest`` and ``rest_count``, ``pre_activation`` =
-          sum of ``top`` terms + ``rest`` + ``bias``; ``activation`` if the layer has one.
+            read (a group's), ``patch``, ``kernel``, ``products`` ``(kh, kw, channels)``, ``terms``
+            (one sum per input channel), ``bias``, ``top`` (the ``top_k`` largest |terms| with their
+            patch, kernel and products), ``rest`` and ``rest_count``, ``pre_activation`` =
+            sum of ``top`` terms + ``rest`` + ``bias``; ``activation`` if the layer has one.
         * dense: ``x``, ``weights``, ``terms`` = w_i * x_i, ``top``, ``rest``, ``bias``, ``pre_activation``.
         * batch_norm: ``x``, ``mean``, ``var``, ``eps``, ``gamma``, ``beta``.
         * relu / sigmoid / tanh / leaky_relu: ``x`` (and ``add`` when the input is a residual sum).
         * max_pool / avg_pool: ``window``, ``patch`` (padding -inf / 0), ``max`` and ``argmax`` or
-          ``sum`` and ``divisor``; global pooling likewise over the whole map.
+            ``sum`` and ``divisor``; global pooling likewise over the whole map.
         * add / concat: ``operands`` (layer names and values; for concat the channel ranges).
         * ``receptive_field``: the unit's field in input pixels, ``box`` = (top, left, bottom,
-          right), also clipped to the image; ``softmax`` (logits, exponentials, sum,
-          probabilities) for the model's output layer.
+            right), also clipped to the image; ``softmax`` (logits, exponentials, sum,
+            probabilities) for the model's output layer.
 
     Example::
 
