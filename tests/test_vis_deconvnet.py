@@ -104,6 +104,23 @@ def test_deconvnet_equals_the_loop_reference(seed):
     assert st.vis.deconvnet_unit(net, x, "5", 3) == (tuple(int(v) for v in best), pytest.approx(p2[best + (3,)]))
 
 
+def test_deconvnet_through_a_conv_with_its_own_relu():
+    """Conv2D(activation='relu') is a conv and a ReLU in one layer: rectified, then transposed."""
+    rng = np.random.default_rng(5)
+    net = _small_net(rng)
+    fused = nn.Sequential(nn.Conv2D(4, 3, padding=1, activation="relu", in_channels=2), nn.MaxPool2D(2),
+                          nn.Conv2D(5, 3, stride=2, padding=1, activation="relu", in_channels=4),
+                          nn.MaxPool2D(3, stride=2)).astype(np.float64)
+    for mine, theirs in [(fused[0], net[0]), (fused[2], net[3])]:
+        _set(mine, w=theirs.w.data, b=theirs.b.data)
+    x = rng.normal(size=(18, 19, 2))
+    for channel in range(5):
+        np.testing.assert_array_equal(st.vis.deconvnet(fused, x, "3", channel), st.vis.deconvnet(net, x, "5", channel))
+    fused[0].activation = st.functional.tanh
+    with pytest.raises(ValueError, match=r"layer '0' \(Conv2D\) has an activation other than ReLU"):
+        st.vis.deconvnet(fused, x, "3", 0)
+
+
 def test_deconvnet_at_a_middle_layer_and_nonzero():
     rng = np.random.default_rng(3)
     net = _small_net(rng)
