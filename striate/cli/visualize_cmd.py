@@ -1,7 +1,7 @@
 """``striate visualize``: pictures of what a trained model learned and where it looks.
 
 One sub-command per picture (filters, activations, saliency, gradcam, occlusion, top-patches,
-maximize). Images are read and prepared exactly as ``striate predict`` does
+maximize, gradient-flow, deconvnet, guided-backprop). Images are read and prepared exactly as ``striate predict`` does
 (:func:`striate.data.images.prepare`, then the run's recorded standardisation). ``--out`` takes ``.png`` (the picture)
 or ``.npy`` / ``.npz`` (the raw map the picture is drawn from).
 """
@@ -25,11 +25,14 @@ examples:
   striate visualize top-patches --checkpoint C --layer features.7 --channels 0-15 --k 9 --out top.png
   striate visualize maximize    --checkpoint C --layer features.7 --channels 0-7 --out max.png
   striate visualize gradient-flow --checkpoint C --init --out flow.png   # trained vs freshly initialised
+  striate visualize deconvnet   --checkpoint C --image digit.png --layer features.7 --channels 0-7 --out dec.png
+  striate visualize guided-backprop --checkpoint C --image digit.png --target 3 --out guided.png
 
 Layer names are those of `striate summary`. --out FILE.npy writes the raw map instead of a picture.
 """
 
-WHAT = ("filters", "activations", "saliency", "gradcam", "occlusion", "top-patches", "maximize", "gradient-flow")
+WHAT = ("filters", "activations", "saliency", "gradcam", "occlusion", "top-patches", "maximize", "gradient-flow",
+        "deconvnet", "guided-backprop")
 
 
 def add_parser(subparsers):
@@ -93,6 +96,12 @@ def add_parser(subparsers):
     q.add_argument("--init", action="store_true", help="also measure the model freshly initialised (seed 0)")
     q.add_argument("--dataset", help="data set of the batch (default: the one the model was trained on)")
     q.add_argument("--data-dir", metavar="DIR", help="folder with the data set's files")
+    q = common("deconvnet", "each channel's strongest unit projected back to pixels (Zeiler & Fergus deconvnet)",
+               image=True)
+    q.add_argument("--layer", required=True, metavar="NAME", help="layer with feature maps (striate summary)")
+    q.add_argument("--channels", metavar="RANGE", help="channels, e.g. 0-7 or 0,3,7 (default: the first 8)")
+    common("guided-backprop", "guided backpropagation: the class score's gradient through guided ReLUs",
+           image=True, target=True)
     p.set_defaults(command="visualize", what=None)
     return p
 
@@ -296,6 +305,34 @@ def _gradient_flow(args, model, meta):
     print(f"wrote {args.out}")
 
 
+def _deconvnet(args, model, meta):
+    from ..vis import deconvnet, deconvnet_unit, figures, find_layer
+
+    x, shown = load_input(args.image, meta, invert_choice(args))
+    row, _ = _vis_call(find_layer, model, args.layer, x.shape, "deconvnet", spatial=True)
+    count = int(row.output_shape[-1])
+    channels = parse_channels(args.channels, count) if args.channels else list(range(min(8, count)))
+    projections = {c: _vis_call(deconvnet, model, x, args.layer, c) for c in channels}
+    if _out_kind(args.out) == "array":
+        return _save({f"channel_{c}": r for c, r in projections.items()}, args.out)
+    units = {c: _vis_call(deconvnet_unit, model, x, args.layer, c) for c in channels}
+    return _save(_vis_call(figures.deconvnet_figure, model, x, shown, args.layer, projections, units), args.out)
+
+
+def _guided_backprop(args, model, meta):
+    from ..vis import attribution, figures, guided_backprop
+
+    x, shown = load_input(args.image, meta, invert_choice(args))
+    target = args.target
+    if target is None:
+        target = _vis_call(attribution.predicted_class, model, x)
+    g = _vis_call(guided_backprop, model, x, target)
+    if _out_kind(args.out) == "array":
+        return _save(g, args.out)
+    return _save(_vis_call(figures.guided_backprop_figure, model, x, shown, g, target, meta.get("class_names")),
+                 args.out)
+
+
 def run(args) -> int:
     from .common import check_new_file, load_model_file
 
@@ -316,6 +353,10 @@ def run(args) -> int:
         _top_patches(args, model, meta)
     elif args.what == "gradient-flow":
         _gradient_flow(args, model, meta)
+    elif args.what == "deconvnet":
+        _deconvnet(args, model, meta)
+    elif args.what == "guided-backprop":
+        _guided_backprop(args, model, meta)
     else:
         _maximize(args, model, meta)
     if not args.quiet:

@@ -10,6 +10,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
   (Smilkov et al. 2017), ``'grad_x_input'``; :func:`input_gradient` is the raw gradient.
 * :func:`grad_cam` — class activation map of a layer (Selvaraju et al. 2017).
 * :func:`occlusion` — probability drop when a window is covered (Zeiler & Fergus 2014, 4.2).
+* :func:`deconvnet` — one unit's activation projected back to pixels (Zeiler & Fergus 2014, 2.1);
+  :func:`guided_backprop` — the input gradient through guided ReLUs (Springenberg et al. 2015).
 * :func:`top_patches` — the data set's patches that excite a channel most, cropped to the unit's
   receptive field; :func:`maximize_activation` — the input a channel "wants".
 * :func:`explain_unit` — the arithmetic of one unit of any layer, with the real numbers
@@ -22,7 +24,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
   importances (:func:`striate.training.tune`).
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 * :func:`filters_figure`, :func:`activations_figure`, :func:`saliency_figure`, :func:`grad_cam_figure`,
-  :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure` — the captioned
+  :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure`,
+  :func:`deconvnet_figure`, :func:`guided_backprop_figure` — the captioned
   pictures of ``striate visualize`` (:mod:`striate.vis.figures`); :func:`save_figure` writes one.
 
 Layer names are those of ``st.summary`` / ``striate summary``. Every function takes one image,
@@ -33,15 +36,18 @@ from .animate import (Animation, Frame, conv_animation, draw_frames, frame_image
 from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_gradient, occlusion,
                           predicted_class, saliency)
 from .backprop import BackwardRecord, explain_gradient, record_backward
+from .deconvnet import deconvnet, deconvnet_unit
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
-from .figures import (activations_figure, class_probabilities, conv_layer, filters_figure, grad_cam_figure,
-                      maximize_figure, occlusion_figure, saliency_figure, save_figure, top_patches_figure)
+from .figures import (activations_figure, class_probabilities, conv_layer, deconvnet_figure, filters_figure,
+                      grad_cam_figure, guided_backprop_figure, maximize_figure, occlusion_figure, saliency_figure,
+                      save_figure, signed_image, top_patches_figure)
 from .filters import activation_grid, activations, default_activation_layers, filter_grid, first_conv_name
 from ._model import find_layer, inspecting
 from .gradient_flow import GradientFlow, gradient_flow, gradient_flow_figure, save_gradient_flow_plot
 from .lr_plot import lr_find_figure, save_lr_find_plot
 from .tune_plots import importances_figure, tune_history_figure
+from .guided import guided_backprop
 from .grid import grid_shape, normalize, resize_bilinear, tile, upsample_nearest
 from .patches import TopPatches, channel_activation, layer_field, maximize_activation, top_patches
 
@@ -55,4 +61,5 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "GradientFlow", "gradient_flow_figure", "save_gradient_flow_plot", "filters_figure", "activations_figure",
            "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure",
            "save_figure", "conv_layer", "class_probabilities", "tune_history_figure", "importances_figure",
-           "frame_images", "save_animation"]
+           "frame_images", "save_animation", "deconvnet", "deconvnet_unit", "guided_backprop", "deconvnet_figure",
+           "guided_backprop_figure", "signed_image"]

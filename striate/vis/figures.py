@@ -22,7 +22,7 @@ from .patches import channel_activation
 
 __all__ = ["conv_layer", "class_label", "class_probabilities", "filters_figure", "activations_figure",
            "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure",
-           "save_figure"]
+           "deconvnet_figure", "guided_backprop_figure", "signed_image", "save_figure"]
 
 PANEL = 224          # side of each panel of the attribution figures, in pixels
 SALIENCY_TITLES = {"grad": "saliency |d score/d x|", "smoothgrad": "SmoothGrad", "grad_x_input": "gradient x input"}
@@ -176,6 +176,81 @@ def maximize_figure(model, layer: str, images: dict, steps: int, per_row: int = 
     head = draw.compose([np.ones((1, 1))], title=f"{layer}: inputs maximising each channel's mean activation "
                                                  f"({steps} steps)")
     return draw.stack([head] + rows, gap=2)
+
+
+def signed_image(values) -> np.ndarray:
+    """A signed map ``(h, w)`` or ``(h, w, c)`` for display, as Zeiler & Fergus show projections:
+    0 is mid-grey, and the largest magnitude (over all channels) is black or white. RGB stays RGB."""
+    v = np.asarray(values, np.float64)
+    top = np.abs(v).max() if v.size else 0.0
+    return 0.5 + 0.5 * v / top if top > 0 else np.full(v.shape, 0.5)
+
+
+def _rgb(a):
+    """(h, w, 1) or (h, w, 3) in [0, 1] -> RGB, values kept (no rescaling: grey stays 0)."""
+    return np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a
+
+
+def _outline(rgb, box, colour=(1.0, 0.1, 0.1)):
+    """An RGB image with the rectangle ``(top, left, bottom, right)`` (pixels, bottom/right exclusive,
+    clipped to the image) drawn as a one-pixel outline."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    top, left = max(box[0], 0), max(box[1], 0)
+    bottom, right = min(box[2], h) - 1, min(box[3], w) - 1
+    if bottom < top or right < left:
+        return out
+    out[top, left:right + 1] = out[bottom, left:right + 1] = colour
+    out[top:bottom + 1, left] = out[top:bottom + 1, right] = colour
+    return out
+
+
+def deconvnet_figure(model, x, shown, layer: str, projections: dict, units: dict | None = None, per_row: int = 8):
+    """The input, then each channel's deconvnet projection (:func:`striate.vis.deconvnet`), each
+    scaled on its own (grey = 0) with the unit's receptive field outlined in red.
+
+    Args:
+        model: the model.
+        x: the image as the model takes it ``(h, w, c)``.
+        shown: the same image's pixels in [0, 1], as shown.
+        layer: the layer projected from, for the title and the receptive fields.
+        projections: ``{channel: projection (h, w, c)}``.
+        units: ``{channel: ((i, j), activation)}`` (:func:`striate.vis.deconvnet_unit`), for the captions.
+    """
+    from .patches import layer_field
+
+    units = units or {}
+    fy, fx = layer_field(model, layer, x.shape)
+    side = 128   # wide enough for a caption "ch 12 at (3,3): 4.47"
+    factor = max(1, -(-side // min(x.shape[:2])))
+    tiles, captions = [], []
+    for c, r in projections.items():
+        tile = draw.upsample_nearest(_rgb(signed_image(r)), factor)
+        caption = f"ch {c}"
+        if c in units:
+            (i, j), value = units[c]
+            top, left = fy.start + i * fy.jump, fx.start + j * fx.jump
+            tile = _outline(tile, [v * factor for v in (top, left, top + fy.size, left + fx.size)])
+            caption = f"ch {c} ({i},{j}): {value:.2f}"
+        tiles.append(tile)
+        captions.append(caption)
+    k = int(np.argmax(class_probabilities(model, x)))
+    head = draw.compose([draw.upsample_nearest(draw.as_rgb(shown), factor)], [f"input (predicted {k})"],
+                        title=f"deconvnet from {layer}: each channel's strongest unit projected to pixels "
+                              f"(grey = 0; red: its {fy.size}x{fx.size} receptive field)")
+    rows = [draw.compose(tiles[i:i + per_row], captions[i:i + per_row]) for i in range(0, len(tiles), per_row)]
+    return draw.stack([head] + rows, gap=2)
+
+
+def guided_backprop_figure(model, x, shown, g, target: int, class_names=None):
+    """Input, guided-backprop gradient (:func:`striate.vis.guided_backprop`; grey = 0, white = positive)
+    and its positive part over the image."""
+    p = float(class_probabilities(model, x)[target])
+    panels = [draw.enlarge(draw.as_rgb(shown), PANEL), draw.enlarge(_rgb(signed_image(g)), PANEL),
+              draw.enlarge(draw.overlay(shown, np.maximum(g, 0).max(axis=-1)), PANEL)]
+    captions = ["input", "guided gradient (grey = 0)", "overlay (positive part)"]
+    title = f"guided backpropagation for class {class_label(class_names, target)} (p = {p:.2f})"
+    return draw.compose(panels, captions, title=title)
 
 
 def save_figure(figure, path) -> None:
