@@ -1,6 +1,6 @@
 """Shared fixtures of the test suite.
 
-Tolerances (the issue's contract): results agree with the reference to a relative tolerance of
+Tolerances (striate's contract with PyTorch): results agree with the reference to a relative tolerance of
 1e-9 in float64 and 2e-4 in float32. "Relative" is measured both element-wise and against the
 largest magnitude of the reference, so that entries that happen to be near zero (sums of terms of
 both signs) are judged on the scale of the whole array, as ``torch.testing`` does with its atol.

@@ -1,4 +1,4 @@
-"""Runs a user can trust (issue 10): no run overwritten or mixed up, a run remembers its data, one
+"""Runs a user can trust: no run overwritten or mixed up, a run remembers its data, one
 name one recipe, files checked against their published SHA-256, one line (never a traceback) for
 anything a user can type or feed, test-time augmentation only with the run's own augmentations."""
 import csv
@@ -63,7 +63,7 @@ def _in_tmp(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ never lose a run
 def test_resume_writes_where_the_run_lives_and_never_over_another(tmp_path, capsys):
-    # the issue's reproduction: a default run, a second run in runs/quick, a resume of the second
+    # a user's sequence: a default run, a second run in runs/quick, a resume of the second
     assert _train("--epochs", "1") == 0
     default = tmp_path / "runs" / "digits-digits_cnn"
     before = {f: (default / f).read_bytes() for f in os.listdir(default)}

@@ -1,4 +1,4 @@
-"""What issue 11 asks to be shown about the code's layout, checked on the source itself."""
+"""The code's layout, checked on the source itself."""
 import ast
 import importlib.util
 import pathlib

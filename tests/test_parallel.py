@@ -92,7 +92,7 @@ class _SplitsTwice(st.nn.Module):
 
 
 def test_threads_pin_blas_to_one_inside_striate_calls_only():
-    # (this replaces the test that BLAS stays pinned process-wide: issue 11 scopes the limit)
+    # (this replaces the test that BLAS stays pinned process-wide: striate scopes the limit to its own calls)
     threadpoolctl = pytest.importorskip("threadpoolctl")
     own = _blas_threads(threadpoolctl)
     old = parallel.get_num_threads()

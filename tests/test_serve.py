@@ -419,7 +419,7 @@ def test_conv_endpoint_is_striates_arithmetic(client):
         assert r.status_code == 400 and r.is_json and r.json["error"], bad
 
 
-def test_conv_frames_are_the_visualisation_issues_animation(client):
+def test_conv_frames_are_the_animation_of_striate_vis(client):
     from striate.vis import conv_animation, pool_animation
     r = client.get("/api/conv/frames?input=5&kernel=3&stride=2&padding=1")
     assert r.status_code == 200, r.json

@@ -27,7 +27,7 @@ from .centernet import CenterNet, centernet  # isort: skip
 from .segmentation import FCN, UNet, fcn, unet  # isort: skip
 from .registry import ModelInfo, get, info, list_models, register  # isort: skip
 
-list = list_models  # noqa: A001  (st.models.list(), as the issue names it)
+list = list_models  # noqa: A001  (the public name st.models.list())
 
 __all__ = [
     "list", "list_models", "get", "info", "register", "ModelInfo",
