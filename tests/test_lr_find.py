@@ -138,8 +138,11 @@ def test_lr_find_command_writes_the_plot(tmp_path, capsys):
     out = tmp_path / "lr.png"
     assert main(["lr-find", "--steps", "25", "--start-lr", "1e-4", "--end-lr", "5", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "digits_cnn on digits: sgd (momentum 0.9, weight decay 0.001), batch 32" in text
-    assert "suggested learning rate" in text and "the recipe's rate is 0.05" in text
+    from striate.cli.common import RECIPES
+    r = RECIPES["digits"]   # the same model and optimiser as `striate train` on the digits
+    assert (f"{r['model']} on digits: {r['optimizer']} (momentum {r['momentum']:g}, weight decay "
+            f"{r['weight_decay']:g}), batch {r['batch_size']}") in text
+    assert "suggested learning rate" in text and f"the recipe's rate is {r['lr']:g}" in text
     img = Image.open(out)
     assert img.format == "PNG" and img.size[0] > 400
     pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
