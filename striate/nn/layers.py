@@ -50,6 +50,24 @@ def _padding(padding):
     return padding
 
 
+def _conv_settings(layer, filters, kernel_size, stride, dilation, groups, use_bias, kernel_initializer,
+                   bias_initializer, rng) -> None:
+    """The settings Conv2D and ConvTranspose2D share, checked at the door (weights come at build)."""
+    layer.filters = check_int(filters, "filters")
+    layer.kernel_size = positive_pair(kernel_size, "kernel_size")
+    layer.stride = positive_pair(stride, "stride")
+    layer.dilation = positive_pair(dilation, "dilation")
+    layer.groups = check_int(groups, "groups")
+    if layer.filters % layer.groups:
+        raise ValueError("The number of filters must be evenly divisible by the number of groups. "
+                         f"Received: groups={groups}, filters={filters}.")
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+    layer.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
+    layer.rng = _layer_rng(rng)
+    layer.in_channels = None
+
+
 class Conv2D(Module):
     """2-D convolution layer: ``filters`` kernels of ``kernel_size`` sliding over the input.
 
@@ -81,23 +99,10 @@ class Conv2D(Module):
                  use_bias=True, activation=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", in_channels=None, rng=None):
         super().__init__()
-        self.filters = check_int(filters, "filters")
-        self.kernel_size = positive_pair(kernel_size, "kernel_size")
-        self.stride = positive_pair(stride, "stride")
+        _conv_settings(self, filters, kernel_size, stride, dilation, groups, use_bias, kernel_initializer,
+                       bias_initializer, rng)
         self.padding = _padding(padding)
-        self.dilation = positive_pair(dilation, "dilation")
-        self.groups = check_int(groups, "groups")
-        if self.filters % self.groups:
-            raise ValueError(
-                "The number of filters must be evenly divisible by the number of groups. "
-                f"Received: groups={groups}, filters={filters}."
-            )
-        self.use_bias = bool(use_bias)
         self.activation = _activation(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.rng = _layer_rng(rng)
-        self.in_channels = None
         self.w = None
         self.b = None
         if in_channels is not None:
@@ -172,24 +177,11 @@ class ConvTranspose2D(Module):
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", in_channels=None,
                  rng=None):
         super().__init__()
-        self.filters = check_int(filters, "filters")
-        self.kernel_size = positive_pair(kernel_size, "kernel_size")
-        self.stride = positive_pair(stride, "stride")
+        _conv_settings(self, filters, kernel_size, stride, dilation, groups, use_bias, kernel_initializer,
+                       bias_initializer, rng)
         self.padding = _transpose_padding(padding)
         self.output_padding = pair(output_padding, "output_padding")
-        self.dilation = positive_pair(dilation, "dilation")
-        self.groups = check_int(groups, "groups")
-        if self.filters % self.groups:
-            raise ValueError(
-                "The number of filters must be evenly divisible by the number of groups. "
-                f"Received: groups={groups}, filters={filters}."
-            )
-        self.use_bias = bool(use_bias)
         self.bilinear = isinstance(kernel_initializer, str) and kernel_initializer.lower() == "bilinear"
-        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
-        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
-        self.rng = _layer_rng(rng)
-        self.in_channels = None
         self.w = None
         self.b = None
         if in_channels is not None:
