@@ -143,3 +143,63 @@ def test_the_upsampling_zoo_models_have_no_unexplained_layer(name):
     kinds = {explain_unit(model, None, row.name, tuple(0 for _ in row.output_shape), record=rec)["kind"]
              for row in rec.rows}
     assert "other" not in kinds and kinds & {"conv_transpose", "upsample"}
+
+
+def test_an_explanation_past_an_upsampling_is_json():
+    # receptive fields below the input's pixel grid are Fractions; to_json makes them floats
+    import json
+
+    model = nn.Sequential(nn.Upsample(size=(11, 13), mode="bilinear")).build((4, 5, 2))
+    x = np.random.default_rng(8).normal(size=(4, 5, 2)).astype(np.float32)
+    e = explain_unit(model, x, "0", (5, 6, 1))
+    top = e["receptive_field"]["box"][0]
+    assert not isinstance(top, int)
+    back = json.loads(json.dumps(to_json(e)))
+    assert back["receptive_field"]["box"][0] == pytest.approx(float(top))
+    assert back["result"] == pytest.approx(e["value"], abs=1e-6)
+
+
+class Decoder(nn.Module):
+    """Downsample, then a transposed conv and a bilinear resize back up: units finer than the image's pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2D(4, 3, stride=2, padding=1, rng=0)
+        self.up = nn.ConvTranspose2D(3, 3, stride=2, padding=1, output_padding=1, groups=1, rng=1)
+        self.resize = nn.Upsample(scale_factor=1.5, mode="bilinear")
+        self.pool, self.fc = nn.GlobalAvgPool2D(), nn.Dense(3, rng=2)  # class scores, for the served page
+
+    def forward(self, x):
+        return self.fc(self.pool(self.resize(self.up(self.down(x)))))
+
+
+def test_api_explain_answers_for_the_upsampling_layers():
+    pytest.importorskip("flask")
+    pytest.importorskip("PIL")
+    import base64
+
+    from serve_helpers import png_bytes
+
+    from striate.serve import ServedModel, create_app
+    from striate.serve import preprocess as P
+
+    served = ServedModel(Decoder().build((8, 8, 1)), (8, 8, 1), mean=[0.0], std=[1.0], name="decoder")
+    client = create_app(served).test_client()
+    from PIL import Image
+
+    img = Image.fromarray((np.random.default_rng(9).uniform(size=(8, 8)) * 255).astype(np.uint8))
+    image = "data:image/png;base64," + base64.b64encode(png_bytes(img)).decode()
+    r = client.post("/api/predict", json={"image": image, "preprocess": "resize", "invert": False})
+    assert r.status_code == 200, r.json
+    key = r.json["input_key"]
+    x = served.standardize(P.prepare(img, served.input_shape, mode="resize", invert=False))
+    kinds = set()
+    for layer, index in [("up", (7, 6, 2)), ("up", (0, 0, 0)), ("resize", (11, 5, 1)), ("resize", (3, 8, 0))]:
+        r = client.get("/api/explain", query_string={"input": key, "layer": layer, "index": ",".join(map(str, index))})
+        assert r.status_code == 200, r.json
+        want = to_json(explain_unit(served.model, x, layer, index))
+        for k, v in want.items():
+            assert r.json[k] == v, (layer, k)
+        assert r.json["value"] == pytest.approx(r.json["result"], rel=1e-5, abs=1e-6)
+        kinds.add(r.json["kind"])
+    assert kinds == {"conv_transpose", "upsample"}

@@ -591,7 +591,7 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
 # --------------------------------------------------------------------------- JSON and text
 def to_json(value):
     """An explanation with its arrays as nested lists and plain Python numbers, for ``json.dumps``
-    (``-inf`` padding of a max pooling window becomes ``None``)."""
+    (``-inf`` padding of a max pooling window becomes ``None``, a Fraction a float)."""
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -604,6 +604,8 @@ def to_json(value):
         return int(value)
     if isinstance(value, (np.floating, float)):
         return float(value) if np.isfinite(value) else None
+    if isinstance(value, numbers.Rational):       # a receptive field's position past an upsampling is a Fraction
+        return float(value)
     return value
 
 
