@@ -325,7 +325,8 @@ function render(e, model) {
   if (e.softmax) html += `<h3>The class scores' softmax</h3>` + softmaxSection(e.softmax, e.index[0], classes);
   const rf = e.receptive_field;
   if (rf && rf.box_in_image) {
-    const [t, l, b, r] = rf.box_in_image;
+    // past an upsampling the field sits between the input's pixels: fractional rows and columns
+    const [t, l, b, r] = rf.box_in_image.map((v) => (Number.isInteger(v) ? v : fmt4(v)));
     html += `<p class="caption">Receptive field: ${rf.size[0]}×${rf.size[1]} input pixels, rows ${t}…${b}, columns ${l}…${r}.</p>`;
   }
   if (e.folded_batch_norm) html += `<p class="caption">Batch norm ${escapeHtml(e.folded_batch_norm)} is folded into this conv's weights and bias.</p>`;
