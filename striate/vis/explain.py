@@ -213,6 +213,50 @@ def _conv(rec, op, inputs, unit, top_k):
     return out
 
 
+def _conv_transpose(rec, op, inputs, unit, top_k):
+    """The scatter view of a transposed conv: input pixel (i, j) adds ``x[i, j] * w[u, v]`` to output
+    (i * s - pad + u * d, ...), so output (r, c) gathers the (i, u) with ``i * s - pad + u * d == r``."""
+    x, w = _array(inputs[0])[0], _array(inputs[1])               # (h, w, c_in), (kh, kw, c_out // groups, c_in)
+    b = _array(inputs[2]) if len(inputs) > 2 and inputs[2] is not None else None
+    r, c, k = unit
+    kh, kw, og, c_in = w.shape
+    group, k_in_group = divmod(k, og)
+    per = c_in // op.groups
+    channels = np.arange(group * per, (group + 1) * per)             # the input channels of k's group
+
+    def taps(pos, size, kernel, s, d, pad):                           # (input index, kernel offset) pairs
+        num = pos + pad - d * np.arange(kernel)
+        ok = (num % s == 0) & (num // s >= 0) & (num // s < size)
+        return [(int(n // s), int(u)) for u, n in zip(np.flatnonzero(ok), num[ok])]
+
+    (sh, sw), (dh, dw), pads = op.stride, op.dilation, op.pads
+    rows = taps(r, x.shape[0], kh, sh, dh, pads[0])
+    cols = taps(c, x.shape[1], kw, sw, dw, pads[2])
+    pairs = sorted((i, j, u, v) for i, u in rows for j, v in cols)   # row-major over input positions
+    n = len(pairs)
+    xs = np.zeros((n, per), np.float64)
+    kernel = np.zeros((n, per), np.float64)
+    for t, (i, j, u, v) in enumerate(pairs):
+        xs[t] = x[i, j, channels]
+        kernel[t] = w[u, v, k_in_group, channels]
+    products = xs * kernel                                            # (sources, channels)
+    terms = products.sum(axis=0)                                      # (per,): one per input channel
+    bias = float(b[k]) if b is not None else 0.0
+    top, rest = _top(terms, top_k)
+    shown = [{"channel": int(channels[i]), "term": float(terms[i]), "x": xs[:, i], "kernel": kernel[:, i],
+              "products": products[:, i]} for i in top]
+    sources = [{"input": (i, j), "offset": (u, v), "sum": float(products[t].sum())}
+               for t, (i, j, u, v) in enumerate(pairs)]
+    rest_sum = float(terms[rest].sum())
+    pre = float(sum(t["term"] for t in shown) + rest_sum + bias)
+    scatter = {"stride": tuple(op.stride), "dilation": tuple(op.dilation), "padding": tuple(pads),
+               "input_shape": tuple(x.shape), "output_hw": tuple(op.out_hw)}
+    return {"kind": "conv_transpose", "input_layer": rec.source(inputs[0]), "scatter": scatter,
+            "group": int(group), "groups": int(op.groups), "channels": channels, "sources": sources,
+            "x": xs, "kernel": kernel, "products": products, "terms": terms, "bias": bias, "top": shown,
+            "rest": rest_sum, "rest_count": int(len(rest)), "pre_activation": pre, "result": pre}
+
+
 def _dense(rec, op, inputs, unit, top_k):
     x, w = _array(inputs[0])[0].astype(np.float64), _array(inputs[1])   # (in,), (in, out)
     b = _array(inputs[2]) if len(inputs) > 2 and inputs[2] is not None else None
@@ -321,6 +365,42 @@ def _avg_pool(rec, op, inputs, unit, top_k):
             "result": float(patch.sum() / divisor)}
 
 
+def _upsample(rec, op, inputs, unit, top_k):
+    """A resized unit: a weighted sum of at most 2 x 2 input pixels, from the op's own taps
+    (:mod:`striate.ops.resize`: nearest reads one pixel with weight 1, bilinear up to four)."""
+    x = _array(inputs[0])[0]
+    r, c, k = unit
+
+    def along(taps, p):                                                # [(input index, weight)] of position p
+        got = {}
+        for index, weight in taps:
+            i = int(index[p])
+            got[i] = got.get(i, 0.0) + (1.0 if weight is None else float(weight[p]))
+        return [(i, wt) for i, wt in got.items() if wt != 0.0]
+
+    rows, cols = along(op.taps_h, r), along(op.taps_w, c)
+    sources = []
+    for i, wi in rows:
+        for j, wj in cols:
+            v = float(x[i, j, k])
+            sources.append({"input": (i, j, int(k)), "weight": wi * wj, "x": v, "product": wi * wj * v})
+    return {"kind": "upsample", "input_layer": rec.source(inputs[0]), "mode": op.mode,
+            "align_corners": bool(op.align_corners), "input_shape": tuple(x.shape), "rows": rows, "cols": cols,
+            "sources": sources, "result": float(sum(s["product"] for s in sources))}
+
+
+def _max_unpool(rec, op, inputs, unit, top_k):
+    """An unpooled unit: the pooled values whose switch points at it (summed where overlapping
+    windows share a maximum), 0 where none does."""
+    x = _array(inputs[0])[0]
+    r, c, k = unit
+    switch = r * op.out_hw[1] + c                                      # row * w + col, as the indices hold it
+    hits = np.argwhere(op.indices[0, :, :, k] == switch)
+    sources = [{"input": (int(p), int(q), int(k)), "x": float(x[p, q, k])} for p, q in hits]
+    return {"kind": "max_unpool", "input_layer": rec.source(inputs[0]), "switch": int(switch),
+            "sources": sources, "result": float(sum(s["x"] for s in sources))}
+
+
 def _concat(rec, op, inputs, unit, top_k):
     axis = op.axis % (len(unit) + 1) - 1                              # the axis in the per-image index
     start, parts = 0, []
@@ -387,9 +467,10 @@ def _global_pool(rec, module, x_in, unit):
             "divisor": float(plane.size), "result": float(plane.sum() / plane.size)}
 
 
-EXPLAINERS = {"Conv2dOp": _conv, "LinearOp": _dense, "BatchNormOp": _batch_norm, "AddOp": _add,
-              "AddReLUOp": _add_relu, "MaxPool2dOp": _max_pool, "AvgPool2dOp": _avg_pool, "ConcatOp": _concat,
-              "LocalResponseNormOp": _lrn, "SoftmaxOp": _softmax,
+EXPLAINERS = {"Conv2dOp": _conv, "ConvTranspose2dOp": _conv_transpose, "LinearOp": _dense,
+              "BatchNormOp": _batch_norm, "AddOp": _add, "AddReLUOp": _add_relu, "MaxPool2dOp": _max_pool,
+              "AvgPool2dOp": _avg_pool, "ConcatOp": _concat, "LocalResponseNormOp": _lrn, "SoftmaxOp": _softmax,
+              "UpsampleOp": _upsample, "MaxUnpool2dOp": _max_unpool,
               **{name: _activation for name in ACTIVATIONS}}
 
 
@@ -407,7 +488,7 @@ def _explain_op(rec, call, unit, top_k):
     op, inputs = made
     name = type(op).__name__
     inner = rec.producer(inputs[0]) if name in ACTIVATIONS else None
-    if inner is not None and "w" in module._parameters and type(inner[0]).__name__ in ("Conv2dOp", "LinearOp"):
+    if inner is not None and "w" in module._parameters and type(inner[0]).__name__ in ("Conv2dOp", "ConvTranspose2dOp", "LinearOp"):
         # a Conv2D or Dense with its own activation: the layer's sum, then the activation
         e = EXPLAINERS[type(inner[0]).__name__](rec, inner[0], inner[1], unit, top_k)
         e["activation"] = ACTIVATIONS[name]
@@ -457,6 +538,13 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
             (one sum per input channel), ``bias``, ``top`` (the ``top_k`` largest |terms| with their
             patch, kernel and products), ``rest`` and ``rest_count``, ``pre_activation`` =
             sum of ``top`` terms + ``rest`` + ``bias``; ``activation`` if the layer has one.
+        * conv_transpose: the scatter view, ``sources`` (each input pixel ``(i, j)`` that lands on
+            this unit through kernel offset ``(u, v)``, ``i * stride - pad_top + u * dilation = row``,
+            with its sum over channels), ``x``, ``kernel``, ``products`` ``(sources, channels)``,
+            ``terms`` (one sum per input channel of the unit's group), ``bias``, ``top``, ``rest``.
+        * upsample: ``mode``, ``rows`` and ``cols`` (input index, weight), ``sources`` (each input
+            pixel with its weight; one of weight 1 for nearest, up to four summing to 1 for bilinear).
+        * max_unpool: ``switch`` (row * w + col) and ``sources``, the pooled values sent here (none: 0).
         * dense: ``x``, ``weights``, ``terms`` = w_i * x_i, ``top``, ``rest``, ``bias``, ``pre_activation``.
         * batch_norm: ``x``, ``mean``, ``var``, ``eps``, ``gamma``, ``beta``.
         * relu / sigmoid / tanh / leaky_relu: ``x`` (and ``add`` when the input is a residual sum).
@@ -503,7 +591,7 @@ def explain_unit(model, x, layer: str, index, top_k: int = 8, record: ForwardRec
 # --------------------------------------------------------------------------- JSON and text
 def to_json(value):
     """An explanation with its arrays as nested lists and plain Python numbers, for ``json.dumps``
-    (``-inf`` padding of a max pooling window becomes ``None``)."""
+    (``-inf`` padding of a max pooling window becomes ``None``, a Fraction a float)."""
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -516,6 +604,8 @@ def to_json(value):
         return int(value)
     if isinstance(value, (np.floating, float)):
         return float(value) if np.isfinite(value) else None
+    if isinstance(value, numbers.Rational):       # a receptive field's position past an upsampling is a Fraction
+        return float(value)
     return value
 
 
@@ -562,10 +652,36 @@ def _conv_lines(e) -> list:
                                 lambda t: f"channel {t['channel']}")
 
 
+def _conv_transpose_lines(e) -> list:
+    sc = e["scatter"]
+    lines = [f"  scatter from {e.get('input_layer')}: {len(e['sources'])} input pixels land here "
+             f"(stride {sc['stride']}, dilation {sc['dilation']}, padding {sc['padding']} as t, b, l, r)"]
+    for s in e["sources"][:8]:
+        lines.append(f"    input {s['input']} through kernel offset {s['offset']}: x * w summed over channels = {_f(s['sum'])}")
+    if len(e["sources"]) > 8:
+        lines.append(f"    ... and {len(e['sources']) - 8} more")
+    n = len(e["terms"])
+    return lines + _terms_lines(e, f"x * kernel summed over the sources, per input channel ({n} channels"
+                                + (f", group {e['group']} of {e['groups']})" if e["groups"] > 1 else ")"),
+                                lambda t: f"channel {t['channel']}")
+
+
 def _kind_lines(e) -> list:
     kind = e["kind"]
     if kind == "conv":
         return _conv_lines(e)
+    if kind == "conv_transpose":
+        return _conv_transpose_lines(e)
+    if kind == "upsample":
+        how = e["mode"] + (", align_corners" if e["align_corners"] else "")
+        parts = " + ".join(f"{_f(s['weight'])} * {_f(s['x'])}" for s in e["sources"])
+        where = ", ".join(str(s["input"]) for s in e["sources"])
+        return [f"  {how} interpolation of {e.get('input_layer')} at {where}:", f"  {parts} = {_f(e['result'])}"]
+    if kind == "max_unpool":
+        if not e["sources"]:
+            return [f"  no pooled maximum came from here (switch {e['switch']}): 0"]
+        parts = " + ".join(f"{s['input']} {_f(s['x'])}" for s in e["sources"])
+        return [f"  the pooled value(s) whose switch is {e['switch']}: {parts} = {_f(e['result'])}"]
     if kind == "dense":
         return _terms_lines(e, f"w_i * x_i over {len(e['terms'])} inputs ({e['input_layer']})",
                             lambda t: f"input {t['input']}{' ' + str(t['source_index']) if 'source_index' in t else ''}: "

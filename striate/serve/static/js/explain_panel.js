@@ -209,6 +209,45 @@ function denseSection(e) {
   return html;
 }
 
+function convTransposeSection(e) {
+  const sc = e.scatter;
+  let html = `<p class="caption">A transposed conv scatters: input pixel (i, j) of <b>${escapeHtml(e.input_layer)}</b> adds ` +
+    `x × kernel[u, v] to output (i·${sc.stride[0]} − ${sc.padding[0]} + u·${sc.dilation[0]}, j·${sc.stride[1]} − ${sc.padding[2]} + v·${sc.dilation[1]})` +
+    `${e.groups > 1 ? ` (group ${e.group} of ${e.groups})` : ""}. ${e.sources.length} input pixels land on this unit.</p>` +
+    `<table class="ep-table"><tr><th>input (i, j)</th><th>kernel offset (u, v)</th><th>Σ over channels of x × w</th></tr>`;
+  for (const s of e.sources.slice(0, 16)) {
+    html += `<tr class="source"><td>(${s.input.join(", ")})</td><td>(${s.offset.join(", ")})</td><td>${num(s.sum)}</td></tr>`;
+  }
+  if (e.sources.length > 16) html += `<tr><td colspan="3">… and ${e.sources.length - 16} more</td></tr>`;
+  html += `</table>`;
+  const parts = e.top.map((t) => `<span class="restlab">ch ${t.channel}</span> ${num(t.term, "term")}`);
+  if (e.rest_count) parts.push(`<span class="restlab">(the other ${e.rest_count} channels)</span> ${num(e.rest, "rest")}`);
+  const sum = e.pre_activation - e.bias;
+  if (parts.length) html += equation(["per input channel:", parts.join(" + "), "=", num(sum, "sum")]);
+  html += equation(["sum", num(sum), "+ bias", num(e.bias, "bias"), "=", num(e.pre_activation, "pre")]) + activationLine(e);
+  return html;
+}
+
+function upsampleSection(e) {
+  let html = `<p class="caption">${escapeHtml(e.mode)} interpolation${e.align_corners ? " (align_corners)" : ""} of ` +
+    `<b>${escapeHtml(e.input_layer)}</b>: a weighted sum of its source pixels, the weights summing to 1.</p>` +
+    `<table class="ep-table"><tr><th>input (row, col, channel)</th><th>weight</th><th>x</th><th>weight × x</th></tr>`;
+  for (const s of e.sources) {
+    html += `<tr class="source"><td>(${s.input.join(", ")})</td><td>${num(s.weight)}</td><td>${num(s.x)}</td><td>${num(s.product, "term")}</td></tr>`;
+  }
+  return html + `</table>` + equation(["sum =", num(e.result, "result")]);
+}
+
+function maxUnpoolSection(e) {
+  if (!e.sources.length) {
+    return `<p class="caption">No pooling window's maximum came from this cell (switch ${e.switch}), so unpooling leaves 0.</p>` +
+      equation(["=", num(e.result, "result")]);
+  }
+  return `<p class="caption">Unpooling sends each pooled value of <b>${escapeHtml(e.input_layer)}</b> back to where its maximum ` +
+    `was; these pooled cells have switch ${e.switch} (this cell).</p>` +
+    equation([e.sources.map((s) => `(${s.input.join(", ")}) ${num(s.x)}`).join(" + "), "=", num(e.result, "result")]);
+}
+
 function poolSection(e) {
   const w = e.window;
   const mark = e.kind === "max_pool" ? e.argmax : null;
@@ -242,6 +281,9 @@ function render(e, model) {
   switch (e.kind) {
     case "conv": html += convSection(e); break;
     case "dense": html += denseSection(e); break;
+    case "conv_transpose": html += convTransposeSection(e); break;
+    case "upsample": html += upsampleSection(e); break;
+    case "max_unpool": html += maxUnpoolSection(e); break;
     case "batch_norm":
       html += `<p class="caption">Batch norm with the running statistics of channel ${e.index[e.index.length - 1]}:</p>` +
         equation(["(x − mean) / √(var + eps) × γ + β ="]) +
@@ -283,7 +325,8 @@ function render(e, model) {
   if (e.softmax) html += `<h3>The class scores' softmax</h3>` + softmaxSection(e.softmax, e.index[0], classes);
   const rf = e.receptive_field;
   if (rf && rf.box_in_image) {
-    const [t, l, b, r] = rf.box_in_image;
+    // past an upsampling the field sits between the input's pixels: fractional rows and columns
+    const [t, l, b, r] = rf.box_in_image.map((v) => (Number.isInteger(v) ? v : fmt4(v)));
     html += `<p class="caption">Receptive field: ${rf.size[0]}×${rf.size[1]} input pixels, rows ${t}…${b}, columns ${l}…${r}.</p>`;
   }
   if (e.folded_batch_norm) html += `<p class="caption">Batch norm ${escapeHtml(e.folded_batch_norm)} is folded into this conv's weights and bias.</p>`;
