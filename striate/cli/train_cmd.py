@@ -9,7 +9,7 @@ import time
 from ..training import recipe
 from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
-from .train_config import load_resume, resolve_config
+from .train_config import dense_request, load_resume, resolve_config
 
 EPILOG = """\
 examples:
@@ -22,8 +22,12 @@ examples:
   striate train --dataset path/to/folder          # one sub-folder of images per class
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
   mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
+  striate train --dataset digits_localisation     # one digit anywhere on 56x56: its digit and box (localizer)
+  striate train --dataset digits_anywhere         # 1-4 digits anywhere on 64x64: boxes (centernet)
+  striate train --dataset digits_anywhere --task segmentation   # the same canvases, per-pixel classes (fcn)
+  striate train --data-dir PATH                   # a COCO, YOLO or mask folder: the layout says the task
 
-Every option left out comes from the data set's recipe:
+Every option left out comes from the data set's recipe (for boxes and masks, the task's):
 {recipes}
 
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
@@ -52,7 +56,22 @@ def recipe_help() -> str:
         rows += [(f"  --model {m}", m, o.get("epochs", "\""), "\"", "\"", o.get("lr", "\""), "\"", "\"",
                   o.get("warmup", "\""), "\"") for m, o in r.get("models", {}).items()]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    table = "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return table + "\n\n" + dense_recipe_help()
+
+
+def dense_recipe_help() -> str:
+    """The recipes of localisation, detection and segmentation, each with its reason."""
+    from ..training.dense_run import DENSE_RECIPES, RECIPE_REASONS
+
+    rows = [("task", "model", "epochs", "batch", "optimizer", "lr", "schedule", "warm-up", "augment")]
+    for task, r in DENSE_RECIPES.items():
+        rows.append((task, r["model"], r["epochs"], r["batch_size"], r["optimizer"], r["lr"], r["schedule"],
+                     r["warmup"], r["augment"] + (f" ({r['crop_padding']} px)" if "translate" in r["augment"] else "")))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += [f"  {task}: {reason}" for task, reason in RECIPE_REASONS.items()]
+    return "\n".join(lines)
 
 
 def add_parser(subparsers):
@@ -64,9 +83,13 @@ def add_parser(subparsers):
     )
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME|DIR",
-                      help="digits (default, offline), mnist, fashion_mnist, cifar10, or an image folder")
+                      help="digits (default, offline), mnist, fashion_mnist, cifar10, or an image folder; "
+                           "digits_anywhere, digits_localisation (offline), mnist_anywhere, mnist_localisation, "
+                           "or a COCO, YOLO or mask folder for localisation, detection, segmentation")
     data.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (no download); "
                       "without --dataset the files say which data set it is")
+    data.add_argument("--task", metavar="TASK", help="localisation, detection or segmentation (default: what the "
+                      "data hold; segmentation needs masks)")
     data.add_argument("--no-verify", action="store_true", help="accept --data-dir files that are not the "
                       "published ones (SHA-256), e.g. your own re-packaged copy")
     data.add_argument("--val-split", type=float, metavar="F", help="fraction of the training set held out for "
@@ -256,6 +279,10 @@ def _run(args) -> int:
 
     started = time.perf_counter()
     ckpt = load_resume(args.resume) if args.resume else None
+    request = dense_request(args, ckpt)
+    if request is not None:
+        from .dense_cmds import train_dense_run
+        return train_dense_run(args, request, ckpt, started)
     config = resolve_config(args, ckpt)
     comm = _init_distributed(config) if args.distributed else None
     main = comm is None or comm.rank == 0  # the one process that prints and writes files
