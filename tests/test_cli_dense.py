@@ -288,3 +288,29 @@ def test_predict_refusals(det_run, folders, tmp_path, capsys):
     assert "is a file" in _error(capsys)
     assert main(["predict", str(tmp_path / "missing.png"), "--checkpoint", weights, "--out", str(tmp_path)]) == 2
     _error(capsys)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], None),
+    (["--dataset", "mnist"], None),
+    (["--dataset", "digits_localisation"], ("localisation", "digits_localisation", None)),
+    (["--dataset", "Digits-Anywhere"], ("detection", "digits_anywhere", None)),
+    (["--dataset", "digits_anywhere", "--task", "segmentation"], ("segmentation", "digits_anywhere", None)),
+    (["--model", "unet"], ("segmentation", "digits_anywhere", None)),
+    (["--task", "localisation"], ("localisation", "digits_localisation", None)),
+])
+def test_the_task_is_recognised_from_the_options(argv, expected):
+    from striate.cli.main import build_parser
+    from striate.cli.train_config import dense_request
+
+    args = build_parser().parse_args(["train", *argv])
+    assert dense_request(args) == expected
+
+
+def test_the_task_is_recognised_from_the_folder(folders):
+    from striate.cli.main import build_parser
+    from striate.cli.train_config import dense_request
+
+    for sub, task in (("coco", "detection"), ("masks", "segmentation")):
+        args = build_parser().parse_args(["train", "--data-dir", str(folders / sub)])
+        assert dense_request(args) == (task, None, str(folders / sub))

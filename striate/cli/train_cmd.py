@@ -70,7 +70,9 @@ def dense_recipe_help() -> str:
                      r["warmup"], r["augment"] + (f" ({r['crop_padding']} px)" if "translate" in r["augment"] else "")))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-    lines += [f"  {task}: {reason}" for task, reason in RECIPE_REASONS.items()]
+    for task, reasons in RECIPE_REASONS.items():
+        lines += [f"  {task if i == 0 else '':<13} {key.replace('_size', '')}: {why}"
+                  for i, (key, why) in enumerate(reasons.items())]
     return "\n".join(lines)
 
 
@@ -95,8 +97,10 @@ def add_parser(subparsers):
     data.add_argument("--val-split", type=float, metavar="F", help="fraction of the training set held out for "
                       "validation, in [0, 1) (recipe: 0.05-0.1)")
     data.add_argument("--augment", metavar="LIST", help=f"comma-separated: {', '.join(AUGMENTATIONS)} "
-                      "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting)")
-    data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels")
+                      "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting); "
+                      "for boxes and masks: none, translate, flip, scale (they move with the image)")
+    data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels "
+                      "(for boxes and masks: the largest translation)")
     model = p.add_argument_group("model and optimisation")
     model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them), or a layer list "
                        "such as \"conv 8 5 relu, pool 2, conv 16 5 relu, pool 2, dense 10\"")
