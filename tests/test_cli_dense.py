@@ -314,3 +314,27 @@ def test_the_task_is_recognised_from_the_folder(folders):
     for sub, task in (("coco", "detection"), ("masks", "segmentation")):
         args = build_parser().parse_args(["train", "--data-dir", str(folders / sub)])
         assert dense_request(args) == (task, None, str(folders / sub))
+
+
+def test_yolo_folder_round_trip(tmp_path, capsys):
+    pytest.importorskip("yaml")
+    from PIL import Image
+
+    ds = _canvases(2, (1, 2), 32)
+    root = tmp_path / "yolo"
+    for split_name, split in ds.splits.items():
+        (root / "images" / split_name).mkdir(parents=True)
+        (root / "labels" / split_name).mkdir(parents=True)
+        for i, name in enumerate(split.file_names):
+            Image.fromarray(split.images[i][..., 0]).save(root / "images" / split_name / name)
+            lines = [f"{c} {(b[0] + b[2]) / 64:.6f} {(b[1] + b[3]) / 64:.6f} {(b[2] - b[0]) / 32:.6f} "
+                     f"{(b[3] - b[1]) / 32:.6f}" for b, c in zip(split.boxes[i], split.labels[i])]
+            (root / "labels" / split_name / (os.path.splitext(name)[0] + ".txt")).write_text("\n".join(lines) + "\n")
+    (root / "data.yaml").write_text("names: {" + ", ".join(f"{i}: d{i}" for i in range(10)) + "}\n")
+    out = tmp_path / "run"
+    assert main(["train", "--data-dir", str(root), "--epochs", "1", "--out", str(out), "-q"]) == 0
+    m = _metrics(out)
+    assert m["task"] == "detection" and m["data_layout"] == "yolo" and set(m["per_class_AP"]) <= {
+        f"d{i}" for i in range(10)}
+    meta = st.training.load_checkpoint(out / "weights.npz").meta
+    assert meta["class_names"] == [f"d{i}" for i in range(10)] and meta["category_ids"] == list(range(10))
