@@ -36,7 +36,8 @@ __all__ = ["DENSE_RECIPES", "RECIPE_REASONS", "TASK_OF_MODEL", "dense_config", "
 DENSE_RECIPES = {
     "localisation": dict(
         model="localizer",     # one object per image: a CNN with a class head and a box-regression head
-        epochs=20,             # the box IoU still improves to the end (measured: 0.79 after 12, 0.81 after 20)
+        epochs=40,             # measured on digits_localisation: mean IoU 0.837 after 20, 0.849 after 30, 0.864
+                               # after 40 epochs (4.7 min), class accuracy 96.6%, 98.0%, 98.3%
         batch_size=32,
         optimizer="adam",      # the box head's regression trains faster and steadier with Adam than SGD
         lr=2e-3,
@@ -52,7 +53,7 @@ DENSE_RECIPES = {
     ),
     "detection": dict(
         model="centernet",     # heatmap centres: no anchors to tune to the objects' sizes
-        epochs=22,             # the heatmap peaks sharpen slowly; mAP at IoU 0.75+ keeps improving
+        epochs=22,             # measured on digits_anywhere: mAP 67.8% after 7 epochs, 79.2% after 22 (6.6 min)
         batch_size=32,
         optimizer="adam",      # the focal loss's large early gradients on the heatmap suit Adam
         lr=2e-3,
@@ -66,7 +67,7 @@ DENSE_RECIPES = {
     ),
     "segmentation": dict(
         model="fcn",           # FCN with bilinear-initialised upsampling: 4x faster per epoch than the U-Net
-        epochs=15,
+        epochs=15,             # measured on digits_anywhere: mIoU 78.6% after 6 epochs, 86.1% after 15 (6.8 min)
         batch_size=32,
         optimizer="adam",
         lr=3e-3,
@@ -84,7 +85,7 @@ DENSE_RECIPES = {
 RECIPE_REASONS = {
     "localisation": {
         "model": "localizer: a class head and a box head on the flattened map, which knows where features are",
-        "epochs": "the box IoU still improves to the last epoch of the cosine decay",
+        "epochs": "the box IoU still improves to the end: 0.84 after 20 epochs, 0.86 after 40",
         "batch_size": "32: ~180 steps per epoch of 6,000 canvases",
         "lr": "Adam 2e-3: the box regression converges faster than with SGD at equal epochs",
         "augment": "translate: the object moves, its box with it; no flips (digits and text are not symmetric)",
