@@ -14,6 +14,10 @@ examples:
   striate evaluate --checkpoint runs/digits-digits_cnn/weights.npz
   striate evaluate --checkpoint runs/digits-digits_cnn/checkpoint_best.npz --tta
   striate evaluate --weights runs/mnist-lenet5/weights.npz --data-dir PATH --json
+  striate evaluate --checkpoint runs/digits_anywhere-centernet/weights.npz   # mAP50, mAP, AP per class
+
+Localisation runs report class accuracy and mean IoU, detection runs mAP50 and COCO's mAP (IoU 0.5:0.95)
+with AP per class, segmentation runs mIoU (background included), pixel accuracy and IoU per class.
 
 The data set and its folder are the ones the model was trained on (recorded in the file) unless
 --dataset / --data-dir name others with the same image size and classes; only the test files are read.
@@ -74,6 +78,9 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
     model, meta = load_model_file(args.checkpoint)
+    if meta.get("task") in ("localisation", "detection", "segmentation"):
+        from .dense_cmds import evaluate_dense_run
+        return evaluate_dense_run(args, model, meta)
     config = meta.get("config") or {}
     # the recorded data set, folder and (for a fine-tuned model) class subset, unless others are given
     ds = load_run_data(meta, args.checkpoint, args.dataset, args.data_dir, no_verify=args.no_verify)

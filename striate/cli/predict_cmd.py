@@ -16,6 +16,12 @@ examples:
   striate predict digit.png --checkpoint runs/digits-digits_cnn/weights.npz
   striate predict a.png b.jpg --checkpoint runs/mnist-lenet5/weights.npz --top-k 5
   striate predict scan.png --checkpoint runs/digits-digits_cnn/weights.npz --invert   # force inversion
+  striate predict a.png b.png --checkpoint runs/digits_anywhere-centernet/weights.npz --out boxes --json det.json
+  striate predict a.png --checkpoint runs/digits_anywhere-fcn/weights.npz --out masks
+
+Detection and localisation models draw their boxes with class and score (--out DIR) and write COCO
+results (--json FILE) in the pictures' own pixels; image_id counts the pictures from 1 in the order
+given. Segmentation models write NAME_overlay.png and NAME_mask.png (one class index per pixel).
 
 Pictures are read as striate visualize and striate serve read them: turned upright by their EXIF
 orientation, transparency laid over white (under dark strokes) or black (under light ones), converted
@@ -26,7 +32,7 @@ exactly as in training. A blank picture (every pixel within {levels} grey levels
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "predict", help="classify image files with saved weights",
+        "predict", help="classify image files, or find boxes or masks in them, with saved weights",
         description="Classify images with a model saved by `striate train` and print the most likely\n"
                     "classes with their probabilities.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -37,7 +43,15 @@ def add_parser(subparsers):
         help="weights.npz or checkpoint.npz written by striate train or finetune")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show per image (3)")
     add_invert_option(p)
-    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
+                   help="print the predictions as JSON; with FILE (boxes) write COCO results there: image_id, "
+                        "file_name, category_id (the data set's own ids), bbox [x, y, w, h] in the picture's "
+                        "pixels, score")
+    p.add_argument("--out", metavar="DIR", help="(boxes and masks) write the pictures with their boxes "
+                   "(NAME_boxes.png) or masks (NAME_overlay.png and NAME_mask.png, class indices) into DIR")
+    p.add_argument("--min-score", type=float, default=0.3, metavar="S",
+                   help="(boxes) draw and list the boxes scoring at least S (0.3); --json FILE keeps all")
+    p.add_argument("--overwrite", action="store_true", help="replace files that --out or --json would write")
     p.set_defaults(command="predict")
     return p
 
@@ -50,6 +64,12 @@ def run(args) -> int:
     if args.top_k < 1:
         raise CommandError(f"--top-k must be a positive integer. Received: {args.top_k}.")
     model, meta = load_model_file(args.checkpoint)
+    if meta.get("task") in ("localisation", "detection", "segmentation"):
+        from .dense_cmds import predict_dense_run
+        return predict_dense_run(args, model, meta)
+    if isinstance(args.json, str) or args.out is not None:
+        raise CommandError(f"{'--out' if args.out is not None else '--json FILE'} is for localisation, detection and "
+                           "segmentation models; this one classifies: use --json alone to print JSON.")
     shape = meta.get("input_shape")
     if not shape:
         raise CommandError(f"{args.checkpoint} does not record the model's input shape.")

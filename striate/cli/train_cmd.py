@@ -9,7 +9,8 @@ import time
 from ..training import recipe
 from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
-from .train_config import add_data_model_options, apply_config_file, load_resume, resolve_config
+from .train_config import (add_data_model_options, apply_config_file, dense_request, load_resume,
+                           resolve_config)
 
 EPILOG = """\
 examples:
@@ -23,8 +24,12 @@ examples:
   striate train --resume runs/digits-digits_cnn/checkpoint.npz --epochs 30   # continue a run
   striate train --config runs/tune/best.toml --epochs 30   # options from a file (here striate tune's best)
   mpiexec -n 4 striate train --dataset mnist --distributed   # 4 processes
+  striate train --dataset digits_localisation     # one digit anywhere on 56x56: its digit and box (localizer)
+  striate train --dataset digits_anywhere         # 1-4 digits anywhere on 64x64: boxes (centernet)
+  striate train --dataset digits_anywhere --task segmentation   # the same canvases, per-pixel classes (fcn)
+  striate train --data-dir PATH                   # a COCO, YOLO or mask folder: the layout says the task
 
-Every option left out comes from the data set's recipe:
+Every option left out comes from the data set's recipe (for boxes and masks, the task's):
 {recipes}
 
 The output folder receives weights.npz, checkpoint.npz (last epoch), checkpoint_best.npz (best val_acc),
@@ -53,7 +58,24 @@ def recipe_help() -> str:
         rows += [(f"  --model {m}", m, o.get("epochs", "\""), "\"", "\"", o.get("lr", "\""), "\"", "\"",
                   o.get("warmup", "\""), "\"") for m, o in r.get("models", {}).items()]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    table = "\n".join("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    return table + "\n\n" + dense_recipe_help()
+
+
+def dense_recipe_help() -> str:
+    """The recipes of localisation, detection and segmentation, each with its reason."""
+    from ..training.dense_run import DENSE_RECIPES, RECIPE_REASONS
+
+    rows = [("task", "model", "epochs", "batch", "optimizer", "lr", "schedule", "warm-up", "augment")]
+    for task, r in DENSE_RECIPES.items():
+        rows.append((task, r["model"], r["epochs"], r["batch_size"], r["optimizer"], r["lr"], r["schedule"],
+                     r["warmup"], r["augment"] + (f" ({r['crop_padding']} px)" if "translate" in r["augment"] else "")))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    for task, reasons in RECIPE_REASONS.items():
+        lines += [f"  {task if i == 0 else '':<13} {key.replace('_size', '')}: {why}"
+                  for i, (key, why) in enumerate(reasons.items())]
+    return "\n".join(lines)
 
 
 def add_parser(subparsers):
@@ -244,6 +266,10 @@ def _run(args) -> int:
 
     started = time.perf_counter()
     ckpt = load_resume(args.resume) if args.resume else None
+    request = dense_request(args, ckpt)
+    if request is not None:
+        from .dense_cmds import train_dense_run
+        return train_dense_run(args, request, ckpt, started)
     config = resolve_config(args, ckpt)
     comm = _init_distributed(config) if args.distributed else None
     main = comm is None or comm.rank == 0  # the one process that prints and writes files

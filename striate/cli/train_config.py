@@ -224,16 +224,22 @@ def add_data_model_options(p) -> None:
     """The data, model and optimisation options of ``striate train`` (shared with ``striate tune``)."""
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME|DIR",
-                      help="digits (default, offline), mnist, fashion_mnist, cifar10, or an image folder")
+                      help="digits (default, offline), mnist, fashion_mnist, cifar10, or an image folder; "
+                           "digits_anywhere, digits_localisation (offline), mnist_anywhere, mnist_localisation, "
+                           "or a COCO, YOLO or mask folder for localisation, detection, segmentation")
     data.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files (no download); "
                       "without --dataset the files say which data set it is")
+    data.add_argument("--task", metavar="TASK", help="localisation, detection or segmentation (default: what the "
+                      "data hold; segmentation needs masks)")
     data.add_argument("--no-verify", action="store_true", help="accept --data-dir files that are not the "
                       "published ones (SHA-256), e.g. your own re-packaged copy")
     data.add_argument("--val-split", type=float, metavar="F", help="fraction of the training set held out for "
                       "validation, in [0, 1) (recipe: 0.05-0.1)")
     data.add_argument("--augment", metavar="LIST", help=f"comma-separated: {', '.join(AUGMENTATIONS)} "
-                      "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting)")
-    data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels")
+                      "(crop = padded random crop, flip = horizontal mirror, pca = AlexNet colour lighting); "
+                      "for boxes and masks: none, translate, flip, scale (they move with the image)")
+    data.add_argument("--crop-padding", type=int, metavar="PX", help="padding of the random crop, in pixels "
+                      "(for boxes and masks: the largest translation)")
     model = p.add_argument_group("model and optimisation")
     model.add_argument("--model", metavar="NAME", help="architecture (striate models lists them), or a layer list "
                        "such as \"conv 8 5 relu, pool 2, conv 16 5 relu, pool 2, dense 10\"")
@@ -247,3 +253,116 @@ def add_data_model_options(p) -> None:
                        help="learning-rate schedule: cosine annealing, /10 at 50%% and 75%% of the epochs, "
                             "/10 on a val_loss plateau, or constant")
     model.add_argument("--warmup", type=int, metavar="N", help="epochs of linear learning-rate warm-up")
+
+
+# ------------------------------------------------------------------- localisation, detection, segmentation
+def dense_request(args, ckpt=None):
+    """Whether ``striate train`` is asked for localisation, detection or segmentation: ``(task or None,
+    dataset, data_dir)`` when it is (the task None until the data say), else None (classification).
+
+    It is when the run being resumed was one, ``--task`` is given, ``--dataset`` names a canvas set
+    or a COCO, YOLO or mask folder, ``--data-dir`` (alone) holds such a folder, or ``--model`` is a
+    localisation, detection or segmentation model."""
+    from ..data.annotated import TASKS
+    from ..data.canvas import CANVAS_SETS
+    from ..data.datasets import canonical_name
+    from ..training.dense_run import TASK_OF_MODEL
+
+    task = match_name(args.task, TASKS, "--task") if getattr(args, "task", None) else None
+    model_task = None
+    if args.model is not None and not args.model.strip().count(" "):
+        from ..names import match
+        model_task = TASK_OF_MODEL.get(match(args.model, list(TASK_OF_MODEL)) or "")
+    data_dir = os.path.abspath(args.data_dir) if args.data_dir is not None else None
+    if ckpt is not None:
+        saved = ckpt.meta.get("config") or {}
+        if ckpt.meta.get("task") not in TASKS:
+            return None
+        if task is not None and task != ckpt.meta["task"]:
+            raise CommandError(f"--task {task} differs from the run being resumed ({ckpt.meta['task']}); a run "
+                               "continues with its own task.")
+        if args.dataset is not None and canonical_name(args.dataset) != saved.get("dataset"):
+            raise CommandError(f"--dataset {args.dataset} differs from the run being resumed "
+                               f"({saved.get('dataset') or saved.get('data_dir')}); drop --dataset.")
+        return ckpt.meta["task"], saved.get("dataset"), data_dir or saved.get("data_dir")
+    hint = task or model_task
+    if args.dataset is not None:
+        name = canonical_name(args.dataset)
+        if name in CANVAS_SETS:
+            return hint or ("localisation" if CANVAS_SETS[name][4] == (1, 1) else "detection"), name, data_dir
+        if name is None and os.path.isdir(args.dataset):
+            layout = _layout(args.dataset)
+            if layout.task != "classification":
+                return hint or layout.task, None, os.path.abspath(args.dataset)
+        if hint is not None:
+            raise CommandError(f"--dataset {args.dataset} holds no boxes or masks for {hint}: give a canvas set "
+                               f"({', '.join(CANVAS_SETS)}) or a COCO, YOLO or mask folder.")
+        return None
+    if data_dir is not None:
+        if not os.path.isdir(data_dir):
+            raise CommandError(f"--data-dir {args.data_dir!r} is not a folder.")
+        layout = _layout(data_dir)
+        if layout.task != "classification":
+            return hint or layout.task, None, data_dir
+        if hint is not None:
+            raise CommandError(f"--data-dir {args.data_dir!r} holds no COCO, YOLO or mask layout for {hint}: no "
+                               "data.yaml, no COCO JSON, no images/ beside masks/.")
+        return None
+    if hint is not None:
+        return hint, "digits_localisation" if hint == "localisation" else "digits_anywhere", None
+    return None
+
+
+def _layout(folder):
+    from ..data.detection_folders import detect_layout
+
+    try:
+        return detect_layout(folder)
+    except (ValueError, FileNotFoundError) as e:
+        raise CommandError(one_line(e)) from None
+
+
+def resolve_dense_config(args, request, ckpt=None) -> dict:
+    """The settings of a localisation, detection or segmentation run: explicit options > the resumed
+    run's settings > the task's recipe (:data:`striate.training.dense_run.DENSE_RECIPES`)."""
+    from ..training.dense_run import AUGMENTATIONS as DENSE_AUGMENTATIONS
+    from ..training.dense_run import DENSE_RECIPES, TASK_OF_MODEL
+
+    task, dataset, data_dir = request
+    saved = dict((ckpt.meta.get("config") or {}) if ckpt is not None else {})
+    given = {k: getattr(args, k) for k in TUNABLE if getattr(args, k) is not None}
+    if "model" in given:
+        given["model"] = match_name(given["model"], list(TASK_OF_MODEL), "--model")
+    if "optimizer" in given:
+        given["optimizer"] = match_name(given["optimizer"], OPTIMIZERS, "--optimizer")
+    if "schedule" in given:
+        given["schedule"] = match_name(given["schedule"], SCHEDULES, "--schedule")
+    if ckpt is not None:
+        for key in ("model", "optimizer"):
+            if key in given and key in saved and given[key] != saved[key]:
+                raise CommandError(f"--{key} {given[key]} differs from the run being resumed ({saved[key]}, in "
+                                   f"{args.resume}); a run continues with its own {key}.")
+    config = dict(DENSE_RECIPES[task])
+    config.update({k: v for k, v in saved.items() if k in TUNABLE})
+    config.update(given)
+    if "warmup" not in given and "warmup" not in saved and config["warmup"] >= config["epochs"]:
+        config["warmup"] = config["epochs"] - 1
+    config.update(task=task, dataset=dataset, data_dir=data_dir, verify=True)
+    config["seed"] = check_seed(args.seed) if args.seed is not None else int(saved.get("seed", 0))
+    if ckpt is not None and saved.get("replan"):
+        config["replan"] = saved["replan"]
+    if args.crop_padding is None and "crop_padding" not in saved and config["crop_padding"] < 0:
+        config["crop_padding"] = 0
+    augs = [a.strip() for a in str(config["augment"]).split(",") if a.strip()]
+    augs = [match_name(a, DENSE_AUGMENTATIONS, "--augment") for a in augs]
+    config["augment"] = ",".join(a for a in augs if a != "none") or "none"
+    if config["model"] not in TASK_OF_MODEL:
+        raise CommandError(f"--model {config['model']} is not a {task} model; choose "
+                           f"{' or '.join(m for m, t in TASK_OF_MODEL.items() if t == task)}.")
+    if TASK_OF_MODEL[config["model"]] != task:
+        raise CommandError(f"--model {config['model']} is a {TASK_OF_MODEL[config['model']]} model; for {task} "
+                           f"choose {' or '.join(m for m, t in TASK_OF_MODEL.items() if t == task)}.")
+    saved_augment, config["augment"] = config["augment"], "none"   # the classification list does not apply
+    validate_config(config)
+    config["augment"] = saved_augment
+    return config
