@@ -31,8 +31,7 @@ def train_dense_run(args, request, ckpt, started) -> int:
     from ..training import CheckpointError, recipe
     from ..training.dense_run import task_of, train_dense
     from ..training.run_dir import default_folder
-    from .train_cmd import _open_run_dir, _run_dir
-    from .train_config import resolve_dense_config
+    from .train_config import check_run_dir, open_run_dir, resolve_dense_config
 
     if args.distributed:
         raise CommandError("--distributed trains classification only; drop it for localisation, detection and "
@@ -51,13 +50,13 @@ def train_dense_run(args, request, ckpt, started) -> int:
     run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or uuid.uuid4().hex
     name = config["dataset"] or os.path.basename(os.path.normpath(config["data_dir"]))
     out = args.out or default_folder("train", name, config["model"], resume=args.resume)
-    run_dir = _run_dir(out, args, run_id, True)
+    run_dir = check_run_dir(out, args, run_id, True)
     ds = _data(config["dataset"], config["data_dir"])
     try:
         task_of(ds, config["model"], config["task"])
     except ValueError as e:
         raise CommandError(one_line(e)) from None
-    _open_run_dir(run_dir, args, run_id)
+    open_run_dir(run_dir, args, run_id)
     try:
         metrics = train_dense(ds, config, run_dir, run_id, resume=ckpt, verbose=0 if args.quiet else 1,
                               started=started, announce=None if args.quiet else print)

@@ -9,8 +9,8 @@ import time
 from ..training import recipe
 from .common import AUGMENTATIONS, build_model, load_data, one_line
 from .main import CommandError
-from .train_config import (add_data_model_options, apply_config_file, dense_request, load_resume,
-                           resolve_config)
+from .train_config import (add_data_model_options, apply_config_file, check_run_dir, dense_request, load_resume,
+                           open_run_dir, resolve_config)
 
 EPILOG = """\
 examples:
@@ -110,31 +110,6 @@ def add_parser(subparsers):
 
 
 # -------------------------------------------------------------------------------------------- the folder
-def _run_dir(out: str, args, run_id, main: bool):
-    """The run folder, checked before the data are read (nothing created yet): a folder or a path where
-    one can be made, writable, and holding no other run unless --overwrite."""
-    from ..training import RunDir, RunDirError
-
-    run_dir = RunDir(out)
-    if main:
-        try:
-            run_dir.check(overwrite=args.overwrite, run_id=run_id, resume=args.resume)
-        except RunDirError as e:
-            raise CommandError(one_line(e)) from None
-    return run_dir
-
-
-def _open_run_dir(run_dir, args, run_id) -> None:
-    """Create and lock the folder; with --overwrite remove every file of the replaced run; remove the
-    temporary files a killed write left."""
-    from ..training import RunDirError
-
-    try:
-        run_dir.open(overwrite=args.overwrite, run_id=run_id, resume=args.resume)
-    except RunDirError as e:
-        raise CommandError(one_line(e)) from None
-
-
 # ---------------------------------------------------------------------------------------------- pieces
 def _lib(fn, *args):
     """A library call whose ValueErrors (worded with the options) become one-line CommandErrors."""
@@ -279,11 +254,11 @@ def _run(args) -> int:
             config["replan"] = plan
     run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or uuid.uuid4().hex
     out = _out_folder(args, config)
-    run_dir = _run_dir(out, args, run_id, main)
+    run_dir = check_run_dir(out, args, run_id, main)
     ds = load_data(config["dataset"], config["data_dir"], verify=config["verify"])
     _lib(recipe.check_fits_data, config, ds.input_shape)
     if main:
-        _open_run_dir(run_dir, args, run_id)
+        open_run_dir(run_dir, args, run_id)
     try:
         return _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started)
     finally:

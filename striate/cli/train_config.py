@@ -366,3 +366,29 @@ def resolve_dense_config(args, request, ckpt=None) -> dict:
     validate_config(config)
     config["augment"] = saved_augment
     return config
+
+
+# ------------------------------------------------------------------------------ the run folder
+def check_run_dir(out: str, args, run_id, main: bool = True):
+    """The run folder, checked before the data are read (nothing created yet): a folder or a path where
+    one can be made, writable, and holding no other run unless --overwrite."""
+    from ..training import RunDir, RunDirError
+
+    run_dir = RunDir(out)
+    if main:
+        try:
+            run_dir.check(overwrite=args.overwrite, run_id=run_id, resume=args.resume)
+        except RunDirError as e:
+            raise CommandError(one_line(e)) from None
+    return run_dir
+
+
+def open_run_dir(run_dir, args, run_id) -> None:
+    """Create and lock the folder; with --overwrite remove every file of the replaced run; remove the
+    temporary files a killed write left."""
+    from ..training import RunDirError
+
+    try:
+        run_dir.open(overwrite=args.overwrite, run_id=run_id, resume=args.resume)
+    except RunDirError as e:
+        raise CommandError(one_line(e)) from None
