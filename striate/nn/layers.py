@@ -68,6 +68,14 @@ def _conv_settings(layer, filters, kernel_size, stride, dilation, groups, use_bi
     layer.in_channels = None
 
 
+def _check_groups(in_channels: int, groups: int) -> None:
+    if in_channels % groups:
+        raise ValueError(
+            "The number of input channels must be evenly divisible by the number of groups. "
+            f"Received: groups={groups}, input channels={in_channels}."
+        )
+
+
 class Conv2D(Module):
     """2-D convolution layer: ``filters`` kernels of ``kernel_size`` sliding over the input.
 
@@ -109,11 +117,7 @@ class Conv2D(Module):
             self._build(check_int(in_channels, "in_channels"), np.float32)
 
     def _build(self, in_channels, dtype):
-        if in_channels % self.groups:
-            raise ValueError(
-                "The number of input channels must be evenly divisible by the number of groups. "
-                f"Received: groups={self.groups}, input channels={in_channels}."
-            )
+        _check_groups(in_channels, self.groups)
         kh, kw = self.kernel_size
         self.in_channels = in_channels
         self.w = Parameter(self.kernel_initializer((kh, kw, in_channels // self.groups, self.filters), dtype, self.rng))
@@ -188,11 +192,7 @@ class ConvTranspose2D(Module):
             self._build(check_int(in_channels, "in_channels"), np.float32)
 
     def _build(self, in_channels, dtype):
-        if in_channels % self.groups:
-            raise ValueError(
-                "The number of input channels must be evenly divisible by the number of groups. "
-                f"Received: groups={self.groups}, input channels={in_channels}."
-            )
+        _check_groups(in_channels, self.groups)
         if self.bilinear and in_channels != self.filters:
             raise ValueError(
                 "Bilinear initialisation upsamples each channel on its own, so filters must equal the input "

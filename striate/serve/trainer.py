@@ -129,6 +129,10 @@ class TrainRuns:
         run = LiveRun(self._folder(label), dataset=dataset, model=s["model"], optimizer=s["optimizer"], lr=s["lr"],
                       momentum=s["momentum"], weight_decay=s["weight_decay"], batch_size=s["batch_size"],
                       epochs=s["epochs"], seed=s["seed"], data_dir=data_dir, data=ds, label=label)
+        return self._launch(run)
+
+    def _launch(self, run: LiveRun) -> str:
+        """Register ``run`` and start it; a run that fails to start is not kept."""
         run_id = self._add(run)
         try:
             run.start()
@@ -169,14 +173,7 @@ class TrainRuns:
             raise ValueError(f"no unfinished run named {name!r} in the runs folder; the unfinished runs are: "
                              f"{', '.join(found) or 'none'}.")
         run = LiveRun(resume=os.path.join(found[name]["path"], "checkpoint.npz"), label=name)
-        run_id = self._add(run)
-        try:
-            run.start()
-        except BaseException:
-            with self._lock:
-                del self.runs[run_id]
-            raise
-        return run_id
+        return self._launch(run)
 
     def get(self, run_id: str) -> LiveRun:
         from werkzeug.exceptions import NotFound

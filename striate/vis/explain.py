@@ -639,6 +639,13 @@ def _terms_lines(e, what, detail) -> list:
     return lines
 
 
+def _channel_terms_lines(e, what: str) -> list:
+    """The per-input-channel terms of a conv or transposed conv unit, under a heading naming its group."""
+    n = len(e["terms"])
+    group = f", group {e['group']} of {e['groups']})" if e["groups"] > 1 else ")"
+    return _terms_lines(e, f"{what}, per input channel ({n} channels{group}", lambda t: f"channel {t['channel']}")
+
+
 def _conv_lines(e) -> list:
     kh, kw = e["kernel"].shape[:2]
     lines = [_where(e)]
@@ -646,10 +653,7 @@ def _conv_lines(e) -> list:
         t = e["top"][0]
         sums = " + ".join(f"{_f(p)}*{_f(k)}" for p, k in zip(t["patch"].ravel(), t["kernel"].ravel()))
         lines.append(f"  channel {t['channel']}: patch * kernel summed over {kh}x{kw} = {sums} = {_f(t['term'])}")
-    n = len(e["terms"])
-    return lines + _terms_lines(e, f"patch * kernel summed over {kh}x{kw}, per input channel ({n} channels"
-                                + (f", group {e['group']} of {e['groups']})" if e["groups"] > 1 else ")"),
-                                lambda t: f"channel {t['channel']}")
+    return lines + _channel_terms_lines(e, f"patch * kernel summed over {kh}x{kw}")
 
 
 def _conv_transpose_lines(e) -> list:
@@ -660,10 +664,7 @@ def _conv_transpose_lines(e) -> list:
         lines.append(f"    input {s['input']} through kernel offset {s['offset']}: x * w summed over channels = {_f(s['sum'])}")
     if len(e["sources"]) > 8:
         lines.append(f"    ... and {len(e['sources']) - 8} more")
-    n = len(e["terms"])
-    return lines + _terms_lines(e, f"x * kernel summed over the sources, per input channel ({n} channels"
-                                + (f", group {e['group']} of {e['groups']})" if e["groups"] > 1 else ")"),
-                                lambda t: f"channel {t['channel']}")
+    return lines + _channel_terms_lines(e, "x * kernel summed over the sources")
 
 
 def _kind_lines(e) -> list:
