@@ -32,6 +32,17 @@ def default_model_path() -> str:
     return os.path.join(default_cache_dir(), "serve", "digits_cnn.npz")
 
 
+def _served(model, meta: dict, name: str, source: str, no_shape: str) -> ServedModel:
+    """The :class:`ServedModel` of a rebuilt model and its file's description (class names,
+    standardisation, input shape); ``no_shape`` is the message for a model without one image input."""
+    shape = meta.get("input_shape") or getattr(model, "input_shape", None)
+    if not shape or len(shape) != 3:
+        raise ModelFileError(no_shape)
+    pre = meta.get("preprocess") if isinstance(meta.get("preprocess"), dict) else {}
+    return ServedModel(model, tuple(shape), class_names=meta.get("class_names"),
+                       mean=pre.get("mean"), std=pre.get("std"), eps=pre.get("eps", 1e-7), name=name, source=source)
+
+
 def served_from_checkpoint(ckpt, source: str) -> ServedModel:
     """A :class:`ServedModel` from a loaded :class:`~striate.training.Checkpoint` written by striate
     (``train``, ``finetune`` or ``import``)."""
@@ -42,34 +53,26 @@ def served_from_checkpoint(ckpt, source: str) -> ServedModel:
         model = model_from_checkpoint(ckpt)
     except ValueError as e:
         raise ModelFileError(" ".join(str(e).split())) from None
-    shape = meta.get("input_shape") or getattr(model, "input_shape", None)
-    if not shape or len(shape) != 3:
-        raise ModelFileError(f"{ckpt.path} does not record the model's input shape (meta['input_shape']).")
-    pre = meta.get("preprocess") or {}
-    return ServedModel(model, tuple(shape), class_names=meta.get("class_names"),
-                       mean=pre.get("mean"), std=pre.get("std"), eps=pre.get("eps", 1e-7),
-                       name=meta["model"].get("name", "imported graph"), source=source)
+    return _served(model, meta, meta["model"].get("name", "imported graph"), source,
+                   f"{ckpt.path} does not record the model's input shape (meta['input_shape']).")
 
 
 def served_from_onnx(path) -> ServedModel:
-    """A :class:`ServedModel` of an ONNX file, imported by :func:`striate.onnx.load` (its input shape from
-    the graph; class names and standardisation when ``st.onnx.export`` stored them)."""
-    from ..onnx import load
+    """A :class:`ServedModel` of an ONNX file, read as every command reads one
+    (:func:`striate.training.load_model`: the input shape from the graph; class names and
+    standardisation when ``st.onnx.export`` stored them)."""
+    from ..training.model_file import load_model
 
     try:
-        model = load(path)
+        model, meta = load_model(path, allow_onnx=True)
     except ImportError as e:
         raise ModelFileError(str(e)) from None   # require()'s line: what needs onnx and how to install it
     except (FileNotFoundError, ValueError) as e:
         raise ModelFileError(" ".join(str(e).split())) from None
-    shape = model.input_shape
-    if not shape or len(shape) != 3:
-        raise ModelFileError(f"{path}: the ONNX graph's input is not one image (height, width, channels) of a fixed "
-                             f"size (input shape {shape}); striate serve needs a spatial input.")
-    pre = model.preprocess if isinstance(model.preprocess, dict) else {}
     name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
-    return ServedModel(model, tuple(shape), class_names=model.class_names, mean=pre.get("mean"), std=pre.get("std"),
-                       eps=pre.get("eps", 1e-7), name=name, source=f"imported from ONNX {path}")
+    return _served(model, meta, name, f"imported from ONNX {path}",
+                   f"{path}: the ONNX graph's input is not one image (height, width, channels) of a fixed size "
+                   f"(input shape {model.input_shape}); striate serve needs a spatial input.")
 
 
 def load_served_model(path) -> ServedModel:
