@@ -1,12 +1,15 @@
-"""Helpers shared by the tests of ``striate serve`` (test_serve.py, test_serve_browser.py)."""
+"""Helpers shared by the tests of ``striate serve`` (test_serve*.py): a trained model, drawn digits, the
+app in a server thread, and Debian's Chromium driven by Playwright."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import io
 import os
 import shutil
 import tempfile
+import threading
 
 import numpy as np
 
@@ -65,3 +68,39 @@ def decode_data_url_png(url: str) -> np.ndarray:
 
     assert url.startswith("data:image/png;base64,"), url[:40]
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+# Debian's package installs /usr/bin/chromium; elsewhere take the one on PATH
+CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else (shutil.which("chromium")
+                                                                            or "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def serve_app(app):
+    """``app`` served from a thread on a free local port; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """A headless Chromium driven by Playwright; the test skips, saying why, where Chromium is missing."""
+    import pytest
+
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): browser test skipped")
+    with playwright_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser
+        finally:
+            browser.close()

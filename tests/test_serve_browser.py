@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -18,37 +17,20 @@ import pytest
 pytest.importorskip("flask")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from serve_helpers import draw_digit, png_bytes, trained_path  # noqa: E402
-
-# Debian's package installs /usr/bin/chromium; elsewhere take the one on PATH
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    CHROMIUM = shutil.which("chromium") or CHROMIUM
-
+from serve_helpers import chromium_browser, draw_digit, png_bytes, serve_app, trained_path  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server():
-    from werkzeug.serving import make_server
-
     from striate.serve import create_app, load_served_model
 
-    app = create_app(load_served_model(trained_path()))
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with serve_app(create_app(load_served_model(trained_path()))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): browser test skipped")
-    with playwright_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 def _stroke(page, points):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -22,36 +20,19 @@ from striate.serve import ServedModel, create_app, load_served_model  # noqa: E4
 from striate.serve.state import KEY  # noqa: E402
 from striate.vis import explain_gradient, explain_unit, to_json  # noqa: E402
 
-from serve_helpers import png_bytes, trained_path  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    CHROMIUM = shutil.which("chromium") or CHROMIUM
-
+from serve_helpers import chromium_browser, png_bytes, serve_app, trained_path  # noqa: E402
 
 @contextlib.contextmanager
 def serving(served):
-    from werkzeug.serving import make_server
-
     app = create_app(served)
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", app
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with serve_app(app) as url:
+        yield url, app
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): browser test skipped")
-    with playwright_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 def new_page(browser, server, path="/"):

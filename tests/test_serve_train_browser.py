@@ -7,11 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -20,47 +18,35 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("sklearn")  # the embedded digits ship inside scikit-learn
 
+from serve_helpers import chromium_browser, serve_app  # noqa: E402
+
 TINY = "conv 4 3 relu, pool 2, dense 10"
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    CHROMIUM = shutil.which("chromium") or CHROMIUM
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
 def server(tmp_path):
-    from werkzeug.serving import make_server
-
     import striate as st
     from striate.serve import ServedModel, create_app
 
     app = create_app(ServedModel(st.models.lenet5(rng=0), (28, 28, 1), name="lenet5"))
     app.config["STRIATE_RUNS_DIR"] = str(tmp_path / "runs")
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}", app
-    for run in app.extensions["striate.serve.train"].runs.values() if "striate.serve.train" in app.extensions else []:
-        if run.status in ("running", "paused"):
-            run.stop()
-        run.join(60)
-    srv.shutdown()
-    srv.server_close()
+    with serve_app(app) as url:
+        yield url, app
+        for run in app.extensions["striate.serve.train"].runs.values() if "striate.serve.train" in app.extensions else []:
+            if run.status in ("running", "paused"):
+                run.stop()
+            run.join(60)
 
 
 @pytest.fixture
 def page():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium): browser test skipped")
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    with chromium_browser() as browser:
         p = browser.new_page(viewport={"width": 1360, "height": 1000})
         p.problems = []
         p.on("pageerror", lambda e: p.problems.append(f"page error: {e}"))
         p.on("console", lambda m: p.problems.append(f"console: {m.text}") if m.type == "error" else None)
         yield p
-        browser.close()
 
 
 def steps(page) -> int:
