@@ -17,9 +17,7 @@ from striate.data.canvas import make_canvas_dataset, make_canvases, write_canvas
 from striate.data.detection_folders import load_annotated_folder
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-MNIST_DIR = os.path.join(ROOT, "..", "shared", "data", "mnist")
-if not os.path.isdir(MNIST_DIR):
-    MNIST_DIR = "/work/shared/data/mnist"
+from data_paths import MNIST_DIR  # noqa: E402
 
 
 @pytest.fixture(scope="module")

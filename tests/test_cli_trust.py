@@ -20,10 +20,7 @@ from striate.cli.main import main  # noqa: E402
 from striate.data import datasets  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIR = os.path.join(ROOT, "..", "..", "shared", "data", "mnist")
-if not os.path.isdir(MNIST_DIR):
-    MNIST_DIR = "/work/shared/data/mnist"
-needs_mnist = pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="shared MNIST copy not present")
+from data_paths import MNIST_DIR, needs_mnist  # noqa: E402
 IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 

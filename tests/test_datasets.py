@@ -10,9 +10,7 @@ import pytest
 
 from striate.data import Dataset, load_dataset, read_cifar10, read_idx, stratified_split
 
-MNIST_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
-if not os.path.isdir(MNIST_DIR):
-    MNIST_DIR = "/work/shared/data/mnist"
+from data_paths import MNIST_DIR  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------- real MNIST

@@ -264,8 +264,7 @@ def test_report_of_a_model_whose_classes_differ_from_its_data_says_so(finetuned,
     assert "test images not available (digits has 10 classes, the model 5)" in page
 
 
-_MNIST = os.path.join(ROOT, "..", "..", "shared", "data", "mnist")
-MNIST_DIR = _MNIST if os.path.isdir(_MNIST) else "/work/shared/data/mnist"
+from data_paths import MNIST_DIR  # noqa: E402
 
 
 @pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="shared MNIST copy not present")

@@ -470,9 +470,7 @@ def test_mnist_style_fits_a_20x20_box_and_centres_the_mass():
     assert (r[0] + r[-1]) / 2 < 13.5 and (c[0] + c[-1]) / 2 > 14.5   # so the box is off-centre
 
 
-MNIST_DIR = os.path.join(REPO, "..", "..", "shared", "data", "mnist")
-if not os.path.isdir(MNIST_DIR):
-    MNIST_DIR = "/work/shared/data/mnist"
+from data_paths import MNIST_DIR  # noqa: E402
 
 
 @pytest.mark.skipif(not os.path.isdir(MNIST_DIR), reason="shared MNIST copy not present")

@@ -160,9 +160,7 @@ def test_a_data_dir_offers_what_it_holds(tmp_path):
 
     from striate.serve.trainer import data_sets
 
-    mnist = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
-    if not os.path.isdir(mnist):
-        mnist = "/work/shared/data/mnist"
+    from data_paths import MNIST_DIR as mnist
     if os.path.isdir(mnist):
         assert [d["name"] for d in data_sets(mnist)] == ["digits", "mnist"]
     folder = tmp_path / "pets"
@@ -174,9 +172,7 @@ def test_a_data_dir_offers_what_it_holds(tmp_path):
 def test_a_run_on_mnist_from_the_data_dir(tmp_path):
     import os
 
-    mnist = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
-    if not os.path.isdir(mnist):
-        mnist = "/work/shared/data/mnist"
+    from data_paths import MNIST_DIR as mnist
     if not os.path.isdir(mnist):
         pytest.skip("no MNIST copy to train on")
     app = create_app(ServedModel(st.models.lenet5(rng=0), (28, 28, 1), name="lenet5"))
