@@ -14,28 +14,10 @@ import striate.functional as F
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
+from torch_compare import compare  # noqa: E402
 from torch_layout import nchw, nhwc  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
-
-
-def compare(st_fn, torch_fn, arrays, assert_close, dtype, seed=0):
-    """Forward and all input gradients of ``st_fn`` vs ``torch_fn`` with a random cotangent."""
-    xs = [None if a is None else st.Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    y = st_fn(*xs)
-    gy = np.random.default_rng(seed + 99).standard_normal(y.shape).astype(dtype)
-    y.backward(gy)
-    ts = [None if a is None else torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    ty = torch_fn(*ts)
-    ty.backward(torch.tensor(gy))
-    assert y.dtype == dtype
-    assert_close(y.data, ty.detach().numpy(), dtype=dtype, what="forward")
-    for i, (x, t) in enumerate(zip(xs, ts)):
-        if x is None:
-            continue
-        assert x.grad is not None, f"input {i} got no gradient"
-        assert_close(x.grad, t.grad.numpy(), dtype=dtype, what=f"gradient of input {i}")
-    return y, ty
 
 
 def torch_weight(w):
