@@ -281,6 +281,17 @@ class ModelCheckpoint(Callback):
         self.best = float(state["best"])
 
 
+def write_csv(path, rows, fields) -> None:
+    """``rows`` (dicts) as a CSV file with the columns ``fields``, floats to 6 significant digits, written
+    atomically (a reader never sees half a log)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
 class CSVLogger(Callback):
     """Write one CSV row per epoch (``epoch, loss, acc, val_loss, val_acc, lr, seconds``) to ``filename``.
 
@@ -294,11 +305,4 @@ class CSVLogger(Callback):
         self.filename = os.fspath(filename)
 
     def on_checkpoint(self, epoch, logs):
-        rows = self.run.history.rows()
-        fields = ["epoch"] + [k for k in self.run.history.history]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        atomic_write_text(self.filename, buf.getvalue())
+        write_csv(self.filename, self.run.history.rows(), ["epoch"] + [k for k in self.run.history.history])

@@ -228,17 +228,9 @@ class RunDir:
 
     def write_log(self, rows) -> None:
         """log.csv from whole rows (dicts; floats to 6 significant digits), written atomically."""
-        import csv
-        import io
+        from .callbacks import write_csv
 
-        from ..atomic import atomic_write_text
-        fields = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-        atomic_write_text(self.log, buf.getvalue())
+        write_csv(self.log, rows, list(dict.fromkeys(k for r in rows for k in r)))
 
     # -------------------------------------------------------------------------------------- lock
     def lock(self) -> None:
