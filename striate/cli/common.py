@@ -299,7 +299,8 @@ def _build_layer_list(text: str, args: dict, rng=None):
             out = model(Tensor(np.zeros((1,) + shape, np.float32))).shape
         model.train()
         if out != (1, args["num_classes"]):
-            raise CommandError(f"--model: the layer list gives {'x'.join(map(str, out[1:]))} outputs per image, but the data have "
+            raise CommandError(f"--model: the layer list gives {'x'.join(map(str, out[1:]))} outputs per image, "
+                               "but the data have "
                                f"{args['num_classes']} classes; end it with 'dense {args['num_classes']}'.")
     return model
 
@@ -345,3 +346,33 @@ def add_invert_option(p) -> None:
 def invert_choice(args):
     """``"auto"`` unless ``--invert`` or ``--no-invert`` was given."""
     return "auto" if getattr(args, "invert", None) is None else bool(args.invert)
+
+
+# -------------------------------------------------------------------------------- pictures a user names
+def read_each(paths, read, errors, command: str = "striate predict"):
+    """``read(path)`` for every path, each unreadable one reported on its own line and skipped (one path
+    alone: its error is the command's). Returns ``(items, the paths read, the paths that failed)``."""
+    items, read_paths, failed = [], [], []
+    for path in paths:
+        try:
+            items.append(read(path))
+            read_paths.append(path)
+        except ImportError as e:   # Pillow is missing: the same for every file
+            raise CommandError(str(e)) from None
+        except errors as e:
+            if len(paths) == 1:
+                raise CommandError(one_line(e)) from None
+            print(f"{command}: error: {one_line(e)}", file=sys.stderr)
+            failed.append(path)
+    if not items:
+        raise CommandError(f"none of the {len(paths)} image(s) could be read.")
+    return items, read_paths, failed
+
+
+def report_unread(failed, total: int, command: str = "striate predict") -> int:
+    """The exit code after the answers: 2, with one line naming them, when some pictures could not be read."""
+    if not failed:
+        return 0
+    print(f"{command}: error: {len(failed)} of {total} image(s) could not be read: {', '.join(failed)}",
+          file=sys.stderr)
+    return 2

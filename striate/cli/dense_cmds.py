@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
-from .common import load_model_file, one_line
+from .common import one_line, read_each, report_unread
 from .main import CommandError
 
 
@@ -151,20 +150,8 @@ def predict_dense_run(args, model, meta) -> int:
     if args.out is not None and os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CommandError(f"--out {args.out!r} is a file; give a folder.")
     channels = int(meta["input_shape"][2])
-    images, paths, failed = [], [], []
-    for path in args.images:
-        try:
-            images.append(read_image(path, channels=channels))
-            paths.append(path)
-        except ImportError as e:
-            raise CommandError(str(e)) from None
-        except (ImageError, OSError, ValueError) as e:
-            if len(args.images) == 1:
-                raise CommandError(one_line(e)) from None
-            print(f"striate predict: error: {one_line(e)}", file=sys.stderr)
-            failed.append(path)
-    if not images:
-        raise CommandError(f"none of the {len(args.images)} image(s) could be read.")
+    images, paths, failed = read_each(args.images, lambda path: read_image(path, channels=channels),
+                                      (ImageError, OSError, ValueError))
     preds = predict_dense(model, meta, images)
     names = meta["class_names"]
     written = []
@@ -191,11 +178,7 @@ def predict_dense_run(args, model, meta) -> int:
         print(f"{len(written)} picture(s) -> {args.out}/")
     if json_path:
         print(f"results -> {json_path}")
-    if failed:
-        print(f"striate predict: error: {len(failed)} of {len(args.images)} image(s) could not be read: "
-              f"{', '.join(failed)}", file=sys.stderr)
-        return 2
-    return 0
+    return report_unread(failed, len(args.images))
 
 
 def _emit_json(obj, path) -> None:

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 
 from ..data.images import BLANK_LEVELS, INVERT_RULE, ImageError, prepare
-from .common import add_invert_option, invert_choice, load_model_file, standardizer
+from .common import add_invert_option, invert_choice, load_model_file, read_each, report_unread, standardizer
 from .main import CommandError
 
 EPILOG = """\
@@ -57,8 +57,6 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    import sys
-
     from ..training import predict
 
     if args.top_k < 1:
@@ -74,20 +72,8 @@ def run(args) -> int:
     if not shape:
         raise CommandError(f"{args.checkpoint} does not record the model's input shape.")
     # Every file is tried: an unreadable one is reported and skipped, and the exit code says so at the end.
-    images, paths, failed = [], [], []
-    for path in args.images:
-        try:
-            images.append(prepare(path, tuple(shape), meta, invert=invert_choice(args)))
-            paths.append(path)
-        except ImportError as e:   # Pillow is missing: the same for every file
-            raise CommandError(str(e)) from None
-        except ImageError as e:
-            if len(args.images) == 1:
-                raise CommandError(str(e)) from None
-            print(f"striate predict: error: {e}", file=sys.stderr)
-            failed.append(path)
-    if not images:
-        raise CommandError(f"none of the {len(args.images)} image(s) could be read.")
+    images, paths, failed = read_each(args.images, lambda path: prepare(path, tuple(shape), meta,
+                                                                        invert=invert_choice(args)), ImageError)
     x = np.stack(images)                       # float32 (n, h, w, c) in [0, 1]
     standardize = standardizer(meta)
     names = meta.get("class_names")
@@ -100,8 +86,4 @@ def run(args) -> int:
         width = max(len(p) for p in paths)
         for path, top in zip(paths, tops):
             print(f"{path.ljust(width)}  " + "  ".join(f"{n} {100 * p:5.1f}%" for n, p in top))
-    if failed:
-        print(f"striate predict: error: {len(failed)} of {len(args.images)} image(s) could not be read: "
-              f"{', '.join(failed)}", file=sys.stderr)
-        return 2
-    return 0
+    return report_unread(failed, len(args.images))
