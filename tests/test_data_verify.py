@@ -11,7 +11,7 @@ import striate as st
 from striate.data import datasets
 from striate.data.formats import content_sha256
 
-from data_paths import MNIST_DIR, needs_mnist  # noqa: E402
+from data_paths import FASHION_DEBIAN_DIR, MNIST_DIR, needs_fashion_debian, needs_mnist  # noqa: E402
 IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
@@ -61,13 +61,39 @@ def test_changed_content_compressed_again_is_refused(tmp_path):
     assert "--no-verify" in str(e.value)
 
 
-def test_a_fashion_copy_gunzipped_cannot_be_checked_and_says_so(tmp_path):
-    # only the published archives' hashes are known for Fashion-MNIST
+def test_a_gunzipped_copy_without_a_recorded_content_hash_cannot_be_checked_and_says_so(tmp_path):
     info = datasets.DATASETS["fashion_mnist"]
-    assert all(f.raw_sha256 is None for f in info.files)
+    remote = dataclasses.replace(info.files[1], raw_sha256=None)  # only the archive's hash known
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 1, 3]))
     with pytest.raises(ValueError, match="cannot be checked"):
-        datasets._verify_local(info, info.files[1], str(tmp_path / "train-labels-idx1-ubyte"))
+        datasets._verify_local(info, remote, str(tmp_path / "train-labels-idx1-ubyte"))
+
+
+@needs_fashion_debian
+def test_debians_packaged_fashion_mnist_is_accepted_as_published():
+    published = {f.filename: f for f in datasets.DATASETS["fashion_mnist"].files}
+    for name in IDX_NAMES:  # the distribution compressed them again: other archives, the published content
+        path = os.path.join(FASHION_DEBIAN_DIR, name)
+        assert datasets.sha256_file(path) != published[name].sha256
+        assert content_sha256(path) == published[name].raw_sha256
+    assert datasets.identify_files(FASHION_DEBIAN_DIR) == ("fashion_mnist", "idx")
+    ds = st.data.load_dataset("fashion_mnist", data_dir=FASHION_DEBIAN_DIR, download=False)
+    assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert np.bincount(ds.y_test).tolist() == [1000] * 10  # Fashion-MNIST's balanced test set
+
+
+@needs_fashion_debian
+def test_fashion_content_changed_and_compressed_again_is_refused(tmp_path):
+    name = "t10k-labels-idx1-ubyte.gz"
+    for other in IDX_NAMES:
+        with open(os.path.join(FASHION_DEBIAN_DIR, other), "rb") as f:
+            data = f.read()
+        if other == name:  # relabel the last test image
+            raw = gzip.decompress(data)
+            data = gzip.compress(raw[:-1] + bytes([(raw[-1] + 1) % 10]), mtime=1)
+        (tmp_path / other).write_bytes(data)
+    with pytest.raises(ValueError, match=f"{name} is not fashion_mnist's published"):
+        st.data.load_dataset("fashion_mnist", data_dir=str(tmp_path), download=False, test_only=True)
 
 
 def test_a_failed_download_names_data_dir_once(tmp_path, monkeypatch, capsys):

@@ -92,13 +92,16 @@ _FASHION_SHA256 = ("3aede38d61863908ad78613f6a32ed271626dd12800ba263656951236926
                    "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
                    "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
                    "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5")
-# SHA-256 of the gunzipped MNIST files (the IDX content), computed from the verified .gz files above. A copy
-# whose gzip bytes differ is checked against these. Fashion-MNIST's are not recorded (no verified copy was at
-# hand to compute them from): its files are checked as published archives only.
+# SHA-256 of the gunzipped files (the IDX content), computed from the verified .gz files above. A copy whose
+# gzip bytes differ (Debian's dataset-fashion-mnist package re-compresses them, for one) is checked against these.
 _MNIST_RAW_SHA256 = ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
                      "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
                      "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
                      "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")
+_FASHION_RAW_SHA256 = ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                       "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                       "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                       "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34")
 _CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 
 DATASETS: dict = {
@@ -113,7 +116,8 @@ DATASETS: dict = {
         description="MNIST: 60,000 train + 10,000 test, 28x28x1"),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist", "idx",
-        files=tuple(RemoteFile(f, s, _mirrors(f, *_FASHION_MIRRORS)) for f, s in zip(_IDX_FILES, _FASHION_SHA256)),
+        files=tuple(RemoteFile(f, s, _mirrors(f, *_FASHION_MIRRORS), r)
+                    for f, s, r in zip(_IDX_FILES, _FASHION_SHA256, _FASHION_RAW_SHA256)),
         class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                      "Bag", "Ankle boot"),
         description="Fashion-MNIST: 60,000 train + 10,000 test, 28x28x1", aliases=("fashion-mnist", "fashionmnist")),
