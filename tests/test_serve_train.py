@@ -78,6 +78,10 @@ def test_start_pause_set_resume_stop(client, tmp_path):
     assert post(client, f"/api/train/runs/{run_id}/resume").json["status"] == "running"
     snap = wait_for(client, run_id, lambda s: s["step"] > held)
     changes = {c["setting"]: c for c in snap["changes"]}
+    # the gradient flow of the first step stays beside the latest one, one norm per weight tensor
+    flow = client.get(f"/api/train/runs/{run_id}").json
+    assert flow["flow_start"]["step"] >= 1 and len(flow["flow_start"]["grad_norm"]) == len(flow["layers"])
+    assert all(v > 0 for v in flow["flow_start"]["grad_norm"])
     assert changes["lr"]["step"] == held and changes["lr"]["new"] == 0.02 and changes["momentum"]["new"] == 0.5
     part = client.get(f"/api/train/runs/{run_id}?since={held}&lite=1").json
     assert part["steps_from"] == held and part["steps"][0][0] == held + 1 and "layers" not in part

@@ -104,7 +104,7 @@ def test_start_watch_change_the_rate_pause_and_resume(server, page, tmp_path):
     page.wait_for_function(f"Number(document.body.dataset.steps) > {held + 20}", timeout=60000)
     # what else the page draws once an epoch has ended
     page.wait_for_function("document.getElementById('cm-note').textContent.includes('after epoch')", timeout=60000)
-    for canvas in ("acc-chart", "filters", "probe", "confusion", "lh-w-0", "lh-g-0"):
+    for canvas in ("acc-chart", "filters", "probe", "confusion", "lh-w-0", "lh-g-0", "flow-chart"):
         assert inked(page, canvas) > 20, canvas
     assert page.locator("#layers tr").count() == 2
     shots = os.environ.get("STRIATE_SCREENSHOT_DIR")

@@ -198,6 +198,7 @@ class LiveRun:
         self.history = {}         # epoch metrics, lists
         self.epoch_steps = []     # the step each epoch ended at (None for epochs trained before a resume)
         self.layers = []
+        self.flow_start = None    # the first gradient norms recorded: {"step", "grad_norm": [per layer]}
         self.filters = None
         self.probe = None
         self.confusion = None
@@ -379,6 +380,8 @@ class LiveRun:
         probe = self._probe_maps()
         with self._lock:
             self.layers, self.filters, self.probe = layers, filters, probe
+            if self.flow_start is None and self.step > 0:   # the gradient flow of the first step, kept to compare
+                self.flow_start = {"step": self.step, "grad_norm": [layer["grad_norm"] for layer in layers]}
 
     def _probe_maps(self):
         """The activations of the probe image at every layer whose output is a map (h, w, c)."""
@@ -424,7 +427,8 @@ class LiveRun:
                                                              "batch_size", "model", "dataset", "seed")},
                     "steps_from": int(since), "steps": self.steps[start:], "steps_total": len(self.steps),
                     "history": {k: list(v) for k, v in self.history.items()}, "epoch_steps": list(self.epoch_steps),
-                    "changes": list(self.changes), "layers": self.layers, "filters": self.filters,
+                    "changes": list(self.changes), "layers": self.layers, "flow_start": self.flow_start,
+                    "filters": self.filters,
                     "probe": self.probe, "confusion": self.confusion, "class_names": self.class_names,
                     "test": self.test}
 

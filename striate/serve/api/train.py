@@ -21,7 +21,7 @@ from ..trainer import DEFAULTS, RACE_DEFAULT, SUGGESTED_MODELS, current_runs
 
 bp = api_errors(Blueprint("api_train", __name__, url_prefix="/api/train"))
 
-LITE_DROP = ("layers", "filters", "probe", "confusion")
+LITE_DROP = ("layers", "flow_start", "filters", "probe", "confusion")
 
 
 def body() -> dict:

@@ -46,11 +46,13 @@ function niceTicks(lo, hi, n = 5) {
 }
 
 // series: [{points: [[x, y]], colour, width, dots, shape}]; marks: [{x, label}] (vertical dashed lines)
-function lineChart(canvas, series, { xLabel = "", yMin = null, yMax = null, marks = [], xMax = null } = {}) {
+// logY: the y values are drawn on a log10 axis (ticks at powers of ten); values <= 0 are left out.
+function lineChart(canvas, series, { xLabel = "", yMin = null, yMax = null, marks = [], xMax = null, logY = false } = {}) {
   const g = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
   const L = 44, R = 10, T = 10, B = 28;
   g.clearRect(0, 0, W, H);
   g.fillStyle = "#fff"; g.fillRect(0, 0, W, H);
+  if (logY) series = series.map((s) => ({ ...s, points: s.points.filter((p) => p[1] > 0).map((p) => [p[0], Math.log10(p[1])]) }));
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[1]));
   g.font = "11px system-ui, sans-serif";
   if (!all.length) {
@@ -64,9 +66,10 @@ function lineChart(canvas, series, { xLabel = "", yMin = null, yMax = null, mark
   const pad = (y1 - y0) * 0.05; if (yMin === null) y0 -= pad; if (yMax === null) y1 += pad;
   const sx = (x) => L + (x - x0) / (x1 - x0) * (W - L - R), sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   g.strokeStyle = "#e2e5eb"; g.fillStyle = "#6b7385"; g.lineWidth = 1;
-  for (const v of niceTicks(y0, y1)) {
+  const yTicks = logY ? niceTicks(y0, y1).filter((v) => Number.isInteger(v)) : niceTicks(y0, y1);
+  for (const v of yTicks) {
     g.beginPath(); g.moveTo(L, sy(v) + .5); g.lineTo(W - R, sy(v) + .5); g.stroke();
-    g.fillText(fmtNum(v), 4, sy(v) + 4);
+    g.fillText(logY ? `1e${v}` : fmtNum(v), 4, sy(v) + 4);
   }
   for (const v of niceTicks(x0, x1, 6)) {
     g.fillText(String(v), sx(v) - 6, H - 12);
@@ -200,6 +203,16 @@ function drawLayers(layers) {
   });
 }
 
+// Gradient flow: each weight tensor's gradient norm in forward order (log axis), now and at the first step.
+function drawFlow(layers, start) {
+  const now = layers.map((l, i) => [i + 1, l.grad_norm]);
+  const series = [{ points: now, colour: "#e8590c", width: 2, dots: true }];
+  if (start && start.grad_norm.length === layers.length)
+    series.unshift({ points: start.grad_norm.map((v, i) => [i + 1, v]), colour: "#8a93a6", width: 1.5, dots: true, shape: "diamond" });
+  lineChart($("flow-chart"), series, { xLabel: "layer (forward order)", logY: true });
+  $("flow-note").textContent = start ? `(grey: step ${start.step}; orange: now)` : "";
+}
+
 // ------------------------------------------------------------------------------------------ the run
 function epochPoints(snap, key, steps) {
   const h = snap.history[key] || [];
@@ -235,7 +248,7 @@ function render() {
   if (s.filters !== undefined) drawFilters(s.filters);
   if (s.probe) drawProbe(s.probe);
   drawConfusion(s.confusion, s.class_names);
-  if (s.layers) drawLayers(s.layers);
+  if (s.layers) { drawLayers(s.layers); drawFlow(s.layers, s.flow_start); }
   document.body.dataset.steps = String(s.step);
   document.body.dataset.status = s.status;
   document.body.dataset.changes = String(s.changes.length);
