@@ -270,3 +270,42 @@ def test_predict_input_errors():
         predict(FixedScores(), np.zeros((6, 6, 1), np.float32))
     with pytest.raises(ValueError, match="3 outputs but 2 class names"):
         predict(FixedScores(), np.zeros((1, 2, 2, 3), np.float32), class_names=["a", "b"])
+
+
+def test_fits_overlapping_in_threads_leave_the_warning_filters_as_they_were():
+    # runs raced in threads enter and leave fit's silencing of NumPy's float warnings out of order
+    import threading
+    import warnings
+
+    from striate.training import loop
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*overflow", category=RuntimeWarning)  # the user's own
+        before = list(warnings.filters)
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+        def first():
+            with loop._quiet_numerics():
+                a_in.set()
+                b_in.wait(5)
+            a_out.set()
+
+        def second():
+            a_in.wait(5)
+            with loop._quiet_numerics():
+                b_in.set()
+                a_out.wait(5)   # the first left while this one is still inside: still silenced
+                inside.append(bool(loop._quiet_added) and all(f in warnings.filters for f in loop._quiet_added))
+
+        inside = []
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert inside == [True]
+        assert warnings.filters == before      # the user's filter kept, none of fit's left behind
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            np.float32(3e38) * np.float32(10)
+        assert [w.category for w in seen] == [RuntimeWarning]   # warnings are heard again afterwards

@@ -17,6 +17,7 @@ import contextlib
 import math
 import numbers
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -111,16 +112,39 @@ def _summary_line(epoch, epochs, logs) -> str:
     return "  ".join(parts)
 
 
+_QUIET_WHAT = ("overflow", "invalid value", "divide by zero", "underflow")
+_quiet_lock = threading.Lock()
+_quiet_users = 0        # fits inside _quiet_numerics now (runs raced in threads overlap)
+_quiet_added = []       # the filters they added (none that the user had already)
+
+
 @contextlib.contextmanager
 def _quiet_numerics():
     """Silence NumPy's floating-point RuntimeWarnings (overflow, invalid value, divide by zero) while
     training: a diverging run would print a screenful of them, from every thread, before the loss
     check reports the divergence once. ``warnings`` filters are process-wide, so the op threads
-    (:mod:`striate.ops.parallel`) are covered too, which ``np.errstate`` (per thread) would not."""
-    with warnings.catch_warnings():
-        for what in ("overflow", "invalid value", "divide by zero", "underflow"):
-            warnings.filterwarnings("ignore", message=f".*{what}", category=RuntimeWarning)
+    (:mod:`striate.ops.parallel`) are covered too, which ``np.errstate`` (per thread) would not.
+
+    Process-wide also means that fits running at once in threads (``striate serve``'s races) share
+    one set of filters: the first to enter adds them, the last to leave removes them
+    (``warnings.catch_warnings`` would restore whatever another thread saved)."""
+    global _quiet_users, _quiet_added
+    with _quiet_lock:
+        if _quiet_users == 0:
+            before = list(warnings.filters)
+            for what in _QUIET_WHAT:
+                warnings.filterwarnings("ignore", message=f".*{what}", category=RuntimeWarning)
+            _quiet_added = [f for f in warnings.filters if f not in before]
+        _quiet_users += 1
+    try:
         yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0:
+                warnings.filters[:] = [f for f in warnings.filters if f not in _quiet_added]
+                warnings._filters_mutated()   # as warnings.catch_warnings does after changing them
+                _quiet_added = []
 
 
 # --------------------------------------------------------------------------- fit
