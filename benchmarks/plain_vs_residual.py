@@ -15,9 +15,9 @@ Data: CIFAR-10 when --data-dir holds its files (cifar-10-python.tar.gz or cifar-
 MNIST when it holds MNIST's IDX files; without --data-dir the 8x8 digits that ship with
 scikit-learn. The script says which. --train-size takes a subset (stratified, seeded).
 
-Recipe (the paper's, shortened): SGD, momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 constant
-(the paper divides it by 10 after 32k and 48k steps, which a short run never reaches); random 4-pixel
-crops and flips on CIFAR-10 only. The plain-56 without batch norm trains at --lr-no-bn (0.01): at 0.1
+Recipe (the paper's, shortened): SGD, momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by
+10 at half and at three quarters of the epochs (the paper's 32k and 48k of 64k steps, scaled to the
+run's length; --milestones); random 4-pixel crops and flips on CIFAR-10 only. The plain-56 without batch norm trains at --lr-no-bn (0.01): at 0.1
 it diverges, and it is there to measure gradients, not to race.
 
   python benchmarks/plain_vs_residual.py --data-dir DIR --epochs 30 --out results/plain_vs_residual
@@ -86,6 +86,8 @@ def train_one(label, name, options, data, args):
     model = st.models.get(name, num_classes=int(y.max()) + 1, input_shape=x.shape[1:], rng=args.seed, **options)
     lr = args.lr_no_bn if options.get("batch_norm") is False else args.lr
     opt = st.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=args.weight_decay)
+    milestones = sorted({max(1, round(f * args.epochs)) for f in args.milestones})
+    schedule = st.optim.MultiStepLR(opt, milestones=milestones, gamma=0.1) if milestones else None
     h = x.shape[1]
     transform = T.Compose([T.RandomCrop((h, h), padding=4), T.RandomHorizontalFlip(0.5)]) if augment else None
     loader = DataLoader(x, y, batch_size=args.batch_size, shuffle=True, transform=transform, rng=args.seed + 1)
@@ -94,6 +96,7 @@ def train_one(label, name, options, data, args):
     layers = weighted_layers(model)
     record = {"model": name, "options": options, "lr": lr, "params": model.num_parameters(),
               "layers": [n for n, _ in layers], "train_error": [], "test_error": [], "train_loss": [],
+              "milestones": milestones,
               "step_error": [], "grad_steps": [], "grad_norms": [], "diverged_at": None,
               "init": {k: getattr(init, k).tolist() for k in FLOW_FIELDS},
               "init_loss": init.loss}
@@ -122,6 +125,8 @@ def train_one(label, name, options, data, args):
         if record["diverged_at"]:
             print(f"  {label}: the loss diverged at step {record['diverged_at']}", flush=True)
             break
+        if schedule is not None:
+            schedule.step()
         test = st.training.evaluate(model, DataLoader(xt, yt, batch_size=256), details=False)
         record["train_error"].append(wrong / seen)
         record["train_loss"].append(loss_sum / seen)
@@ -198,12 +203,20 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--lr-no-bn", type=float, default=0.01)
     p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--milestones", default="0.5,0.75",
+                   help="fractions of the epochs after which lr is divided by 10 ('0.5,0.75'; '' keeps it constant)")
     p.add_argument("--grad-every", type=int, default=10, help="steps between gradient-norm records (10)")
     p.add_argument("--probe", type=int, default=64, help="images of the fixed batch measured at init and end (64)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated labels of: " + ", ".join(MODELS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="plain_vs_residual")
     args = p.parse_args(argv)
+    try:
+        args.milestones = [float(f) for f in args.milestones.split(",") if f.strip()]
+    except ValueError:
+        p.error(f"--milestones must be comma-separated fractions such as 0.5,0.75. Received: {args.milestones!r}")
+    if any(not 0 < f < 1 for f in args.milestones):
+        p.error(f"--milestones must lie between 0 and 1 (fractions of the epochs). Received: {args.milestones}")
     labels = [s.strip() for s in args.models.split(",") if s.strip()]
     unknown = [s for s in labels if s not in MODELS]
     if unknown:
@@ -213,7 +226,8 @@ def main(argv=None):
     data = load(args.data_dir, args.train_size, args.test_size, args.seed)
     name = data[4]
     note = (f"{name}, {len(data[1])} training images{' (subset)' if args.train_size else ''}, {len(data[3])} test, "
-            f"{args.epochs} epochs")
+            f"{args.epochs} epochs" + (f", lr / 10 after epochs {', '.join(str(max(1, round(f * args.epochs))) for f in args.milestones)}"
+                                       if args.milestones else ""))
     print(f"data: {note}", flush=True)
     results = {}
     for label in labels:
