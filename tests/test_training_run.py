@@ -130,3 +130,76 @@ def test_bad_config_and_resume_give_one_line(tmp_path, twin_runs):
 def test_boxes_are_not_a_classification_run(tmp_path):
     with pytest.raises(ValueError, match="train_run trains classifiers"):
         st.training.train_run(dict(dataset="digits_anywhere"), out=tmp_path / "run", verbose=0)
+
+
+# ------------------------------------------------------------------------------------------ finetune_run
+FT = dict(classes=[0, 1, 2], per_class=20, head_epochs=1, epochs=1, batch_size=16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def twin_finetunes(twin_runs, tmp_path_factory):
+    _, api, _ = twin_runs
+    root = tmp_path_factory.mktemp("finetunes")
+    cli, lib = root / "cli", root / "api"
+    assert main(["finetune", "--base", str(api / "weights.npz"), "--dataset", "digits", "--classes", "0,1,2",
+                 "--per-class", "20", "--head-epochs", "1", "--epochs", "1", "--batch-size", "16", "--seed", "1",
+                 "--out", str(cli), "-q"]) == 0
+    result = st.training.finetune_run(api / "weights.npz", "digits", lib, verbose=0, **FT)
+    return api, cli, lib, result
+
+
+def test_finetune_run_writes_the_commands_run_folder(twin_finetunes):
+    base, cli, lib, result = twin_finetunes
+    names = ["checkpoint.npz", "log.csv", "metrics.json", "weights.npz"]
+    assert sorted(p.name for p in cli.iterdir() if not p.name.startswith(".")) == names
+    assert sorted(p.name for p in lib.iterdir() if not p.name.startswith(".")) == names
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (cli, lib))
+    assert set(a) == set(b)
+    for key in ("test_accuracy", "test_loss", "epochs", "train_images", "classes", "config", "confusion_matrix"):
+        assert a[key] == b[key], key
+    assert b["classes"] == [0, 1, 2] and b["epochs"] == 2 and b["train_images"] == 60
+    assert _log(cli) == _log(lib)
+    wa, wb = (st.training.load_checkpoint(d / "weights.npz") for d in (cli, lib))
+    for name in wa.model_state:
+        np.testing.assert_array_equal(wa.model_state[name], wb.model_state[name])
+    assert wb.meta["base"] == str(base / "weights.npz") and wb.meta["class_names"] == ["0", "1", "2"]
+    assert result.metrics == b and result.out == str(lib) and len(result.history) == 2
+
+
+def test_finetune_run_never_writes_into_the_base_run(twin_finetunes):
+    base, _, _, _ = twin_finetunes
+    before = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
+    for overwrite in (False, True):
+        with pytest.raises(ValueError) as e:
+            st.training.finetune_run(base / "weights.npz", "digits", base, overwrite=overwrite, verbose=0, **FT)
+        assert "\n" not in str(e.value) and str(base) in str(e.value)
+    assert {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    (dict(classes="0,x"), ValueError, "--classes must be comma-separated integers. Received: '0,x'."),
+    (dict(classes=[3, 3]), ValueError, "--classes must name at least two different classes"),
+    (dict(classes=[0, 1, 12]), ValueError, "--classes"),
+    (dict(epochs=-1), ValueError, "--epochs must be >= 0. Received: -1."),
+    (dict(head_epochs=1.5), TypeError, "--head-epochs must be an integer"),
+    (dict(lr=0.0), ValueError, "--lr and --lr-mult must be positive"),
+    (dict(batch_size=0), ValueError, "--batch-size must be a positive integer. Received: 0."),
+    (dict(val_split=1.0), ValueError, "--val-split must lie in [0, 1)"),
+    (dict(per_class=0), ValueError, "--per-class must be a positive integer"),
+    (dict(optimizer="adamx"), ValueError, "unknown --optimizer 'adamx'"),
+    (dict(freeze_until="nope"), ValueError, "--freeze-until must name a layer of the base model"),
+])
+def test_finetune_run_bad_arguments_give_one_line(twin_finetunes, tmp_path, kwargs, error, words):
+    base, _, _, _ = twin_finetunes
+    with pytest.raises(error) as e:
+        st.training.finetune_run(base / "weights.npz", "digits", tmp_path / "ft", verbose=0, **{**FT, **kwargs})
+    assert words in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "ft" / "metrics.json").exists()
+
+
+def test_finetune_run_bad_base_and_data(twin_finetunes, tmp_path):
+    base, _, _, _ = twin_finetunes
+    with pytest.raises(FileNotFoundError):
+        st.training.finetune_run(tmp_path / "missing.npz", "digits", tmp_path / "ft", verbose=0)
+    with pytest.raises(ValueError, match="unknown --dataset 'digts'"):
+        st.training.finetune_run(base / "weights.npz", "digts", tmp_path / "ft", verbose=0)
