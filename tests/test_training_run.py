@@ -203,3 +203,15 @@ def test_finetune_run_bad_base_and_data(twin_finetunes, tmp_path):
         st.training.finetune_run(tmp_path / "missing.npz", "digits", tmp_path / "ft", verbose=0)
     with pytest.raises(ValueError, match="unknown --dataset 'digts'"):
         st.training.finetune_run(base / "weights.npz", "digts", tmp_path / "ft", verbose=0)
+
+
+def test_a_diverging_run_fails_in_one_line(tmp_path, capsys):
+    with pytest.raises(st.training.TrainingFailed) as e:
+        st.training.train_run(SETTINGS, out=tmp_path / "run", lr=1e8, epochs=1, verbose=0)
+    assert str(e.value).startswith("the loss became") and str(e.value).endswith("(--lr)")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    capsys.readouterr()
+    assert main(["train", "--model", LAYERS, "--lr", "1e8", "--epochs", "1", "--out", str(tmp_path / "cli"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("striate train: error: the loss became") and err.count("\n") == 1

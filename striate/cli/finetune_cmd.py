@@ -72,7 +72,7 @@ def run(args) -> int:
                                   lr=args.lr, lr_mult=args.lr_mult, batch_size=args.batch_size,
                                   optimizer=args.optimizer, weight_decay=args.weight_decay, seed=args.seed,
                                   overwrite=args.overwrite, verbose=0 if args.quiet else 2)
-    except (ValueError, TypeError, FileNotFoundError, ImportError, TrainingFailed) as e:
+    except (ValueError, FileNotFoundError, ImportError, TrainingFailed) as e:
         raise CommandError(one_line(e)) from None
     m = result.metrics
     print(f"test accuracy {100 * m['test_accuracy']:.2f}%  test loss {m['test_loss']:.4f}  "

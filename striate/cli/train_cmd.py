@@ -147,7 +147,7 @@ def _run(args) -> int:
         with one_line_warnings():
             result = train_run(settings_of(args), out=args.out, resume=ckpt, overwrite=args.overwrite,
                                tensorboard=args.tensorboard, strategy=strategy, verbose=0 if args.quiet else 1)
-    except (ValueError, TypeError, ImportError, TrainingFailed) as e:
+    except (ValueError, ImportError, TrainingFailed) as e:
         raise CommandError(one_line(e)) from None
     if result.metrics is None:   # a data-parallel run's other processes: rank 0 prints
         return 0

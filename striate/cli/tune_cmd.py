@@ -178,7 +178,7 @@ def run_trial(params: dict, trial, base: dict, out: str, quiet: bool = False) ->
     try:
         with one_line_warnings():
             result = train_run(settings_of(args), out=folder, callbacks=[pruning], verbose=0)
-    except (ValueError, TypeError, ImportError, TrainingFailed) as e:
+    except (ValueError, ImportError, TrainingFailed) as e:
         error = one_line(e)
         trial.set_user_attr("error", error)
         if not quiet:

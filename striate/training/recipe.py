@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -302,8 +303,8 @@ def resolve_config(settings: dict | None = None, resume=None) -> dict:
         config["warmup"] = config["epochs"] - 1  # the recipe's warm-up shortened for a short run (not an error)
     config["dataset"] = dataset
     config["data_dir"] = data_dir
-    if "verify" in settings and not settings["verify"]:
-        config["verify"] = False
+    if "verify" in settings:
+        config["verify"] = bool(settings["verify"])
     else:
         config["verify"] = True if ckpt is None else saved.get("verify", True)
     config["seed"] = check_seed(settings["seed"]) if "seed" in settings else int(saved.get("seed", 0))
@@ -395,6 +396,57 @@ def build_model(name: str, model_args: dict, rng=None):
             raise ValueError(f"--model: the layer list gives {'x'.join(map(str, out[1:]))} outputs per image, but "
                              f"the data have {k} classes; end it with 'dense {k}'.")
     return model
+
+
+@dataclass
+class RunPieces:
+    """What :func:`build_run` makes from a run's settings: the model, the optimiser, the training and
+    validation batches, the evaluation transform (standardisation) and the model's build arguments."""
+    model: object
+    optimizer: object
+    train: object
+    val: object
+    eval_transform: object
+    model_args: dict
+    counts: tuple   # images: (train, val, test)
+
+
+def build_run(config: dict, ds, resume=None) -> RunPieces:
+    """The model, optimiser and batches that ``config`` describes for the data set ``ds``, seeded by
+    ``config["seed"]`` (the same settings give the same pieces): the split held out for validation, the
+    recipe's augmentation, the model built for the data, the optimiser on its parameters.
+
+    Args:
+        config: the settings of :func:`resolve_config`.
+        ds: the loaded data set (:func:`load_data`).
+        resume: the checkpoint of a continued run: its model must have been built for the same data.
+
+    Example::
+
+        >>> pieces = build_run(resolve_config({"dataset": "digits"}), load_data("digits"))
+        >>> pieces.train.batch_size, pieces.counts
+        (32, (1408, 29, 360))
+    """
+    from .. import random
+    from ..data import DataLoader, validation_split
+    from ..optim import build_optimizer
+
+    random.manual_seed(config["seed"])
+    x_tr, y_tr, x_val, y_val = validation_split(ds, config["val_split"], config["seed"])
+    train_t, eval_t = build_transforms(config, x_tr, ds.input_shape)
+    model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
+    saved = ((resume.meta.get("model") or {}).get("args")) if resume is not None else None
+    if saved is not None and dict(saved) != model_args:
+        raise ValueError(f"the data of this run no longer fit the checkpoint {resume.path}: the model was "
+                         f"built for {saved}, the data give {model_args}.")
+    model = build_model(config["model"], model_args, rng=config["seed"])
+    opt = build_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
+                          config["weight_decay"])
+    train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
+                       rng=config["seed"] + 1)
+    val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
+    counts = (len(y_tr), 0 if y_val is None else len(y_val), len(ds.y_test))
+    return RunPieces(model, opt, train, val, eval_t, model_args, counts)
 
 
 def check_fits_data(config: dict, input_shape) -> None:

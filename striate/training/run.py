@@ -105,13 +105,6 @@ def _classification_only(config: dict, ckpt) -> None:
                          f"{config['dataset']} (striate.training.dense_run.train_dense).")
 
 
-def _check_resumed_model(ckpt, model_args: dict) -> None:
-    saved_model = (ckpt.meta.get("model") or {}).get("args")
-    if saved_model is not None and dict(saved_model) != model_args:
-        raise ValueError(f"the data of this run no longer fit the checkpoint {ckpt.path}: the model was "
-                         f"built for {saved_model}, the data give {model_args}.")
-
-
 def _tensorboard(log_dir):
     """The TensorBoard callback, its errors (a second writer, no tensorboardX) as one line."""
     from .tensorboard import TensorBoard
@@ -126,7 +119,7 @@ def _tensorboard(log_dir):
         raise ValueError(f"--tensorboard {os.fspath(log_dir)!r}: {e.strerror or recipe._one_line(e)}.") from None
 
 
-def _announce(config, model, ds, counts, strategy) -> None:
+def _announce(config, model, counts, strategy) -> None:
     n_train, n_val, n_test = counts
     name = os.path.basename(os.path.normpath(config["dataset"])) or "data"
     size = None if strategy is None else strategy.size
@@ -213,25 +206,14 @@ def train_run(config=None, out=None, *, resume=None, overwrite: bool = False, ca
 
 def _train(config, ckpt, ds, run_dir, run_id, callbacks, tensorboard, strategy, main, verbose, started):
     """The run proper, in its locked folder."""
-    from .. import random
-    from ..data import DataLoader, validation_split
-    from ..optim import build_optimizer, build_schedule
+    from ..data import DataLoader
+    from ..optim import build_schedule
     from .checkpoint import save_weights
     from .loop import evaluate, fit
 
-    random.manual_seed(config["seed"])
-    x_tr, y_tr, x_val, y_val = validation_split(ds, config["val_split"], config["seed"])
-    train_t, eval_t = recipe.build_transforms(config, x_tr, ds.input_shape)
-    model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
-    if ckpt is not None:
-        _check_resumed_model(ckpt, model_args)
-    model = recipe.build_model(config["model"], model_args, rng=config["seed"])
-    opt = build_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
-                          config["weight_decay"])
-    train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
-                       rng=config["seed"] + 1)
-    val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
-    meta = recipe.run_meta(config, model_args, run_id, ds, eval_t)
+    pieces = recipe.build_run(config, ds, resume=ckpt)
+    model, opt, train, val, eval_t = pieces.model, pieces.optimizer, pieces.train, pieces.val, pieces.eval_transform
+    meta = recipe.run_meta(config, pieces.model_args, run_id, ds, eval_t)
     every = run_callbacks(run_dir, meta, with_best=val is not None)
     if tensorboard is not None and main:
         every.append(_tensorboard(tensorboard))
@@ -242,7 +224,7 @@ def _train(config, ckpt, ds, run_dir, run_id, callbacks, tensorboard, strategy, 
     if ckpt is not None and config.get("replan") and ckpt.state.get("schedule") is not None:
         ckpt.state["schedule"] = schedule.state_dict()  # the new plan, not the old one
     if main and verbose:
-        _announce(config, model, ds, (len(y_tr), 0 if y_val is None else len(y_val), len(ds.y_test)), strategy)
+        _announce(config, model, pieces.counts, strategy)
     try:
         history = fit(model, train, val, epochs=config["epochs"], optimizer=opt, schedule=schedule,
                       callbacks=every, verbose=verbose if main else 0, resume=ckpt,
