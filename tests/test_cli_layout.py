@@ -57,3 +57,12 @@ def test_the_continued_schedule_lives_with_the_schedules():
     assert st.optim.ContinuedLR.__module__ == "striate.optim.schedules"
     source = (CLI / "train_cmd.py").read_text()
     assert "class " not in source   # a command defines no classes of the library's kind
+
+
+def test_train_and_finetune_are_one_library_call_each():
+    """The commands parse and print; the run (data, model, loop, files) is the library's."""
+    for command, call in (("train_cmd", "train_run"), ("finetune_cmd", "finetune_run")):
+        imported = {name for _, name in _imports(CLI / f"{command}.py")}
+        assert call in imported, command
+        assert not imported & {"fit", "evaluate", "finetune", "save_weights", "save_checkpoint", "DataLoader",
+                               "RunDir", "build_optimizer", "build_schedule", "validation_split"}, command

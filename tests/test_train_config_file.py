@@ -7,7 +7,8 @@ pytest.importorskip("sklearn")  # the embedded digits ship inside scikit-learn
 
 from striate.cli.main import CommandError, build_parser, main  # noqa: E402
 from striate.cli.train_cmd import own_parser  # noqa: E402
-from striate.cli.train_config import apply_config_file, resolve_config, write_config_file  # noqa: E402
+from striate.cli.train_config import apply_config_file, resolve_config  # noqa: E402
+from striate.training import write_config_file  # noqa: E402
 
 LAYERS = "conv 4 3 relu, pool 2, dense 10"
 

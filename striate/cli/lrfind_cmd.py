@@ -5,7 +5,7 @@ import argparse
 import math
 import os
 
-from .common import AUGMENTATIONS, build_model, load_data, one_line
+from .common import AUGMENTATIONS, load_data, one_line
 from .main import CommandError
 
 EPILOG = """\
@@ -75,9 +75,6 @@ def _check(args) -> None:
 
 
 def run(args) -> int:
-    from .. import random
-    from ..data import DataLoader, validation_split
-    from ..optim import build_optimizer
     from ..training import lr_find, recipe
     from ..vis import save_lr_find_plot
     # the model, data and optimiser exactly as `striate train` makes them
@@ -88,17 +85,10 @@ def run(args) -> int:
     ds = load_data(config["dataset"], config["data_dir"], verify=config["verify"])
     try:
         recipe.check_fits_data(config, ds.input_shape)
-        random.manual_seed(config["seed"])
-        x_tr, y_tr, _, _ = validation_split(ds, config["val_split"], config["seed"])
-        train_t, _ = recipe.build_transforms(config, x_tr, ds.input_shape)
+        pieces = recipe.build_run(config, ds)
     except ValueError as e:
         raise CommandError(one_line(e)) from None
-    model = build_model(config["model"], {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)},
-                        rng=config["seed"])
-    opt = build_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
-                          config["weight_decay"])
-    train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
-                       rng=config["seed"] + 1)
+    model, opt, train = pieces.model, pieces.optimizer, pieces.train
     name = os.path.basename(os.path.normpath(config["dataset"])) or "data"
     print(f"{config['model']} on {name}: {config['optimizer']} (momentum {config['momentum']:g}, weight decay "
           f"{config['weight_decay']:g}), batch {config['batch_size']}, rates {args.start_lr:g} .. {args.end_lr:g} "

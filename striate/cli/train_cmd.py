@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-from ..training import recipe
-from .common import AUGMENTATIONS, build_model, load_data, one_line
+from .common import one_line, one_line_warnings
 from .main import CommandError
-from .train_config import (add_data_model_options, apply_config_file, check_run_dir, dense_request, load_resume,
-                           open_run_dir, resolve_config)
+from .train_config import add_data_model_options, apply_config_file, dense_request, load_resume, settings_of
 
 EPILOG = """\
 examples:
@@ -48,7 +45,7 @@ divides it by 10 at 50% and 75% of the remaining epochs, none keeps it; no resta
 
 def recipe_help() -> str:
     """The recipes as the lines of a table, for ``striate train --help``."""
-    from .common import RECIPES
+    from ..training.recipe import RECIPES
 
     rows = [("data set", "model", "epochs", "batch", "optimizer", "lr", "decay", "schedule", "warm-up", "augment")]
     for name, r in RECIPES.items():
@@ -109,26 +106,6 @@ def add_parser(subparsers):
     return p
 
 
-# -------------------------------------------------------------------------------------------- the folder
-# ---------------------------------------------------------------------------------------------- pieces
-def _lib(fn, *args):
-    """A library call whose ValueErrors (worded with the options) become one-line CommandErrors."""
-    try:
-        return fn(*args)
-    except ValueError as e:
-        raise CommandError(one_line(e)) from None
-
-
-def _optimizer(config: dict, params):
-    from ..optim import build_optimizer
-    return build_optimizer(config["optimizer"], params, config["lr"], config["momentum"], config["weight_decay"])
-
-
-def _schedule(config: dict, opt):
-    from ..optim import build_schedule
-    return build_schedule(config["schedule"], opt, config["epochs"], config["warmup"], config.get("replan"))
-
-
 # ------------------------------------------------------------------------------------------------ run
 def own_parser() -> argparse.ArgumentParser:
     """A parser holding only ``striate train``'s options (what a --config file may set)."""
@@ -153,66 +130,34 @@ def run(args) -> int:
         comm.abort(2)
 
 
-def _init_distributed(config: dict):
-    """The communicator of ``--distributed``, once the global batch is known to split evenly."""
-    from .. import distributed as dist
+def _run(args) -> int:
+    from ..training import TrainingFailed, train_run
+
+    started = time.perf_counter()
+    ckpt = load_resume(args.resume) if args.resume else None
+    request = dense_request(args, ckpt)
+    if request is not None:
+        from .dense_cmds import train_dense_run
+        return train_dense_run(args, request, ckpt, started)
+    strategy = None
+    if args.distributed:
+        from ..distributed import DataParallel
+        strategy = DataParallel()
     try:
-        comm = dist.init()
-    except ImportError as e:
-        raise CommandError(f"--distributed: {e}") from None
-    if config["batch_size"] % comm.size:
-        raise CommandError(f"--batch-size (the global batch) must be a multiple of the {comm.size} processes. "
-                           f"Received: {config['batch_size']}.")
-    return comm
-
-
-def _distribute(model, opt, train, val, callbacks, comm):
-    """The data-parallel run: batch norm over the global batch, gradients averaged over the ranks,
-    each rank's shares of the data, files from rank 0 only, each rank its own dropout masks."""
-    from .. import distributed as dist
-    model = dist.convert_sync_batchnorm(model)
-    opt = dist.DistributedOptimizer(opt)  # before the schedule, which must be made on it
-    train = dist.shard(train)             # batch_size / size images per step
-    val = None if val is None else dist.shard(val, evaluation=True)
-    callbacks = (callbacks if comm.rank == 0 else []) + [dist.RankRandomStreams()]
-    return model, opt, train, val, callbacks
-
-
-def _out_folder(args, config: dict) -> str:
-    from ..training.run_dir import default_folder
-
-    model = "layers" if " " in config["model"] else config["model"]  # a layer list makes no folder name
-    return args.out or default_folder("train", config["dataset"], model, resume=args.resume)
-
-
-def _check_resumed_model(ckpt, model_args: dict, path) -> None:
-    saved_model = (ckpt.meta.get("model") or {}).get("args")
-    if saved_model is not None and dict(saved_model) != model_args:
-        raise CommandError(f"the data of this run no longer fit the checkpoint {path}: the model was "
-                           f"built for {saved_model}, the data give {model_args}.")
-
-
-def _announce(config, model, name, counts, comm) -> None:
-    n_train, n_val, n_test = counts
-    print(f"training {config['model']} ({model.num_parameters():,} parameters) on {name}: "
-          f"{n_train} train / {n_val} val / {n_test} test images, "
-          f"{config['epochs']} epochs, {config['optimizer']} lr {config['lr']:g}, batch {config['batch_size']}, "
-          f"{config['schedule']} schedule, augment {config['augment']}"
-          + (f", {comm.size} processes x {config['batch_size'] // comm.size}" if comm else ""))
-    if config.get("replan"):
-        plan = config["replan"]
-        print(f"continuing after epoch {plan['epoch']} to {config['epochs']}: the {config['schedule']} schedule "
-              f"goes on from lr {plan['lr']:.3g}")
-
-
-def _callbacks(run_dir, meta: dict, with_best: bool) -> list:
-    """The run's files: checkpoint.npz every epoch, checkpoint_best.npz (best val_acc), log.csv."""
-    from ..training import CSVLogger, ModelCheckpoint
-    callbacks = [ModelCheckpoint(run_dir.checkpoint, meta=meta)]
-    if with_best:
-        callbacks.append(ModelCheckpoint(run_dir.best, monitor="val_acc", save_best_only=True, meta=meta))
-    callbacks.append(CSVLogger(run_dir.log))
-    return callbacks
+        with one_line_warnings():
+            result = train_run(settings_of(args), out=args.out, resume=ckpt, overwrite=args.overwrite,
+                               tensorboard=args.tensorboard, strategy=strategy, verbose=0 if args.quiet else 1)
+    except (ValueError, ImportError, TrainingFailed) as e:
+        raise CommandError(one_line(e)) from None
+    if result.metrics is None:   # a data-parallel run's other processes: rank 0 prints
+        return 0
+    m = result.metrics
+    print(f"test accuracy {100 * m['test_accuracy']:.2f}%  test loss {m['test_loss']:.4f}  "
+          f"({m['epochs']} epochs, {m['seconds']:.0f}s)  ->  {result.out}/ "
+          "(weights.npz, checkpoint.npz, log.csv, metrics.json)")
+    if getattr(args, "report", False):
+        print(f"report -> {_write_report(result.out, result.config['data_dir'])}")
+    return 0
 
 
 def _write_report(out: str, data_dir) -> str:
@@ -223,109 +168,3 @@ def _write_report(out: str, data_dir) -> str:
         return write_run_report(out, data_dir=data_dir)
     except (ValueError, ImportError, CheckpointError) as e:
         raise CommandError(one_line(e)) from None
-
-
-def _tensorboard(log_dir: str):
-    """The TensorBoard callback of --tensorboard, with its errors (a second writer, no tensorboardX) as one line."""
-    from ..training import TensorBoard
-    try:
-        return TensorBoard(log_dir)
-    except (ValueError, TypeError, ImportError) as e:
-        raise CommandError(f"--tensorboard: {one_line(e).replace('TensorBoard: ', '')}") from None
-    except OSError as e:
-        raise CommandError(f"--tensorboard {log_dir!r}: {e.strerror or one_line(e)}.") from None
-
-
-def _run(args) -> int:
-    import uuid
-
-    started = time.perf_counter()
-    ckpt = load_resume(args.resume) if args.resume else None
-    request = dense_request(args, ckpt)
-    if request is not None:
-        from .dense_cmds import train_dense_run
-        return train_dense_run(args, request, ckpt, started)
-    config = resolve_config(args, ckpt)
-    comm = _init_distributed(config) if args.distributed else None
-    main = comm is None or comm.rank == 0  # the one process that prints and writes files
-    if ckpt is not None:
-        plan = _lib(recipe.continue_plan, config, ckpt)
-        if plan:
-            config["replan"] = plan
-    run_id = (ckpt.meta.get("run_id") if ckpt is not None else None) or uuid.uuid4().hex
-    out = _out_folder(args, config)
-    run_dir = check_run_dir(out, args, run_id, main)
-    ds = load_data(config["dataset"], config["data_dir"], verify=config["verify"])
-    _lib(recipe.check_fits_data, config, ds.input_shape)
-    if main:
-        open_run_dir(run_dir, args, run_id)
-    try:
-        return _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started)
-    finally:
-        run_dir.close()
-
-
-def _train(args, config, ckpt, comm, main, run_id, run_dir, ds, started) -> int:
-    """The run proper, in its locked folder."""
-    from .. import random
-    from .. import distributed as dist  # (mpi4py is imported only by dist.init, under mpiexec)
-    from ..data import DataLoader, validation_split
-    from ..training import CheckpointError, evaluate, fit, save_weights
-
-    out = run_dir.path
-    random.manual_seed(config["seed"])
-    x_tr, y_tr, x_val, y_val = validation_split(ds, config["val_split"], config["seed"])
-    train_t, eval_t = _lib(recipe.build_transforms, config, x_tr, ds.input_shape)
-    model_args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
-    if ckpt is not None:
-        _check_resumed_model(ckpt, model_args, args.resume)
-    model = build_model(config["model"], model_args, rng=config["seed"])
-    opt = _optimizer(config, model.parameters())
-    train = DataLoader(x_tr, y_tr, batch_size=config["batch_size"], shuffle=True, transform=train_t,
-                       rng=config["seed"] + 1)
-    val = None if x_val is None else DataLoader(x_val, y_val, batch_size=256, shuffle=False, transform=eval_t)
-    meta = recipe.run_meta(config, model_args, run_id, ds, eval_t)
-    callbacks = _callbacks(run_dir, meta, with_best=val is not None)
-    if getattr(args, "tensorboard", None) and main:
-        callbacks.append(_tensorboard(args.tensorboard))
-    callbacks += list(getattr(args, "callbacks", None) or [])  # e.g. striate tune's pruning of weak trials
-    if comm is not None:
-        model, opt, train, val, callbacks = _distribute(model, opt, train, val, callbacks, comm)
-    schedule = _schedule(config, opt)
-    if ckpt is not None and config.get("replan") and ckpt.state.get("schedule") is not None:
-        ckpt.state["schedule"] = schedule.state_dict()  # the new plan, not the old one
-    if main and not args.quiet:
-        name = os.path.basename(os.path.normpath(config["dataset"])) or "data"
-        _announce(config, model, name, (len(y_tr), 0 if y_val is None else len(y_val), len(ds.y_test)), comm)
-    try:
-        history = fit(model, train, val, epochs=config["epochs"], optimizer=opt, schedule=schedule,
-                      callbacks=callbacks, verbose=0 if args.quiet or not main else 1, resume=ckpt,
-                      reduce=None if comm is None else dist.reduce_metrics)
-        train_seconds = time.perf_counter() - started
-        test = DataLoader(ds.x_test, ds.y_test, batch_size=256, shuffle=False, transform=eval_t)
-        result = evaluate(model, test) if comm is None else dist.evaluate(model, test)
-        if not main:
-            return 0
-        save_weights(run_dir.weights, model, meta=meta)
-        metrics = recipe.run_metrics(result, history, model, ds, config, started, train_seconds,
-                                     1 if comm is None else comm.size)
-        run_dir.write_metrics(metrics)
-    except CheckpointError as e:
-        raise CommandError(one_line(e)) from None
-    except FloatingPointError as e:
-        raise CommandError(str(e).replace("fit: ", "") + " (--lr)") from None
-    except MemoryError:
-        raise CommandError(f"out of memory training {config['model']} with --batch-size {config['batch_size']}: "
-                           "lower --batch-size or choose a smaller --model.") from None
-    except BrokenPipeError:  # the reader of the output went away (`| head`): not the disk
-        raise
-    except OSError as e:  # a full or vanished disk: every file there is whole (atomic writes)
-        raise CommandError(f"could not write the run into {out!r}: {e.strerror or one_line(e)}. The files already "
-                           "there are intact; free space (or choose another --out) and --resume "
-                           f"{run_dir.checkpoint}.") from None
-    print(f"test accuracy {100 * result['accuracy']:.2f}%  test loss {result['loss']:.4f}  "
-          f"({len(history.epoch)} epochs, {metrics['seconds']:.0f}s)  ->  {out}/ "
-          "(weights.npz, checkpoint.npz, log.csv, metrics.json)")
-    if getattr(args, "report", False):
-        print(f"report -> {_write_report(out, config['data_dir'])}")
-    return 0

@@ -1,149 +1,67 @@
-"""The settings of a ``striate train`` run from its options: explicit options > the resumed run's saved
-settings > the data set's recipe; checked up front with one-line errors. Shared by the commands that
-train with a recipe."""
+"""The options of ``striate train`` turned into a run's settings, and ``--config FILE`` merged with the
+options typed: the argparse side of :mod:`striate.training.recipe` (which resolves and checks the settings)
+and :mod:`striate.training.config_file` (which reads the file). Shared by the commands that train with a
+recipe."""
 from __future__ import annotations
 
 import argparse
-import math
 import os
 
 from ..optim.build import OPTIMIZERS, SCHEDULES
-from .common import (AUGMENTATIONS, check_seed, dataset_from_files, dataset_key, match_name, one_line, recipe_for,
-                     resolve_model)
+from ..training.recipe import SETTINGS, TUNABLE
+from .common import AUGMENTATIONS, check_seed, lib, match_name, one_line
 from .main import CommandError
-
-# options that the recipe (or a resumed run's saved configuration) fills in when left out
-TUNABLE = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule", "warmup",
-           "augment", "crop_padding", "val_split")
-
-
-# settings a resumed run cannot change: the weights, the optimiser state and the data would not fit
-FIXED_ON_RESUME = ("dataset", "model", "optimizer")
 
 
 def load_resume(path):
-    from ..training import CheckpointError, load_checkpoint
+    """The checkpoint of ``--resume`` (:func:`striate.training.load_resume`); one-line errors."""
+    from ..training import CheckpointError
+    from ..training.run import load_resume as load
 
     try:
-        ckpt = load_checkpoint(path)
-    except (CheckpointError, FileNotFoundError) as e:
+        return load(path)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
         raise CommandError(one_line(e)) from None
-    if ckpt.kind != "checkpoint":
-        raise CommandError(f"{path} is a weights file; --resume needs the checkpoint.npz of a run.")
-    return ckpt
+
+
+def settings_of(args) -> dict:
+    """The settings typed (or read from --config) as options: setting name -> value, the left-out ones
+    absent (``--no-verify`` is ``verify=False``)."""
+    settings = {k: getattr(args, k, None) for k in SETTINGS if k != "verify"}
+    if getattr(args, "no_verify", False):
+        settings["verify"] = False
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def resolve_config(args, ckpt=None) -> dict:
-    """The run's settings: explicit options > the resumed run's saved settings > the data set's recipe."""
-    saved = dict((ckpt.meta.get("config") or {}) if ckpt is not None else {})
-    given = {k: getattr(args, k) for k in TUNABLE if getattr(args, k) is not None}
-    if "model" in given:
-        given["model"] = resolve_model(given["model"])
-    if "optimizer" in given:
-        given["optimizer"] = match_name(given["optimizer"], OPTIMIZERS, "--optimizer")
-    if "schedule" in given:
-        given["schedule"] = match_name(given["schedule"], SCHEDULES, "--schedule")
-    data_dir = os.path.abspath(args.data_dir) if args.data_dir is not None else None
-    if args.dataset is not None:
-        dataset = dataset_key(args.dataset)
-    elif ckpt is not None and saved.get("dataset"):
-        dataset = saved["dataset"]
-    elif data_dir is not None:
-        dataset = dataset_from_files(data_dir)  # a folder of MNIST files must not train the digits
-    else:
-        dataset = "digits"
-    if ckpt is not None:
-        mine = dict(given, dataset=dataset)
-        for key in FIXED_ON_RESUME:
-            if key in saved and key in mine and mine[key] != saved[key]:
-                option = "--" + key.replace("_", "-")
-                raise CommandError(f"{option} {mine[key]} differs from the run being resumed ({saved[key]}, in "
-                                   f"{args.resume}); a run continues with its own {key}. Drop {option}, or start a "
-                                   "new run without --resume.")
-        if data_dir is None:
-            data_dir = saved.get("data_dir")
-    config = recipe_for(dataset)
-    per_model = config.pop("models", {})
-    config.update({k: v for k, v in saved.items() if k in TUNABLE})
-    config.update(given)
-    chosen = config["model"] = resolve_model(config["model"])
-    for k, v in per_model.get(chosen, {}).items():  # e.g. --model lenet5 on MNIST: its own rate
-        if k not in given and k not in saved:
-            config[k] = v
-    if "warmup" not in given and "warmup" not in saved and config["warmup"] >= config["epochs"]:
-        config["warmup"] = config["epochs"] - 1  # the recipe's warm-up shortened for a short run (not an error)
-    config["dataset"] = dataset
-    config["data_dir"] = data_dir
-    config["verify"] = not args.no_verify if (args.no_verify or ckpt is None) else saved.get("verify", True)
-    config["seed"] = check_seed(args.seed) if args.seed is not None else int(saved.get("seed", 0))
-    if ckpt is not None and saved.get("replan"):
-        config["replan"] = saved["replan"]
-    validate_config(config)
-    return config
+    """The run's settings: explicit options > the resumed run's saved settings > the data set's recipe
+    (:func:`striate.training.recipe.resolve_config`); one-line errors."""
+    from ..training import recipe
+    return lib(recipe.resolve_config, settings_of(args), ckpt)
 
 
 def validate_config(c: dict) -> None:
-    def need(ok, message):
-        if not ok:
-            raise CommandError(message)
-
-    need(c["epochs"] >= 1, f"--epochs must be a positive integer. Received: {c['epochs']}.")
-    need(c["batch_size"] >= 1, f"--batch-size must be a positive integer. Received: {c['batch_size']}.")
-    need(math.isfinite(c["lr"]) and c["lr"] > 0, f"--lr must be a positive number. Received: {c['lr']}.")
-    need(0 <= c["momentum"] < 1, f"--momentum must lie in [0, 1). Received: {c['momentum']}.")
-    need(math.isfinite(c["weight_decay"]) and c["weight_decay"] >= 0,
-         f"--weight-decay must be >= 0. Received: {c['weight_decay']}.")
-    need(0 <= c["val_split"] < 1, f"--val-split must lie in [0, 1). Received: {c['val_split']}.")
-    need(c["warmup"] >= 0, f"--warmup must be >= 0 epochs. Received: {c['warmup']}.")
-    need(c["warmup"] == 0 or c["warmup"] < c["epochs"],
-         f"--warmup must be shorter than the run (--epochs {c['epochs']}), or the rate never leaves the warm-up. "
-         f"Received: --warmup {c['warmup']}.")
-    need(c["crop_padding"] >= 0, f"--crop-padding must be >= 0 pixels. Received: {c['crop_padding']}.")
-    need(c["schedule"] != "plateau" or c["val_split"] > 0, "--schedule plateau watches val_loss: give --val-split > 0.")
-    need(c["schedule"] != "plateau" or c["warmup"] == 0, "--warmup does not combine with --schedule plateau; use "
-                                                           "--warmup 0.")
-    augs = [a.strip() for a in str(c["augment"]).split(",") if a.strip()]
-    augs = [match_name(a, AUGMENTATIONS, "--augment") for a in augs]
-    c["augment"] = ",".join(a for a in augs if a != "none") or "none"
-    c["model"] = resolve_model(c["model"])
+    from ..training import recipe
+    lib(recipe.validate_config, c)
 
 
 # ------------------------------------------------------------------------------------- --config FILE
-CONFIG_FORMATS = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML"}
 # options a file may not set: the file itself
 NOT_IN_CONFIG = ("config", "command", "help")
 
 
 def read_config_file(path) -> dict:
-    """The table of a ``--config`` file: TOML (``.toml``, read with tomllib) or YAML (``.yaml``/``.yml``,
-    PyYAML), one mapping of option names to values."""
-    ext = os.path.splitext(str(path))[1].lower()
-    if ext not in CONFIG_FORMATS:
-        raise CommandError(f"--config {path}: unknown file type {ext or '(none)'!r}; give a .toml, .yaml or .yml "
-                           "file.")
+    """The table of a ``--config`` file (:func:`striate.training.read_config_file`); one-line errors."""
+    from ..training.config_file import read_config_file as read
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        return read(path)
+    except ValueError as e:
+        raise CommandError(f"--config {one_line(e)}") from None
     except OSError as e:
         raise CommandError(f"--config {path}: {e.strerror or one_line(e)}.") from None
-    try:
-        if ext == ".toml":
-            import tomllib
-            table = tomllib.loads(raw.decode("utf-8"))
-        else:
-            from ..optional import require
-            yaml = require("yaml", "cli", "reading a YAML --config file")
-            table = yaml.safe_load(raw.decode("utf-8"))
     except ImportError as e:
         raise CommandError(one_line(e)) from None
-    except Exception as e:  # tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError: the parser's words
-        raise CommandError(f"--config {path} is not valid {CONFIG_FORMATS[ext]}: {one_line(e)}") from None
-    if table is None:
-        table = {}
-    if not isinstance(table, dict):
-        raise CommandError(f"--config {path} must hold a table of option = value. Received: a "
-                           f"{type(table).__name__}.")
-    return table
 
 
 def _option_value(path, key: str, value, action):
@@ -200,24 +118,6 @@ def apply_config_file(args, parser, path=None) -> dict:
         if typed is None or typed is False:  # left out on the command line
             setattr(args, dest, value)
     return applied
-
-
-def write_config_file(path, settings: dict) -> None:
-    """Write ``settings`` (option dest -> value) as a TOML file that ``--config`` reads, atomically."""
-    import json
-
-    from ..atomic import atomic_write_text
-
-    lines = []
-    for key, value in settings.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value) if isinstance(value, int) else repr(float(value))
-        else:
-            text = json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
-        lines.append(f"{key.replace('_', '-')} = {text}")
-    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def add_data_model_options(p) -> None:

@@ -3,15 +3,12 @@ is an ordinary run folder, the search a results table, two plots and the best se
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import functools
-import io
-import json
 import os
 import sys
 
-from .common import AUGMENTATIONS, match_name, one_line, resolve_model
+from .common import AUGMENTATIONS, match_name, one_line, one_line_warnings, resolve_model
 from .main import CommandError
 from .train_config import add_data_model_options
 
@@ -135,6 +132,9 @@ def _base_settings(args, space) -> dict:
                            f"its --search.")
     if args.seed is not None:
         base["seed"] = args.seed
+    if "task" in base:
+        raise CommandError(f"striate tune compares classifiers on their validation accuracy; drop --task "
+                           f"{base['task']}.")
     probe = command_parser("train").parse_args([])
     for key, value in base.items():
         setattr(probe, key, value)
@@ -162,28 +162,29 @@ def _describe(params: dict) -> str:
 
 
 def run_trial(params: dict, trial, base: dict, out: str, quiet: bool = False) -> float:
-    """One trial: ``striate train`` with the fixed options and this trial's ``params``, into
-    OUT/trial-NNN, reporting validation accuracy per epoch to Optuna (which may stop it early)."""
+    """One trial: a ``striate train`` run (:func:`striate.training.train_run`) with the fixed options and this
+    trial's ``params``, into OUT/trial-NNN, reporting validation accuracy per epoch to Optuna (which may stop
+    it early)."""
+    from ..training import TrainingFailed, train_run
     from ..training.search import TrialFailed, TrialPruning
-    from .main import command_parser, run_command
+    from .main import command_parser
+    from .train_config import settings_of
 
     args = command_parser("train").parse_args([])
     for key, value in {**base, **params}.items():
         setattr(args, key, value)
     folder = os.path.join(out, f"trial-{trial.number:03d}")
-    args.out, args.quiet = folder, True
     pruning = TrialPruning(trial, monitor="val_acc")
-    args.callbacks = [pruning]
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            run_command("train", args)
-    except CommandError as e:
-        trial.set_user_attr("error", str(e))
+        with one_line_warnings():
+            result = train_run(settings_of(args), out=folder, callbacks=[pruning], verbose=0)
+    except (ValueError, ImportError, TrainingFailed) as e:
+        error = one_line(e)
+        trial.set_user_attr("error", error)
         if not quiet:
-            print(f"trial {trial.number:3d}  failed: {e}  ({_describe(params)})", flush=True)
-        raise TrialFailed(str(e)) from None
-    with open(os.path.join(folder, "metrics.json")) as f:
-        metrics = json.load(f)
+            print(f"trial {trial.number:3d}  failed: {error}  ({_describe(params)})", flush=True)
+        raise TrialFailed(error) from None
+    metrics = result.metrics
     trial.set_user_attr("test_acc", metrics["test_accuracy"])
     trial.set_user_attr("seconds", round(metrics["seconds"], 1))
     trial.set_user_attr("run", folder)
@@ -252,7 +253,8 @@ def _plots(out: str, study, rows) -> list[str]:
 
 def run(args) -> int:
     from ..training.search import search_space, trial_rows, tune
-    from .train_config import apply_config_file, write_config_file
+    from ..training.config_file import write_config_file
+    from .train_config import apply_config_file
 
     from ..optional import require
 

@@ -24,10 +24,11 @@ from .optimizer import (DistributedOptimizer, average_buffers, broadcast_model, 
                         broadcast_parameters, is_distributed)
 from .random_streams import RankRandomStreams
 from .sharding import ShardedLoader, shard
+from .strategy import DataParallel
 from .sync_batchnorm import SyncBatchNorm, SyncBatchNormFunction, convert_sync_batchnorm
 
 __all__ = ["Communicator", "MPICommunicator", "SingleProcess", "init", "get_comm", "rank", "size", "is_main",
            "launched_by_mpi", "DistributedOptimizer", "is_distributed", "broadcast_parameters",
            "broadcast_optimizer_state", "broadcast_model", "average_buffers", "shard", "ShardedLoader",
            "SyncBatchNorm", "SyncBatchNormFunction", "convert_sync_batchnorm", "evaluate", "reduce_metrics",
-           "find_mpiexec", "mpiexec_command", "mpiexec_env", "RankRandomStreams"]
+           "find_mpiexec", "mpiexec_command", "mpiexec_env", "RankRandomStreams", "DataParallel"]

@@ -110,7 +110,7 @@ def train_default_model(path: str, epochs: int = DEFAULT_EPOCHS, seed: int = DEF
     standardize = Standardize().fit(ds.x_train)
     args = {"num_classes": ds.num_classes, "input_shape": list(ds.input_shape)}
     model = models.get("digits_cnn", rng=seed, **args)
-    # the recipe of `striate train` for the digits (see striate/cli/common.py, RECIPES["digits"])
+    # the recipe of `striate train` for the digits (see striate/training/recipe.py, RECIPES["digits"])
     opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3, nesterov=True)
     schedule = optim.CosineAnnealingLR(opt, t_max=epochs)
     train = DataLoader(ds.x_train, ds.y_train, batch_size=32, shuffle=True, transform=standardize, rng=seed + 1)

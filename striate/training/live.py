@@ -213,7 +213,7 @@ class LiveRun:
         from ..data import DataLoader, load_dataset, validation_split
         from ..optim import build_optimizer
         from . import recipe
-        from .callbacks import CSVLogger, ModelCheckpoint
+        from .run import run_callbacks
         from .run_dir import RunDir
 
         c = self.config
@@ -239,11 +239,7 @@ class LiveRun:
         self.probe_input = eval_t(probe_x.astype(np.float32) / 255.0 if probe_x.dtype == np.uint8 else probe_x)
         self.probe_label = int((y_val if y_val is not None else ds.y_test)[0])
         self.meta = recipe.run_meta(c, model_args, self.run_id, ds, eval_t)
-        self.callbacks = [ModelCheckpoint(self.run_dir.checkpoint, meta=self.meta)]
-        if self.val is not None:
-            self.callbacks.append(ModelCheckpoint(self.run_dir.best, monitor="val_acc", save_best_only=True,
-                                                  meta=self.meta))
-        self.callbacks.append(CSVLogger(self.run_dir.log))
+        self.callbacks = run_callbacks(self.run_dir, self.meta, with_best=self.val is not None)  # train_run's files
         self.run_dir.open(run_id=self.run_id, resume=resume_path)
         return self
 
@@ -501,21 +497,12 @@ class _Control(Callback):
 
 
 def build_model(name: str, model_args: dict, rng=None) -> Module:
-    """A zoo model or a layer list built for the data (``input_shape``, ``num_classes``); a layer list whose
-    output does not match the classes is refused with a one-line ValueError."""
-    from .. import models
-    from ..nn import is_layer_list, parse_layers
+    """A zoo model or a layer list built for the data (``input_shape``, ``num_classes``), as
+    :func:`striate.training.recipe.build_model` builds it; a layer list whose output does not match the
+    classes is refused with a one-line ValueError (worded for a page: no option names)."""
+    from . import recipe
 
-    if not is_layer_list(name):
-        return models.get(name, **model_args, rng=rng)
-    shape = tuple(model_args["input_shape"])
-    model = parse_layers(name, input_shape=shape, rng=rng)
-    model.eval()
-    with no_grad():
-        out = model(Tensor(np.zeros((1,) + shape, np.float32))).shape
-    model.train()
-    if out != (1, model_args["num_classes"]):
-        k = model_args["num_classes"]
-        raise ValueError(f"the layer list gives {'x'.join(map(str, out[1:]))} outputs per image, but the data "
-                         f"have {k} classes; end it with 'dense {k}'.")
-    return model
+    try:
+        return recipe.build_model(name, model_args, rng=rng)
+    except ValueError as e:
+        raise ValueError(str(e).removeprefix("--model: ").removeprefix("--model ")) from None
