@@ -195,7 +195,7 @@ def _write_pictures(args, task, images, paths, preds, meta) -> list:
     """``STEM_boxes.png`` or ``STEM_overlay.png`` and (segmentation) ``STEM_mask.png`` per picture."""
     from PIL import Image
 
-    from ..training.dense_run import draw_boxes, draw_mask
+    from ..vis.dense import draw_boxes, draw_mask
 
     os.makedirs(args.out, exist_ok=True)
     planned = []
