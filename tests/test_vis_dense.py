@@ -72,3 +72,18 @@ def test_mask_colours_where_the_mask_is(tmp_path):
 def test_mask_of_another_size_is_refused():
     with pytest.raises(ValueError, match="mask"):
         vis.draw_mask(np.zeros((16, 16, 1), np.uint8), np.zeros((8, 8), np.uint8), ["background", "a"])
+
+
+def test_other_classes_guessed_for_a_drawn_object_are_left_out(tmp_path):
+    image = np.zeros((32, 32, 1), np.uint8)
+    pred = {"boxes": np.array([[4.0, 6.0, 20.0, 30.0], [4.0, 7.0, 20.0, 30.0], [18.0, 4.0, 30.0, 12.0]]),
+            "scores": np.array([0.9, 0.6, 0.5]), "classes": np.array([3, 1, 1])}
+    names = [str(d) for d in range(10)]
+    green = lambda a: (a == np.array(GREEN)).all(axis=-1)  # noqa: E731
+    a = _saved(vis.draw_boxes(image, pred, names), tmp_path)
+    f = 8
+    assert tuple(a[18 * f, 4 * f]) == BLUE                   # the best guess at the first object
+    assert not green(a[:, : 18 * f]).any()                   # its weaker class-1 twin is not drawn
+    assert tuple(a[8 * f, 30 * f - 1]) == GREEN              # a class-1 box elsewhere is
+    both = _saved(vis.draw_boxes(image, pred, names, same_object=None), tmp_path)
+    assert green(both[:, : 18 * f]).any()                     # drawn with it when asked

@@ -29,7 +29,8 @@ import numpy as np
 from ..data.annotated import TASKS
 
 __all__ = ["DENSE_RECIPES", "RECIPE_REASONS", "TASK_OF_MODEL", "dense_config", "load_dense_data", "task_of",
-           "AnnotatedLoader", "train_dense", "evaluate_dense", "predict_dense", "detections_to_coco"]
+           "AnnotatedLoader", "train_dense", "evaluate_dense", "predict_dense", "detections_to_coco",
+           "coco_image_ids"]
 
 # The default settings of each task. Each line says why; `striate train --help` shows RECIPE_REASONS.
 DENSE_RECIPES = {
@@ -524,3 +525,39 @@ def detections_to_coco(predictions: list, file_names: list, category_ids, image_
                             "bbox": [round(float(x0), 3), round(float(y0), 3), round(float(x1 - x0), 3),
                                      round(float(y1 - y0), 3)], "score": round(float(s), 5)})
     return results
+
+
+def coco_image_ids(paths) -> list | None:
+    """The ids that the COCO files beside the pictures give them, or None unless every picture has one.
+
+    A picture's COCO file is the one its folder holds (``_annotations.coco.json``, else the folder's
+    only ``*.json`` with images, annotations and categories), where an entry's ``file_name`` names that
+    picture. COCO evaluation matches results to the ground truth by ``image_id``, and data sets number
+    their images as they like (from 0, from 1, or with gaps), so results scored against such a file
+    must carry its ids, not the pictures' order.
+    """
+    import json
+    import os
+
+    from ..data.detection_folders import _coco_file
+
+    by_folder, ids = {}, []
+    for path in paths:
+        full = os.path.normpath(os.path.abspath(path))
+        folder = os.path.dirname(full)
+        if folder not in by_folder:
+            by_folder[folder] = {}
+            try:
+                coco = _coco_file(folder)
+                with open(coco, encoding="utf-8") as f:
+                    images = json.load(f)["images"] if coco else []
+                for im in images:
+                    name = os.path.normpath(os.path.join(folder, str(im["file_name"])))
+                    by_folder[folder][name] = im["id"]
+            except (OSError, ValueError, TypeError, KeyError):
+                pass   # no readable COCO file there: the pictures are counted instead
+        if full not in by_folder[folder]:
+            return None
+        ids.append(by_folder[folder][full])
+    whole = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    return ids if whole and len(set(ids)) == len(ids) else None

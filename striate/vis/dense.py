@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..detection import box_iou
 from .draw import pil
 
 __all__ = ["PALETTE", "draw_boxes", "draw_mask", "class_colour"]
@@ -40,15 +41,21 @@ def _canvas(image, min_side: int = 256):
     return img.resize((a.shape[1] * factor, a.shape[0] * factor), Image.NEAREST), factor
 
 
-def draw_boxes(image, prediction: dict, class_names, min_score: float = 0.3):
+def draw_boxes(image, prediction: dict, class_names, min_score: float = 0.3, same_object: float | None = 0.7):
     """The picture with each box scoring at least ``min_score`` outlined in its class's colour and
     labelled "class score".
+
+    A detector scores every class on its own, so an object whose class is uncertain (a shirt or a
+    pullover) gets one box per guessed class at almost the same place; their labels would cover one
+    another. Only the best of such boxes is drawn: a box is left out when it overlaps a better one
+    already drawn with an IoU above ``same_object`` (None draws them all).
 
     Args:
         image: uint8 ``(h, w, c)`` (gray or RGB) or ``(h, w)``.
         prediction: ``{"boxes": (k, 4) xyxy in the image's pixels, "scores": (k,), "classes": (k,)}``.
         class_names: the names that ``classes`` index.
         min_score: boxes below it are not drawn.
+        same_object: the IoU above which a weaker box counts as another guess at a drawn box's object.
 
     Returns:
         A Pillow RGB image, enlarged so that its shorter side is at least 256 pixels.
@@ -58,10 +65,16 @@ def draw_boxes(image, prediction: dict, class_names, min_score: float = 0.3):
     draw = ImageDraw.Draw(img)
     boxes, scores = np.asarray(prediction["boxes"], np.float64).reshape(-1, 4), np.asarray(prediction["scores"])
     classes = np.asarray(prediction["classes"])
-    order = np.argsort(scores, kind="stable")   # the best box is drawn last, on top
-    for (x0, y0, x1, y1), s, c in zip(boxes[order], scores[order], classes[order]):
-        if s < min_score:
-            continue
+    keep = np.flatnonzero(scores >= min_score)
+    keep = keep[np.argsort(-scores[keep], kind="stable")]      # best first
+    if same_object is not None and len(keep):
+        iou = box_iou(boxes[keep], boxes[keep])
+        drawn = []
+        for i in range(len(keep)):
+            if not drawn or iou[i, drawn].max() <= same_object:
+                drawn.append(i)
+        keep = keep[drawn]
+    for (x0, y0, x1, y1), s, c in zip(boxes[keep[::-1]], scores[keep[::-1]], classes[keep[::-1]]):  # best on top
         colour = class_colour(c)
         # xyxy edges: pixel columns x0 .. x1 - 1 are inside, so the outline's last column is x1 * f - 1
         draw.rectangle([x0 * f, y0 * f, max(x0 * f, x1 * f - 1), max(y0 * f, y1 * f - 1)], outline=colour, width=2)
