@@ -135,7 +135,7 @@ def evaluate_dense_run(args, model, meta) -> int:
 # ---------------------------------------------------------------------------------------- predict
 def predict_dense_run(args, model, meta) -> int:
     from ..data.images import ImageError, read_image
-    from ..training.dense_run import detections_to_coco, predict_dense
+    from ..training.dense_run import coco_image_ids, detections_to_coco, predict_dense
 
     task = meta["task"]
     json_path = args.json if isinstance(args.json, str) else None
@@ -166,7 +166,8 @@ def predict_dense_run(args, model, meta) -> int:
         for s in summary:
             print(f"{s['file_name']}: " + (", ".join(f"{c} {n} px" for c, n in s["classes"].items()) or "background"))
     else:
-        results = detections_to_coco(preds, [os.path.basename(p) for p in paths], meta["category_ids"])
+        results = detections_to_coco(preds, [os.path.basename(p) for p in paths], meta["category_ids"],
+                                     image_ids=coco_image_ids(paths))
         if args.json:
             _emit_json(results, json_path)
         if not (args.json and json_path is None):
@@ -195,7 +196,7 @@ def _write_pictures(args, task, images, paths, preds, meta) -> list:
     """``STEM_boxes.png`` or ``STEM_overlay.png`` and (segmentation) ``STEM_mask.png`` per picture."""
     from PIL import Image
 
-    from ..training.dense_run import draw_boxes, draw_mask
+    from ..vis.dense import draw_boxes, draw_mask
 
     os.makedirs(args.out, exist_ok=True)
     planned = []

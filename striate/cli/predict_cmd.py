@@ -20,8 +20,10 @@ examples:
   striate predict a.png --checkpoint runs/digits_anywhere-fcn/weights.npz --out masks
 
 Detection and localisation models draw their boxes with class and score (--out DIR) and write COCO
-results (--json FILE) in the pictures' own pixels; image_id counts the pictures from 1 in the order
-given. Segmentation models write NAME_overlay.png and NAME_mask.png (one class index per pixel).
+results (--json FILE) in the pictures' own pixels. image_id is the picture's id in the COCO file of
+its folder when every picture is listed in one (so COCOeval scores the results against that file as
+they are), else the pictures are counted from 1 in the order given. Segmentation models write
+NAME_overlay.png and NAME_mask.png (one class index per pixel).
 
 Pictures are read as striate visualize and striate serve read them: turned upright by their EXIF
 orientation, transparency laid over white (under dark strokes) or black (under light ones), converted
@@ -44,9 +46,9 @@ def add_parser(subparsers):
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show per image (3)")
     add_invert_option(p)
     p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
-                   help="print the predictions as JSON; with FILE (boxes) write COCO results there: image_id, "
-                        "file_name, category_id (the data set's own ids), bbox [x, y, w, h] in the picture's "
-                        "pixels, score")
+                   help="print the predictions as JSON; with FILE (boxes) write COCO results there: image_id (the "
+                        "id in the COCO file beside the pictures, else 1, 2, ...), file_name, category_id "
+                        "(the data set's own ids), bbox [x, y, w, h] in the picture's pixels, score")
     p.add_argument("--out", metavar="DIR", help="(boxes and masks) write the pictures with their boxes "
                    "(NAME_boxes.png) or masks (NAME_overlay.png and NAME_mask.png, class indices) into DIR")
     p.add_argument("--min-score", type=float, default=0.3, metavar="S",

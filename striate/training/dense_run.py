@@ -30,7 +30,7 @@ from ..data.annotated import TASKS
 
 __all__ = ["DENSE_RECIPES", "RECIPE_REASONS", "TASK_OF_MODEL", "dense_config", "load_dense_data", "task_of",
            "AnnotatedLoader", "train_dense", "evaluate_dense", "predict_dense", "detections_to_coco",
-           "draw_boxes", "draw_mask"]
+           "coco_image_ids"]
 
 # The default settings of each task. Each line says why; `striate train --help` shows RECIPE_REASONS.
 DENSE_RECIPES = {
@@ -527,66 +527,37 @@ def detections_to_coco(predictions: list, file_names: list, category_ids, image_
     return results
 
 
-# ------------------------------------------------------------------------------------------ pictures
-# distinct colours for classes (background: none); cycles for more classes
-PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-           (170, 110, 40), (128, 0, 0), (170, 255, 195), (128, 128, 0)]
+def coco_image_ids(paths) -> list | None:
+    """The ids that the COCO files beside the pictures give them, or None unless every picture has one.
 
+    A picture's COCO file is the one its folder holds (``_annotations.coco.json``, else the folder's
+    only ``*.json`` with images, annotations and categories), where an entry's ``file_name`` names that
+    picture. COCO evaluation matches results to the ground truth by ``image_id``, and data sets number
+    their images as they like (from 0, from 1, or with gaps), so results scored against such a file
+    must carry its ids, not the pictures' order.
+    """
+    import json
+    import os
 
-def _canvas(image, min_side: int = 256):
-    """The picture as an RGB Pillow image, enlarged (nearest) so that small canvases stay readable."""
-    from PIL import Image
+    from ..data.detection_folders import _coco_file
 
-    a = np.asarray(image, np.uint8)
-    a = np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a[..., :3]
-    factor = max(1, int(np.ceil(min_side / max(1, min(a.shape[:2])))))
-    img = Image.fromarray(a)
-    return img.resize((a.shape[1] * factor, a.shape[0] * factor), Image.NEAREST), factor
-
-
-def draw_boxes(image, prediction: dict, class_names, min_score: float = 0.3):
-    """A Pillow image: the picture with each box of score >= ``min_score`` outlined in its class's
-    colour and labelled "class score"."""
-    from PIL import ImageDraw
-
-    img, f = _canvas(image)
-    draw = ImageDraw.Draw(img)
-    order = np.argsort(prediction["scores"], kind="stable")   # the best box is drawn last, on top
-    for (x0, y0, x1, y1), s, c in zip(prediction["boxes"][order], prediction["scores"][order],
-                                      prediction["classes"][order]):
-        if s < min_score:
-            continue
-        colour = PALETTE[int(c) % len(PALETTE)]
-        draw.rectangle([x0 * f, y0 * f, max(x0 * f, x1 * f - 1), max(y0 * f, y1 * f - 1)], outline=colour, width=2)
-        label = f"{class_names[int(c)]} {s:.2f}"
-        ty = max(0, y0 * f - 12)
-        draw.rectangle([x0 * f, ty, x0 * f + 6 * len(label) + 4, ty + 11], fill=colour)
-        draw.text((x0 * f + 2, ty), label, fill=(0, 0, 0))
-    return img
-
-
-def draw_mask(image, mask, class_names, alpha: float = 0.55):
-    """A Pillow image: the picture with every non-background pixel tinted by its class's colour, and a
-    legend of the classes present."""
-    from PIL import Image, ImageDraw
-
-    img, f = _canvas(image)
-    base = np.asarray(img, np.float64)
-    m = np.repeat(np.repeat(np.asarray(mask), f, axis=0), f, axis=1)
-    colours = np.zeros(base.shape)
-    for c in np.unique(m):
-        if c == 0 or c == 255:
-            continue
-        colours[m == c] = PALETTE[(int(c) - 1) % len(PALETTE)]
-    tinted = np.where((m > 0)[..., None] & (m != 255)[..., None], (1 - alpha) * base + alpha * colours, base)
-    out = Image.fromarray(tinted.round().astype(np.uint8))
-    draw = ImageDraw.Draw(out)
-    y = 2
-    for c in np.unique(m):
-        if c == 0 or c == 255 or c >= len(class_names):
-            continue
-        draw.rectangle([2, y, 12, y + 10], fill=PALETTE[(int(c) - 1) % len(PALETTE)])
-        draw.text((16, y - 1), str(class_names[int(c)]), fill=(255, 255, 255))
-        y += 13
-    return out
+    by_folder, ids = {}, []
+    for path in paths:
+        full = os.path.normpath(os.path.abspath(path))
+        folder = os.path.dirname(full)
+        if folder not in by_folder:
+            by_folder[folder] = {}
+            try:
+                coco = _coco_file(folder)
+                with open(coco, encoding="utf-8") as f:
+                    images = json.load(f)["images"] if coco else []
+                for im in images:
+                    name = os.path.normpath(os.path.join(folder, str(im["file_name"])))
+                    by_folder[folder][name] = im["id"]
+            except (OSError, ValueError, TypeError, KeyError):
+                pass   # no readable COCO file there: the pictures are counted instead
+        if full not in by_folder[folder]:
+            return None
+        ids.append(by_folder[folder][full])
+    whole = all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    return ids if whole and len(set(ids)) == len(ids) else None

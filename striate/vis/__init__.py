@@ -22,6 +22,8 @@ from the ``striate[viz]`` extra, imported only when drawing).
 * :func:`lr_find_figure` — loss against learning rate of :func:`striate.training.lr_find`.
 * :func:`tune_history_figure`, :func:`importances_figure` — a search's trials and its parameter
   importances (:func:`striate.training.tune`).
+* :func:`draw_boxes`, :func:`draw_mask` — a detector's boxes or a segmenter's mask drawn over the picture
+  (:mod:`striate.vis.dense`, what ``striate predict --out`` saves).
 * :func:`overlay`, :func:`tile`, :func:`normalize` — drawing helpers.
 * :func:`filters_figure`, :func:`activations_figure`, :func:`saliency_figure`, :func:`grad_cam_figure`,
   :func:`occlusion_figure`, :func:`top_patches_figure`, :func:`maximize_figure`,
@@ -37,6 +39,7 @@ from .attribution import (SALIENCY_METHODS, default_cam_layer, grad_cam, input_g
                           predicted_class, saliency)
 from .backprop import BackwardRecord, explain_gradient, record_backward
 from .deconvnet import deconvnet, deconvnet_unit
+from .dense import draw_boxes, draw_mask
 from .draw import overlay
 from .explain import ForwardRecord, explain_unit, format_explanation, record_forward, softmax_terms, to_json
 from .figures import (activations_figure, class_probabilities, conv_layer, deconvnet_figure, filters_figure,
@@ -62,4 +65,4 @@ __all__ = ["filter_grid", "activations", "activation_grid", "default_activation_
            "saliency_figure", "grad_cam_figure", "occlusion_figure", "top_patches_figure", "maximize_figure",
            "save_figure", "conv_layer", "class_probabilities", "tune_history_figure", "importances_figure",
            "frame_images", "save_animation", "deconvnet", "deconvnet_unit", "guided_backprop", "deconvnet_figure",
-           "guided_backprop_figure", "signed_image"]
+           "guided_backprop_figure", "signed_image", "draw_boxes", "draw_mask"]
