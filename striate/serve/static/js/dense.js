@@ -22,13 +22,20 @@ const ctx = pad.getContext("2d");
 // The pen is as wide, relative to the canvas, as the strokes of the training canvases (the model's
 // description gives the fraction), light on a dark ground as they are.
 function penWidth() { return Math.max(2, Math.round((state.model ? state.model.stroke : 0.052) * Math.max(pad.width, pad.height))); }
-
-function paint() {
-  ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, pad.width, pad.height);
+// ... and its edge as soft as the training digits' edges (they are small pictures enlarged bilinearly)
+function pen() {
   ctx.strokeStyle = ctx.fillStyle = "#fff";
   ctx.lineCap = ctx.lineJoin = "round";
   ctx.lineWidth = penWidth();
+  const soft = state.model ? state.model.soft * Math.max(pad.width, pad.height) : 0;
+  ctx.filter = soft > 0 ? `blur(${soft.toFixed(1)}px)` : "none";
+}
+
+function paint() {
+  ctx.filter = "none";
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  pen();
   for (const s of state.strokes) drawStroke(s, 0);
 }
 
@@ -55,7 +62,7 @@ pad.addEventListener("pointerdown", (ev) => {
   pad.setPointerCapture(ev.pointerId);
   current = [padPoint(ev)];
   state.strokes.push(current);
-  ctx.lineWidth = penWidth();
+  pen();
   drawStroke(current, 0);
   $("dense-hint").hidden = true;
   schedule();
@@ -136,16 +143,15 @@ async function loadModel() {
   $("model-line").title = m.source;
   $("dense-source").textContent = m.source;
   $("dense-title").textContent = m.task === "localisation" ? "1 · Draw a digit anywhere" : "1 · Draw several digits anywhere";
-  $("found-title").textContent = m.task === "segmentation" ? "3 · Classes found (share of the pixels)" : "3 · Found";
+  $("found-title").textContent = m.task === "segmentation" ? "3 · Classes found (share of the pixels)" : "3 · Found, best first";
   $("score-label").hidden = m.task !== "detection";
   $("min-score").value = m.min_score;
   $("min-score-value").textContent = Number(m.min_score).toFixed(2);
   const [lo, hi] = m.digit_size.map((f) => Math.round(f * pad.height));
   $("dense-hint").textContent = `draw digits anywhere, each about ${lo}–${hi} px tall`;
-  $("pen-caption").textContent = `The pen is ${penWidth()} px wide on this ${pad.width}×${pad.height} canvas: ` +
-    `${(100 * m.stroke).toFixed(1)}% of its side, as wide as the strokes of the canvases the model learnt from` +
-    (m.dataset ? ` (${m.dataset})` : "") + `; the model learnt digits ${lo}–${hi} px tall at this scale. ` +
-    `The answer (${what}) follows the pen.`;
+  $("pen-caption").textContent = `The pen is ${penWidth()} px wide on this ${pad.width}×${pad.height} canvas ` +
+    `(${(100 * m.stroke).toFixed(1)}% of its side), soft-edged, light on dark: the strokes of the digits_anywhere canvases, ` +
+    `whose digits are ${lo}–${hi} px tall at this scale. The answer (${what}) follows the pen.`;
   $("dense-input-caption").textContent = `${h}×${w}: the whole canvas resized to the model's input, as its training canvases were made.`;
   if (m.task === "segmentation") buildLegend(m);
   paint();
