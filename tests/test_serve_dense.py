@@ -224,3 +224,38 @@ def test_the_dense_route_refuses_a_classifier_in_one_line(lenet_client):
     assert r.json["error"] == ("POST /api/dense answers for localisation and detection and segmentation models; the "
                                "served model lenet5 is a classification model: POST /api/predict answers for it, "
                                "and the page at / shows it.")
+
+
+# ------------------------------------------------------------------------------------------ the command
+def test_cli_serves_a_run_folder_of_a_segmenter_and_says_what_it_is(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = os.path.dirname(tiny_dense_run("segmentation"))
+    env = dict(os.environ, STRIATE_CACHE=str(tmp_path), PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "striate", "serve", "--port", "0", "--checkpoint", folder,
+                             "--runs", str(tmp_path / "runs")], cwd=repo, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line, deadline = "", time.time() + 120
+        while time.time() < deadline and " at http://" not in line:
+            line = proc.stdout.readline()
+            if not line:
+                break
+        assert "serving fcn (segmentation, 32x32x1 input, 10 classes) at http://127.0.0.1:" in line, line
+        url = re.search(r"(http://\S+/)", line).group(1)
+        with urllib.request.urlopen(url + "api/model", timeout=30) as r:
+            assert json.load(r)["task"] == "segmentation"
+        req = urllib.request.Request(url + "api/dense", data=png_bytes(draw_digits()), headers={"Content-Type": "image/png"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert json.load(r)["mask_shape"] == [32, 32]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
