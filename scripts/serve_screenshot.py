@@ -7,7 +7,7 @@ the page (1360 x 1000 unless --height says otherwise).
 
 With a localisation, detection or segmentation run the page is the dense view: the script draws
 several digits at several places of its canvas (:data:`DIGITS`), waits for the boxes or the mask,
-and saves the view (1100 x 600 unless --height says otherwise).
+and saves the view (1100 x 660 unless --height says otherwise).
 
     python scripts/serve_screenshot.py --out docs/serve.png                       # default model
     python scripts/serve_screenshot.py --checkpoint runs/mnist-lenet5/weights.npz --hover features.3 \\
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--unit", default="3,0.55,0.45", help="map index, x and y fractions inside it")
     ap.add_argument("--out", default="serve.png", help="PNG to write")
     ap.add_argument("--height", type=int, help="viewport height in pixels (default 1000, width 1360; the dense "
-                                               "view: 600, width 1100)")
+                                               "view: 660, width 1100)")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args(argv)
     served = load_served_model(args.checkpoint) if args.checkpoint else default_served_model()
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
             dense = getattr(served, "task", "classification") != "classification"
-            size = {"width": 1100, "height": args.height or 600} if dense else {"width": 1360, "height": args.height or 1000}
+            size = ({"width": 1100, "height": args.height or 660} if dense
+                    else {"width": 1360, "height": args.height or 1000})
             page = browser.new_page(viewport=size)
             page.goto(url)
             if dense:

@@ -208,9 +208,9 @@ def test_bad_bodies_get_400_one_line(det_client, what, kwargs, message):
 
 def test_classifier_routes_refuse_a_dense_model_in_one_line(seg_client):
     url = data_url(draw_digits())
-    for method, path, kwargs in [("post", "/api/predict", {"json": {"image": url}}),
-                                 ("get", "/api/explain", {"query_string": {"input": "x", "layer": "a", "index": "0"}}),
-                                 ("get", "/api/gradient", {"query_string": {"input": "x", "layer": "a", "index": "0"}})]:
+    unit = {"query_string": {"input": "x", "layer": "a", "index": "0"}}
+    for method, path, kwargs in [("post", "/api/predict", {"json": {"image": url}}), ("get", "/api/explain", unit),
+                                 ("get", "/api/gradient", unit)]:
         r = getattr(seg_client, method)(path, **kwargs)
         assert r.status_code == 400 and set(r.json) == {"error"}, (path, r.json)
         assert f"{method.upper()} {path} answers for classification models" in r.json["error"]
@@ -252,7 +252,8 @@ def test_cli_serves_a_run_folder_of_a_segmenter_and_says_what_it_is(tmp_path):
         url = re.search(r"(http://\S+/)", line).group(1)
         with urllib.request.urlopen(url + "api/model", timeout=30) as r:
             assert json.load(r)["task"] == "segmentation"
-        req = urllib.request.Request(url + "api/dense", data=png_bytes(draw_digits()), headers={"Content-Type": "image/png"})
+        req = urllib.request.Request(url + "api/dense", data=png_bytes(draw_digits()),
+                                     headers={"Content-Type": "image/png"})
         with urllib.request.urlopen(req, timeout=30) as r:
             assert json.load(r)["mask_shape"] == [32, 32]
     finally:

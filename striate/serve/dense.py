@@ -142,7 +142,8 @@ class ServedDense:
             if i > 0:                                            # 0 is the background: transparent
                 lut[i] = [int(colour[j:j + 2], 16) for j in (1, 3, 5)] + [255]
         counts = np.bincount(mask.reshape(-1), minlength=k)
-        present = [{"class": self.mask_class_names[i], "index": int(i), "fraction": round(float(counts[i] / mask.size), 4)}
+        present = [{"class": self.mask_class_names[i], "index": int(i),
+                    "fraction": round(float(counts[i] / mask.size), 4)}
                    for i in np.argsort(-counts, kind="stable") if 0 < i < k and counts[i] > 0]
         return {"mask": render.png_data_url(lut[mask]), "mask_shape": list(mask.shape), "present": present}
 
@@ -158,4 +159,5 @@ class ServedDense:
                 "total_params": int(self.model.num_parameters()), "dataset": self.meta.get("dataset"),
                 "standardize": {"mean": list(self.meta["preprocess"]["mean"]),
                                 "std": list(self.meta["preprocess"]["std"])},
-                "stroke": STROKE_FRACTION, "soft": SOFT_FRACTION, "digit_size": list(DIGIT_FRACTION), "min_score": MIN_SCORE}
+                "stroke": STROKE_FRACTION, "soft": SOFT_FRACTION, "digit_size": list(DIGIT_FRACTION),
+                "min_score": MIN_SCORE}

@@ -96,7 +96,8 @@ def load_served_model(path):
     if os.fspath(path).lower().endswith(".onnx"):
         return served_from_onnx(path)
     if os.path.isdir(path):   # a run folder: its final weights, else its last checkpoint
-        found = [os.path.join(path, n) for n in ("weights.npz", "checkpoint.npz") if os.path.isfile(os.path.join(path, n))]
+        found = [os.path.join(path, n) for n in ("weights.npz", "checkpoint.npz")
+                 if os.path.isfile(os.path.join(path, n))]
         if not found:
             raise ModelFileError(f"{path} is a folder without weights.npz or checkpoint.npz; give a run folder "
                                  "written by striate train, or the weights file itself.")

@@ -30,8 +30,10 @@ def gate():
     """Before a page is rendered: a view that does not work for the served model answers with the
     reason (the Network view's ``/`` with the dense view instead)."""
     view = _BY_BLUEPRINT.get(request.blueprint)
+    if view is None:          # the API and static files: the routes check for themselves
+        return None
     state = current()
-    if view is None or shown(view, state.task):
+    if shown(view, state.task):
         return None
     if view is draw:
         return redirect(url_for("dense.page"))
