@@ -221,7 +221,7 @@ def test_classifier_routes_refuse_a_dense_model_in_one_line(seg_client):
 def test_the_dense_route_refuses_a_classifier_in_one_line(lenet_client):
     r = lenet_client.post("/api/dense", json={"image": data_url(draw_digit("7"))})
     assert r.status_code == 400
-    assert r.json["error"] == ("POST /api/dense answers for localisation and detection and segmentation models; the "
+    assert r.json["error"] == ("POST /api/dense answers for localisation, detection or segmentation models; the "
                                "served model lenet5 is a classification model: POST /api/predict answers for it, "
                                "and the page at / shows it.")
 

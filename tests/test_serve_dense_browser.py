@@ -123,7 +123,11 @@ def test_two_strokes_at_two_places_show_the_answer_live(task, browser, tmp_path)
         if os.environ.get("STRIATE_SCREENSHOT_DIR"):
             shutil.copy(shot, os.environ["STRIATE_SCREENSHOT_DIR"])
 
-        # Clear empties the answer; Undo takes the last stroke back and asks again
+        # Undo takes the last stroke back and asks again; Clear empties the answer
+        before = len(responses)
+        page.click("#dense-undo")
+        page.wait_for_function("Number(document.body.dataset.strokes) === 2")
+        assert len(responses) > before
         page.click("#dense-clear")
         page.wait_for_timeout(200)
         assert _overlay_pixels(page) == 0 and page.locator(".found .item").count() == 0

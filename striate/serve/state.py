@@ -112,7 +112,8 @@ def serves(*tasks):
 
                 where = ("POST /api/predict" if state.task == "classification" else "POST /api/dense") + \
                     " answers for it, and the page at / shows it"
-                raise ValueError(f"{request.method} {request.path} answers for {' and '.join(tasks)} models; the "
+                kinds = tasks[0] if len(tasks) == 1 else f"{', '.join(tasks[:-1])} or {tasks[-1]}"
+                raise ValueError(f"{request.method} {request.path} answers for {kinds} models; the "
                                  f"served model {state.served.name} is a {state.task} model: {where}.")
             return route(*args, **kwargs)
         return checked
