@@ -6,9 +6,14 @@ data URL. Prints the median and 90th percentile of the round trip (client side, 
 time as the page's ``fetch`` does with this HTTP/1.0 server) and of the server's own time (``ms`` in
 the answer: decoding, preprocessing, forward pass, rendering every layer's maps).
 
+A localisation, detection or segmentation run is served by the dense view: the request is then
+``POST /api/dense`` with the 384x384 canvas of four drawn digits (``ms``: decoding, resizing to the
+model's input, forward pass, decoding the boxes or encoding the mask).
+
     python benchmarks/serve_predict.py                  # the default digits_cnn (trained if not cached)
     python benchmarks/serve_predict.py --checkpoint runs/mnist-lenet5/weights.npz -n 300
     python benchmarks/serve_predict.py --model lenet5   # an untrained registry model (same cost)
+    python benchmarks/serve_predict.py --checkpoint runs/digits_anywhere-centernet -n 100   # a detector
 """
 from __future__ import annotations
 
@@ -37,6 +42,24 @@ def drawn_seven():
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def drawn_digits():
+    """The dense view's 384x384 canvas with four digits (the strokes of scripts/serve_screenshot.py)."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    ring = [(0.22 + 0.08 * math.sin(2 * math.pi * i / 24), 0.72 - 0.16 * math.cos(2 * math.pi * i / 24))
+            for i in range(25)]
+    strokes = [[(0.08, 0.08), (0.27, 0.08), (0.14, 0.44)], [(0.55, 0.14), (0.63, 0.06), (0.63, 0.42)], ring,
+               [(0.67, 0.55), (0.61, 0.76), (0.81, 0.76)], [(0.75, 0.62), (0.75, 0.90)]]
+    img = Image.new("L", (384, 384), 0)
+    for s in strokes:
+        ImageDraw.Draw(img).line([(384 * x, 384 * y) for x, y in s], fill=255, width=20, joint="curve")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 def main(argv=None) -> int:
     import numpy as np
     from werkzeug.serving import make_server
@@ -59,8 +82,9 @@ def main(argv=None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)   # no access-log line per request
     srv = make_server("127.0.0.1", 0, create_app(served), threaded=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{srv.server_address[1]}/api/predict"
-    body = json.dumps({"image": drawn_seven(), "invert": False}).encode()
+    dense = getattr(served, "task", "classification") != "classification"
+    url = f"http://127.0.0.1:{srv.server_address[1]}/api/{'dense' if dense else 'predict'}"
+    body = json.dumps({"image": drawn_digits() if dense else drawn_seven(), "invert": False}).encode()
     client, server, size = [], [], 0
     try:
         for i in range(10 + args.n):
@@ -77,7 +101,8 @@ def main(argv=None) -> int:
         srv.shutdown()
     q = lambda a, p: float(np.percentile(a, p))  # noqa: E731
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{served.name} {'x'.join(map(str, served.input_shape))}, {len(served.layers)} layers, "
+    what = f"{served.task}" if dense else f"{len(served.layers)} layers"
+    print(f"{served.name} {'x'.join(map(str, served.input_shape))}, {what}, "
           f"answer {size / 1024:.0f} KiB, {args.n} requests, load average {load:.2f}")
     print(f"round trip  median {statistics.median(client):6.1f} ms   p90 {q(client, 90):6.1f} ms")
     print(f"server      median {statistics.median(server):6.1f} ms   p90 {q(server, 90):6.1f} ms")

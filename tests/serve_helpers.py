@@ -104,3 +104,37 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_dense_run(task: str) -> str:
+    """The weights of a tiny localiser, detector or segmenter trained once per test process (a few
+    seconds): one epoch on 48 canvases of 1-2 embedded digits (one for localisation) at 32x32, written
+    as ``striate train`` writes a run."""
+    from striate.data import load_dataset
+    from striate.data.canvas import make_canvas_dataset
+    from striate.training.dense_run import dense_config, train_dense
+    from striate.training.run_dir import RunDir
+
+    src = load_dataset("digits")
+    digits = (1, 1) if task == "localisation" else (1, 2)
+    ds = make_canvas_dataset(src.x_train, src.y_train, src.x_test, src.y_test, src.class_names, 48, 8,
+                             canvas=32, digits=digits, seed=0, name="tiny")
+    folder = tempfile.mkdtemp(prefix=f"striate-serve-{task}-")
+    atexit.register(shutil.rmtree, folder, True)
+    run = RunDir(os.path.join(folder, "run"))
+    with run.open(run_id="test"):
+        train_dense(ds, dense_config(task, epochs=1, dataset="tiny"), run, run_id="test", verbose=0)
+    return os.path.join(folder, "run", "weights.npz")
+
+
+def draw_digits(size=(384, 384), width: int = 20):
+    """A PIL canvas with a "1" on the left and a "7" on the right, light strokes on black."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    img = Image.new("L", (w, h), 0)
+    d = ImageDraw.Draw(img)
+    d.line([(0.22 * w, 0.25 * h), (0.20 * w, 0.65 * h)], fill=255, width=width)
+    d.line([(0.55 * w, 0.40 * h), (0.85 * w, 0.40 * h), (0.65 * w, 0.80 * h)], fill=255, width=width, joint="curve")
+    return img

@@ -17,6 +17,7 @@ examples:
   striate serve                                          # default model: digits_cnn, trained once and cached
   striate serve --checkpoint runs/mnist-lenet5/weights.npz --port 8080
   striate serve --checkpoint model.onnx                  # an ONNX model, imported by striate
+  striate serve --checkpoint runs/digits_anywhere-centernet   # a detector (or segmenter): draw several digits
   striate serve --checkpoint runs/digits-digits_cnn/weights.npz --host 0.0.0.0   # reachable from the network
   striate serve --runs runs/live --data-dir ~/data/mnist   # Train view: its runs in runs/live, MNIST offered
 
@@ -32,11 +33,13 @@ def add_parser(subparsers):
         "serve", help="local web page: draw a digit, see every layer respond",
         description="Serve a local web page where you draw a digit (or upload an image) and see the class\n"
                     "probabilities and every layer's activation maps, computed by striate on this machine.\n"
+                    "A localisation, detection or segmentation run opens a larger canvas instead: draw several\n"
+                    "digits anywhere and its boxes or mask follow the pen.\n"
                     "Needs the serve extra: pip install striate[serve].",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", "--weights", dest="checkpoint", metavar="PATH",
-                   help="weights.npz or checkpoint.npz written by striate train or striate import, or a model.onnx (default: a digits_cnn "
+                   help="weights.npz or checkpoint.npz written by striate train or striate import (or its run folder), or a model.onnx (default: a digits_cnn "
                         "trained on the embedded digits, cached under ~/.cache/striate/serve)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: only this machine can connect)")
@@ -113,8 +116,10 @@ def _serve(server, served) -> int:
     except ValueError:
         loopback = False
     shape = "x".join(str(s) for s in served.input_shape)
-    _say(f"serving {served.name} ({shape} input, {len(served.class_names)} classes) at http://{shown}:{port}/ "
-         "— Ctrl-C stops")
+    task = getattr(served, "task", None)   # a localisation, detection or segmentation run: the dense view
+    classes = served.mask_class_names[1:] if task == "segmentation" else served.class_names
+    _say(f"serving {served.name} ({task + ', ' if task else ''}{shape} input, {len(classes)} classes) at "
+         f"http://{shown}:{port}/ — Ctrl-C stops")
     if not loopback:
         _say(f"note: bound to {host}, so other machines on the network can reach this page")
     try:

@@ -13,8 +13,11 @@ Where things live (a new view is one template, one blueprint, one JS module, and
 * ``views/<view>.py`` — a Blueprint with a ``page`` endpoint that renders the view's template, and
   its ``TITLE``; add the module to ``views.VIEWS`` and it appears in every page's navigation.
   Today: ``draw`` (``/``: draw a digit, every layer's maps, receptive fields; click a unit to
-  explain it), ``network3d`` (``/3d``: the network in 3D, a unit's connections) and ``explorer``
-  (``/explorer``: one layer's conv arithmetic).
+  explain it), ``dense`` (``/dense``: draw several digits anywhere, a detector's boxes or a
+  segmenter's mask follow the pen), ``network3d`` (``/3d``: the network in 3D, a unit's
+  connections), ``explorer`` (``/explorer``: one layer's conv arithmetic) and ``train``
+  (``/train``). A view's ``TASKS`` names the models it works for; the navigation shows the views
+  of the served model's task (a classifier's, or a localiser's, detector's or segmenter's).
 * ``templates/<view>.html`` — extends ``base.html`` (header, navigation, footer, stylesheet) and
   fills its ``main`` and ``scripts`` blocks; ``static/css/style.css`` styles every view.
 * ``static/js/<view>.js`` — the view's ES module; ``static/js/common.js`` holds what views share:
@@ -25,8 +28,9 @@ Where things live (a new view is one template, one blueprint, one JS module, and
   listed in ``api.BLUEPRINTS``; routes read the served model through
   :func:`striate.serve.state.current` and raise ValueError/TypeError for a bad request, which
   becomes an HTTP 400 with ``{"error": "<one line>"}`` (an unexpected failure a 500 line, its
-  traceback in the server's log). Today: ``api/model.py`` (``GET /api/model``,
-  ``POST /api/predict``), ``api/conv.py`` (``GET /api/conv``, ``GET /api/conv/frames``) and
+  traceback in the server's log); a route for some models only is marked
+  :func:`~striate.serve.state.serves`. Today: ``api/model.py`` (``GET /api/model``,
+  ``POST /api/predict``), ``api/dense.py`` (``POST /api/dense``), ``api/conv.py`` (``GET /api/conv``, ``GET /api/conv/frames``) and
   ``api/explain.py`` (``GET /api/explain``, ``GET /api/gradient``).
 
 The library beneath the routes:
@@ -35,18 +39,21 @@ The library beneath the routes:
   normalisation of a drawn digit.
 * :mod:`striate.serve.inference` — :class:`ServedModel`: forward hooks, layer outputs, receptive
   fields (from the summary's propagation).
+* :mod:`striate.serve.dense` — :class:`ServedDense`: a localisation, detection or segmentation run
+  answering one drawn canvas with boxes or a mask (striate's image path and ``predict_dense``).
 * :mod:`striate.serve.render` — activation maps and filters as PNG data URLs.
-* :mod:`striate.serve.model_file` — the served model: a weights file, an ONNX file, or the default
-  trained in seconds.
+* :mod:`striate.serve.model_file` — the served model: a weights file (or its run folder), an ONNX
+  file, or the default trained in seconds.
 
 Flask is an optional extra: ``pip install striate[serve]``. Place in the layers: above training,
 models and summary (it loads weights, trains the default model and reads receptive fields),
 below cli.
 """
 from .app import create_app
+from .dense import ServedDense
 from .inference import ServedModel
 from .model_file import ModelFileError, default_model_path, default_served_model, load_served_model
 from .preprocess import ImageError
 
-__all__ = ["create_app", "ServedModel", "load_served_model", "default_served_model", "default_model_path",
-           "ModelFileError", "ImageError"]
+__all__ = ["create_app", "ServedModel", "ServedDense", "load_served_model", "default_served_model",
+           "default_model_path", "ModelFileError", "ImageError"]

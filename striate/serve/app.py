@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..optional import require
+from .dense import ServedDense
 from .inference import ServedModel
 
 MAX_BYTES = 4 * 1024 * 1024   # a drawn digit is ~10 KB, a phone photo a few MB
@@ -12,7 +13,9 @@ def _flask():
 
 
 def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
-    """Build the Flask app that serves ``served`` (a :class:`~striate.serve.inference.ServedModel`).
+    """Build the Flask app that serves ``served``: a classifier (:class:`~striate.serve.inference.ServedModel`)
+    or a localiser, detector or segmenter (:class:`~striate.serve.dense.ServedDense`); the navigation
+    shows the views that work for it.
 
     Args:
         served: the model, with its input shape, classes and standardisation.
@@ -25,8 +28,8 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
         [28, 28, 1]
     """
     flask = _flask()
-    if not isinstance(served, ServedModel):
-        raise TypeError(f"create_app expects a ServedModel. Received: {type(served).__name__}.")
+    if not isinstance(served, (ServedModel, ServedDense)):
+        raise TypeError(f"create_app expects a ServedModel or a ServedDense. Received: {type(served).__name__}.")
     from . import api, errors, views
     from .state import KEY, ServeState
 
@@ -37,5 +40,6 @@ def create_app(served: ServedModel, max_bytes: int = MAX_BYTES):
     errors.install(app)
     for bp in [v.bp for v in views.VIEWS] + list(api.BLUEPRINTS):
         app.register_blueprint(bp)
-    app.context_processor(lambda: {"nav": views.nav()})
+    app.before_request(views.gate)
+    app.context_processor(lambda: {"nav": views.nav(app.extensions[KEY].task)})
     return app

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+from .dense import DENSE_TASKS, ServedDense
 from .inference import ServedModel
 
 # Training recipe of the default model: the embedded digits recipe of `striate train`, shortened.
@@ -43,9 +44,10 @@ def _served(model, meta: dict, name: str, source: str, no_shape: str) -> ServedM
                        mean=pre.get("mean"), std=pre.get("std"), eps=pre.get("eps", 1e-7), name=name, source=source)
 
 
-def served_from_checkpoint(ckpt, source: str) -> ServedModel:
+def served_from_checkpoint(ckpt, source: str):
     """A :class:`ServedModel` from a loaded :class:`~striate.training.Checkpoint` written by striate
-    (``train``, ``finetune`` or ``import``)."""
+    (``train``, ``finetune`` or ``import``), or a :class:`~striate.serve.dense.ServedDense` when the
+    run learnt localisation, detection or segmentation (``meta["task"]``)."""
     from ..training.model_file import model_from_checkpoint
 
     meta = ckpt.meta or {}
@@ -53,6 +55,11 @@ def served_from_checkpoint(ckpt, source: str) -> ServedModel:
         model = model_from_checkpoint(ckpt)
     except ValueError as e:
         raise ModelFileError(" ".join(str(e).split())) from None
+    if meta.get("task") in DENSE_TASKS:   # localisation, detection, segmentation: boxes or a mask, not classes
+        try:
+            return ServedDense(model, meta, source=source)
+        except ValueError as e:
+            raise ModelFileError(f"{ckpt.path}: {' '.join(str(e).split())}") from None
     return _served(model, meta, meta["model"].get("name", "imported graph"), source,
                    f"{ckpt.path} does not record the model's input shape (meta['input_shape']).")
 
@@ -75,9 +82,11 @@ def served_from_onnx(path) -> ServedModel:
                    f"(input shape {model.input_shape}); striate serve needs a spatial input.")
 
 
-def load_served_model(path) -> ServedModel:
+def load_served_model(path):
     """Serve the model in a weights or checkpoint file written by ``striate train`` (or ``striate
-    import``), or an ONNX file (``.onnx``, imported with :func:`striate.onnx.load`).
+    import``), or an ONNX file (``.onnx``, imported with :func:`striate.onnx.load`): a
+    :class:`ServedModel` for a classifier, a :class:`~striate.serve.dense.ServedDense` for a
+    localisation, detection or segmentation run.
 
     Raises:
         ModelFileError: no such file, not a striate or ONNX file, or weights that do not fit.
@@ -86,6 +95,13 @@ def load_served_model(path) -> ServedModel:
 
     if os.fspath(path).lower().endswith(".onnx"):
         return served_from_onnx(path)
+    if os.path.isdir(path):   # a run folder: its final weights, else its last checkpoint
+        found = [os.path.join(path, n) for n in ("weights.npz", "checkpoint.npz")
+                 if os.path.isfile(os.path.join(path, n))]
+        if not found:
+            raise ModelFileError(f"{path} is a folder without weights.npz or checkpoint.npz; give a run folder "
+                                 "written by striate train, or the weights file itself.")
+        path = found[0]
 
     try:
         ckpt = load_checkpoint(path)

@@ -8,6 +8,7 @@ plain module-level objects that any number of apps can register.
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass, field
@@ -62,7 +63,10 @@ def default_preprocess(served: ServedModel) -> str:
 
 @dataclass
 class ServeState:
-    """The model behind the app, its description (computed once: the model does not change) and limits."""
+    """The model behind the app, its description (computed once: the model does not change) and limits.
+
+    ``served`` is a :class:`ServedModel` (a classifier) or a :class:`~striate.serve.dense.ServedDense`.
+    """
 
     served: ServedModel
     max_bytes: int
@@ -77,11 +81,43 @@ class ServeState:
         self.inputs.put(key, np.asarray(x, np.float32))
         return key
 
+    @property
+    def task(self) -> str:
+        """What the served model does: ``"classification"``, or a dense task (:data:`~.dense.DENSE_TASKS`)."""
+        return task_of(self.served)
+
     def __post_init__(self):
         if self.model_info is None:
             self.model_info = self.served.describe()
-            self.model_info.update(default_preprocess=default_preprocess(self.served),
-                                   preprocess_modes=list(MODES), max_bytes=self.max_bytes)
+            if self.task == "classification":
+                self.model_info.update(task="classification", default_preprocess=default_preprocess(self.served),
+                                       preprocess_modes=list(MODES))
+            self.model_info["max_bytes"] = self.max_bytes
+
+
+def task_of(served) -> str:
+    """``"classification"`` for a :class:`ServedModel`, else the dense model's task."""
+    return "classification" if isinstance(served, ServedModel) else served.task
+
+
+def serves(*tasks):
+    """Decorate an API route that answers only for models of ``tasks``: for any other model it is an
+    HTTP 400 whose one line names the served model and where its answers are."""
+    def wrap(route):
+        @functools.wraps(route)
+        def checked(*args, **kwargs):
+            state = current()
+            if state.task not in tasks:
+                from flask import request
+
+                where = ("POST /api/predict" if state.task == "classification" else "POST /api/dense") + \
+                    " answers for it, and the page at / shows it"
+                kinds = tasks[0] if len(tasks) == 1 else f"{', '.join(tasks[:-1])} or {tasks[-1]}"
+                raise ValueError(f"{request.method} {request.path} answers for {kinds} models; the "
+                                 f"served model {state.served.name} is a {state.task} model: {where}.")
+            return route(*args, **kwargs)
+        return checked
+    return wrap
 
 
 def current() -> ServeState:

@@ -24,7 +24,7 @@ from flask import Blueprint, jsonify, request
 
 from .. import render
 from ..errors import api_errors
-from ..state import current
+from ..state import current, serves
 from .conv import int_arg
 
 bp = api_errors(Blueprint("api_explain", __name__, url_prefix="/api"))
@@ -138,6 +138,7 @@ def animation(rec, e, channel=None) -> dict | None:
 
 
 @bp.get("/explain")
+@serves("classification")
 def explain():
     from ...vis import explain_unit, to_json
 
@@ -208,6 +209,7 @@ def _gradient_maps(state, brec, limit):
 
 
 @bp.get("/gradient")
+@serves("classification")
 def gradient():
     from ...vis import explain_gradient, record_backward, to_json
 

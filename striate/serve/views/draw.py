@@ -6,6 +6,8 @@ The page (``templates/draw.html``, ``static/js/draw.js``) asks ``GET /api/model`
 from flask import Blueprint, render_template
 
 TITLE = "Network"
+TASKS = ("classification",)
+NEEDS = "a classifier: it shows class probabilities and every layer's maps"
 bp = Blueprint("draw", __name__)
 
 

@@ -9,6 +9,8 @@ draw the connections to the units it reads, and opens the explanation panel on a
 from flask import Blueprint, render_template
 
 TITLE = "3D network"
+TASKS = ("classification",)
+NEEDS = "a classifier: it shows every layer's maps of one drawn digit"
 bp = Blueprint("network3d", __name__)
 
 
