@@ -47,9 +47,9 @@ DIGIT_FRACTION = (0.27, 0.42)
 def class_colours(n: int, offset: int = 0) -> list:
     """``n`` colours ``"#rrggbb"``, the ones ``striate predict --out`` draws with (class ``i`` gets
     palette entry ``i + offset``; masks use ``offset=-1``: their value 0 is the background)."""
-    from ..training.dense_run import PALETTE
+    from ..vis.dense import class_colour
 
-    return ["#%02x%02x%02x" % PALETTE[(i + offset) % len(PALETTE)] for i in range(n)]
+    return ["#%02x%02x%02x" % class_colour(i + offset) for i in range(n)]
 
 
 class ServedDense:
