@@ -63,16 +63,18 @@ def mnist_cnn(num_classes: int = 10, in_channels: int | None = None, input_shape
     return bn_cnn((16, 32, 64), num_classes, in_channels, input_shape, rng, dropout, name="mnist_cnn")
 
 
-@register("fashion_cnn", "wider batch-norm CNN 24-48-96 for 28x28 objects, default on Fashion-MNIST", (28, 28, 1))
+@register("fashion_cnn", "wider batch-norm CNN 32-64-128 for 28x28 objects, default on Fashion-MNIST", (28, 28, 1))
 def fashion_cnn(num_classes: int = 10, in_channels: int | None = None, input_shape=None, rng=None,
-                dropout: float = 0.4) -> BNCNN:
+                dropout: float = 0.3) -> BNCNN:
     """The default model of ``striate train --dataset fashion_mnist`` (Xiao, Rasul & Vollgraf 2017):
-    :func:`bn_cnn` with widths 24-48-96 and more dropout. Clothing classes differ in texture and fine shape (shirt, T-shirt,
-    pullover, coat), which needs more filters per stage than pen strokes do; LeNet-5 under-fits them.
+    :func:`bn_cnn` with widths 32-64-128, twice the digits' filters per stage. Clothing classes differ in
+    texture and fine shape (shirt, T-shirt, pullover, coat), which needs more filters than pen strokes do:
+    LeNet-5 under-fits them, and so did widths 24-48-96 with dropout 0.4 (91.8% test accuracy, 93.1% on
+    its own training images).
 
     Example::
 
         >>> st.models.fashion_cnn().num_parameters()
-        99826
+        156138
     """
-    return bn_cnn((24, 48, 96), num_classes, in_channels, input_shape, rng, dropout, name="fashion_cnn")
+    return bn_cnn((32, 64, 128), num_classes, in_channels, input_shape, rng, dropout, name="fashion_cnn")

@@ -59,8 +59,10 @@ RECIPES = {
         models={"lenet5": dict(lr=0.02, epochs=10)},
     ),
     "fashion_mnist": dict(
-        model="fashion_cnn",   # wider 24-48-96 batch-norm CNN: LeNet-5 under-fits clothes (89.9% in 15 epochs)
-        epochs=15,             # more than digits: textures and fine shapes keep improving; ~6 min on 2 cores
+        model="fashion_cnn",   # 32-64-128 batch-norm CNN, dropout 0.3: LeNet-5 under-fits clothes (89.9% in 15
+                               # epochs), and so did 24-48-96 with dropout 0.4 (91.8% test, 93.1% on its own
+                               # training images, training loss still falling at epoch 15)
+        epochs=24,             # more than digits: textures and fine shapes keep improving; ~5-8 min on 2 cores
         batch_size=128,
         optimizer="sgd",
         lr=0.05,
