@@ -138,3 +138,14 @@ def draw_digits(size=(384, 384), width: int = 20):
     d.line([(0.22 * w, 0.25 * h), (0.20 * w, 0.65 * h)], fill=255, width=width)
     d.line([(0.55 * w, 0.40 * h), (0.85 * w, 0.40 * h), (0.65 * w, 0.80 * h)], fill=255, width=width, joint="curve")
     return img
+
+
+def stroke(page, selector: str, points) -> None:
+    """Press, move through ``points`` (fractions of the element ``selector``), release: real mouse events."""
+    box = page.locator(selector).bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for b in xy[1:]:
+        page.mouse.move(*b, steps=8)
+    page.mouse.up()

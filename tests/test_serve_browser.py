@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("flask")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from serve_helpers import chromium_browser, draw_digit, png_bytes, serve_app, trained_path  # noqa: E402
+from serve_helpers import chromium_browser, draw_digit, png_bytes, serve_app, stroke, trained_path  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server():
@@ -34,14 +34,7 @@ def browser():
 
 
 def _stroke(page, points):
-    """Press, move through ``points`` (fractions of the pad), release: real mouse events."""
-    box = page.locator("#pad").bounding_box()
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for a, b in zip(xy, xy[1:]):
-        page.mouse.move(*b, steps=8)
-    page.mouse.up()
+    stroke(page, "#pad", points)
 
 
 def _predictions(page) -> int:

@@ -21,7 +21,7 @@ pytest.importorskip("flask")
 pytest.importorskip("sklearn")
 pytest.importorskip("playwright.sync_api")
 
-from serve_helpers import chromium_browser, serve_app, tiny_dense_run  # noqa: E402
+from serve_helpers import chromium_browser, serve_app, stroke, tiny_dense_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +31,7 @@ def browser():
 
 
 def _stroke(page, points):
-    """Press, move through ``points`` (fractions of the canvas), release: real mouse events."""
-    box = page.locator("#dense-pad").bounding_box()
-    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for a, b in zip(xy, xy[1:]):
-        page.mouse.move(*b, steps=8)
-    page.mouse.up()
+    stroke(page, "#dense-pad", points)
 
 
 def _sent_canvas(request) -> np.ndarray:
