@@ -83,18 +83,25 @@ def weighted_layers(model):
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (st.nn.Conv2D, st.nn.Dense))]
 
 
+def plan(args):
+    """``(warm-up epochs, milestone epochs)`` of the run: a run too short for them keeps what fits (a
+    1-epoch smoke run: neither)."""
+    warmup = min(args.warmup_epochs, args.epochs - 1)
+    milestones = sorted({round(f * args.epochs) for f in args.milestones} - set(range(warmup + 1)))
+    return warmup, [m for m in milestones if m < args.epochs]
+
+
 def train_one(label, name, options, data, args):
     """Train one model; return its record (errors per epoch, gradient norms)."""
     x, y, xt, yt, _, augment = data
     model = st.models.get(name, num_classes=int(y.max()) + 1, input_shape=x.shape[1:], rng=args.seed, **options)
     lr = args.lr_no_bn if options.get("batch_norm") is False else args.lr
     opt = st.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=args.weight_decay)
-    milestones = sorted({max(1, round(f * args.epochs)) for f in args.milestones})
+    warmup, milestones = plan(args)
     schedule = st.optim.MultiStepLR(opt, milestones=milestones, gamma=0.1) if milestones else None
-    if args.warmup_epochs:   # the ramp's epochs come first; the milestones count from the run's start
-        after = (st.optim.MultiStepLR(opt, milestones=[m - args.warmup_epochs for m in milestones], gamma=0.1)
-                 if milestones else opt)
-        schedule = st.optim.LinearWarmup(after, warmup_epochs=args.warmup_epochs, start_factor=0.1)
+    if warmup:   # the ramp's epochs come first; the milestones count from the run's start
+        after = st.optim.MultiStepLR(opt, milestones=[m - warmup for m in milestones], gamma=0.1) if milestones else opt
+        schedule = st.optim.LinearWarmup(after, warmup_epochs=warmup, start_factor=0.1)
     h = x.shape[1]
     transform = T.Compose([T.RandomCrop((h, h), padding=4), T.RandomHorizontalFlip(0.5)]) if augment else None
     loader = DataLoader(x, y, batch_size=args.batch_size, shuffle=True, transform=transform, rng=args.seed + 1)
@@ -223,8 +230,8 @@ def main(argv=None):
         args.milestones = [float(f) for f in args.milestones.split(",") if f.strip()]
     except ValueError:
         p.error(f"--milestones must be comma-separated fractions such as 0.5,0.75. Received: {args.milestones!r}")
-    if args.warmup_epochs < 0 or any(round(f * args.epochs) <= args.warmup_epochs for f in args.milestones):
-        p.error(f"--warmup-epochs must be >= 0 and end before the first milestone. Received: {args.warmup_epochs}")
+    if args.warmup_epochs < 0:
+        p.error(f"--warmup-epochs must be >= 0. Received: {args.warmup_epochs}")
     if any(not 0 < f < 1 for f in args.milestones):
         p.error(f"--milestones must lie between 0 and 1 (fractions of the epochs). Received: {args.milestones}")
     labels = [s.strip() for s in args.models.split(",") if s.strip()]
@@ -235,10 +242,10 @@ def main(argv=None):
     st.random.manual_seed(args.seed)
     data = load(args.data_dir, args.train_size, args.test_size, args.seed)
     name = data[4]
+    warmup, milestones = plan(args)
     note = (f"{name}, {len(data[1])} training images{' (subset)' if args.train_size else ''}, {len(data[3])} test, "
-            f"{args.epochs} epochs" + (f", lr / 10 for {args.warmup_epochs} epoch(s)" if args.warmup_epochs else "")
-            + (f", lr / 10 after epochs {', '.join(str(max(1, round(f * args.epochs))) for f in args.milestones)}"
-                                       if args.milestones else ""))
+            f"{args.epochs} epochs" + (f", lr / 10 for {warmup} epoch(s)" if warmup else "")
+            + (f", lr / 10 after epochs {', '.join(map(str, milestones))}" if milestones else ""))
     print(f"data: {note}", flush=True)
     results = {}
     for label in labels:
