@@ -47,7 +47,7 @@ function niceTicks(lo, hi, n = 5) {
 
 // series: [{points: [[x, y]], colour, width, dots, shape}]; marks: [{x, label}] (vertical dashed lines)
 // logY: the y values are drawn on a log10 axis (ticks at powers of ten); values <= 0 are left out.
-function lineChart(canvas, series, { xLabel = "", yMin = null, yMax = null, marks = [], xMax = null, logY = false } = {}) {
+function lineChart(canvas, series, { xLabel = "", yMin = null, yMax = null, marks = [], xMax = null, logY = false, xInteger = false } = {}) {
   const g = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
   const L = 44, R = 10, T = 10, B = 28;
   g.clearRect(0, 0, W, H);
@@ -71,7 +71,7 @@ function lineChart(canvas, series, { xLabel = "", yMin = null, yMax = null, mark
     g.beginPath(); g.moveTo(L, sy(v) + .5); g.lineTo(W - R, sy(v) + .5); g.stroke();
     g.fillText(logY ? `1e${v}` : fmtNum(v), 4, sy(v) + 4);
   }
-  for (const v of niceTicks(x0, x1, 6)) {
+  for (const v of niceTicks(x0, x1, 6).filter((t) => !xInteger || Number.isInteger(t))) {
     g.fillText(String(v), sx(v) - 6, H - 12);
   }
   g.fillText(xLabel, W - R - g.measureText(xLabel).width, H - 1);
@@ -209,7 +209,7 @@ function drawFlow(layers, start) {
   const series = [{ points: now, colour: "#e8590c", width: 2, dots: true }];
   if (start && start.grad_norm.length === layers.length)
     series.unshift({ points: start.grad_norm.map((v, i) => [i + 1, v]), colour: "#8a93a6", width: 1.5, dots: true, shape: "diamond" });
-  lineChart($("flow-chart"), series, { xLabel: "layer (forward order)", logY: true });
+  lineChart($("flow-chart"), series, { xLabel: "layer (forward order)", logY: true, xInteger: true });
   $("flow-note").textContent = start ? `(grey: step ${start.step}; orange: now)` : "";
 }
 
