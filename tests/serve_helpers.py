@@ -8,6 +8,7 @@ import functools
 import io
 import os
 import shutil
+import signal
 import tempfile
 import threading
 
@@ -149,3 +150,10 @@ def stroke(page, selector: str, points) -> None:
     for b in xy[1:]:
         page.mouse.move(*b, steps=8)
     page.mouse.up()
+
+
+def ctrl_c_works() -> None:
+    """``preexec_fn`` of a server started to be stopped with Ctrl-C (SIGINT). A shell starts a
+    background job (``cmd &``) with SIGINT ignored, its children inherit that, and Python then never
+    turns SIGINT into KeyboardInterrupt: a test suite run that way would wait on servers forever."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -28,7 +28,8 @@ from striate.serve import render  # noqa: E402
 from striate.summary.calc import conv_arithmetic  # noqa: E402
 from striate.tensor import Tensor, no_grad  # noqa: E402
 
-from serve_helpers import decode_data_url_png, draw_digit, png_bytes, trained_cache, trained_path  # noqa: E402
+from serve_helpers import (ctrl_c_works, decode_data_url_png, draw_digit, png_bytes, trained_cache,  # noqa: E402
+                           trained_path)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -760,7 +761,7 @@ def start_server(args, cache):
     """``python -m striate serve ARGS`` in a subprocess; returns (process, base URL)."""
     env = dict(os.environ, STRIATE_CACHE=cache, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "striate", "serve", "--port", "0", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
     deadline = time.time() + 120
     lines = []
     while time.time() < deadline:

@@ -21,7 +21,8 @@ from striate.training import load_checkpoint  # noqa: E402
 from striate.training.dense_run import predict_dense  # noqa: E402
 from striate.training.model_file import model_from_checkpoint  # noqa: E402
 
-from serve_helpers import decode_data_url_png, draw_digit, draw_digits, png_bytes, tiny_dense_run  # noqa: E402
+from serve_helpers import (ctrl_c_works, decode_data_url_png, draw_digit, draw_digits, png_bytes,  # noqa: E402
+                           tiny_dense_run)
 
 
 def data_url(img) -> str:
@@ -241,7 +242,7 @@ def test_cli_serves_a_run_folder_of_a_segmenter_and_says_what_it_is(tmp_path):
     env = dict(os.environ, STRIATE_CACHE=str(tmp_path), PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "striate", "serve", "--port", "0", "--checkpoint", folder,
                              "--runs", str(tmp_path / "runs")], cwd=repo, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_works)
     try:
         line, deadline = "", time.time() + 120
         while time.time() < deadline and " at http://" not in line:

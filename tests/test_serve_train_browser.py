@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("sklearn")  # the embedded digits ship inside scikit-learn
 
-from serve_helpers import chromium_browser, serve_app  # noqa: E402
+from serve_helpers import chromium_browser, ctrl_c_works, serve_app  # noqa: E402
 
 TINY = "conv 4 3 relu, pool 2, dense 10"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,7 +137,8 @@ def test_race_draws_one_curve_per_optimiser(server, page):
 def _serve(runs, cache):
     env = dict(os.environ, PYTHONPATH=ROOT, STRIATE_CACHE=cache)
     proc = subprocess.Popen([sys.executable, "-m", "striate", "serve", "--port", "0", "--runs", str(runs), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+                            preexec_fn=ctrl_c_works)
     line = proc.stdout.readline()
     found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
     assert found, line
