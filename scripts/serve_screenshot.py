@@ -41,19 +41,24 @@ DIGITS = {
 }
 
 
+def stroke(page, selector: str, points, steps: int) -> None:
+    """Press, move through ``points`` (fractions of the element ``selector``), release: real mouse events."""
+    box = page.locator(selector).bounding_box()
+    xy = [(box["x"] + a * box["width"], box["y"] + b * box["height"]) for a, b in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for p in xy[1:]:
+        page.mouse.move(*p, steps=steps)
+    page.mouse.up()
+
+
 def dense_screenshot(page, out: str) -> None:
     """Draw :data:`DIGITS` on the dense view's canvas, wait for the last answer, save ``out``."""
     page.wait_for_function("document.getElementById('model-line').textContent.includes('parameters')")
-    box = page.locator("#dense-pad").bounding_box()
     strokes = 0
     for digit in DIGITS.values():
-        for stroke in digit:
-            xy = [(box["x"] + a * box["width"], box["y"] + b * box["height"]) for a, b in stroke]
-            page.mouse.move(*xy[0])
-            page.mouse.down()
-            for p in xy[1:]:
-                page.mouse.move(*p, steps=6)
-            page.mouse.up()
+        for points in digit:
+            stroke(page, "#dense-pad", points, steps=6)
             strokes += 1
     page.wait_for_function(f"Number(document.body.dataset.strokes || 0) === {strokes}")
     page.wait_for_timeout(1500)   # a last debounced request, its mask image decoded
@@ -99,14 +104,7 @@ def main(argv=None) -> int:
                 print(f"wrote {args.out}")
                 return 0
             page.wait_for_selector(".layer")
-            box = page.locator("#pad").bounding_box()
-            points = [(0.28, 0.22), (0.72, 0.22), (0.42, 0.82)]
-            xy = [(box["x"] + a * box["width"], box["y"] + b * box["height"]) for a, b in points]
-            page.mouse.move(*xy[0])
-            page.mouse.down()
-            for p in xy[1:]:
-                page.mouse.move(*p, steps=10)
-            page.mouse.up()
+            stroke(page, "#pad", [(0.28, 0.22), (0.72, 0.22), (0.42, 0.82)], steps=10)   # a 7
             page.wait_for_function("Number(document.body.dataset.predictions || 0) > 0")
             page.wait_for_timeout(800)
             img = page.locator(f'.layer[data-layer="{args.hover}"] .maps img').nth(int(k))

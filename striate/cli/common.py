@@ -175,10 +175,6 @@ def standardizer(meta: dict):
     return transforms.Standardize(mean=np.asarray(pre["mean"]), std=np.asarray(pre["std"]), eps=pre.get("eps", 1e-7))
 
 
-def format_percent(x: float) -> str:
-    return f"{100.0 * x:.2f}%"
-
-
 def add_invert_option(p) -> None:
     """``--invert`` / ``--no-invert`` (default: the automatic rule), for the commands that read pictures."""
     from ..data.images import INVERT_RULE
