@@ -134,46 +134,6 @@ def _variant(ds, args):
                             mask_class_names=ds.mask_class_names, name=ds.name, layout="generated", sha256=sha)
 
 
-def write_flat(ds, out: str, layouts, overwrite: bool, params: dict) -> dict:
-    """The splits merged into one COCO folder ``out/detection`` and one mask folder ``out/segmentation``."""
-    import json
-    import shutil
-    import tempfile
-
-    from striate.atomic import atomic_write_text
-    from striate.data.annotated import AnnotatedSplit
-    from striate.data.detection_folders import write_coco_split, write_mask_split
-
-    out = os.path.abspath(out)
-    if os.path.exists(out) and not overwrite:
-        raise FileExistsError(f"{out} exists; not overwriting it. Choose another folder or pass --overwrite.")
-    parts = list(ds.splits.items())
-    merged = AnnotatedSplit(np.concatenate([s.images for _, s in parts]),
-                            [b for _, s in parts for b in s.boxes], [lab for _, s in parts for lab in s.labels],
-                            masks=np.concatenate([s.masks for _, s in parts]),
-                            file_names=[f"{n}_{f}" for n, s in parts for f in s.file_names])
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-objects-", dir=os.path.dirname(out))
-    try:
-        if "coco" in layouts:
-            write_coco_split(merged, os.path.join(tmp, "detection"), ds.class_names, ds.category_ids)
-        if "masks" in layouts:
-            write_mask_split(merged, os.path.join(tmp, "segmentation"))
-            atomic_write_text(os.path.join(tmp, "segmentation", "classes.txt"), "\n".join(ds.mask_class_names) + "\n")
-        manifest = {"name": ds.name, "task": ds.task, "class_names": ds.class_names, "arrays_sha256": ds.sha256,
-                    "params": params,
-                    "folders": {sub: {"layout": lay} for sub, lay in (("detection", "coco"), ("segmentation", "masks"))
-                                if lay in layouts}}
-        atomic_write_text(os.path.join(tmp, "manifest.json"), json.dumps(manifest, indent=1) + "\n")
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out", help="the folder to write (must not exist, unless --overwrite)")
@@ -216,11 +176,8 @@ def main(argv=None) -> int:
         params = {"source": source, "n_train": args.n_train, "n_test": args.n_test, "canvas": canvas,
                   "objects": list(objects), "scale": args.scale, "clutter": args.clutter, "invert": args.invert,
                   "flat": args.flat, "seed": args.seed}
-        if args.flat:
-            manifest = write_flat(ds, args.out, args.layouts, args.overwrite, params)
-        else:
-            manifest = write_canvas_folders(ds, args.out, layouts=tuple(args.layouts), overwrite=args.overwrite,
-                                            params=params)
+        manifest = write_canvas_folders(ds, args.out, layouts=tuple(args.layouts), overwrite=args.overwrite,
+                                        params=params, split_folders=not args.flat)
     except (ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -187,3 +187,16 @@ def test_script_writes_any_idx_set_deterministically(tmp_path):
     again = subprocess.run([sys.executable, script, str(tmp_path / "a"), "--idx", *files], capture_output=True,
                            text=True, env=env)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "not overwriting" in again.stderr
+
+
+def test_written_without_split_folders_every_canvas_is_in_one_folder(digits, tmp_path):
+    from striate.data.detection_folders import detect_layout
+
+    ds = make_canvas_dataset(digits.x_train, digits.y_train, digits.x_test, digits.y_test, digits.class_names,
+                             12, 4, seed=5)
+    manifest = write_canvas_folders(ds, tmp_path / "flat", split_folders=False)
+    det_files = manifest["folders"]["detection"]["files"]
+    assert len([f for f in det_files if f.endswith(".png")]) == 16 and not any("/" in f for f in det_files)
+    assert detect_layout(tmp_path / "flat" / "detection").splits == {}
+    assert detect_layout(tmp_path / "flat" / "segmentation").splits == {}
+    assert load_annotated_folder(tmp_path / "flat" / "detection").sha256 == manifest["folders"]["detection"]["sha256"]

@@ -203,13 +203,23 @@ CANVAS_SETS = {
 
 
 # ------------------------------------------------------------------------------------ writing
+def _merged(ds: AnnotatedDataset) -> dict:
+    """All splits as one, ``{"": split}``; each file name keeps its split's name in front."""
+    parts = list(ds.splits.items())
+    return {"": AnnotatedSplit(np.concatenate([s.images for _, s in parts]),
+                               [b for _, s in parts for b in s.boxes], [lab for _, s in parts for lab in s.labels],
+                               masks=np.concatenate([s.masks for _, s in parts]),
+                               file_names=[f"{n}_{f}" for n, s in parts for f in s.file_names])}
+
+
 def write_canvas_folders(ds: AnnotatedDataset, out, layouts=("coco", "masks"), overwrite: bool = False,
-                         params: dict | None = None) -> dict:
+                         params: dict | None = None, split_folders: bool = True) -> dict:
     """Write canvases as folders the readers load back, with a manifest of SHA-256 digests.
 
     ``out/detection/{train,test}/`` in the COCO layout (PNG images, ``_annotations.coco.json``) and
     ``out/segmentation/{train,test}/{images,masks}/`` in the mask layout with ``out/segmentation/
-    classes.txt``. ``out/manifest.json`` records each file's SHA-256, ``params`` (how the canvases
+    classes.txt``; with ``split_folders=False`` all splits go together straight into
+    ``out/detection/`` and ``out/segmentation/`` (the reader then holds out its own test part). ``out/manifest.json`` records each file's SHA-256, ``params`` (how the canvases
     were made) and, per layout folder, the digest that
     :func:`~striate.data.detection_folders.load_annotated_folder` computes for it (its ``sha256``),
     so a run that trained on the folder names exactly these files.
@@ -245,8 +255,8 @@ def write_canvas_folders(ds: AnnotatedDataset, out, layouts=("coco", "masks"), o
             sub = "detection" if layout == "coco" else "segmentation"
             root = os.path.join(tmp, sub)
             written = []
-            for split_name, split in ds.splits.items():
-                folder = os.path.join(root, split_name)
+            for split_name, split in (ds.splits if split_folders else _merged(ds)).items():
+                folder = os.path.join(root, split_name) if split_name else root
                 if layout == "coco":
                     written += write_coco_split(split, folder, ds.class_names, ds.category_ids)
                 else:
