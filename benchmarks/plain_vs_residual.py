@@ -114,12 +114,16 @@ def train_one(label, name, options, data, args):
               "step_error": [], "grad_steps": [], "grad_norms": [], "diverged_at": None,
               "init": {k: getattr(init, k).tolist() for k in FLOW_FIELDS},
               "init_loss": init.loss}
+    ramp = warmup * len(loader) if args.warmup == "linear" else 0   # steps of a per-step warm-up
     step, started = 0, time.perf_counter()
     for epoch in range(args.epochs):
         model.train()
         wrong = seen = 0
         loss_sum = 0.0
         for xb, yb in loader:
+            if step < ramp:   # lr / 10 at the first step, rising every step to lr at the end of the warm-up
+                for group in opt.param_groups:
+                    group["lr"] = lr * (0.1 + 0.9 * step / ramp)
             logits = model(st.Tensor(xb))
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad()
@@ -218,6 +222,9 @@ def main(argv=None):
     p.add_argument("--lr-no-bn", type=float, default=0.01)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-epochs", type=int, default=1, help="epochs at lr / 10 before the rate itself (1)")
+    p.add_argument("--warmup", choices=("constant", "linear"), default="constant",
+                   help="the warm-up's rate: lr / 10 throughout (constant, the paper's), or rising every step "
+                        "from lr / 10 to lr (linear, Goyal et al. 2017)")
     p.add_argument("--milestones", default="0.5,0.75",
                    help="fractions of the epochs after which lr is divided by 10 ('0.5,0.75'; '' keeps it constant)")
     p.add_argument("--grad-every", type=int, default=10, help="steps between gradient-norm records (10)")
@@ -244,7 +251,8 @@ def main(argv=None):
     name = data[4]
     warmup, milestones = plan(args)
     note = (f"{name}, {len(data[1])} training images{' (subset)' if args.train_size else ''}, {len(data[3])} test, "
-            f"{args.epochs} epochs" + (f", lr / 10 for {warmup} epoch(s)" if warmup else "")
+            f"{args.epochs} epochs"
+            + (f", lr {'/ 10' if args.warmup == 'constant' else 'rising from / 10'} for {warmup} epoch(s)" if warmup else "")
             + (f", lr / 10 after epochs {', '.join(map(str, milestones))}" if milestones else ""))
     print(f"data: {note}", flush=True)
     results = {}

@@ -71,6 +71,59 @@ def test_thin_products_in_pieces_equal_one_gemm(m, n):
     np.testing.assert_allclose(thin_dot_tn(at, g), a.T @ g, rtol=1e-12)
 
 
+CONV_TRANSPOSE_CASES = [  # x shape, (kh, kw), output channels, keyword arguments
+    ((2, 5, 6, 6), (4, 4), 3, dict(stride=2, padding=1)),                         # the detector's upsampling
+    ((2, 5, 5, 4), (3, 3), 5, dict(stride=2, padding=1, output_padding=1)),
+    ((3, 4, 5, 3), (3, 2), 4, dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2), dilation=(1, 2))),
+    ((2, 6, 6, 4), (3, 3), 6, dict(stride=1, padding=1)),                         # stride 1: a conv backward
+    ((2, 7, 7, 2), (5, 5), 1, dict(stride=1, padding=2)),
+    ((2, 3, 4, 4), (3, 2), 4, dict(stride=1, padding=1, output_padding=1, dilation=2)),  # rows past the windows
+    ((2, 4, 4, 4), (4, 4), 6, dict(stride=2, padding=(0, 1, 1, 0), groups=2)),
+    ((2, 3, 4, 8), (2, 2), 8, dict(stride=2, groups=8)),                          # depthwise
+]
+
+
+def _conv_transpose(xs, k, c_out, kwargs, needs=(True, True, True), seed=0):
+    rng = np.random.default_rng(seed)
+    g = kwargs.get("groups", 1)
+    x = st.Tensor(rng.standard_normal(xs), requires_grad=needs[0])
+    w = st.Tensor(rng.standard_normal(k + (c_out // g, xs[3])), requires_grad=needs[1])  # (kh, kw, c_out/g, c_in)
+    b = st.Tensor(rng.standard_normal(c_out), requires_grad=needs[2])
+    y = F.conv_transpose2d(x, w, b, **kwargs)
+    y.backward(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    return [y.data] + [t.grad for t, need in zip((x, w, b), needs) if need]
+
+
+@pytest.mark.parametrize("xs, k, c_out, kwargs", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_fast_paths_equal_the_reference(xs, k, c_out, kwargs, compiled_loops):
+    _compare(lambda: _conv_transpose(xs, k, c_out, kwargs))
+
+
+@pytest.mark.parametrize("xs, k, c_out, kwargs", CONV_TRANSPOSE_CASES)
+def test_conv_transpose_split_into_parts_and_blocks_equals_the_reference(xs, k, c_out, kwargs, split_everything):
+    _compare(lambda: _conv_transpose(xs, k, c_out, kwargs))
+
+
+@pytest.mark.parametrize("needs", [(True, False, False), (False, True, False), (False, False, True)])
+def test_conv_transpose_fast_path_gives_only_the_gradients_asked_for(needs):
+    xs, k, c_out, kwargs = CONV_TRANSPOSE_CASES[0]
+    _compare(lambda: _conv_transpose(xs, k, c_out, kwargs, needs))
+
+
+def test_conv_transpose_takes_the_fast_path_outside_reference_only():
+    calls = []
+    real = backend.conv.FastConvTranspose.forward
+    try:
+        backend.conv.FastConvTranspose.forward = lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+        with backend.reference_only():
+            _conv_transpose((1, 3, 3, 2), (2, 2), 2, dict(stride=2))
+        assert calls == []
+        _conv_transpose((1, 3, 3, 2), (2, 2), 2, dict(stride=2))
+        assert calls
+    finally:
+        backend.conv.FastConvTranspose.forward = real
+
+
 def test_reference_conv_runs_on_the_reference_path_only():
     calls = []
     real = backend.conv.FastConv.forward

@@ -78,6 +78,14 @@ def conv_strategy(op, x, w):
     return FastConv(op.stride, op.pads, op.dilation, op.groups, op.out_hw, x.shape, w.shape, op.needs_input_grad)
 
 
+def conv_transpose_strategy(op, x, w):
+    """A :class:`FastConvTranspose` for one call of ``op`` (a ConvTranspose2dOp), or None, as
+    :func:`conv_strategy` decides."""
+    if type(x) is not np.ndarray or not fast_paths_enabled() or x.dtype not in compiled.DTYPES:
+        return None
+    return FastConvTranspose(op, x.shape, w.shape)
+
+
 def blocks(images: int, oh: int, image_bytes: int):
     """Cut ``images`` x ``oh`` output rows into blocks of at most :data:`BLOCK_BYTES` of patches
     (``image_bytes`` per image; at least one row per block): several whole images when an image
@@ -132,10 +140,16 @@ class FastConv:
 
     def transposed_pads(self):
         """Pads of the stride-1 transposed convolution that maps gy back onto x (None if a pad
-        would be negative, i.e. the forward padding exceeds the kernel's reach)."""
-        (kh, kw), (dh, dw) = self.w_shape[:2], self.dilation
+        would be negative, i.e. the forward padding exceeds the kernel's reach). Rows and columns
+        of x below and right of the last window (a transposed conv's output_padding makes them)
+        widen the bottom and right pads: their gradient is zero."""
+        (kh, kw), (dh, dw), (oh, ow) = self.w_shape[:2], self.dilation, self.out_hw
         top, bottom, left, right = self.pads
-        pads = ((kh - 1) * dh - top, (kh - 1) * dh - bottom, (kw - 1) * dw - left, (kw - 1) * dw - right)
+        _, h, w, _ = self.x_shape
+        below = h + top + bottom - (oh - 1) * self.stride[0] - (kh - 1) * dh - 1
+        beyond = w + left + right - (ow - 1) * self.stride[1] - (kw - 1) * dw - 1
+        pads = ((kh - 1) * dh - top, (kh - 1) * dh - bottom + below,
+                (kw - 1) * dw - left, (kw - 1) * dw - right + beyond)
         return pads if min(pads) >= 0 else None
 
     def transposed(self):
@@ -340,3 +354,46 @@ class FastConv:
                     d = (gy2.reshape(-1, g, o // g).transpose(1, 0, 2) @ wg).transpose(1, 0, 2)
                 view = offset_view(gxpad, i, j, self.stride, self.out_hw, self.dilation)[:, rows]
                 view += d.reshape(n, -1, ow, c)
+
+
+class FastConvTranspose:
+    """One call of a transposed conv on the fast path.
+
+    A transposed conv is the adjoint of the conv with the same weight and geometry, whose input has
+    y's shape ``(n, H, W, c_out)`` and whose output has x's ``(n, h, w, c_in)``. So it runs on that
+    conv's :class:`FastConv` (threads, blocks, the compiled col2im): its forward is the conv's input
+    gradient of x, its backward the conv's forward of gy (gx) and the conv's weight gradient with x
+    in the place of the conv's output gradient (gw).
+    """
+
+    def __init__(self, op, x_shape, w_shape):
+        n, h, w, _ = x_shape
+        self.y_shape = (n,) + tuple(op.out_hw) + (w_shape[2] * op.groups,)
+        self.geometry = (op.stride, op.pads, op.dilation, op.groups, (h, w))
+        self.w_shape, self.needs = w_shape, op.needs_input_grad
+
+    def _conv(self, needs):
+        return FastConv(*self.geometry, self.y_shape, self.w_shape, needs)
+
+    def forward(self, x, w, b=None):
+        """y ``(n, H, W, c_out)`` = the conv's input gradient of x, + b."""
+        kh, kw, cg, _ = w.shape
+        conv = self._conv((True, False))  # set up as its forward would have left it
+        conv.w, conv.x, conv.kept = w, None, None
+        conv.parts = threads.split(len(x), x.size * kh * kw * cg * conv.groups)
+        y = conv.backward(x)[0]
+        if b is not None:
+            y += b
+        self.w, self.x = w, (x if self.needs[1] else None)  # the weight gradient reads x
+        return y
+
+    def backward(self, gy):
+        """(gx, gw[, gb]): gx = conv(gy, w); gw = the conv's weight gradient for input gy, output gradient x."""
+        needs = self.needs
+        conv = self._conv((False, needs[1]))
+        gx = conv.forward(gy, self.w) if needs[0] or needs[1] else None  # forward keeps gy's patches for gw
+        gw = conv.backward(self.x)[1] if needs[1] else None
+        gx = gx if needs[0] else None
+        if len(needs) > 2:
+            return gx, gw, (channel_sum(gy.reshape(-1, gy.shape[3])) if needs[2] else None)
+        return gx, gw

@@ -11,7 +11,8 @@ The faster strategy for NumPy arrays (threads, cache blocks, direct planar loops
 
 The transposed convolution (:class:`ConvTranspose2dOp`) is the same math run the other way: its
 forward is the conv's input gradient, its backward the conv and the conv's weight gradient, all
-three the module-level functions at the end of this file.
+three the module-level functions at the end of this file. Its fast strategy runs the same three
+on the conv's fast path (:class:`striate.backend.conv.FastConvTranspose`).
 """
 from __future__ import annotations
 
@@ -100,6 +101,9 @@ class ConvTranspose2dOp(Function):
                                                             self.dilation, self.pads[::2]))
 
     def forward(self, x, w, b=None):
+        self.fast = fast.conv_transpose_strategy(self, x, w)  # None: the reference below
+        if self.fast is not None:
+            return self.fast.forward(x, w, b)
         n, h, w_, _ = x.shape
         kh, kw, cg, _ = w.shape
         self.in_hw, self.w = (h, w_), w
@@ -109,6 +113,8 @@ class ConvTranspose2dOp(Function):
         return y if b is None else y + b
 
     def backward(self, gy):
+        if self.fast is not None:
+            return self.fast.backward(gy)
         needs = self.needs_input_grad
         kh, kw, _, _ = self.w.shape
         gx = gw = gb = None
