@@ -111,7 +111,7 @@ def train_one(label, name, options, data, args):
     record = {"model": name, "options": options, "lr": lr, "params": model.num_parameters(),
               "layers": [n for n, _ in layers], "train_error": [], "test_error": [], "train_loss": [],
               "milestones": milestones,
-              "step_error": [], "grad_steps": [], "grad_norms": [], "diverged_at": None,
+              "step_error": [], "step_lr": [], "grad_steps": [], "grad_norms": [], "diverged_at": None,
               "init": {k: getattr(init, k).tolist() for k in FLOW_FIELDS},
               "init_loss": init.loss}
     ramp = warmup * len(loader) if args.warmup == "linear" else 0   # steps of a per-step warm-up
@@ -137,6 +137,7 @@ def train_one(label, name, options, data, args):
             if not np.isfinite(value):
                 record["diverged_at"] = step
                 break
+            record["step_lr"].append(opt.param_groups[0]["lr"])
             errors = int((logits.data.argmax(1) != yb).sum())
             wrong, seen, loss_sum = wrong + errors, seen + len(yb), loss_sum + value * len(yb)
             record["step_error"].append(errors / len(yb))
