@@ -30,7 +30,8 @@ __all__ = [
     "flatten", "concat",
     "relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
     "batch_norm_relu", "local_response_norm", "cross_entropy", "mse_loss", "binary_cross_entropy_with_logits",
-    "conv_transpose2d", "upsample", "max_unpool2d", "smooth_l1_loss", "huber_loss", "sigmoid_focal_loss", "dice_loss",
+    "conv_transpose2d", "upsample", "max_unpool2d", "smooth_l1_loss", "huber_loss", "sigmoid_focal_loss",
+    "heatmap_focal_loss", "dice_loss",
 ]
 
 
@@ -864,6 +865,35 @@ def sigmoid_focal_loss(logits, targets, alpha: float = 0.25, gamma: float = 2.0,
     alpha = check_number(alpha, "alpha", high=1.0, owner=op)
     gamma = check_number(gamma, "gamma", low=0.0, owner=op)
     return ops.SigmoidFocalLossOp(alpha, gamma, _reduction(reduction, op)).apply(logits, targets)
+
+
+def heatmap_focal_loss(logits, heatmap, alpha: float = 2.0, beta: float = 4.0, reduction: str = "sum") -> Tensor:
+    """The penalty-reduced focal loss of CornerNet and CenterNet (Law & Deng 2018; Zhou et al.
+    2019, eq. 1), for keypoint heatmaps: with p = sigmoid(logits) and y the target heatmap (1 at an
+    object's centre, a Gaussian bump around it, 0 far away)::
+
+        loss = -(1 - p)^alpha log p                 where y = 1
+        loss = -(1 - y)^beta p^alpha log(1 - p)     elsewhere
+
+    The bump lowers the penalty for a near miss; CenterNet divides the sum by the number of objects.
+
+    Args:
+        logits: raw scores; heatmap: the same shape, values in [0, 1].
+        alpha: >= 0, the focusing exponent (2 in both papers); beta: >= 0, how fast the penalty
+            returns away from a centre (4).
+        reduction: ``'sum'`` (default, as the papers), ``'mean'`` or ``'none'``.
+
+    Shape: logits and heatmap the same shape, e.g. ``(n, h, w, classes)``; output: a scalar, or
+    their shape.
+    """
+    op = "heatmap_focal_loss"
+    logits, heatmap = _pair_loss_args(logits, heatmap, ("logits", "heatmap"), op)
+    alpha = check_number(alpha, "alpha", low=0.0, owner=op)
+    beta = check_number(beta, "beta", low=0.0, owner=op)
+    if heatmap.size and not 0 <= float(heatmap.data.min()) <= float(heatmap.data.max()) <= 1:
+        raise ValueError(f"{op}: heatmap values must lie in [0, 1]. Received values from {float(heatmap.data.min())} "
+                         f"to {float(heatmap.data.max())}.")
+    return ops.HeatmapFocalLossOp(alpha, beta, _reduction(reduction, op)).apply(logits, heatmap)
 
 
 def dice_loss(logits, labels, smooth: float = 1.0, from_logits: bool = True, ignore_index=None) -> Tensor:

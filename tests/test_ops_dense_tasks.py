@@ -261,6 +261,54 @@ def test_sigmoid_focal_loss_follows_its_formula(rng):
                                F.binary_cross_entropy_with_logits(z, t).data, rtol=1e-12)
 
 
+def _heatmap(rng, shape):
+    """A target heatmap: values in [0, 1), some exactly 1 (centres), some 0."""
+    y = rng.random(shape) * (rng.random(shape) < 0.7)
+    y[rng.random(shape) < 0.15] = 1.0
+    return y
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "none"])
+@pytest.mark.parametrize("alpha,beta", [(2.0, 4.0), (0.0, 0.0), (1.5, 0.5), (3.0, 1.0)])
+def test_heatmap_focal_loss_gradcheck(alpha, beta, reduction, rng):
+    logits, heatmap = rng.standard_normal((2, 3, 4, 3)) * 3, _heatmap(rng, (2, 3, 4, 3))
+    assert st.gradcheck(lambda z: F.heatmap_focal_loss(z, heatmap, alpha, beta, reduction), [logits])
+    # the heatmap's gradient, where a small step keeps it inside [0, 1) (a centre's 1 is a label)
+    inside = 0.05 + 0.9 * rng.random((2, 3, 4, 3))
+    assert st.gradcheck(lambda z, y: F.heatmap_focal_loss(z, y, alpha, beta, reduction), [logits, inside])
+
+
+def test_heatmap_focal_loss_follows_its_formula(rng):
+    z, y = rng.standard_normal((3, 5, 4)) * 3, _heatmap(rng, (3, 5, 4))
+    p = 1 / (1 + np.exp(-z))
+    expected = np.where(y == 1, -(1 - p) ** 2 * np.log(p), -(1 - y) ** 4 * p ** 2 * np.log(1 - p))
+    np.testing.assert_allclose(F.heatmap_focal_loss(z, y, reduction="none").data, expected, rtol=1e-10)
+    np.testing.assert_allclose(F.heatmap_focal_loss(z, y).data, expected.sum(), rtol=1e-10)
+    # saturated logits: finite loss and gradient
+    z = st.Tensor(np.array([-800.0, 800.0, -800.0, 800.0]), requires_grad=True)
+    loss = F.heatmap_focal_loss(z, np.array([1.0, 1.0, 0.0, 0.5]))
+    loss.backward()
+    assert np.isfinite(loss.data) and np.isfinite(z.grad).all()
+
+
+@pytest.mark.parametrize("exponent", [0, 1, 2, 3, 4, 5, 8, 2.5, 9, 0.5, -1])
+def test_loss_power_by_squaring_equals_numpy_power(exponent, rng):
+    from striate.ops.loss import power
+    a = rng.random((4, 5)).astype(np.float32) + 0.1
+    np.testing.assert_allclose(power(a, exponent), a ** exponent, rtol=1e-6)
+    assert power(a, exponent).dtype == np.float32
+
+
+def test_heatmap_focal_loss_errors():
+    with pytest.raises(ValueError, match=r"heatmap_focal_loss: heatmap values must lie in \[0, 1\]. Received values "
+                                         r"from 0.0 to 2.0."):
+        F.heatmap_focal_loss(np.zeros(3), np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"heatmap_focal_loss: logits and heatmap must have the same shape"):
+        F.heatmap_focal_loss(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match=r"heatmap_focal_loss: beta must lie in \[0.0, inf\)"):
+        F.heatmap_focal_loss(np.zeros(3), np.zeros(3), beta=-1)
+
+
 def test_sigmoid_focal_loss_saturated_logits_stay_finite():
     z = st.Tensor(np.array([-800.0, 800.0, 40.0, -40.0]), requires_grad=True)
     loss = F.sigmoid_focal_loss(z, np.array([0.0, 1.0, 0.0, 1.0]), reduction="sum")

@@ -126,6 +126,26 @@ def torchvision_sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction):
     return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
 
 
+def torch_heatmap_focal_loss(z, y, alpha, beta, reduction):
+    """CenterNet's penalty-reduced focal loss, written in PyTorch as its paper states it."""
+    p = torch.sigmoid(z)
+    pos = (y == 1).to(z.dtype)
+    loss = -(pos * (1 - p) ** alpha * TF.logsigmoid(z)
+             + (1 - pos) * (1 - y) ** beta * p ** alpha * TF.logsigmoid(-z))
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("alpha,beta", [(2.0, 4.0), (1.0, 2.0), (2.5, 1.5)])
+def test_heatmap_focal_loss_matches_torch(alpha, beta, reduction, dtype, rng, assert_close):
+    logits = rng.standard_normal((2, 4, 5, 3)) * 4
+    heatmap = rng.random((2, 4, 5, 3)) * (rng.random((2, 4, 5, 3)) < 0.6)
+    heatmap[rng.random(heatmap.shape) < 0.1] = 1.0
+    compare(lambda z, y: F.heatmap_focal_loss(z, y, alpha, beta, reduction),
+            lambda z, y: torch_heatmap_focal_loss(z, y, alpha, beta, reduction), [logits, heatmap], assert_close, dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 2.0), (0.5, 0.0), (0.9, 1.0), (0.25, 0.5), (0.25, 5.0)])

@@ -148,6 +148,8 @@ PRIMITIVES = {
     "mean": (lambda a: a.mean(axis=-1), [(2, 3, 4)]),
     "reshape_transpose": (lambda a: a.reshape(4, 6).T.transpose(1, 0)[::2], [(2, 3, 4)]),
     "getitem_repeated": (lambda a: a[[0, 0, 2], [1, 1, 0]] * a[1:, ::-1].sum(), [(3, 4)]),
+    "getitem_basic": (lambda a: a[..., 1:3] * a[1, None, ::2].sum() + a[np.int64(2), 0], [(3, 4)]),
+    "getitem_mask_and_bool": (lambda a: a[a.data > 0].sum() * a[True][0, 1], [(3, 4)]),
     "exp_log": (lambda a: (a.exp() + 1.0).log(), [(3, 4)]),
     "abs": (lambda a: (a + 0.01).abs(), [(3, 4)]),
     "max": (lambda a: a.max(axis=1), None),

@@ -9,7 +9,7 @@ from .conv import Conv2dOp, ConvTranspose2dOp
 from .dropout import DropoutOp
 from .geometry import col2im, im2col, offset_view, pad_nhwc, sliding_windows
 from .linear import ConcatOp, LinearOp
-from .loss import BinaryCrossEntropyWithLogitsOp, CrossEntropyOp, SigmoidFocalLossOp, SmoothL1Op
+from .loss import BinaryCrossEntropyWithLogitsOp, CrossEntropyOp, HeatmapFocalLossOp, SigmoidFocalLossOp, SmoothL1Op
 from .normalization import BatchNormOp, LocalResponseNormOp
 from .pooling import AvgPool2dOp, MaxPool2dOp, MaxUnpool2dOp
 from .resize import UpsampleOp

@@ -216,7 +216,9 @@ class TransposeOp(Function):
 
 
 class GetItemOp(Function):
-    """Basic and advanced indexing; backward scatters with ``np.add.at`` so repeated indices add."""
+    """Basic and advanced indexing. Backward writes gy back where the forward read it: one
+    assignment for basic indexing (ints, slices, ``...``, None: every element is read once), and
+    ``np.add.at`` for advanced indexing, so that repeated indices add."""
 
     def __init__(self, index):
         self.index = index
@@ -228,5 +230,15 @@ class GetItemOp(Function):
     def backward(self, gy):
         xp = get_array_module(gy)
         g = xp.zeros(self.shape, dtype=self.dtype)
-        xp.add.at(g, self.index, gy)
+        if _basic_index(self.index):
+            g[self.index] = gy
+        else:
+            xp.add.at(g, self.index, gy)
         return (g,)
+
+
+def _basic_index(index) -> bool:
+    """Whether ``index`` is basic indexing (a view of distinct elements), not advanced."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, slice)
+               or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_))) for p in parts)

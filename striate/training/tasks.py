@@ -78,11 +78,6 @@ def _const(array, like: Tensor) -> Tensor:
     return Tensor(np.asarray(array, dtype=like.dtype))
 
 
-def _softplus(x: Tensor) -> Tensor:
-    """log(1 + e^x), stable for large |x|: relu(x) + log(1 + e^-|x|)."""
-    return F.relu(x) + (1.0 + (-x.abs()).exp()).log()
-
-
 class Task:
     """Base of the tasks: ``task(outputs, targets)`` is ``task.loss(outputs, targets)``."""
 
@@ -218,12 +213,7 @@ class CenterNetDetection(Task):
                              f"Received: {outputs.shape}.")
         t = self.encode(targets, outputs.shape[:3])
         x = outputs[..., :k]                                   # (n, h, w, k) heatmap logits
-        p = F.sigmoid(x)
-        log_p, log_not_p = x - _softplus(x), -_softplus(x)     # log sigmoid(x), log(1 - sigmoid(x))
-        pos = (t["heatmap"] == 1.0).astype(np.float64)
-        neg_weight = (1.0 - t["heatmap"]) ** 4 * (1.0 - pos)
-        focal = -((1.0 - p) * (1.0 - p) * log_p * _const(pos, x)).sum() \
-            - (p * p * log_not_p * _const(neg_weight, x)).sum()
+        focal = F.heatmap_focal_loss(x, _const(t["heatmap"], x), alpha=2.0, beta=4.0)
         mask = _const(t["mask"], x)
         l1_size = ((outputs[..., k:k + 2] - _const(t["size"], x)).abs() * mask).sum()
         l1_offset = ((outputs[..., k + 2:] - _const(t["offset"], x)).abs() * mask).sum()
