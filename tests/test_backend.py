@@ -11,7 +11,6 @@ import pytest
 import striate as st
 import striate.functional as F
 from striate import backend
-from striate.backend import compiled
 
 CONV_CASES = [  # x shape, (kh, kw), filters, keyword arguments
     ((2, 7, 6, 3), (3, 3), 4, dict(padding=1)),
@@ -122,6 +121,32 @@ def test_conv_transpose_takes_the_fast_path_outside_reference_only():
         assert calls
     finally:
         backend.conv.FastConvTranspose.forward = real
+
+
+def _softmaxes(shape, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 30  # spread rows: the shift by each row's max matters
+    x[0, 0, 1] = 1e4                      # one huge logit: its row is one-hot
+    x[1, 1, 0] = np.nan                   # NaN makes its row NaN, on both paths
+    x[1, 2, 3] = -np.inf                  # -inf: probability 0
+    out = []
+    for fn in (F.softmax, F.log_softmax):
+        t = st.Tensor(x.copy(), requires_grad=True)
+        y = fn(t)
+        y.backward(np.random.default_rng(seed + 1).standard_normal(y.shape))
+        out += [y.data, t.grad]
+    z = st.Tensor(x[2:].reshape(-1, shape[-1]), requires_grad=True)
+    labels = np.random.default_rng(seed + 2).integers(0, shape[-1], len(z))
+    labels[::5] = 255
+    loss = F.cross_entropy(z, labels, ignore_index=255)
+    loss.backward()
+    return out + [loss.data, z.grad]
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 11), (4, 3, 7, 2)])
+def test_softmax_fast_paths_equal_the_reference(shape, compiled_loops, split_everything):
+    with np.errstate(invalid="ignore"):
+        _compare(lambda: _softmaxes(shape), tol=1e-12)
 
 
 def test_reference_conv_runs_on_the_reference_path_only():

@@ -7,6 +7,7 @@ temporary array per operation of a formula; a compiled loop does the work in one
 * max pooling: the window max with its first-maximum index, and the gradient scatter;
 * batch normalisation: the per-channel sums, the normalisation, and the two passes of backward;
 * col2im, the scatter-add of gradient patches back onto a conv's input;
+* the max of each short row, for softmax along a few classes;
 * direct ("planar") convolution of few-channel images and its weight gradient (see
   :mod:`striate.backend.planar`).
 
@@ -487,3 +488,18 @@ def winograd_output_tiles(m, scale, shift, floor, y):
                             for ch in range(o):
                                 y[b, 4 * i + p, 4 * j + q, ch] = edge[0, p, q, ch]
                 t += 1
+
+
+@jit
+def row_max(z, out):
+    """out[i] = max of row i of z (m, k), or NaN where the row holds one (as NumPy's max)."""
+    m, k = z.shape
+    for i in range(m):
+        top = z[i, 0]
+        nan = top != top
+        for j in range(1, k):
+            v = z[i, j]
+            nan = nan | (v != v)
+            if v > top:
+                top = v
+        out[i] = np.nan if nan else top
