@@ -149,6 +149,18 @@ def test_softmax_fast_paths_equal_the_reference(shape, compiled_loops, split_eve
         _compare(lambda: _softmaxes(shape), tol=1e-12)
 
 
+def _concat(seed=5):
+    rng = np.random.default_rng(seed)
+    xs = [st.Tensor(rng.standard_normal((5, 4, 3, c)), requires_grad=True) for c in (2, 3, 1)]
+    y = F.concat(xs, axis=-1)
+    y.backward(rng.standard_normal(y.shape))
+    return [y.data] + [x.grad for x in xs]
+
+
+def test_concat_split_over_threads_equals_the_reference(split_everything):
+    _compare(_concat, tol=0)
+
+
 def test_reference_conv_runs_on_the_reference_path_only():
     calls = []
     real = backend.conv.FastConv.forward
