@@ -48,16 +48,6 @@ def _compare(run, tol=1e-10):
         np.testing.assert_allclose(a, e, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
-def test_conv_fast_paths_equal_the_reference(xs, k, o, kwargs, compiled_loops):
-    _compare(lambda: _conv(xs, k, o, kwargs))
-
-
-@pytest.mark.parametrize("xs, k, o, kwargs", CONV_CASES)
-def test_conv_split_into_parts_and_blocks_equals_the_reference(xs, k, o, kwargs, split_everything):
-    _compare(lambda: _conv(xs, k, o, kwargs))
-
-
 @pytest.mark.parametrize("m, n", [(300, 16), (256, 6), (100, 16), (300, 17)])
 def test_thin_products_in_pieces_equal_one_gemm(m, n):
     from striate.backend.conv import ROW_PIECE, THIN_COLUMNS, thin_dot, thin_dot_tn
@@ -93,14 +83,18 @@ def _conv_transpose(xs, k, c_out, kwargs, needs=(True, True, True), seed=0):
     return [y.data] + [t.grad for t, need in zip((x, w, b), needs) if need]
 
 
-@pytest.mark.parametrize("xs, k, c_out, kwargs", CONV_TRANSPOSE_CASES)
-def test_conv_transpose_fast_paths_equal_the_reference(xs, k, c_out, kwargs, compiled_loops):
-    _compare(lambda: _conv_transpose(xs, k, c_out, kwargs))
+# (op, x shape, kernel, output channels, keyword arguments): the conv and the transposed conv
+BOTH_CONV_CASES = [(_conv, *case) for case in CONV_CASES] + [(_conv_transpose, *case) for case in CONV_TRANSPOSE_CASES]
 
 
-@pytest.mark.parametrize("xs, k, c_out, kwargs", CONV_TRANSPOSE_CASES)
-def test_conv_transpose_split_into_parts_and_blocks_equals_the_reference(xs, k, c_out, kwargs, split_everything):
-    _compare(lambda: _conv_transpose(xs, k, c_out, kwargs))
+@pytest.mark.parametrize("op, xs, k, o, kwargs", BOTH_CONV_CASES)
+def test_conv_fast_paths_equal_the_reference(op, xs, k, o, kwargs, compiled_loops):
+    _compare(lambda: op(xs, k, o, kwargs))
+
+
+@pytest.mark.parametrize("op, xs, k, o, kwargs", BOTH_CONV_CASES)
+def test_conv_split_into_parts_and_blocks_equals_the_reference(op, xs, k, o, kwargs, split_everything):
+    _compare(lambda: op(xs, k, o, kwargs))
 
 
 @pytest.mark.parametrize("needs", [(True, False, False), (False, True, False), (False, False, True)])
