@@ -155,6 +155,32 @@ def test_concat_split_over_threads_equals_the_reference(split_everything):
     _compare(_concat, tol=0)
 
 
+def _conv_bn_relu(c_in, seed=7):
+    """An evaluation-mode conv, batch norm and ReLU (one fused conv) on images of c_in channels."""
+    rng = np.random.default_rng(seed)
+    model = st.nn.Sequential(st.nn.Conv2D(16, 5, padding=2, rng=seed), st.nn.BatchNorm(), st.nn.ReLU())
+    x = rng.standard_normal((3, 28, 28, c_in))
+    model(st.Tensor(x))  # builds the layers (and moves the running statistics)
+    bn = model[1]
+    bn.running_mean[:] = rng.standard_normal(16)
+    bn.running_var[:] = rng.random(16) + 0.5
+    bn.gamma.data[:] = rng.standard_normal(16)
+    model.eval()
+    with st.no_grad():
+        return [model(st.Tensor(x)).data]
+
+
+@pytest.mark.parametrize("c_in, planar", [(1, True), (24, False)])  # few channels: planar; else im2col + GEMM
+def test_fused_conv_batch_norm_relu_fast_paths_equal_the_reference(c_in, planar, compiled_loops, monkeypatch):
+    calls = []
+    real = backend.planar.PlanarConv.forward
+    monkeypatch.setattr(backend.planar.PlanarConv, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = _conv_bn_relu(c_in)[0]
+    assert (out == 0).mean() > 0.2 and (out > 0).mean() > 0.2  # the ReLU cut some outputs, not all
+    assert bool(calls) == (planar and compiled_loops)
+    _compare(lambda: _conv_bn_relu(c_in))
+
+
 def test_reference_conv_runs_on_the_reference_path_only():
     calls = []
     real = backend.conv.FastConv.forward

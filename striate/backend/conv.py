@@ -222,9 +222,7 @@ class FastConv:
             return self.winograd.forward(x, w, epilogue, y, self.parts)
         if self.planar is not None:
             loops, planar = self.planar
-            planar.forward(loops, x, w, epilogue.shift if epilogue.bias_only else None, y, self.parts)
-            if not epilogue.bias_only:
-                threads.map_parts(lambda s: epilogue.apply(y[s]), self.parts)
+            planar.forward(loops, x, w, epilogue.shift, y, self.parts, relu=epilogue.relu)  # (scale folded in above)
             self.x, self.kept = (x if needs_w else None), None
             return y
         # the weight gradient needs the patches again: small ones are kept, larger ones rebuilt

@@ -261,10 +261,11 @@ def _load_planar(x, b, top, left, xs):
                 dst[col] = src[col]
 
 @jit
-def conv_planar_forward(x, top, left, hp, wp, offs, wt, bias, y, xf, acc):
-    """y[b] = conv(x[b]) + bias for every image b, stride 1. x (n, h, w, c); offs (T,);
-    wt (T, O) tap-major weights; bias (O,); y (n, oh, ow, o) with o <= O. Scratch: xf, the flat
-    (c, hp, wp) padded image and its slack; acc, (O, L) lanes."""
+def conv_planar_forward(x, top, left, hp, wp, offs, wt, bias, floor, y, xf, acc):
+    """y[b] = max(conv(x[b]) + bias, floor) for every image b, stride 1 (floor 0: a ReLU after
+    it, -inf: none; NaN stays NaN). x (n, h, w, c); offs (T,); wt (T, O) tap-major weights;
+    bias (O,); y (n, oh, ow, o) with o <= O. Scratch: xf, the flat (c, hp, wp) padded image and
+    its slack; acc, (O, L) lanes."""
     n, c = x.shape[0], x.shape[3]
     oh, ow, o = y.shape[1], y.shape[2], y.shape[3]
     taps, filters = wt.shape
@@ -294,7 +295,8 @@ def conv_planar_forward(x, top, left, hp, wp, offs, wt, bias, y, xf, acc):
             for f in range(o):
                 src = acc[f, p * wp:p * wp + ow]
                 for q in range(ow):
-                    row[q, f] = src[q]
+                    v = src[q]
+                    row[q, f] = floor if v < floor else v
 
 @jitr
 def conv_planar_wgrad(x, top, left, hp, wp, offs, gy, gw, xf, g):

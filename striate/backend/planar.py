@@ -99,16 +99,17 @@ class PlanarConv:
         lanes, rounded = planar_lanes(self.wp, self.out_hw)
         return np.empty(self.c * self.hp * self.wp + rounded - lanes, dtype), np.empty((filters, rounded), dtype)
 
-    def forward(self, loops, x, w, b, y, parts):
-        """y = conv(x, w) + b, one part of the batch per thread."""
+    def forward(self, loops, x, w, b, y, parts, relu=False):
+        """y = conv(x, w) + b (then max(y, 0) if ``relu``), one part of the batch per thread."""
         wt = planar_weights(w)
         bias = np.zeros(wt.shape[1], dtype=y.dtype)
         if b is not None:
             bias[:len(b)] = b
+        floor = y.dtype.type(0 if relu else -np.inf)
         x = np.ascontiguousarray(x, dtype=y.dtype)
         geometry = (self.top, self.left, self.hp, self.wp)
         threads.map_parts(lambda s: loops.conv_planar_forward(
-            x[s], *geometry, self.offsets, wt, bias, y[s], *self._scratch(wt.shape[1], y.dtype)), parts)
+            x[s], *geometry, self.offsets, wt, bias, floor, y[s], *self._scratch(wt.shape[1], y.dtype)), parts)
 
     def weight_grad(self, loops, x, gy):
         """The weight gradient share of images x (gy theirs), as (kh*kw*c, o)."""
