@@ -178,8 +178,12 @@ def plot_errors(results, path, data_note):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+        # linear below 1%, logarithmic above: the last epochs' tenths of a percent stay apart
+        ax.set_yscale("symlog", linthresh=1, linscale=1.5)
+        ax.set_ylim(0, 100)
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1, 3, 10, 30, 100], ["0", "0.25", "0.5", "0.75", "1", "3", "10", "30", "100"])
     axes[0].set_ylabel("error (%)")
-    fig.suptitle(f"training (dashed) and test (bold) error — {data_note}", fontsize=10)
+    fig.suptitle(f"training (dashed) and test (bold) error\n{data_note}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -206,10 +210,33 @@ def plot_gradients(results, path, data_note):
     axes[2].set_xlabel("training step")
     axes[2].set_ylabel("ratio of gradient norms")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"per-layer weight-gradient norms — {data_note}", fontsize=10)
+    fig.suptitle(f"per-layer weight-gradient norms\n{data_note}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def run_note(meta):
+    """The figures' line naming the data and the schedule, from results.json's settings."""
+    settings = argparse.Namespace(**meta["settings"])
+    warmup, milestones = plan(settings)
+    return (f"{meta['data']}, {meta['train_images']} training images{' (subset)' if settings.train_size else ''}, "
+            f"{meta['test_images']} test, {settings.epochs} epochs"
+            + (f", lr {'/ 10' if getattr(settings, 'warmup', 'constant') == 'constant' else 'rising from / 10'} "
+               f"for {warmup} epoch(s)" if warmup else "")
+            + (f", lr / 10 after epochs {', '.join(map(str, milestones))}" if milestones else ""))
+
+
+def replot(out):
+    path = os.path.join(out, "results.json")
+    if not os.path.isfile(path):
+        sys.exit(f"--replot: {path} does not exist; run the experiment into --out {out} first.")
+    with open(path) as f:
+        meta = json.load(f)
+    note = run_note(meta)
+    plot_errors(meta["results"], os.path.join(out, "training_error.png"), note)
+    plot_gradients(meta["results"], os.path.join(out, "gradient_norms.png"), note)
+    print(f"wrote {out}/training_error.png, gradient_norms.png from {path}")
 
 
 def main(argv=None):
@@ -233,7 +260,10 @@ def main(argv=None):
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated labels of: " + ", ".join(MODELS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="plain_vs_residual")
+    p.add_argument("--replot", action="store_true", help="draw the figures again from --out's results.json, no training")
     args = p.parse_args(argv)
+    if args.replot:
+        return replot(args.out)
     try:
         args.milestones = [float(f) for f in args.milestones.split(",") if f.strip()]
     except ValueError:
@@ -250,18 +280,14 @@ def main(argv=None):
     st.random.manual_seed(args.seed)
     data = load(args.data_dir, args.train_size, args.test_size, args.seed)
     name = data[4]
-    warmup, milestones = plan(args)
-    note = (f"{name}, {len(data[1])} training images{' (subset)' if args.train_size else ''}, {len(data[3])} test, "
-            f"{args.epochs} epochs"
-            + (f", lr {'/ 10' if args.warmup == 'constant' else 'rising from / 10'} for {warmup} epoch(s)" if warmup else "")
-            + (f", lr / 10 after epochs {', '.join(map(str, milestones))}" if milestones else ""))
+    meta = {"data": name, "train_images": len(data[1]), "test_images": len(data[3]), "settings": vars(args)}
+    note = run_note(meta)
     print(f"data: {note}", flush=True)
     results = {}
     for label in labels:
         model_name, options = MODELS[label]
         results[label] = train_one(label, model_name, options, data, args)
-    meta = {"data": name, "train_images": len(data[1]), "test_images": len(data[3]), "settings": vars(args),
-            "results": results}
+    meta["results"] = results
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(meta, f, indent=1)
     plot_errors(results, os.path.join(args.out, "training_error.png"), note)

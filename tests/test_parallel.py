@@ -48,6 +48,40 @@ def test_map_parts_runs_parts_on_several_threads_in_order(split_everything):
     assert len(seen) == len(parts) and len(set(seen)) == 3
 
 
+def _who_ran(parts, seconds):
+    """map_parts over ``parts`` with part i sleeping ``seconds(i)``: the thread name that ran each."""
+    import time
+    ran = {}
+
+    def fn(s):
+        i = parts.index(s)
+        ran[i] = threading.current_thread().name
+        time.sleep(seconds(i))
+        return i
+
+    assert parallel.map_parts(fn, parts) == list(range(len(parts)))  # each part once, results in order
+    return ran
+
+
+def test_each_thread_takes_its_own_block_of_parts_first(split_everything):
+    if parallel.get_num_threads() < 3:
+        pytest.skip("threadpoolctl is not installed: striate runs on one thread")
+    # so that consecutive ops split alike keep each image on one core: six parts, thread t parts 2t, 2t+1
+    parts = parallel.split(12, 10**6)
+    assert len(parts) == 6
+    ran = _who_ran(parts, lambda i: 0.05)  # long enough for the workers to wake up first
+    main = threading.current_thread().name
+    assert [ran[i] for i in range(6)] == [main, main] + ["striate-worker-1"] * 2 + ["striate-worker-2"] * 2
+
+
+def test_parts_of_a_held_up_thread_are_taken_by_the_others(split_everything):
+    if parallel.get_num_threads() < 3:
+        pytest.skip("threadpoolctl is not installed: striate runs on one thread")
+    parts = parallel.split(12, 10**6)
+    ran = _who_ran(parts, lambda i: 0.5 if i == 2 else 0.01)  # worker 1 is held up by its first part
+    assert ran[2] == "striate-worker-1" and ran[3] != "striate-worker-1"
+
+
 def test_map_parts_raises_a_parts_error_after_every_part_finished(split_everything):
     finished = []
 

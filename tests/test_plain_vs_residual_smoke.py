@@ -41,3 +41,17 @@ def test_linear_warmup_raises_the_rate_every_step(tmp_path):
                  "--warmup", "linear", "--milestones", "", "--models", "ResNet-20", "--out", str(tmp_path)])
     r = json.loads((tmp_path / "results.json").read_text())["results"]["ResNet-20"]
     assert r["step_lr"] == pytest.approx([0.01, 0.055, 0.1, 0.1])
+
+
+def test_replot_draws_the_figures_again_from_results_json(tmp_path, capsys):
+    module = _script()
+    module.main(["--epochs", "1", "--train-size", "100", "--test-size", "50", "--batch-size", "50", "--probe", "8",
+                 "--models", "ResNet-20", "--out", str(tmp_path)])
+    for name in ("training_error.png", "gradient_norms.png"):
+        (tmp_path / name).unlink()
+    module.main(["--replot", "--out", str(tmp_path)])
+    for name in ("training_error.png", "gradient_norms.png"):
+        assert (tmp_path / name).stat().st_size > 1000, name
+    assert "from " + str(tmp_path / "results.json") in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="does not exist"):
+        module.main(["--replot", "--out", str(tmp_path / "elsewhere")])

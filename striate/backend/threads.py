@@ -69,11 +69,15 @@ def _default_threads() -> int:
 
 
 class _Pool:
-    """``threads - 1`` daemon workers. In a run, every thread (the caller too) takes the next part
-    not yet taken until none is left, so a thread slowed down by another process on its core does
-    fewer parts instead of holding the others up. A worker signals each part it finishes, and the
-    caller waits only for the parts it did not do itself: when it did them all (small parts, done
-    before a worker woke up) it returns at once."""
+    """``threads - 1`` daemon workers. In a run, thread t (the caller is 0) first takes its own
+    share of the parts, the t-th contiguous block, then any part not yet taken until none is left.
+
+    Own shares first: consecutive ops split the batch alike, so a thread reads the images it wrote
+    in the op before, from its own core's cache (reading lines another core just wrote costs a
+    transfer between the cores each). Taking what is left: a thread slowed down by another process
+    on its core does fewer parts instead of holding the others up. A worker signals each part it
+    finishes, and the caller waits only for the parts it did not do itself: when it did them all
+    (small parts, done before a worker woke up) it returns at once."""
 
     def __init__(self, threads: int):
         self.threads = threads
@@ -93,8 +97,8 @@ class _Pool:
             item = inbox.get()
             if item is None:  # the pool was replaced (set_num_threads)
                 return
-            run, drain = item
-            for _ in range(drain()):  # (a run over by the time the worker woke up: no part left)
+            run, drain, me = item
+            for _ in range(drain(me)):  # (a run over by the time the worker woke up: no part left)
                 self.done.put(run)
 
     def run(self, fns):
@@ -102,21 +106,27 @@ class _Pool:
         # workers' signals behind in `done`, which a later run must not take for its own.
         self.runs += 1
         results, errors = [None] * len(fns), []
-        parts = iter(enumerate(fns))  # next() on it is atomic under the GIL: each part runs once
+        helpers = self.inboxes[:len(fns) - 1]
+        blocks = [len(fns) * t // (len(helpers) + 1) for t in range(len(helpers) + 2)]  # thread t: its block
+        taken = {}  # part -> the thread that runs it; dict.setdefault is atomic under the GIL
 
-        def drain():
+        def drain(me):
+            own = range(blocks[me], blocks[me + 1])
+            others = [i for i in reversed(range(len(fns))) if i not in own]  # taken from their blocks' ends
             count = 0
-            for i, fn in parts:
+            for i in [*own, *others]:
+                if taken.setdefault(i, me) != me:
+                    continue
                 count += 1
                 try:
-                    results[i] = fn()
+                    results[i] = fns[i]()
                 except BaseException as exc:  # raised in the caller, after every part ran
                     errors.append(exc)
             return count
 
-        for inbox in self.inboxes[:len(fns) - 1]:
-            inbox.put((self.runs, drain))
-        pending = len(fns) - drain()
+        for t, inbox in enumerate(helpers, start=1):
+            inbox.put((self.runs, drain, t))
+        pending = len(fns) - drain(0)
         while pending:  # wait for the parts the workers took
             if self.done.get() == self.runs:
                 pending -= 1
