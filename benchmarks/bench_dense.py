@@ -147,7 +147,8 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["centernet", "unet"], choices=["centernet", "unet"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--image", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=6, help="timed runs of each step (best counts)")
+    parser.add_argument("--repeat", type=int, default=20,
+                        help="timed runs of each step (best counts; a few runs after a pause measure waking up)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)

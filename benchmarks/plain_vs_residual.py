@@ -15,16 +15,19 @@ Data: CIFAR-10 when --data-dir holds its files (cifar-10-python.tar.gz or cifar-
 MNIST when it holds MNIST's IDX files; without --data-dir the 8x8 digits that ship with
 scikit-learn. The script says which. --train-size takes a subset (stratified, seeded).
 
-Recipe (the paper's, shortened): SGD, momentum 0.9, weight decay 1e-4, batch 128; lr 0.01 for the
-first epoch (--warmup-epochs; the paper's warm-up of its deepest net, 0.01 until the training error
+Recipe (the paper's, shortened): SGD, momentum 0.9, weight decay 1e-4, batch 128; a warm-up epoch
+(--warmup-epochs) at lr / 10 (the paper's warm-up of its deepest net, 0.01 until the training error
 is below 80%: at 0.1 from the first step the 56-layer nets of both families sat near 80% training
-error through their first epoch here), then 0.1, divided by 10 at half and at three quarters of the
-epochs (the paper's 32k and 48k of 64k steps, scaled to the run's length; --milestones); random
-4-pixel crops and flips on CIFAR-10 only. The plain-56 without batch norm trains at --lr-no-bn (0.01): at 0.1
-it diverges, and it is there to measure gradients, not to race.
+error through their first epoch here), or with --warmup linear rising every step from lr / 10 to lr
+(Goyal et al. 2017: the jump from 0.01 to 0.1 set ResNet-56 back here); then 0.1, divided by 10 at
+half and at three quarters of the epochs (the paper's 32k and 48k of 64k steps, scaled to the run's
+length; --milestones); random 4-pixel crops and flips on CIFAR-10 only. The plain-56 without batch
+norm trains at --lr-no-bn (0.01): at 0.1 it diverges, and it is there to measure gradients, not to race.
 
-  python benchmarks/plain_vs_residual.py --data-dir DIR --epochs 30 --out results/plain_vs_residual
+  python benchmarks/plain_vs_residual.py --data-dir MNIST_DIR --train-size 10000 --epochs 16 --warmup linear \
+      --out results/plain_vs_residual          # docs/benchmarks/plain_vs_residual.md: 53 min on one core
   python benchmarks/plain_vs_residual.py --data-dir MNIST_DIR --train-size 1000 --epochs 2 --out /tmp/smoke
+  python benchmarks/plain_vs_residual.py --replot --out results/plain_vs_residual
 """
 from __future__ import annotations
 
