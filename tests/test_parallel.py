@@ -289,7 +289,7 @@ def test_signals_of_an_abandoned_run_are_not_taken_by_the_next(split_everything)
     pool = parallel._config["pool"]
     # a run whose caller went away (as after Ctrl-C) while a worker was still busy with its part
     pool.runs += 1
-    pool.inboxes[0].put((pool.runs, lambda: time.sleep(0.5) or 1))
+    pool.inboxes[0].put((pool.runs, lambda me: time.sleep(0.5) or 1, 1))
     start = time.perf_counter()
     assert parallel.map_parts(lambda s: (time.sleep(0.001), s.start)[1], parts) == [s.start for s in parts]
     # the caller did every part itself, and did not wait for the busy worker
