@@ -890,9 +890,9 @@ def heatmap_focal_loss(logits, heatmap, alpha: float = 2.0, beta: float = 4.0, r
     logits, heatmap = _pair_loss_args(logits, heatmap, ("logits", "heatmap"), op)
     alpha = check_number(alpha, "alpha", low=0.0, owner=op)
     beta = check_number(beta, "beta", low=0.0, owner=op)
-    if heatmap.size and not 0 <= float(heatmap.data.min()) <= float(heatmap.data.max()) <= 1:
-        raise ValueError(f"{op}: heatmap values must lie in [0, 1]. Received values from {float(heatmap.data.min())} "
-                         f"to {float(heatmap.data.max())}.")
+    low, high = (float(heatmap.data.min()), float(heatmap.data.max())) if heatmap.size else (0.0, 0.0)
+    if not 0 <= low <= high <= 1:
+        raise ValueError(f"{op}: heatmap values must lie in [0, 1]. Received values from {low} to {high}.")
     return ops.HeatmapFocalLossOp(alpha, beta, _reduction(reduction, op)).apply(logits, heatmap)
 
 

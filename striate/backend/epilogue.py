@@ -32,10 +32,6 @@ class Epilogue:
             shift = bias if shift is None else shift + bias * scale
         return cls(scale, shift, relu)
 
-    @property
-    def bias_only(self) -> bool:
-        return self.scale is None and not self.relu
-
     def apply(self, y):
         """In place on y (..., o); returns y."""
         if self.scale is not None:

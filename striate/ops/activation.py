@@ -91,16 +91,23 @@ class SoftmaxOp(Function):
         return (y * (gy - (gy * y).sum(axis=self.axis, keepdims=True)),)
 
 
+def log_softmax_array(x, axis=-1):
+    """log softmax of a raw array along ``axis``, shifted by the max for stability (the fast
+    strategy along the last axis; the cross-entropy shares it)."""
+    y = fast_softmax.softmax_last(x, log=True) if axis in (-1, x.ndim - 1) else None
+    if y is None:  # the reference
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=axis, keepdims=True)
+        y = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return y
+
+
 class LogSoftmaxOp(Function):
     def __init__(self, axis=-1):
         self.axis = axis
 
     def forward(self, x):
-        xp = get_array_module(x)
-        self.y = fast_softmax.softmax_last(x, log=True) if self.axis in (-1, x.ndim - 1) else None
-        if self.y is None:  # the reference
-            shifted = x - x.max(axis=self.axis, keepdims=True)
-            self.y = shifted - xp.log(xp.exp(shifted).sum(axis=self.axis, keepdims=True))
+        self.y = log_softmax_array(x, self.axis)
         return self.y
 
     def backward(self, gy):

@@ -1,8 +1,8 @@
 """Losses fused with their output non-linearity for numerical stability."""
 from __future__ import annotations
 
-from ..backend import softmax as fast_softmax
 from ..tensor import Function, get_array_module
+from .activation import log_softmax_array
 
 
 def reduce_loss(xp, loss, reduction, dtype, count=None):
@@ -61,10 +61,7 @@ class CrossEntropyOp(Function):
     def forward(self, z):
         xp = get_array_module(z)
         n, k = z.shape
-        logp = fast_softmax.softmax_last(z, log=True)  # None: the reference below
-        if logp is None:
-            shifted = z - z.max(axis=1, keepdims=True)
-            logp = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))  # (n, k)
+        logp = log_softmax_array(z, axis=1)  # (n, k)
         eps, w, v = self.label_smoothing, self.weight, self.valid
         self.row_w = None  # r_i = v_i w[y_i] (n,); None when every row counts once
         if w is not None or v is not None:
@@ -190,6 +187,7 @@ class SigmoidFocalLossOp(Function):
                 gt = gt + (2 * self.alpha - 1) * m_gamma * ce
             gt = gt * scale
         return gz, gt
+
 
 class HeatmapFocalLossOp(Function):
     """The penalty-reduced focal loss of keypoint heatmaps (CornerNet, Law & Deng 2018, eq. 1;
